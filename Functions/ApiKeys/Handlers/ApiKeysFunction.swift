@@ -1,0 +1,142 @@
+import Foundation
+import FunctionsFramework
+import ImageAPICore
+
+/// The ApiKeys function: create, list, revoke and verify API keys under `/api/v1/auth`.
+///
+/// Creating a key for a user is a management call (public in development, admin key in
+/// production). Listing, revoking and verifying always need a key: a caller sees only their own
+/// keys, and an admin may also revoke any key of their own team.
+public struct ApiKeysFunction: HTTPFunction {
+    /// The deployed service name.
+    public let name = "api-keys"
+    private let services: APIServices
+
+    /// Creates the function.
+    /// - Parameter services: The store, settings and access rules.
+    public init(services: APIServices) {
+        self.services = services
+    }
+
+    /// Registers the key endpoints.
+    /// - Parameter routes: The route table.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.post, "/api/v1/auth/api-keys", status: .created, body: CreateKeyRequest.self, handler: createKey)
+        routes.on(.get, "/api/v1/auth/api-keys", handler: listKeys)
+        routes.on(.delete, "/api/v1/auth/api-keys/{key_id}", handler: revokeKey)
+        routes.on(
+            .post, "/api/v1/auth/admin/api-keys/{user_id}", status: .created, body: CreateKeyRequest.self,
+            handler: createKeyAsAdmin)
+        routes.on(.get, "/api/v1/auth/verify", handler: verify)
+    }
+
+    @Sendable func createKey(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
+        let userID = try call.query.requiredUUID("user_id")
+        let teamID = try call.query.requiredUUID("team_id")
+        _ = try await services.access.authorizeManagement(call)
+        guard try await services.store.team(id: teamID) != nil else { throw FunctionError.notFound("Team not found") }
+        guard let user = try await services.store.user(id: userID), user.teamID == teamID else {
+            throw FunctionError.notFound("User not found in this team")
+        }
+        return try await issue(input, for: user, call)
+    }
+
+    @Sendable func createKeyAsAdmin(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
+        let userID = try call.pathUUID("user_id")
+        let admin = try await services.access.requireAdmin(call)
+        guard let user = try await services.store.user(id: userID) else {
+            throw FunctionError.notFound("User not found")
+        }
+        call.logger.info(
+            "Admin created a key for a user",
+            metadata: ["admin_id": .string(admin.user.id.lowercasedString), "user_id": .string(userID.lowercasedString)])
+        return try await issue(input, for: user, call)
+    }
+
+    @Sendable func listKeys(_ call: FunctionRequest) async throws -> ListResponse<APIKeyView> {
+        let principal = try await services.access.authenticate(call)
+        let page = try PageRequest(query: call.query)
+        let keys = try await services.store.apiKeys(userID: principal.user.id, page)
+        return ListResponse("api_keys", page: keys, request: page) { APIKeyView($0) }
+    }
+
+    @Sendable func revokeKey(_ call: FunctionRequest) async throws -> NoContent {
+        let id = try call.pathUUID("key_id")
+        let principal = try await services.access.authenticate(call)
+        guard let key = try await services.store.apiKey(id: id),
+            key.userID == principal.user.id || (principal.isAdmin && key.teamID == principal.teamID)
+        else {
+            throw FunctionError.notFound("API key not found")
+        }
+        guard try await services.store.revokeAPIKey(id: id) else { throw FunctionError.notFound("API key not found") }
+        call.logger.info("API key revoked", metadata: ["key_id": .string(id.lowercasedString)])
+        return NoContent()
+    }
+
+    @Sendable func verify(_ call: FunctionRequest) async throws -> KeyVerification {
+        KeyVerification(try await services.access.authenticate(call))
+    }
+
+    private func issue(_ input: CreateKeyRequest, for user: User, _ call: FunctionRequest) async throws -> APIKeyView {
+        var rules = InputRules()
+        let name = rules.name(input.name)
+        let description = rules.description(input.description)
+        try rules.check()
+        guard user.isActive else { throw FunctionError.conflict("User is deactivated") }
+        do {
+            let view = try await services.keys.issueKey(for: user, name: name, description: description)
+            call.logger.info("API key created", metadata: ["key_id": .string(view.id.lowercasedString)])
+            return view
+        } catch let error as MetadataStoreError where error == .userNotFound {
+            throw FunctionError.notFound("User not found")
+        }
+    }
+}
+
+/// The body of the key-creation endpoints.
+public struct CreateKeyRequest: Decodable, Sendable {
+    /// A name for the key (1–100 characters).
+    public let name: String
+    /// An optional description.
+    public let description: String?
+}
+
+/// The answer of `GET /api/v1/auth/verify`: who the key belongs to.
+public struct KeyVerification: Encodable, Sendable {
+    /// The key's owner.
+    public let userID: UUID
+    /// The owner's team.
+    public let teamID: UUID
+    /// Whether the owner is an administrator.
+    public let isAdmin: Bool
+    /// The key's id.
+    public let keyID: UUID
+    /// When the key expires.
+    public let expiresAt: Date
+
+    init(_ principal: Principal) {
+        userID = principal.user.id
+        teamID = principal.teamID
+        isAdmin = principal.isAdmin
+        keyID = principal.key.id
+        expiresAt = principal.key.expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id"
+        case teamID = "team_id"
+        case isAdmin = "is_admin"
+        case keyID = "key_id"
+        case expiresAt = "expires_at"
+    }
+
+    /// Writes the answer with lower-case ids.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(userID.lowercasedString, forKey: .userID)
+        try container.encode(teamID.lowercasedString, forKey: .teamID)
+        try container.encode(isAdmin, forKey: .isAdmin)
+        try container.encode(keyID.lowercasedString, forKey: .keyID)
+        try container.encode(expiresAt, forKey: .expiresAt)
+    }
+}

@@ -1,0 +1,4 @@
+import ApiKeys
+import FunctionHosting
+
+await FunctionHost.main { services in [ApiKeysFunction(services: services)] }

@@ -1,0 +1,99 @@
+import Foundation
+import FunctionsFramework
+import ImageAPICore
+
+/// The ManageTeams function: create, list, read, update and delete teams under `/api/v1/teams`.
+///
+/// Public in development; an admin key is required in production.
+public struct ManageTeamsFunction: HTTPFunction {
+    /// The deployed service name.
+    public let name = "manage-teams"
+    private let services: APIServices
+
+    /// Creates the function.
+    /// - Parameter services: The store, settings and access rules.
+    public init(services: APIServices) {
+        self.services = services
+    }
+
+    /// Registers the team endpoints.
+    /// - Parameter routes: The route table.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.post, "/api/v1/teams", status: .created, body: CreateTeamRequest.self, handler: createTeam)
+        routes.on(.get, "/api/v1/teams", handler: listTeams)
+        routes.on(.get, "/api/v1/teams/{team_id}", handler: getTeam)
+        routes.on(.put, "/api/v1/teams/{team_id}", body: UpdateTeamRequest.self, handler: updateTeam)
+        routes.on(.delete, "/api/v1/teams/{team_id}", handler: deleteTeam)
+    }
+
+    @Sendable func createTeam(_ input: CreateTeamRequest, _ call: FunctionRequest) async throws -> Team {
+        _ = try await services.access.authorizeManagement(call)
+        var rules = InputRules()
+        let name = rules.name(input.name)
+        let description = rules.description(input.description)
+        try rules.check()
+        let now = services.clock.now()
+        let team = Team(id: UUID(), name: name, description: description, createdAt: now, updatedAt: now)
+        try await services.store.insertTeam(team)
+        call.logger.info("Team created", metadata: ["team_id": .string(team.id.lowercasedString)])
+        return team
+    }
+
+    @Sendable func listTeams(_ call: FunctionRequest) async throws -> ListResponse<Team> {
+        _ = try await services.access.authorizeManagement(call)
+        let page = try PageRequest(query: call.query)
+        return ListResponse("teams", page: try await services.store.teams(page), request: page)
+    }
+
+    @Sendable func getTeam(_ call: FunctionRequest) async throws -> Team {
+        _ = try await services.access.authorizeManagement(call)
+        return try await existingTeam(try call.pathUUID("team_id"))
+    }
+
+    @Sendable func updateTeam(_ input: UpdateTeamRequest, _ call: FunctionRequest) async throws -> Team {
+        _ = try await services.access.authorizeManagement(call)
+        var team = try await existingTeam(try call.pathUUID("team_id"))
+        var rules = InputRules()
+        if let name = input.name { team.name = rules.name(name) }
+        if input.description != nil { team.description = rules.description(input.description) }
+        try rules.check()
+        team.updatedAt = services.clock.now()
+        guard try await services.store.updateTeam(team) else { throw FunctionError.notFound("Team not found") }
+        return team
+    }
+
+    @Sendable func deleteTeam(_ call: FunctionRequest) async throws -> NoContent {
+        _ = try await services.access.authorizeManagement(call)
+        let id = try call.pathUUID("team_id")
+        switch try await services.store.deleteTeam(id: id) {
+        case .deleted:
+            call.logger.info("Team deleted", metadata: ["team_id": .string(id.lowercasedString)])
+            return NoContent()
+        case .notFound:
+            throw FunctionError.notFound("Team not found")
+        case .inUse:
+            throw FunctionError.conflict("Team still has users or images; remove them first")
+        }
+    }
+
+    private func existingTeam(_ id: UUID) async throws -> Team {
+        guard let team = try await services.store.team(id: id) else { throw FunctionError.notFound("Team not found") }
+        return team
+    }
+}
+
+/// The body of `POST /api/v1/teams`.
+public struct CreateTeamRequest: Decodable, Sendable {
+    /// The team's name (1–100 characters).
+    public let name: String
+    /// An optional description (up to 1000 characters).
+    public let description: String?
+}
+
+/// The body of `PUT /api/v1/teams/{team_id}`: only the fields given change.
+public struct UpdateTeamRequest: Decodable, Sendable {
+    /// A new name.
+    public let name: String?
+    /// A new description; an empty string clears it.
+    public let description: String?
+}

@@ -1,0 +1,4 @@
+import FunctionHosting
+import ManageTeams
+
+await FunctionHost.main { services in [ManageTeamsFunction(services: services)] }

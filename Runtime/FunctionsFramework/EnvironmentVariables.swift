@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+
+/// An invalid configuration variable. Startup prints ``description`` as its one line and exits.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// The variable at fault.
+    public let variable: String
+    /// What is wrong with it.
+    public let reason: String
+
+    /// Creates an error.
+    /// - Parameters:
+    ///   - variable: The variable at fault.
+    ///   - reason: What is wrong with it.
+    public init(variable: String, reason: String) {
+        self.variable = variable
+        self.reason = reason
+    }
+
+    /// `invalid configuration: NAME reason`.
+    public var description: String { "invalid configuration: \(variable) \(reason)" }
+}
+
+/// The configuration variables of a process: its environment, over a `.env` file when present.
+///
+/// Variables set in the environment win over the file. Accessors validate and name the variable
+/// in the ``ConfigurationError`` they throw.
+public struct EnvironmentVariables: Sendable {
+    /// The merged values.
+    public let values: [String: String]
+
+    /// Creates the variables from explicit values (tests use this).
+    /// - Parameter values: Name to value.
+    public init(_ values: [String: String]) {
+        self.values = values
+    }
+
+    /// Reads the process environment over the `.env` file.
+    /// - Parameters:
+    ///   - environment: The process environment.
+    ///   - dotEnvPath: The `.env` file to read when it exists.
+    /// - Throws: ``ConfigurationError`` when the file exists but a line cannot be parsed.
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment, dotEnvPath: String = ".env"
+    ) throws {
+        var merged: [String: String] = [:]
+        if FileManager.default.fileExists(atPath: dotEnvPath) {
+            let text: String
+            do {
+                text = try String(contentsOfFile: dotEnvPath, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(variable: dotEnvPath, reason: "cannot be read: \(error.localizedDescription)")
+            }
+            merged = try Self.parseDotEnv(text, path: dotEnvPath)
+        }
+        merged.merge(environment) { _, fromEnvironment in fromEnvironment }
+        self.values = merged
+    }
+
+    /// Parses `.env` text: `NAME=value` lines, optional `export `, `#` comments, single or double quotes.
+    /// - Parameters:
+    ///   - text: The file's contents.
+    ///   - path: The file name, for error messages.
+    /// - Returns: Name to value.
+    /// - Throws: ``ConfigurationError`` naming the line that is not `NAME=value`.
+    public static func parseDotEnv(_ text: String, path: String = ".env") throws -> [String: String] {
+        var result: [String: String] = [:]
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.hasSuffix("\r") { line.removeLast() }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigurationError(variable: path, reason: "line \(index + 1) is not NAME=value")
+            }
+            let name = line[..<equals].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                throw ConfigurationError(variable: path, reason: "line \(index + 1) has an invalid variable name")
+            }
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if let quote = value.first, quote == "\"" || quote == "'" {
+                guard value.count >= 2, value.last == quote else {
+                    throw ConfigurationError(variable: path, reason: "line \(index + 1) has an unterminated quote")
+                }
+                value = String(value.dropFirst().dropLast())
+            } else if let comment = value.range(of: " #") {
+                value = value[..<comment.lowerBound].trimmingCharacters(in: .whitespaces)
+            }
+            result[name] = value
+        }
+        return result
+    }
+
+    /// A variable's value, `nil` when unset or empty.
+    /// - Parameter name: The variable.
+    public subscript(name: String) -> String? {
+        guard let value = values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// Reads an integer variable.
+    /// - Parameters:
+    ///   - name: The variable.
+    ///   - defaultValue: The value when unset.
+    ///   - range: The accepted values.
+    /// - Returns: The value.
+    /// - Throws: ``ConfigurationError`` when not an integer in range.
+    public func integer(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text = self[name] else { return defaultValue }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError(
+                variable: name,
+                reason: "must be an integer from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+        }
+        return value
+    }
+
+    /// Reads a variable restricted to a set of words (compared without case).
+    /// - Parameters:
+    ///   - name: The variable.
+    ///   - defaultValue: The value when unset.
+    ///   - allowed: The accepted words, lower-case.
+    /// - Returns: The lower-cased value.
+    /// - Throws: ``ConfigurationError`` when the value is not one of `allowed`.
+    public func choice(_ name: String, default defaultValue: String, allowed: [String]) throws -> String {
+        guard let text = self[name] else { return defaultValue }
+        guard allowed.contains(text.lowercased()) else {
+            throw ConfigurationError(
+                variable: name, reason: "must be one of \(allowed.joined(separator: ", ")) (got \"\(text)\")")
+        }
+        return text.lowercased()
+    }
+
+    /// Reads a list written as a JSON array of strings or as comma-separated words.
+    /// - Parameter name: The variable.
+    /// - Returns: The items, trimmed, without empties; empty when unset.
+    /// - Throws: ``ConfigurationError`` when the value starts with `[` but is not a JSON array of strings.
+    public func list(_ name: String) throws -> [String] {
+        guard let text = self[name] else { return [] }
+        if text.hasPrefix("[") {
+            guard let items = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else {
+                throw ConfigurationError(variable: name, reason: "must be a JSON list of strings or comma-separated")
+            }
+            return items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}
+
+/// The settings every function server reads, whatever the function.
+public struct ServerConfiguration: Sendable, Equatable {
+    /// The default request-body limit: 1 MiB, ample for JSON bodies.
+    public static let defaultMaxRequestBodyBytes = 1 << 20
+
+    /// `HOST`: the address to bind (default `0.0.0.0`).
+    public var host: String
+    /// `PORT`: the port to bind (default 8080; 0 picks a free port and logs it).
+    public var port: Int
+    /// `LOG_LEVEL`: the lowest level written (default `info`).
+    public var logLevel: Logger.Level
+    /// `CORS_ORIGINS`: origins allowed to call from browsers; `*` allows any; empty disables CORS.
+    public var corsOrigins: [String]
+    /// `MAX_REQUEST_BODY_BYTES`: the largest request body accepted (default 1 MiB).
+    public var maxRequestBodyBytes: Int
+    /// `K_SERVICE`: the Cloud Run service name, when deployed.
+    public var service: String?
+    /// `K_REVISION`: the Cloud Run revision, when deployed.
+    public var revision: String?
+    /// `GOOGLE_CLOUD_PROJECT`: qualifies trace ids in logs.
+    public var projectID: String?
+
+    /// Creates a configuration from values.
+    /// - Parameters:
+    ///   - host: The bind address.
+    ///   - port: The port.
+    ///   - logLevel: The lowest level logged.
+    ///   - corsOrigins: Allowed browser origins.
+    ///   - maxRequestBodyBytes: The body limit.
+    ///   - service: The Cloud Run service.
+    ///   - revision: The Cloud Run revision.
+    ///   - projectID: The Google Cloud project.
+    public init(
+        host: String = "0.0.0.0", port: Int = 8080, logLevel: Logger.Level = .info, corsOrigins: [String] = [],
+        maxRequestBodyBytes: Int = defaultMaxRequestBodyBytes, service: String? = nil, revision: String? = nil,
+        projectID: String? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.logLevel = logLevel
+        self.corsOrigins = corsOrigins
+        self.maxRequestBodyBytes = maxRequestBodyBytes
+        self.service = service
+        self.revision = revision
+        self.projectID = projectID
+    }
+
+    /// Reads and validates the server variables.
+    /// - Parameter variables: The process's configuration variables.
+    /// - Throws: ``ConfigurationError`` naming the first invalid variable.
+    public init(_ variables: EnvironmentVariables) throws {
+        let levelNames = Logger.Level.allCases.map(\.rawValue)
+        let levelName = try variables.choice("LOG_LEVEL", default: "info", allowed: levelNames)
+        self.init(
+            host: variables["HOST"] ?? "0.0.0.0",
+            port: try variables.integer("PORT", default: 8080, in: 0...65535),
+            logLevel: Logger.Level(rawValue: levelName) ?? .info,
+            corsOrigins: try variables.list("CORS_ORIGINS"),
+            maxRequestBodyBytes: try variables.integer(
+                "MAX_REQUEST_BODY_BYTES", default: Self.defaultMaxRequestBodyBytes, in: 1024...(1 << 30)),
+            service: variables["K_SERVICE"],
+            revision: variables["K_REVISION"],
+            projectID: variables["GOOGLE_CLOUD_PROJECT"]
+        )
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Builds and runs the HTTP server that serves one or more functions.
+///
+/// Every server answers `GET /healthz` (liveness) and `GET /readyz` (the readiness check), maps
+/// every error to JSON, enforces the body limit, applies CORS and logs each request in Cloud
+/// Logging's format. On SIGTERM or SIGINT it stops accepting connections and gives in-flight
+/// requests up to ``shutdownGracePeriod`` to finish.
+public enum FunctionServer {
+    /// How long in-flight requests may run after SIGTERM.
+    public static let shutdownGracePeriod: Duration = .seconds(10)
+
+    /// A check that throws when the function cannot serve (its storage is unreachable, say).
+    public typealias ReadinessCheck = @Sendable () async throws -> Void
+
+    /// Builds the router for a set of functions.
+    /// - Parameters:
+    ///   - functions: The functions to serve on one port.
+    ///   - configuration: The server settings.
+    ///   - readiness: The check behind `/readyz`.
+    /// - Returns: The router and the route table describing every endpoint it serves.
+    public static func buildRouter(
+        functions: [any HTTPFunction], configuration: ServerConfiguration, readiness: @escaping ReadinessCheck
+    ) -> (router: Router<FunctionContext>, routes: FunctionRoutes) {
+        let router = Router(context: FunctionContext.self, options: [.autoGenerateHeadEndpoints])
+        router.add(middleware: RequestLoggingMiddleware(projectID: configuration.projectID))
+        if !configuration.corsOrigins.isEmpty {
+            router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))
+        }
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: BodyLimitMiddleware(limit: configuration.maxRequestBodyBytes))
+
+        let routes = FunctionRoutes(router: router)
+        routes.on(.get, "/healthz") { _ in ["status": "ok"] }
+        routes.on(.get, "/readyz") { call -> [String: String] in
+            do {
+                try await readiness()
+            } catch {
+                call.logger.warning("Readiness check failed", metadata: ["error": "\(error)"])
+                throw FunctionError.unavailable("Not ready: \(error)")
+            }
+            return ["status": "ready"]
+        }
+        for function in functions {
+            function.registerEndpoints(on: routes)
+        }
+        routes.answerUnregisteredMethods()
+        return (router, routes)
+    }
+
+    /// Builds the application for a set of functions.
+    /// - Parameters:
+    ///   - functions: The functions to serve on one port.
+    ///   - configuration: The server settings.
+    ///   - readiness: The check behind `/readyz`.
+    ///   - logger: The server's logger.
+    ///   - onListening: Called with the bound address once the server accepts connections.
+    /// - Returns: The application, ready to run.
+    public static func buildApplication(
+        functions: [any HTTPFunction], configuration: ServerConfiguration, readiness: @escaping ReadinessCheck,
+        logger: Logger, onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+    ) -> some ApplicationProtocol {
+        let (router, _) = buildRouter(functions: functions, configuration: configuration, readiness: readiness)
+        return Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: configuration.service ?? functions.map(\.name).joined(separator: "+")),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.info(
+                    "Listening",
+                    metadata: [
+                        "address": .string("http://\(configuration.host):\(port)"),
+                        "functions": .array(functions.map { .string($0.name) }),
+                    ])
+                await onListening(configuration.host, port)
+            },
+            logger: logger
+        )
+    }
+
+    /// Runs an application until SIGTERM or SIGINT, then shuts it down gracefully.
+    /// - Parameters:
+    ///   - application: The application (see ``buildApplication(functions:configuration:readiness:logger:onListening:)``).
+    ///   - services: Background services that live and stop with the server.
+    ///   - configuration: The server settings, whose Cloud Run service and revision are logged.
+    ///   - logger: The logger.
+    /// - Throws: When the server cannot bind or a service fails.
+    public static func run(
+        _ application: some ApplicationProtocol, services: [any Service] = [], configuration: ServerConfiguration,
+        logger: Logger
+    ) async throws {
+        var metadata: Logger.Metadata = [:]
+        if let service = configuration.service { metadata["K_SERVICE"] = .string(service) }
+        if let revision = configuration.revision { metadata["K_REVISION"] = .string(revision) }
+        logger.info("Starting", metadata: metadata)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: ([application] + services).map {
+                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownGracePeriod
+        try await ServiceGroup(configuration: groupConfiguration).run()
+        logger.info("Stopped")
+    }
+}

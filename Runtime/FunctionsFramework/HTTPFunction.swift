@@ -1,0 +1,265 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// A function served over HTTP: a named set of endpoints, each with a typed handler.
+///
+/// The runtime owns the server; a function only registers its endpoints. The same function
+/// value is served alone by its own executable and, beside the others, by the emulator.
+public protocol HTTPFunction: Sendable {
+    /// The service name, as deployed (`manage-teams`).
+    var name: String { get }
+
+    /// Registers every endpoint of the function.
+    /// - Parameter routes: The route table to add endpoints to.
+    func registerEndpoints(on routes: FunctionRoutes)
+}
+
+/// One registered method and path, such as `GET /api/v1/teams/{team_id}`.
+public struct Endpoint: Hashable, Sendable, CustomStringConvertible, Comparable {
+    /// The HTTP method.
+    public let method: HTTPRequest.Method
+    /// The path, with parameters written `{name}` as OpenAPI writes them.
+    public let path: String
+
+    /// Creates an endpoint description.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - path: The path template.
+    public init(_ method: HTTPRequest.Method, _ path: String) {
+        self.method = method
+        self.path = path
+    }
+
+    /// `METHOD /path`.
+    public var description: String { "\(method.rawValue) \(path)" }
+
+    /// Orders by path, then method.
+    public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
+        (lhs.path, lhs.method.rawValue) < (rhs.path, rhs.method.rawValue)
+    }
+}
+
+/// A handler that needs no response body answers with this to send `204 No Content`.
+public struct NoContent: Sendable {
+    /// Creates the empty answer.
+    public init() {}
+}
+
+/// The route table functions register their endpoints on.
+///
+/// It wraps Hummingbird's router, records every endpoint (so the OpenAPI document can be
+/// checked against what is really served) and answers 405 with an `Allow` header when a path
+/// exists but the method does not.
+public final class FunctionRoutes {
+    /// The underlying router, with the runtime's middleware already installed.
+    public let router: Router<FunctionContext>
+    /// Every endpoint registered so far, in registration order.
+    public private(set) var endpoints: [Endpoint] = []
+
+    /// Creates a route table over a router.
+    /// - Parameter router: The router endpoints are added to.
+    public init(router: Router<FunctionContext>) {
+        self.router = router
+    }
+
+    /// Registers a handler that builds its own response.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - path: The path, with `{name}` parameters.
+    ///   - handler: The handler.
+    public func on(
+        _ method: HTTPRequest.Method, _ path: String,
+        handler: @escaping @Sendable (FunctionRequest) async throws -> Response
+    ) {
+        endpoints.append(Endpoint(method, path))
+        router.on(RouterPath(path), method: method) { request, context in
+            try await handler(FunctionRequest(request: request, context: context))
+        }
+    }
+
+    /// Registers a handler whose result is encoded as JSON.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - path: The path, with `{name}` parameters.
+    ///   - status: The status of a successful answer.
+    ///   - handler: The handler.
+    public func on<Output: Encodable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (FunctionRequest) async throws -> Output
+    ) {
+        on(method, path) { call in
+            try JSONBody.response(status: status, body: try await handler(call))
+        }
+    }
+
+    /// Registers a handler that takes a JSON body and whose result is encoded as JSON.
+    ///
+    /// A body that is missing, not JSON, or of the wrong shape is answered with 422 before the
+    /// handler runs.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - path: The path, with `{name}` parameters.
+    ///   - status: The status of a successful answer.
+    ///   - body: The type the body decodes to.
+    ///   - handler: The handler.
+    public func on<Input: Decodable & Sendable, Output: Encodable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok, body: Input.Type,
+        handler: @escaping @Sendable (Input, FunctionRequest) async throws -> Output
+    ) {
+        on(method, path, status: status) { call in
+            try await handler(try await call.decodeBody(Input.self), call)
+        }
+    }
+
+    /// Registers a handler that answers `204 No Content`.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - path: The path, with `{name}` parameters.
+    ///   - handler: The handler.
+    public func on(
+        _ method: HTTPRequest.Method, _ path: String,
+        handler: @escaping @Sendable (FunctionRequest) async throws -> NoContent
+    ) {
+        on(method, path) { call -> Response in
+            _ = try await handler(call)
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Adds a 405 responder for every common method a registered path does not serve.
+    /// Called once, after every function has registered its endpoints.
+    public func answerUnregisteredMethods() {
+        let candidates: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete]
+        var methodsByPath: [String: [HTTPRequest.Method]] = [:]
+        for endpoint in endpoints {
+            methodsByPath[endpoint.path, default: []].append(endpoint.method)
+        }
+        for (path, methods) in methodsByPath {
+            var allowed = methods
+            if methods.contains(.get) && !methods.contains(.head) { allowed.append(.head) }
+            let error = FunctionError.methodNotAllowed(allowed: allowed)
+            for method in candidates where !allowed.contains(method) {
+                router.on(RouterPath(path), method: method) { _, _ -> Response in throw error }
+            }
+        }
+    }
+}
+
+/// What a handler receives: the request, its context, and typed accessors for its inputs.
+public struct FunctionRequest: Sendable {
+    /// The raw request.
+    public let request: Request
+    /// The request context.
+    public let context: FunctionContext
+
+    /// Creates a handler input.
+    /// - Parameters:
+    ///   - request: The raw request.
+    ///   - context: The request context.
+    public init(request: Request, context: FunctionContext) {
+        self.request = request
+        self.context = context
+    }
+
+    /// The request's logger, tagged with its trace.
+    public var logger: Logger { context.logger }
+    /// The request headers.
+    public var headers: HTTPFields { request.headers }
+    /// The query parameters, with typed and validated accessors.
+    public var query: QueryParameters { QueryParameters(request.uri.queryParameters) }
+
+    /// Reads a UUID path parameter.
+    /// - Parameter name: The parameter's name in the path template.
+    /// - Returns: The identifier.
+    /// - Throws: ``ValidationError`` (422) when the segment is not a UUID.
+    public func pathUUID(_ name: String) throws -> UUID {
+        let raw = context.parameters.get(name) ?? ""
+        guard let id = UUID(uuidString: raw) else {
+            throw ValidationError(loc: ["path", name], msg: "Input should be a valid UUID", type: "uuid_parsing")
+        }
+        return id
+    }
+
+    /// Reads and decodes the JSON body, up to the configured size limit.
+    /// - Parameter type: The type to decode.
+    /// - Returns: The decoded value.
+    /// - Throws: ``ValidationError`` (422) for a missing, non-JSON or ill-shaped body; 413 when too large.
+    public func decodeBody<T: Decodable>(_ type: T.Type) async throws -> T {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else {
+            throw ValidationError(loc: ["body"], msg: "Field required", type: "missing")
+        }
+        do {
+            return try JSONCoding.makeDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw ValidationError.fromDecoding(error)
+        }
+    }
+}
+
+/// Typed access to query parameters; every failure is a 422 located under `query`.
+public struct QueryParameters: Sendable {
+    private let values: Hummingbird.Parameters
+
+    init(_ values: Hummingbird.Parameters) {
+        self.values = values
+    }
+
+    /// The raw value of a parameter, if present.
+    /// - Parameter name: The parameter name.
+    /// - Returns: The decoded text, or `nil`.
+    public func string(_ name: String) -> String? {
+        values.get(name)
+    }
+
+    /// Reads an optional integer within bounds.
+    /// - Parameters:
+    ///   - name: The parameter name.
+    ///   - defaultValue: The value when the parameter is absent.
+    ///   - range: The accepted values; out-of-range values are refused, not clamped.
+    /// - Returns: The value.
+    /// - Throws: ``ValidationError`` when the text is not an integer or is out of range.
+    public func integer(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text = values.get(name) else { return defaultValue }
+        guard let value = Int(text) else {
+            throw ValidationError(
+                loc: ["query", name], msg: "Input should be a valid integer", type: "int_parsing")
+        }
+        if value < range.lowerBound {
+            throw ValidationError(
+                loc: ["query", name], msg: "Input should be greater than or equal to \(range.lowerBound)",
+                type: "greater_than_equal")
+        }
+        if value > range.upperBound {
+            throw ValidationError(
+                loc: ["query", name], msg: "Input should be less than or equal to \(range.upperBound)",
+                type: "less_than_equal")
+        }
+        return value
+    }
+
+    /// Reads an optional UUID.
+    /// - Parameter name: The parameter name.
+    /// - Returns: The identifier, or `nil` when absent.
+    /// - Throws: ``ValidationError`` when present but not a UUID.
+    public func uuid(_ name: String) throws -> UUID? {
+        guard let text = values.get(name) else { return nil }
+        guard let id = UUID(uuidString: text) else {
+            throw ValidationError(loc: ["query", name], msg: "Input should be a valid UUID", type: "uuid_parsing")
+        }
+        return id
+    }
+
+    /// Reads a required UUID.
+    /// - Parameter name: The parameter name.
+    /// - Returns: The identifier.
+    /// - Throws: ``ValidationError`` when absent or not a UUID.
+    public func requiredUUID(_ name: String) throws -> UUID {
+        guard let id = try uuid(name) else {
+            throw ValidationError(loc: ["query", name], msg: "Field required", type: "missing")
+        }
+        return id
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Turns every error a handler throws into the API's JSON error shape.
+///
+/// ``FunctionError`` and ``ValidationError`` render themselves; Hummingbird's own errors (unknown
+/// route, body too large) keep their status with a `{"detail": ...}` body; a `DecodingError`
+/// becomes a 422; anything else is logged and answered with a generic 500.
+public struct ErrorMiddleware: RouterMiddleware {
+    /// Creates the middleware.
+    public init() {}
+
+    /// Runs the rest of the chain and maps any error it throws.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The response, or the error rendered as JSON.
+    public func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return try Self.response(for: error, request: request, context: context)
+        }
+    }
+
+    /// Maps an error to the response the client sees.
+    /// - Parameters:
+    ///   - error: The error a handler threw.
+    ///   - request: The request being answered.
+    ///   - context: The request context, whose logger records unexpected errors.
+    /// - Returns: A JSON error response.
+    /// - Throws: Only if encoding the error body fails.
+    public static func response(for error: any Error, request: Request, context: FunctionContext) throws -> Response {
+        switch error {
+        case let error as FunctionError:
+            return try error.response(from: request, context: context)
+        case let error as ValidationError:
+            return try error.response(from: request, context: context)
+        case is NIOTooManyBytesError:
+            return try FunctionError(
+                .contentTooLarge, "Request body is larger than the limit of \(context.maxUploadSize) bytes"
+            ).response(from: request, context: context)
+        case let error as DecodingError:
+            return try ValidationError.fromDecoding(error).response(from: request, context: context)
+        case let error as HTTPError:
+            let detail = error.body ?? error.status.reasonPhrase
+            var headers = error.headers
+            headers[.contentType] = nil
+            headers[.contentLength] = nil
+            return try FunctionError(error.status, detail, headers: headers).response(from: request, context: context)
+        case let error as any HTTPResponseError where error.status.code < 500:
+            return try FunctionError(error.status, error.status.reasonPhrase).response(from: request, context: context)
+        default:
+            context.logger.error(
+                "Unhandled error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            return try FunctionError(.internalServerError, "Internal server error")
+                .response(from: request, context: context)
+        }
+    }
+}
+
+/// Applies the configured request-body limit: a declared `Content-Length` above it is refused
+/// at once with 413, and handlers that read the body stop at the same limit.
+public struct BodyLimitMiddleware: RouterMiddleware {
+    /// The largest body accepted, in bytes.
+    public let limit: Int
+
+    /// Creates the middleware.
+    /// - Parameter limit: The largest body accepted, in bytes.
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Checks the declared length and passes the limit on in the context.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The response.
+    /// - Throws: ``FunctionError`` 413 when the declared body is too large.
+    public func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            throw FunctionError(.contentTooLarge, "Request body is larger than the limit of \(limit) bytes")
+        }
+        var context = context
+        context.maxUploadSize = limit
+        return try await next(request, context)
+    }
+}
+
+/// Tags the request's logger with the Cloud Trace fields and a request id, and writes one
+/// structured log line per request with Cloud Logging's `httpRequest` fields.
+public struct RequestLoggingMiddleware: RouterMiddleware {
+    /// The Google Cloud project used to qualify trace ids, when known.
+    public let projectID: String?
+
+    /// Creates the middleware.
+    /// - Parameter projectID: The project that qualifies trace ids (`GOOGLE_CLOUD_PROJECT`).
+    public init(projectID: String?) {
+        self.projectID = projectID
+    }
+
+    /// Logs the request once it has been answered.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The response.
+    public func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        if let trace = TraceContext(headers: request.headers) {
+            for (key, value) in trace.logMetadata(projectID: projectID) {
+                context.logger[metadataKey: key] = value
+            }
+        }
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let level: Logger.Level = response.status.code >= 500 ? .error : .info
+        context.logger.log(
+            level: level, "\(request.method.rawValue) \(request.uri.path) \(response.status.code)",
+            metadata: [
+                "httpRequest": [
+                    "requestMethod": .string(request.method.rawValue),
+                    "requestUrl": .string(request.uri.description),
+                    "status": .stringConvertible(Int(response.status.code)),
+                    "latency": .string(String(format: "%.6fs", seconds)),
+                    "userAgent": .string(request.headers[.userAgent] ?? ""),
+                ]
+            ])
+        return response
+    }
+}

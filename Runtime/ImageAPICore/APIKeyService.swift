@@ -1,0 +1,145 @@
+import Crypto
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import Hummingbird
+
+/// Who made a request: the key that authenticated it and the key's owner.
+public struct Principal: Sendable {
+    /// The owner, as stored now.
+    public let user: User
+    /// The key used.
+    public let key: APIKey
+
+    /// The team whose data the request may see.
+    public var teamID: UUID { user.teamID }
+    /// Whether the owner is an administrator.
+    public var isAdmin: Bool { user.isAdmin }
+
+    /// Creates a principal.
+    /// - Parameters:
+    ///   - user: The owner.
+    ///   - key: The key used.
+    public init(user: User, key: APIKey) {
+        self.user = user
+        self.key = key
+    }
+}
+
+/// Issues API keys and authenticates requests that carry them.
+public struct APIKeyService: Sendable {
+    /// How often `last_used_at` is written for a busy key, at most.
+    public static let lastUsedResolution: TimeInterval = 60
+
+    private let store: any MetadataStore
+    private let secretBytes: Data
+    private let expiryDays: Int
+    private let clock: any TimeSource
+
+    /// Creates the service.
+    /// - Parameters:
+    ///   - store: Where keys and users are kept.
+    ///   - secret: `API_KEY_SECRET`, the HMAC key for stored hashes.
+    ///   - expiryDays: How long new keys work.
+    ///   - clock: The time source.
+    public init(store: any MetadataStore, secret: String, expiryDays: Int, clock: any TimeSource) {
+        self.store = store
+        self.secretBytes = Data(secret.utf8)
+        self.expiryDays = expiryDays
+        self.clock = clock
+    }
+
+    /// The HMAC key: made on use, since `SymmetricKey` is not `Sendable`.
+    private var hmacKey: SymmetricKey { SymmetricKey(data: secretBytes) }
+
+    /// HMAC-SHA256 of a key's secret part.
+    /// - Parameter secret: The secret part of the key text.
+    /// - Returns: The 32-byte hash that is stored.
+    public func hash(secret: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: hmacKey))
+    }
+
+    /// Makes a new key record for a user (not yet stored).
+    /// - Parameters:
+    ///   - user: The owner.
+    ///   - name: The key's name.
+    ///   - description: The key's description.
+    ///   - text: The key text to use; a fresh random one when `nil`.
+    /// - Returns: The record and the full key text, which is shown once and never stored.
+    public func makeKey(
+        for user: User, name: String, description: String?, text: APIKeyText? = nil
+    ) -> (record: APIKey, text: APIKeyText) {
+        var generator = SystemRandomNumberGenerator()
+        let text = text ?? APIKeyText.generate(using: &generator)
+        let now = clock.now()
+        let record = APIKey(
+            id: text.keyID, name: name, description: description, prefix: text.displayPrefix, userID: user.id,
+            teamID: user.teamID, secretHash: hash(secret: text.secret), createdAt: now,
+            expiresAt: now.addingTimeInterval(TimeInterval(expiryDays) * 86_400), lastUsedAt: nil, isActive: true)
+        return (record, text)
+    }
+
+    /// Makes and stores a new key for a user.
+    /// - Parameters:
+    ///   - user: The owner.
+    ///   - name: The key's name.
+    ///   - description: The key's description.
+    /// - Returns: The key as shown once, with its full text in `key`.
+    /// - Throws: ``MetadataStoreError/userNotFound`` when the user was deleted meanwhile.
+    public func issueKey(for user: User, name: String, description: String?) async throws -> APIKeyView {
+        let (record, text) = makeKey(for: user, name: name, description: description)
+        try await store.insertAPIKey(record)
+        return APIKeyView(record, plaintext: text.text)
+    }
+
+    /// The key a request presents in `X-API-Key` or `Authorization: Bearer`, if any.
+    /// - Parameter headers: The request headers.
+    /// - Returns: The presented text, or `nil` when neither header is present.
+    /// - Throws: ``FunctionError`` 401 when `Authorization` uses another scheme.
+    public static func presentedKey(in headers: HTTPFields) throws -> String? {
+        if let key = headers[HTTPField.Name("X-API-Key")!] {
+            return key.trimmingCharacters(in: .whitespaces)
+        }
+        guard let authorization = headers[.authorization] else { return nil }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw FunctionError.unauthorized("Authorization header must use the Bearer scheme")
+        }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Authenticates a request by its key.
+    ///
+    /// Missing, malformed, unknown, revoked and expired keys, wrong secrets and keys of deleted
+    /// or deactivated users are all refused with 401 and a `WWW-Authenticate` challenge. The
+    /// secret is compared in constant time.
+    /// - Parameter headers: The request headers.
+    /// - Returns: The principal.
+    /// - Throws: ``FunctionError`` 401.
+    public func authenticate(_ headers: HTTPFields) async throws -> Principal {
+        guard let presented = try Self.presentedKey(in: headers) else {
+            throw FunctionError.unauthorized("Missing API key: send it in X-API-Key or Authorization: Bearer")
+        }
+        guard let text = APIKeyText(parsing: presented) else {
+            throw FunctionError.unauthorized("Malformed API key")
+        }
+        guard let key = try await store.apiKey(id: text.keyID),
+            HMAC<SHA256>.isValidAuthenticationCode(key.secretHash, authenticating: Data(text.secret.utf8), using: hmacKey)
+        else {
+            throw FunctionError.unauthorized("Invalid API key")
+        }
+        guard key.isActive else { throw FunctionError.unauthorized("API key has been revoked") }
+        let now = clock.now()
+        guard now < key.expiresAt else { throw FunctionError.unauthorized("API key has expired") }
+        guard let user = try await store.user(id: key.userID) else {
+            throw FunctionError.unauthorized("Invalid API key")
+        }
+        guard user.isActive else { throw FunctionError.unauthorized("User is deactivated") }
+        var used = key
+        if key.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUsedResolution }) ?? true {
+            try await store.recordAPIKeyUse(id: key.id, at: now)
+            used.lastUsedAt = now
+        }
+        return Principal(user: user, key: used)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import FunctionsFramework
+
+/// Whether management endpoints are open (development) or need an admin key (production).
+public enum DeploymentEnvironment: String, Sendable {
+    /// Team, user and key-creation endpoints are public, as in the service this replaces.
+    case development
+    /// Every management endpoint needs an admin key; `API_KEY_SECRET` must be set.
+    case production
+}
+
+/// The application settings shared by every function, read from configuration variables.
+public struct APISettings: Sendable {
+    /// The `API_KEY_SECRET` used when none is configured; refused in production.
+    public static let developmentKeySecret = "development-only-api-key-secret-change-me"
+
+    /// `ENVIRONMENT`: `development` (default) or `production`.
+    public var environment: DeploymentEnvironment
+    /// `API_KEY_SECRET`: the HMAC key that protects stored key hashes.
+    public var apiKeySecret: String
+    /// `API_KEY_EXPIRY_DAYS`: how long a new key works (default 365).
+    public var apiKeyExpiryDays: Int
+    /// `DATA_DIR`: where embedded data lives (default `./data`).
+    public var dataDirectory: String
+    /// `DATABASE_PATH`: the SQLite file (default `$DATA_DIR/imagedb.sqlite`).
+    public var databasePath: String
+    /// `BOOTSTRAP_ADMIN_KEY`: an admin key to create at startup when it does not exist yet.
+    public var bootstrapAdminKey: String?
+    /// `BOOTSTRAP_ADMIN_EMAIL`: the e-mail of the admin user that key belongs to.
+    public var bootstrapAdminEmail: String
+
+    /// Creates settings from values.
+    public init(
+        environment: DeploymentEnvironment = .development, apiKeySecret: String = developmentKeySecret,
+        apiKeyExpiryDays: Int = 365, dataDirectory: String = "./data", databasePath: String? = nil,
+        bootstrapAdminKey: String? = nil, bootstrapAdminEmail: String = "admin@image-api.local"
+    ) {
+        self.environment = environment
+        self.apiKeySecret = apiKeySecret
+        self.apiKeyExpiryDays = apiKeyExpiryDays
+        self.dataDirectory = dataDirectory
+        self.databasePath = databasePath ?? (dataDirectory as NSString).appendingPathComponent("imagedb.sqlite")
+        self.bootstrapAdminKey = bootstrapAdminKey
+        self.bootstrapAdminEmail = bootstrapAdminEmail
+    }
+
+    /// Reads and validates the settings.
+    /// - Parameter variables: The process's configuration variables.
+    /// - Throws: ``ConfigurationError`` naming the first invalid variable; in production a missing,
+    ///   default or short `API_KEY_SECRET` is refused.
+    public init(_ variables: EnvironmentVariables) throws {
+        let environmentName = try variables.choice(
+            "ENVIRONMENT", default: "development", allowed: ["development", "production"])
+        let environment = DeploymentEnvironment(rawValue: environmentName) ?? .development
+        let secret = variables["API_KEY_SECRET"]
+        if environment == .production {
+            guard let secret, secret != Self.developmentKeySecret, secret.count >= 32 else {
+                throw ConfigurationError(
+                    variable: "API_KEY_SECRET",
+                    reason: "must be set to a random value of at least 32 characters when ENVIRONMENT=production")
+            }
+        }
+        let bootstrapKey = variables["BOOTSTRAP_ADMIN_KEY"]
+        if let bootstrapKey, APIKeyText(parsing: bootstrapKey) == nil {
+            throw ConfigurationError(
+                variable: "BOOTSTRAP_ADMIN_KEY", reason: "must be a key in the form \(APIKeyText.formatDescription)")
+        }
+        let email = (variables["BOOTSTRAP_ADMIN_EMAIL"] ?? "admin@image-api.local").lowercased()
+        guard InputRules.isPlausibleEmail(email) else {
+            throw ConfigurationError(variable: "BOOTSTRAP_ADMIN_EMAIL", reason: "must be an e-mail address")
+        }
+        self.init(
+            environment: environment,
+            apiKeySecret: secret ?? Self.developmentKeySecret,
+            apiKeyExpiryDays: try variables.integer("API_KEY_EXPIRY_DAYS", default: 365, in: 1...3650),
+            dataDirectory: variables["DATA_DIR"] ?? "./data",
+            databasePath: variables["DATABASE_PATH"],
+            bootstrapAdminKey: bootstrapKey,
+            bootstrapAdminEmail: email)
+    }
+}

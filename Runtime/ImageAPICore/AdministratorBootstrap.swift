@@ -1,0 +1,80 @@
+import Foundation
+
+/// Creates the first administrator, from the command line or from `BOOTSTRAP_ADMIN_KEY`.
+public struct AdministratorBootstrap: Sendable {
+    /// Why bootstrapping refused.
+    public struct Refusal: Error, CustomStringConvertible {
+        /// What went wrong.
+        public let description: String
+    }
+
+    private let services: APIServices
+
+    /// Creates the bootstrapper.
+    /// - Parameter services: The store, keys and clock.
+    public init(services: APIServices) {
+        self.services = services
+    }
+
+    /// Gives an administrator a new key, creating the administrator (and their team) first when
+    /// no user has that e-mail. Team, user and key are written in one transaction.
+    /// - Parameters:
+    ///   - email: The administrator's e-mail.
+    ///   - name: The administrator's name, for a new user.
+    ///   - teamName: The team of a new administrator.
+    ///   - keyText: The key to register; a fresh random key when `nil`.
+    /// - Returns: The administrator and the new key, with its text shown this once.
+    /// - Throws: ``Refusal`` when the e-mail belongs to a user who is not an active admin.
+    public func createAdministratorKey(
+        email: String, name: String, teamName: String, keyText: APIKeyText? = nil
+    ) async throws -> (user: User, key: APIKeyView) {
+        let email = email.lowercased()
+        if let user = try await services.store.user(email: email) {
+            guard user.isAdmin, user.isActive else {
+                throw Refusal(description: "user \(email) exists but is not an active administrator")
+            }
+            let (record, text) = services.keys.makeKey(for: user, name: "bootstrap", description: nil, text: keyText)
+            try await services.store.insertAPIKey(record)
+            return (user, APIKeyView(record, plaintext: text.text))
+        }
+        let now = services.clock.now()
+        let team = Team(
+            id: UUID(), name: teamName, description: "Created by administrator bootstrap", createdAt: now,
+            updatedAt: now)
+        let user = User(
+            id: UUID(), email: email, name: name, teamID: team.id, isAdmin: true, isActive: true, createdAt: now,
+            updatedAt: now)
+        let (record, text) = services.keys.makeKey(for: user, name: "bootstrap", description: nil, text: keyText)
+        try await services.store.insertAdministrator(team: team, user: user, key: record)
+        return (user, APIKeyView(record, plaintext: text.text))
+    }
+
+    /// Makes sure the configured `BOOTSTRAP_ADMIN_KEY` works, registering it on first start.
+    /// Safe to run from every function at once: the key id is unique, so one start wins.
+    /// - Parameters:
+    ///   - keyText: The configured key.
+    ///   - email: `BOOTSTRAP_ADMIN_EMAIL`.
+    /// - Returns: `true` when the key was registered now, `false` when it already was.
+    /// - Throws: ``Refusal`` when a key with that id exists with another secret.
+    @discardableResult
+    public func ensureKey(_ keyText: APIKeyText, email: String) async throws -> Bool {
+        if try await isRegistered(keyText) { return false }
+        do {
+            _ = try await createAdministratorKey(
+                email: email, name: "Administrator", teamName: "Administrators", keyText: keyText)
+            return true
+        } catch let error as MetadataStoreError where error == .keyIDTaken || error == .emailTaken {
+            // Another instance registered it first.
+            if try await isRegistered(keyText) { return false }
+            throw error
+        }
+    }
+
+    private func isRegistered(_ keyText: APIKeyText) async throws -> Bool {
+        guard let existing = try await services.store.apiKey(id: keyText.keyID) else { return false }
+        guard existing.secretHash == services.keys.hash(secret: keyText.secret) else {
+            throw Refusal(description: "BOOTSTRAP_ADMIN_KEY has the id of an existing key but another secret")
+        }
+        return true
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import FunctionsFramework
+
+/// The limits on user input and the checks that collect every violation into one 422.
+public struct InputRules {
+    /// The longest name (teams, users, keys).
+    public static let maximumNameLength = 100
+    /// The longest description.
+    public static let maximumDescriptionLength = 1000
+    /// The longest e-mail address (RFC 5321).
+    public static let maximumEmailLength = 254
+
+    private var issues: [ValidationError.Issue] = []
+
+    /// Starts an empty set of checks.
+    public init() {}
+
+    /// Checks a required name: trimmed, non-empty, within ``maximumNameLength``.
+    /// - Parameters:
+    ///   - value: The input.
+    ///   - field: The body field name.
+    /// - Returns: The trimmed name.
+    @discardableResult
+    public mutating func name(_ value: String, field: String = "name") -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty {
+            issues.append(.init(loc: ["body", field], msg: "String should have at least 1 character", type: "string_too_short"))
+        } else if trimmed.count > Self.maximumNameLength {
+            issues.append(
+                .init(
+                    loc: ["body", field], msg: "String should have at most \(Self.maximumNameLength) characters",
+                    type: "string_too_long"))
+        }
+        return trimmed
+    }
+
+    /// Checks an optional description; an empty one becomes `nil`.
+    /// - Parameter value: The input.
+    /// - Returns: The trimmed description, or `nil`.
+    public mutating func description(_ value: String?) -> String? {
+        guard let trimmed = value?.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty else {
+            return nil
+        }
+        if trimmed.count > Self.maximumDescriptionLength {
+            issues.append(
+                .init(
+                    loc: ["body", "description"],
+                    msg: "String should have at most \(Self.maximumDescriptionLength) characters",
+                    type: "string_too_long"))
+        }
+        return trimmed
+    }
+
+    /// Checks an e-mail address and lower-cases it.
+    /// - Parameter value: The input.
+    /// - Returns: The trimmed, lower-cased address.
+    public mutating func email(_ value: String) -> String {
+        let normalised = value.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        if !Self.isPlausibleEmail(normalised) {
+            issues.append(
+                .init(loc: ["body", "email"], msg: "value is not a valid email address", type: "value_error"))
+        }
+        return normalised
+    }
+
+    /// Throws every violation found so far as one 422.
+    /// - Throws: ``ValidationError`` when any check failed.
+    public func check() throws {
+        if !issues.isEmpty { throw ValidationError(issues) }
+    }
+
+    /// Whether text looks like an address: one `@`, a non-empty local part, a dotted domain,
+    /// no spaces, at most 254 characters.
+    /// - Parameter email: The address.
+    /// - Returns: `true` when plausible.
+    public static func isPlausibleEmail(_ email: String) -> Bool {
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.count <= maximumEmailLength, parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64,
+            !email.contains(where: { $0.isWhitespace || $0.isNewline })
+        else { return false }
+        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count >= 2 && labels.allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") }
+    }
+}

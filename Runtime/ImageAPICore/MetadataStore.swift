@@ -1,0 +1,136 @@
+import Foundation
+
+/// Why a store refused a write. Handlers turn these into 404 or 409 answers.
+public struct MetadataStoreError: Error, Equatable, CustomStringConvertible {
+    private enum Kind: Equatable {
+        case emailTaken, teamNotFound, userNotFound, keyIDTaken
+    }
+
+    private let kind: Kind
+
+    /// Another user already has this e-mail address (compared without case).
+    public static let emailTaken = MetadataStoreError(kind: .emailTaken)
+    /// The team referred to does not exist.
+    public static let teamNotFound = MetadataStoreError(kind: .teamNotFound)
+    /// The user referred to does not exist.
+    public static let userNotFound = MetadataStoreError(kind: .userNotFound)
+    /// An API key with this id already exists.
+    public static let keyIDTaken = MetadataStoreError(kind: .keyIDTaken)
+
+    /// A short explanation.
+    public var description: String {
+        switch kind {
+        case .emailTaken: "a user with this email already exists"
+        case .teamNotFound: "team not found"
+        case .userNotFound: "user not found"
+        case .keyIDTaken: "an API key with this id already exists"
+        }
+    }
+}
+
+/// What deleting a team did.
+public enum TeamDeletion: Sendable, Equatable {
+    /// The team was deleted.
+    case deleted
+    /// No such team.
+    case notFound
+    /// The team still has users (or, later, images) and was kept.
+    case inUse
+}
+
+/// Storage of teams.
+public protocol TeamStore: Sendable {
+    /// Stores a new team.
+    /// - Parameter team: The team.
+    func insertTeam(_ team: Team) async throws
+    /// Reads a team.
+    /// - Parameter id: The team's id.
+    /// - Returns: The team, or `nil` when there is none.
+    func team(id: UUID) async throws -> Team?
+    /// Lists teams, oldest first.
+    /// - Parameter page: The slice to return.
+    /// - Returns: The page and the total.
+    func teams(_ page: PageRequest) async throws -> Page<Team>
+    /// Replaces a team's fields.
+    /// - Parameter team: The team with its new fields.
+    /// - Returns: `false` when there is no such team.
+    func updateTeam(_ team: Team) async throws -> Bool
+    /// Deletes a team that nothing belongs to any more.
+    /// - Parameter id: The team's id.
+    /// - Returns: What happened.
+    func deleteTeam(id: UUID) async throws -> TeamDeletion
+}
+
+/// Storage of users.
+public protocol UserStore: Sendable {
+    /// Stores a new user.
+    /// - Parameter user: The user, with a lower-case e-mail.
+    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/teamNotFound``.
+    func insertUser(_ user: User) async throws
+    /// Reads a user.
+    /// - Parameter id: The user's id.
+    /// - Returns: The user, or `nil`.
+    func user(id: UUID) async throws -> User?
+    /// Reads a user by e-mail.
+    /// - Parameter email: The lower-case address.
+    /// - Returns: The user, or `nil`.
+    func user(email: String) async throws -> User?
+    /// Lists users, oldest first.
+    /// - Parameters:
+    ///   - teamID: Only this team's users, when given.
+    ///   - page: The slice to return.
+    /// - Returns: The page and the total.
+    func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User>
+    /// Replaces a user's fields.
+    /// - Parameter user: The user with its new fields.
+    /// - Returns: `false` when there is no such user.
+    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/teamNotFound``.
+    func updateUser(_ user: User) async throws -> Bool
+    /// Deletes a user and, in the same transaction, every key of theirs.
+    /// - Parameter id: The user's id.
+    /// - Returns: `false` when there is no such user.
+    func deleteUser(id: UUID) async throws -> Bool
+}
+
+/// Storage of API keys.
+public protocol APIKeyStore: Sendable {
+    /// Stores a new key.
+    /// - Parameter key: The key record.
+    /// - Throws: ``MetadataStoreError/userNotFound`` or ``MetadataStoreError/keyIDTaken``.
+    func insertAPIKey(_ key: APIKey) async throws
+    /// Reads a key.
+    /// - Parameter id: The key's id.
+    /// - Returns: The key, or `nil`.
+    func apiKey(id: UUID) async throws -> APIKey?
+    /// Lists a user's keys, oldest first, revoked ones included.
+    /// - Parameters:
+    ///   - userID: The owner.
+    ///   - page: The slice to return.
+    /// - Returns: The page and the total.
+    func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey>
+    /// Marks a key revoked.
+    /// - Parameter id: The key's id.
+    /// - Returns: `false` when there is no such key.
+    func revokeAPIKey(id: UUID) async throws -> Bool
+    /// Records that a key authenticated a request.
+    /// - Parameters:
+    ///   - id: The key's id.
+    ///   - date: When.
+    func recordAPIKeyUse(id: UUID, at date: Date) async throws
+}
+
+/// The metadata-store port: everything the functions keep apart from image bytes and vectors.
+///
+/// One implementation per backend (`SQLiteMetadataStore` now; PostgreSQL and Firestore later).
+/// Reads of something missing return `nil` or `false`; handlers turn those into 404.
+public protocol MetadataStore: TeamStore, UserStore, APIKeyStore {
+    /// Throws when the store cannot serve requests; backs `/readyz`.
+    func checkReady() async throws
+    /// Creates a team, an admin user in it and a key for that user, all or nothing.
+    /// - Parameters:
+    ///   - team: The new team.
+    ///   - user: The new admin user.
+    ///   - key: The user's first key.
+    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/keyIDTaken``.
+    func insertAdministrator(team: Team, user: User, key: APIKey) async throws
+}
