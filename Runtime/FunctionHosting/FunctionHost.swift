@@ -81,9 +81,16 @@ public enum FunctionHost {
 
     /// Runs functions until SIGTERM: reads configuration (exiting on an invalid variable), sets up
     /// Cloud Logging, opens storage and serves every function on `$PORT`.
-    /// - Parameter makeFunctions: Builds the functions from the wired services.
-    public static func main(_ makeFunctions: @escaping @Sendable (APIServices) -> [any HTTPFunction]) async {
-        let configuration = HostConfiguration.loadOrExit()
+    /// - Parameters:
+    ///   - configuration: The configuration; read from the environment when `nil`.
+    ///   - onListening: Called with the bound address once the server accepts connections.
+    ///   - makeFunctions: Builds the functions from the wired services.
+    public static func main(
+        configuration: HostConfiguration? = nil,
+        onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
+        _ makeFunctions: @escaping @Sendable (APIServices) -> [any HTTPFunction]
+    ) async {
+        let configuration = configuration ?? HostConfiguration.loadOrExit()
         CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
@@ -91,7 +98,7 @@ public enum FunctionHost {
             let services = try await makeServices(configuration.settings, logger: logger)
             let application = FunctionServer.buildApplication(
                 functions: makeFunctions(services), configuration: configuration.server,
-                readiness: { try await services.store.checkReady() }, logger: logger)
+                readiness: { try await services.store.checkReady() }, logger: logger, onListening: onListening)
             try await FunctionServer.run(application, configuration: configuration.server, logger: logger)
         } catch {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])

@@ -1,0 +1,61 @@
+import ApiKeys
+import FunctionsFramework
+import Hummingbird
+import ImageAPICore
+import ManageTeams
+import ManageUsers
+
+/// The local function emulator: every function on one port, with the routes the deployment
+/// uses, plus the documentation endpoints.
+public enum Emulator {
+    /// Every function the emulator serves, in the order their routes are registered.
+    /// - Parameter services: The wired services.
+    /// - Returns: The functions, documentation included.
+    public static func functions(_ services: APIServices) -> [any HTTPFunction] {
+        [
+            ManageTeamsFunction(services: services),
+            ManageUsersFunction(services: services),
+            ApiKeysFunction(services: services),
+            DocumentationFunction(),
+        ]
+    }
+}
+
+/// Serves `/openapi.json` and a Swagger UI page at `/docs`.
+public struct DocumentationFunction: HTTPFunction {
+    /// The function's name.
+    public let name = "docs"
+
+    /// Creates the function.
+    public init() {}
+
+    /// Registers the two documentation endpoints.
+    /// - Parameter routes: The route table.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.get, "/openapi.json") { _ in OpenAPIDocument.document }
+        routes.on(.get, "/docs") { _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: Self.page)))
+        }
+    }
+
+    /// Swagger UI, loaded by the browser from the jsDelivr CDN, reading `/openapi.json`.
+    static let page = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+          <meta charset="utf-8">
+          <title>Image Management API</title>
+          <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+        </head>
+        <body>
+          <div id="swagger-ui"></div>
+          <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+          <script>
+            window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" });
+          </script>
+        </body>
+        </html>
+        """
+}

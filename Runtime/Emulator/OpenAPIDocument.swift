@@ -1,0 +1,325 @@
+import Foundation
+
+/// The OpenAPI 3.1 description of every route the emulator serves, which is also the union of
+/// the routes the deployed functions serve. A test compares its paths and methods with the
+/// registered routes, so the two cannot drift apart.
+public enum OpenAPIDocument {
+    /// The whole document.
+    public static var document: JSONValue {
+        [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Image Management API",
+                "version": "1.0.0",
+                "description": """
+                    Teams, users and API keys for the self-hostable image management API. Management \
+                    endpoints are public when ENVIRONMENT=development and need an admin key when \
+                    ENVIRONMENT=production. Errors are JSON: {"detail": "..."}, or for 422 a list of \
+                    {loc, msg, type}.
+                    """,
+            ],
+            "servers": [["url": "/"]],
+            "security": [["apiKeyHeader": []], ["bearer": []]],
+            "tags": [
+                ["name": "teams"], ["name": "users"], ["name": "api-keys"], ["name": "operations"],
+            ],
+            "paths": .object(paths),
+            "components": ["schemas": .object(schemas), "securitySchemes": securitySchemes],
+        ]
+    }
+
+    /// Every `(method, path)` pair the document describes, methods upper-case.
+    public static var operations: Set<String> {
+        var result: Set<String> = []
+        for (path, item) in paths {
+            for method in (item.object ?? [:]).keys where method != "parameters" {
+                result.insert("\(method.uppercased()) \(path)")
+            }
+        }
+        return result
+    }
+
+    // MARK: Paths
+
+    private static let teamID = pathParameter("team_id", "The team's id.")
+    private static let userID = pathParameter("user_id", "The user's id.")
+    private static let keyID = pathParameter("key_id", "The key's id.")
+    private static let skip: JSONValue = [
+        "name": "skip", "in": "query", "required": false, "description": "How many items to skip.",
+        "schema": ["type": "integer", "minimum": 0, "default": 0],
+    ]
+    private static let limit: JSONValue = [
+        "name": "limit", "in": "query", "required": false, "description": "How many items to return.",
+        "schema": ["type": "integer", "minimum": 1, "maximum": 100, "default": 50],
+    ]
+
+    static var paths: [String: JSONValue] {
+        [
+            "/healthz": ["get": operation("operations", "Liveness", public: true, responses: ["200": status])],
+            "/readyz": [
+                "get": operation(
+                    "operations", "Readiness: the metadata store answers", public: true,
+                    responses: ["200": status, "503": error("Storage unreachable")])
+            ],
+            "/openapi.json": [
+                "get": operation(
+                    "operations", "This document", public: true,
+                    responses: ["200": ["description": "The OpenAPI document", "content": json(["type": "object"])]])
+            ],
+            "/docs": [
+                "get": operation(
+                    "operations", "Interactive documentation (Swagger UI)", public: true,
+                    responses: [
+                        "200": ["description": "HTML page", "content": ["text/html": ["schema": ["type": "string"]]]]
+                    ])
+            ],
+            "/api/v1/teams": [
+                "post": operation(
+                    "teams", "Create a team", management: true, body: ref("CreateTeam"),
+                    responses: ["201": ok("Team", "The team")]),
+                "get": operation(
+                    "teams", "List teams, oldest first", management: true, parameters: [skip, limit],
+                    responses: ["200": ok("TeamList", "A page of teams")]),
+            ],
+            "/api/v1/teams/{team_id}": [
+                "get": operation(
+                    "teams", "Read a team", management: true, parameters: [teamID],
+                    responses: ["200": ok("Team", "The team"), "404": error("No such team")]),
+                "put": operation(
+                    "teams", "Update a team's name or description", management: true, parameters: [teamID],
+                    body: ref("UpdateTeam"), responses: ["200": ok("Team", "The team"), "404": error("No such team")]),
+                "delete": operation(
+                    "teams", "Delete a team that has no users or images", management: true, parameters: [teamID],
+                    responses: [
+                        "204": ["description": "Deleted"], "404": error("No such team"),
+                        "409": error("The team still has users or images"),
+                    ]),
+            ],
+            "/api/v1/users": [
+                "post": operation(
+                    "users", "Create a user", management: true, body: ref("CreateUser"),
+                    responses: [
+                        "201": ok("User", "The user"), "404": error("No such team"),
+                        "409": error("E-mail already used (compared without case)"),
+                    ]),
+                "get": operation(
+                    "users", "List users, oldest first", management: true,
+                    parameters: [
+                        skip, limit,
+                        [
+                            "name": "team_id", "in": "query", "required": false, "description": "Only this team's users.",
+                            "schema": ["type": "string", "format": "uuid"],
+                        ],
+                    ],
+                    responses: ["200": ok("UserList", "A page of users")]),
+            ],
+            "/api/v1/users/me": [
+                "get": operation(
+                    "users", "Read the caller's own user", parameters: [meUserID],
+                    responses: ["200": ok("User", "The user"), "404": error("No such user")]),
+                "put": operation(
+                    "users", "Change the caller's own name or e-mail", parameters: [meUserID],
+                    body: ref("UpdateMe"),
+                    responses: ["200": ok("User", "The user"), "409": error("E-mail already used")]),
+            ],
+            "/api/v1/users/{user_id}": [
+                "get": operation(
+                    "users", "Read a user", management: true, parameters: [userID],
+                    responses: ["200": ok("User", "The user"), "404": error("No such user")]),
+                "put": operation(
+                    "users", "Update a user", management: true, parameters: [userID], body: ref("UpdateUser"),
+                    responses: [
+                        "200": ok("User", "The user"), "404": error("No such user or team"),
+                        "409": error("E-mail already used"),
+                    ]),
+                "delete": operation(
+                    "users", "Delete a user and revoke all of their keys", management: true, parameters: [userID],
+                    responses: ["204": ["description": "Deleted"], "404": error("No such user")]),
+            ],
+            "/api/v1/auth/api-keys": [
+                "post": operation(
+                    "api-keys", "Create a key for a user of a team; the key text is shown once", management: true,
+                    parameters: [
+                        queryUUID("user_id", "The key's owner.", required: true),
+                        queryUUID("team_id", "The owner's team.", required: true),
+                    ],
+                    body: ref("CreateAPIKey"),
+                    responses: [
+                        "201": ok("CreatedAPIKey", "The key, with its text in `key`"),
+                        "404": error("No such team, or the user is not in it"),
+                        "409": error("The user is deactivated"),
+                    ]),
+                "get": operation(
+                    "api-keys", "List the caller's own keys (never their text)", parameters: [skip, limit],
+                    responses: ["200": ok("APIKeyList", "A page of keys")]),
+            ],
+            "/api/v1/auth/api-keys/{key_id}": [
+                "delete": operation(
+                    "api-keys", "Revoke one of the caller's keys, or, for an admin, any key of their team",
+                    parameters: [keyID],
+                    responses: ["204": ["description": "Revoked"], "404": error("No such key visible to the caller")])
+            ],
+            "/api/v1/auth/admin/api-keys/{user_id}": [
+                "post": operation(
+                    "api-keys", "Create a key for any user (admin key required)", parameters: [userID],
+                    body: ref("CreateAPIKey"),
+                    responses: [
+                        "201": ok("CreatedAPIKey", "The key, with its text in `key`"),
+                        "403": error("The caller is not an admin"), "404": error("No such user"),
+                    ])
+            ],
+            "/api/v1/auth/verify": [
+                "get": operation(
+                    "api-keys", "Tell who the presented key belongs to",
+                    responses: ["200": ok("KeyVerification", "The key's owner")])
+            ],
+        ]
+    }
+
+    private static let meUserID: JSONValue = [
+        "name": "user_id", "in": "query", "required": false,
+        "description":
+            "Development: the user to act as (or send a key instead). Production: optional, must be the key owner.",
+        "schema": ["type": "string", "format": "uuid"],
+    ]
+
+    private static let status: JSONValue = [
+        "description": "OK",
+        "content": json(["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]),
+    ]
+
+    private static func operation(
+        _ tag: String, _ summary: String, public isPublic: Bool = false, management: Bool = false,
+        parameters: [JSONValue] = [], body: JSONValue? = nil, responses: [String: JSONValue]
+    ) -> JSONValue {
+        var responses = responses
+        if !isPublic {
+            responses["401"] = error("Missing, malformed, unknown, revoked or expired key")
+            if management { responses["403"] = error("Production only: the key's owner is not an admin") }
+        }
+        if body != nil || !parameters.isEmpty {
+            responses["422"] = [
+                "description": "Invalid input", "content": json(ref("ValidationError")),
+            ]
+        }
+        var result: [String: JSONValue] = [
+            "tags": [.string(tag)], "summary": .string(summary), "responses": .object(responses),
+        ]
+        if isPublic || management {
+            // Management routes are public in development; the security list keeps both options.
+            result["security"] = isPublic ? [] : [[:], ["apiKeyHeader": []], ["bearer": []]]
+        }
+        if !parameters.isEmpty { result["parameters"] = .array(parameters) }
+        if let body { result["requestBody"] = ["required": true, "content": json(body)] }
+        return .object(result)
+    }
+
+    private static func pathParameter(_ name: String, _ description: String) -> JSONValue {
+        [
+            "name": .string(name), "in": "path", "required": true, "description": .string(description),
+            "schema": ["type": "string", "format": "uuid"],
+        ]
+    }
+
+    private static func queryUUID(_ name: String, _ description: String, required: Bool) -> JSONValue {
+        [
+            "name": .string(name), "in": "query", "required": .bool(required), "description": .string(description),
+            "schema": ["type": "string", "format": "uuid"],
+        ]
+    }
+
+    private static func json(_ schema: JSONValue) -> JSONValue { ["application/json": ["schema": schema]] }
+    private static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+    private static func ok(_ schema: String, _ description: String) -> JSONValue {
+        ["description": .string(description), "content": json(ref(schema))]
+    }
+    private static func error(_ description: String) -> JSONValue {
+        ["description": .string(description), "content": json(ref("Error"))]
+    }
+
+    // MARK: Schemas
+
+    private static let uuid: JSONValue = ["type": "string", "format": "uuid"]
+    private static let timestamp: JSONValue = ["type": "string", "format": "date-time"]
+    private static let nullableTimestamp: JSONValue = ["type": ["string", "null"], "format": "date-time"]
+    private static let name: JSONValue = ["type": "string", "minLength": 1, "maxLength": 100]
+    private static let description: JSONValue = ["type": ["string", "null"], "maxLength": 1000]
+    private static let email: JSONValue = ["type": "string", "format": "email", "maxLength": 254]
+
+    private static func object(_ properties: [String: JSONValue], required: [String]) -> JSONValue {
+        ["type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) })]
+    }
+
+    private static func list(_ itemsName: String, _ item: String) -> JSONValue {
+        object(
+            [
+                itemsName: ["type": "array", "items": ref(item)], "total": ["type": "integer"],
+                "skip": ["type": "integer"], "limit": ["type": "integer"],
+            ], required: [itemsName, "total", "skip", "limit"])
+    }
+
+    private static let keyProperties: [String: JSONValue] = [
+        "id": uuid, "name": name, "description": description, "prefix": ["type": "string"], "user_id": uuid,
+        "team_id": uuid, "created_at": timestamp, "expires_at": timestamp, "last_used_at": nullableTimestamp,
+        "is_active": ["type": "boolean"],
+    ]
+    private static let keyRequired = [
+        "id", "name", "description", "prefix", "user_id", "team_id", "created_at", "expires_at", "last_used_at",
+        "is_active",
+    ]
+
+    static var schemas: [String: JSONValue] {
+        var createdKey = keyProperties
+        createdKey["key"] = ["type": "string", "description": "The key text. Shown only in this answer."]
+        return [
+            "Error": object(["detail": ["type": "string"]], required: ["detail"]),
+            "ValidationError": object(
+                [
+                    "detail": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "loc": ["type": "array", "items": ["type": "string"]], "msg": ["type": "string"],
+                                "type": ["type": "string"],
+                            ], required: ["loc", "msg", "type"]),
+                    ]
+                ], required: ["detail"]),
+            "Team": object(
+                ["id": uuid, "name": name, "description": description, "created_at": timestamp, "updated_at": timestamp],
+                required: ["id", "name", "description", "created_at", "updated_at"]),
+            "TeamList": list("teams", "Team"),
+            "CreateTeam": object(["name": name, "description": description], required: ["name"]),
+            "UpdateTeam": object(["name": name, "description": description], required: []),
+            "User": object(
+                [
+                    "id": uuid, "email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean"],
+                    "is_active": ["type": "boolean"], "created_at": timestamp, "updated_at": timestamp,
+                ],
+                required: ["id", "email", "name", "team_id", "is_admin", "is_active", "created_at", "updated_at"]),
+            "UserList": list("users", "User"),
+            "CreateUser": object(
+                ["email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean", "default": false]],
+                required: ["email", "name", "team_id"]),
+            "UpdateUser": object(
+                [
+                    "email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean"],
+                    "is_active": ["type": "boolean"],
+                ], required: []),
+            "UpdateMe": object(["email": email, "name": name], required: []),
+            "CreateAPIKey": object(["name": name, "description": description], required: ["name"]),
+            "APIKey": object(keyProperties, required: keyRequired),
+            "CreatedAPIKey": object(createdKey, required: keyRequired + ["key"]),
+            "APIKeyList": list("api_keys", "APIKey"),
+            "KeyVerification": object(
+                [
+                    "user_id": uuid, "team_id": uuid, "is_admin": ["type": "boolean"], "key_id": uuid,
+                    "expires_at": timestamp,
+                ], required: ["user_id", "team_id", "is_admin", "key_id", "expires_at"]),
+        ]
+    }
+
+    private static let securitySchemes: JSONValue = [
+        "apiKeyHeader": ["type": "apiKey", "in": "header", "name": "X-API-Key"],
+        "bearer": ["type": "http", "scheme": "bearer", "description": "The API key as a bearer token"],
+    ]
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Emulator
+import Foundation
+import FunctionHosting
+import ImageAPICore
+
+/// `emulator`: serves every function on one port with embedded storage, or bootstraps an admin.
+@main
+struct EmulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emulator",
+        abstract: "The local function emulator of the Image Management API.",
+        subcommands: [Serve.self, BootstrapAdmin.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// `emulator serve` (the default): every function on `$PORT`, with `/docs` and `/openapi.json`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve every function on one port (configuration from the environment and .env).")
+
+    func run() async throws {
+        let configuration = HostConfiguration.loadOrExit()
+        let settings = configuration.settings
+        await FunctionHost.main(
+            configuration: configuration,
+            onListening: { host, port in
+                let shown = host == "0.0.0.0" ? "127.0.0.1" : host
+                let database = URL(fileURLWithPath: settings.databasePath).standardizedFileURL.path
+                let mode =
+                    settings.environment == .development
+                    ? "development (team, user and key-creation endpoints are public)"
+                    : "production (management endpoints need an admin key)"
+                let banner = """
+                    Image API emulator listening on http://\(shown):\(port)
+                      docs:       http://\(shown):\(port)/docs
+                      data:       \(database)
+                      management: \(mode)
+
+                    """
+                FileHandle.standardOutput.write(Data(banner.utf8))
+            },
+            Emulator.functions)
+    }
+}
+
+/// `emulator bootstrap-admin`: creates an administrator (and their team) if needed and prints a
+/// new admin key once.
+struct BootstrapAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootstrap-admin",
+        abstract: "Create an administrator and print a new admin API key (shown once).")
+
+    @Option(help: "The administrator's e-mail; an existing admin gets a new key.")
+    var email: String
+
+    @Option(help: "The administrator's name, for a new user.")
+    var name = "Administrator"
+
+    @Option(help: "The team a new administrator is put in.")
+    var team = "Administrators"
+
+    func validate() throws {
+        guard InputRules.isPlausibleEmail(email.lowercased()) else {
+            throw ValidationError("--email must be an e-mail address")
+        }
+    }
+
+    func run() async throws {
+        let configuration = HostConfiguration.loadOrExit()
+        let services = APIServices(
+            store: try FunctionHost.openStore(configuration.settings), settings: configuration.settings)
+        let (user, key) = try await AdministratorBootstrap(services: services)
+            .createAdministratorKey(email: email, name: name, teamName: team)
+        print(
+            """
+            Administrator: \(user.email) (user \(user.id.lowercasedString), team \(user.teamID.lowercasedString))
+            API key (shown once, store it now): \(key.key ?? "")
+            """)
+    }
+}
