@@ -99,6 +99,7 @@ let package = Package(
             dependencies: [
                 "FunctionsFramework",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Tests/FunctionsFrameworkTests",
             swiftSettings: swiftSettings
@@ -108,6 +109,7 @@ let package = Package(
             dependencies: [
                 "Emulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Tests/ManagementAPITests",
             swiftSettings: swiftSettings

@@ -1,0 +1,97 @@
+import Foundation
+import FunctionsFramework
+import Logging
+import Testing
+
+@Suite("Configuration from the environment and .env")
+struct ConfigurationTests {
+    @Test("defaults when nothing is set")
+    func defaults() throws {
+        let configuration = try ServerConfiguration(EnvironmentVariables([:]))
+        #expect(configuration == ServerConfiguration())
+        #expect(configuration.port == 8080)
+        #expect(configuration.host == "0.0.0.0")
+        #expect(configuration.logLevel == .info)
+    }
+
+    @Test("every server variable is read")
+    func allVariables() throws {
+        let configuration = try ServerConfiguration(
+            EnvironmentVariables([
+                "PORT": "9000", "HOST": "127.0.0.1", "LOG_LEVEL": "DEBUG", "MAX_REQUEST_BODY_BYTES": "4096",
+                "K_SERVICE": "manage-teams", "K_REVISION": "manage-teams-00001-abc", "GOOGLE_CLOUD_PROJECT": "p",
+            ]))
+        #expect(
+            configuration
+                == ServerConfiguration(
+                    host: "127.0.0.1", port: 9000, logLevel: .debug, maxRequestBodyBytes: 4096,
+                    service: "manage-teams", revision: "manage-teams-00001-abc", projectID: "p"))
+    }
+
+    @Test("CORS_ORIGINS as a JSON list or comma-separated", arguments: [
+        #"["https://a.example", "https://b.example"]"#, "https://a.example, https://b.example",
+    ])
+    func corsOrigins(_ value: String) throws {
+        let configuration = try ServerConfiguration(EnvironmentVariables(["CORS_ORIGINS": value]))
+        #expect(configuration.corsOrigins == ["https://a.example", "https://b.example"])
+    }
+
+    @Test(
+        "an invalid variable fails with one line naming it",
+        arguments: [
+            ("PORT", "eighty", "invalid configuration: PORT must be an integer from 0 to 65535 (got \"eighty\")"),
+            ("PORT", "70000", "invalid configuration: PORT must be an integer from 0 to 65535 (got \"70000\")"),
+            ("LOG_LEVEL", "loud", "invalid configuration: LOG_LEVEL must be one of"),
+            ("CORS_ORIGINS", "[1, 2", "invalid configuration: CORS_ORIGINS must be a JSON list"),
+            ("MAX_REQUEST_BODY_BYTES", "12", "invalid configuration: MAX_REQUEST_BODY_BYTES must be an integer"),
+        ])
+    func invalidVariable(name: String, value: String, message: String) throws {
+        let error = #expect(throws: ConfigurationError.self) {
+            try ServerConfiguration(EnvironmentVariables([name: value]))
+        }
+        #expect(error?.variable == name)
+        #expect(error?.description.hasPrefix(message) == true, "got \(error?.description ?? "")")
+        #expect(error?.description.contains("\n") == false)
+    }
+
+    @Test(".env lines: comments, export, quotes, inline comments, blank lines")
+    func dotEnvParsing() throws {
+        let text = """
+            # a comment
+            export PORT=9001
+
+            LOG_LEVEL = "debug"
+            CORS_ORIGINS='["https://a.example"]'
+            API_KEY_EXPIRY_DAYS=30 # a month
+            EMPTY=
+            """
+        let values = try EnvironmentVariables.parseDotEnv(text)
+        #expect(
+            values == [
+                "PORT": "9001", "LOG_LEVEL": "debug", "CORS_ORIGINS": #"["https://a.example"]"#,
+                "API_KEY_EXPIRY_DAYS": "30", "EMPTY": "",
+            ])
+    }
+
+    @Test(".env errors name the line")
+    func dotEnvErrors() {
+        let error = #expect(throws: ConfigurationError.self) {
+            try EnvironmentVariables.parseDotEnv("PORT=1\nnot a pair\n", path: "/tmp/x.env")
+        }
+        #expect(error?.description == "invalid configuration: /tmp/x.env line 2 is not NAME=value")
+    }
+
+    @Test("the process environment wins over the .env file")
+    func environmentOverridesDotEnv() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent(".env")
+        try "PORT=7000\nLOG_LEVEL=error\n".write(to: file, atomically: true, encoding: .utf8)
+        let variables = try EnvironmentVariables(environment: ["PORT": "7001"], dotEnvPath: file.path)
+        #expect(variables["PORT"] == "7001")
+        #expect(variables["LOG_LEVEL"] == "error")
+        let missing = try EnvironmentVariables(environment: [:], dotEnvPath: folder.appendingPathComponent("no").path)
+        #expect(missing.values.isEmpty)
+    }
+}
