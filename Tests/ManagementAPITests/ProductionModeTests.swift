@@ -1,0 +1,156 @@
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import ImageAPICore
+import SQLiteStorage
+import Testing
+
+@Suite("Production: management needs an admin key")
+struct ProductionModeTests {
+    @Test("management endpoints answer 401 without a key and 403 with a non-admin key")
+    func managementIsProtected() async throws {
+        let api = try TestAPI(environment: .production)
+        let (admin, adminKey) = try await api.bootstrapAdmin()
+        try await api.run { (client) async throws in
+            let (team, user, userKey) = try await client.member(email: "ada@example.com", adminKey: adminKey)
+            let teamID = team.id.lowercasedString
+            let userID = user.id.lowercasedString
+            let management: [(String, @Sendable (String?) async throws -> Reply)] = [
+                ("POST /teams", { try await client.createTeam("X", key: $0) }),
+                ("GET /teams", { try await client.listTeams(key: $0) }),
+                ("GET /teams/{id}", { try await client.getTeam(teamID, key: $0) }),
+                ("PUT /teams/{id}", { try await client.updateTeam(teamID, json: #"{"name": "Y"}"#, key: $0) }),
+                ("DELETE /teams/{id}", { try await client.deleteTeam(teamID, key: $0) }),
+                ("POST /users", { try await client.createUser(email: "new@example.com", teamID: team.id, key: $0) }),
+                ("GET /users", { try await client.listUsers(key: $0) }),
+                ("GET /users/{id}", { try await client.getUser(userID, key: $0) }),
+                ("PUT /users/{id}", { try await client.updateUser(userID, json: #"{"is_admin": true}"#, key: $0) }),
+                ("DELETE /users/{id}", { try await client.deleteUser(userID, key: $0) }),
+                ("POST /auth/api-keys", { try await client.createKey(userID: user.id, teamID: team.id, key: $0) }),
+                ("POST /auth/admin/api-keys/{id}", { try await client.createKeyAsAdmin(for: user.id, key: $0) }),
+            ]
+            for (name, call) in management {
+                let anonymous = try await call(nil)
+                #expect(anonymous.status == .unauthorized, "\(name) without a key")
+                #expect(anonymous.headers[.wwwAuthenticate] != nil, "\(name) challenge")
+                let forbidden = try await call(userKey)
+                #expect(forbidden.status == .forbidden, "\(name) with a non-admin key")
+                #expect(forbidden.detail == "Admin privileges required")
+            }
+            #expect(try await client.getUser(userID, key: adminKey).decode(User.self) == user)
+            #expect(try await client.getTeam(admin.teamID.lowercasedString, key: adminKey).status == .ok)
+            #expect(try await client.listUsers(key: adminKey).decode(ListReply<User>.self).total == 2)
+        }
+    }
+
+    @Test("/users/me uses the key's owner; another user_id is 403")
+    func meInProduction() async throws {
+        let api = try TestAPI(environment: .production)
+        let (admin, adminKey) = try await api.bootstrapAdmin()
+        try await api.run { (client) async throws in
+            let (_, user, key) = try await client.member(email: "ada@example.com", adminKey: adminKey)
+            #expect(try await client.getMe(key: key).decode(User.self) == user)
+            #expect(try await client.getMe("?user_id=\(user.id.lowercasedString)", key: key).status == .ok)
+            #expect(try await client.getMe("?user_id=\(admin.id.lowercasedString)", key: key).status == .forbidden)
+            #expect(try await client.getMe("?user_id=\(user.id.lowercasedString)").status == .unauthorized)
+            let renamed = try await client.updateMe(json: #"{"name": "Ada L."}"#, key: key)
+            #expect(try renamed.decode(User.self).name == "Ada L.")
+        }
+    }
+}
+
+@Suite("Settings and administrator bootstrap")
+struct SettingsTests {
+    @Test("production refuses a missing, default or short API_KEY_SECRET", arguments: [
+        nil, APISettings.developmentKeySecret, "too-short",
+    ])
+    func productionSecret(_ secret: String?) {
+        var values = ["ENVIRONMENT": "production"]
+        values["API_KEY_SECRET"] = secret
+        let error = #expect(throws: ConfigurationError.self) { try APISettings(EnvironmentVariables(values)) }
+        #expect(error?.variable == "API_KEY_SECRET")
+    }
+
+    @Test("defaults, and every variable read")
+    func variables() throws {
+        let defaults = try APISettings(EnvironmentVariables([:]))
+        #expect(defaults.environment == .development)
+        #expect(defaults.apiKeyExpiryDays == 365)
+        #expect(defaults.databasePath == "./data/imagedb.sqlite")
+        let set = try APISettings(
+            EnvironmentVariables([
+                "ENVIRONMENT": "Production", "API_KEY_SECRET": String(repeating: "s", count: 40),
+                "API_KEY_EXPIRY_DAYS": "90", "DATA_DIR": "/var/lib/images", "BOOTSTRAP_ADMIN_EMAIL": "Ops@Example.com",
+            ]))
+        #expect(set.environment == .production && set.apiKeyExpiryDays == 90)
+        #expect(set.databasePath == "/var/lib/images/imagedb.sqlite")
+        #expect(set.bootstrapAdminEmail == "ops@example.com")
+        #expect(throws: ConfigurationError.self) { try APISettings(EnvironmentVariables(["API_KEY_EXPIRY_DAYS": "0"])) }
+        #expect(throws: ConfigurationError.self) { try APISettings(EnvironmentVariables(["ENVIRONMENT": "staging"])) }
+        #expect(throws: ConfigurationError.self) { try APISettings(EnvironmentVariables(["BOOTSTRAP_ADMIN_KEY": "x"])) }
+    }
+
+    @Test("BOOTSTRAP_ADMIN_KEY is registered once, then accepted; a clashing secret is refused")
+    func bootstrapKey() async throws {
+        let api = try TestAPI(environment: .production)
+        var generator = SystemRandomNumberGenerator()
+        let text = APIKeyText.generate(using: &generator)
+        let bootstrap = AdministratorBootstrap(services: api.services)
+        #expect(try await bootstrap.ensureKey(text, email: "ops@example.com"))
+        #expect(try await bootstrap.ensureKey(text, email: "ops@example.com") == false)
+        let clash = APIKeyText(keyID: text.keyID, secret: String(repeating: "B", count: 43))
+        await #expect(throws: AdministratorBootstrap.Refusal.self) { try await bootstrap.ensureKey(clash, email: "ops@example.com") }
+        let verified = try await api.run { try await $0.verify(key: text.text).decode(KeyVerificationReply.self) }
+        #expect(verified.is_admin)
+    }
+
+    @Test("bootstrapping an e-mail that belongs to a non-admin is refused")
+    func bootstrapNonAdmin() async throws {
+        let api = try TestAPI()
+        _ = try await api.run { try await $0.member(email: "ada@example.com") }
+        await #expect(throws: AdministratorBootstrap.Refusal.self) {
+            try await AdministratorBootstrap(services: api.services)
+                .createAdministratorKey(email: "ADA@example.com", name: "A", teamName: "T")
+        }
+    }
+}
+
+@Suite("SQLite metadata store")
+struct SQLiteStoreTests {
+    @Test("data survives closing and reopening the file; migrations run once")
+    func persistence() async throws {
+        let api = try TestAPI()
+        let (team, user, key) = try await api.run { try await $0.member(email: "ada@example.com") }
+        let reopened = try SQLiteMetadataStore(path: api.databasePath)
+        #expect(try await reopened.team(id: team.id) == team)
+        #expect(try await reopened.user(email: "ada@example.com") == user)
+        #expect(try await reopened.apiKey(id: try #require(APIKeyText(parsing: key)).keyID)?.userID == user.id)
+        try await reopened.checkReady()
+    }
+
+    @Test("the database runs in WAL mode")
+    func walMode() throws {
+        let api = try TestAPI()
+        _ = api.store
+        #expect(FileManager.default.fileExists(atPath: api.databasePath + "-wal"))
+    }
+
+    @Test("an administrator's team, user and key are written together or not at all")
+    func administratorIsAtomic() async throws {
+        let api = try TestAPI()
+        _ = try await api.run { try await $0.member(email: "taken@example.com") }
+        let before = try await api.store.teams(PageRequest()).total
+        await #expect(throws: MetadataStoreError.emailTaken) {
+            try await AdministratorBootstrap(services: api.services)
+                .createAdministratorKey(email: "root@example.com", name: "R", teamName: "T")
+            let now = api.clock.now()
+            let team = Team(id: UUID(), name: "T2", description: nil, createdAt: now, updatedAt: now)
+            let user = User(
+                id: UUID(), email: "taken@example.com", name: "R", teamID: team.id, isAdmin: true, isActive: true,
+                createdAt: now, updatedAt: now)
+            let (record, _) = api.services.keys.makeKey(for: user, name: "k", description: nil)
+            try await api.store.insertAdministrator(team: team, user: user, key: record)
+        }
+        #expect(try await api.store.teams(PageRequest()).total == before + 1, "only the first administrator's team")
+    }
+}

@@ -1,0 +1,218 @@
+import Emulator
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import ImageAPICore
+import SQLiteStorage
+import Synchronization
+import Testing
+
+/// A clock tests move by hand.
+final class ManualClock: TimeSource {
+    private let current: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) { current = Mutex(start) }
+
+    func now() -> Date { current.withLock { $0 } }
+
+    func advance(days: Double) { current.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+}
+
+/// The API wired as the emulator wires it, over a real SQLite file in a fresh temporary folder.
+struct TestAPI {
+    let store: SQLiteMetadataStore
+    let services: APIServices
+    let clock: ManualClock
+    let databasePath: String
+
+    init(environment: DeploymentEnvironment = .development, expiryDays: Int = 365) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
+        let settings = APISettings(
+            environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
+            apiKeyExpiryDays: expiryDays, dataDirectory: folder.path)
+        databasePath = settings.databasePath
+        store = try SQLiteMetadataStore(path: settings.databasePath)
+        clock = ManualClock()
+        services = APIServices(store: store, settings: settings, clock: clock)
+    }
+
+    /// Runs `body` with a client of the real router serving every function.
+    func run<T: Sendable>(_ body: @Sendable (APIClient) async throws -> T) async throws -> T {
+        let (router, _) = FunctionServer.buildRouter(
+            functions: Emulator.functions(services), configuration: ServerConfiguration(),
+            readiness: { [store] in try await store.checkReady() })
+        return try await Application(router: router).test(.router) { client in
+            try await body(APIClient(client: client))
+        }
+    }
+
+    /// Creates an administrator directly, as `emulator bootstrap-admin` does.
+    func bootstrapAdmin(email: String = "root@example.com") async throws -> (user: User, key: String) {
+        let (user, key) = try await AdministratorBootstrap(services: services)
+            .createAdministratorKey(email: email, name: "Root", teamName: "Operators")
+        return (user, try #require(key.key))
+    }
+}
+
+/// A response, with helpers to read its JSON.
+struct Reply: Sendable {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let body: Data
+
+    func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        do {
+            return try JSONCoding.makeDecoder().decode(T.self, from: body)
+        } catch {
+            Issue.record("could not decode \(T.self) from \(status.code) \(String(decoding: body, as: UTF8.self))")
+            throw error
+        }
+    }
+
+    /// The `detail` of an error answer.
+    var detail: String? { try? JSONDecoder().decode([String: String].self, from: body)["detail"] }
+
+    /// The issues of a 422 answer.
+    var issues: [ValidationError.Issue] {
+        (try? JSONDecoder().decode([String: [ValidationError.Issue]].self, from: body)["detail"]) ?? []
+    }
+}
+
+/// Test-side views of answers whose production types only encode.
+struct KeyVerificationReply: Decodable, Equatable {
+    let user_id: UUID
+    let team_id: UUID
+    let is_admin: Bool
+    let key_id: UUID
+    let expires_at: Date
+}
+
+struct ListReply<Item: Decodable>: Decodable {
+    let items: [Item]
+    let total: Int
+    let skip: Int
+    let limit: Int
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let itemsKey = try #require(container.allKeys.first { !["total", "skip", "limit"].contains($0.stringValue) })
+        items = try container.decode([Item].self, forKey: itemsKey)
+        total = try container.decode(Int.self, forKey: Key(stringValue: "total")!)
+        skip = try container.decode(Int.self, forKey: Key(stringValue: "skip")!)
+        limit = try container.decode(Int.self, forKey: Key(stringValue: "limit")!)
+    }
+}
+
+/// One async helper per endpoint, over the in-process router.
+struct APIClient: Sendable {
+    let client: any TestClientProtocol
+
+    func send(_ method: HTTPRequest.Method, _ uri: String, key: String? = nil, json: String? = nil) async throws -> Reply {
+        var headers: HTTPFields = [:]
+        if let key { headers[HTTPField.Name("X-API-Key")!] = key }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await send(method, uri, headers: headers, json: json)
+    }
+
+    func send(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields, json: String? = nil) async throws -> Reply {
+        let response = try await client.executeRequest(
+            uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+        return Reply(status: response.status, headers: response.headers, body: Data(buffer: response.body))
+    }
+
+    static func body(_ fields: [String: Any?]) -> String {
+        let present = fields.compactMapValues { $0 }
+        let data = try! JSONSerialization.data(withJSONObject: present, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // Teams
+    func createTeam(_ name: String, description: String? = nil, key: String? = nil) async throws -> Reply {
+        try await send(.post, "/api/v1/teams", key: key, json: Self.body(["name": name, "description": description]))
+    }
+    func listTeams(_ query: String = "", key: String? = nil) async throws -> Reply {
+        try await send(.get, "/api/v1/teams\(query)", key: key)
+    }
+    func getTeam(_ id: String, key: String? = nil) async throws -> Reply {
+        try await send(.get, "/api/v1/teams/\(id)", key: key)
+    }
+    func updateTeam(_ id: String, json: String, key: String? = nil) async throws -> Reply {
+        try await send(.put, "/api/v1/teams/\(id)", key: key, json: json)
+    }
+    func deleteTeam(_ id: String, key: String? = nil) async throws -> Reply {
+        try await send(.delete, "/api/v1/teams/\(id)", key: key)
+    }
+
+    // Users
+    func createUser(
+        email: String, name: String = "Someone", teamID: UUID, isAdmin: Bool? = nil, key: String? = nil
+    ) async throws -> Reply {
+        try await send(
+            .post, "/api/v1/users", key: key,
+            json: Self.body(["email": email, "name": name, "team_id": teamID.lowercasedString, "is_admin": isAdmin]))
+    }
+    func listUsers(_ query: String = "", key: String? = nil) async throws -> Reply {
+        try await send(.get, "/api/v1/users\(query)", key: key)
+    }
+    func getUser(_ id: String, key: String? = nil) async throws -> Reply {
+        try await send(.get, "/api/v1/users/\(id)", key: key)
+    }
+    func updateUser(_ id: String, json: String, key: String? = nil) async throws -> Reply {
+        try await send(.put, "/api/v1/users/\(id)", key: key, json: json)
+    }
+    func deleteUser(_ id: String, key: String? = nil) async throws -> Reply {
+        try await send(.delete, "/api/v1/users/\(id)", key: key)
+    }
+    func getMe(_ query: String = "", key: String? = nil) async throws -> Reply {
+        try await send(.get, "/api/v1/users/me\(query)", key: key)
+    }
+    func updateMe(_ query: String = "", json: String, key: String? = nil) async throws -> Reply {
+        try await send(.put, "/api/v1/users/me\(query)", key: key, json: json)
+    }
+
+    // API keys
+    func createKey(userID: UUID, teamID: UUID, name: String = "laptop", key: String? = nil) async throws -> Reply {
+        try await send(
+            .post, "/api/v1/auth/api-keys?user_id=\(userID.lowercasedString)&team_id=\(teamID.lowercasedString)",
+            key: key, json: Self.body(["name": name]))
+    }
+    func listKeys(_ query: String = "", key: String?) async throws -> Reply {
+        try await send(.get, "/api/v1/auth/api-keys\(query)", key: key)
+    }
+    func revokeKey(_ id: UUID, key: String?) async throws -> Reply {
+        try await send(.delete, "/api/v1/auth/api-keys/\(id.lowercasedString)", key: key)
+    }
+    func createKeyAsAdmin(for userID: UUID, name: String = "issued", key: String?) async throws -> Reply {
+        try await send(
+            .post, "/api/v1/auth/admin/api-keys/\(userID.lowercasedString)", key: key,
+            json: Self.body(["name": name]))
+    }
+    func verify(key: String?) async throws -> Reply {
+        try await send(.get, "/api/v1/auth/verify", key: key)
+    }
+
+    // Flows
+
+    /// Creates a team, a user in it and a key for that user (development mode, or with an admin key).
+    func member(
+        of team: Team? = nil, email: String, isAdmin: Bool = false, adminKey: String? = nil
+    ) async throws -> (team: Team, user: User, key: String) {
+        let team = try await { () async throws -> Team in
+            if let team { return team }
+            return try await createTeam("Team of \(email)", key: adminKey).decode(Team.self)
+        }()
+        let user = try await createUser(email: email, teamID: team.id, isAdmin: isAdmin, key: adminKey)
+            .decode(User.self)
+        let created = try await createKey(userID: user.id, teamID: team.id, key: adminKey).decode(APIKeyView.self)
+        return (team, user, try #require(created.key))
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import ImageAPICore
+import Testing
+
+@Suite("Users")
+struct UsersTests {
+    @Test("create, read, list by team, update and delete users")
+    func lifecycle() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let teamA = try await client.createTeam("A").decode(Team.self)
+            let teamB = try await client.createTeam("B").decode(Team.self)
+            let created = try await client.createUser(email: " Ada@Example.COM ", name: "Ada", teamID: teamA.id)
+            #expect(created.status == .created)
+            let ada = try created.decode(User.self)
+            #expect(ada.email == "ada@example.com")
+            #expect(ada.teamID == teamA.id && !ada.isAdmin && ada.isActive)
+            _ = try await client.createUser(email: "bob@example.com", teamID: teamB.id, isAdmin: true)
+
+            let all = try await client.listUsers().decode(ListReply<User>.self)
+            #expect(all.total == 2)
+            let onlyA = try await client.listUsers("?team_id=\(teamA.id.lowercasedString)").decode(ListReply<User>.self)
+            #expect(onlyA.items.map(\.email) == ["ada@example.com"])
+            #expect(try await client.listUsers("?team_id=nope").status == .unprocessableContent)
+
+            #expect(try await client.getUser(ada.id.lowercasedString).decode(User.self) == ada)
+
+            let moved = try await client.updateUser(
+                ada.id.lowercasedString,
+                json: #"{"name": "Ada L.", "team_id": "\#(teamB.id.lowercasedString)", "is_admin": true}"#)
+            let movedUser = try moved.decode(User.self)
+            #expect(movedUser.name == "Ada L." && movedUser.teamID == teamB.id && movedUser.isAdmin)
+
+            #expect(try await client.deleteUser(ada.id.lowercasedString).status == .noContent)
+            #expect(try await client.getUser(ada.id.lowercasedString).status == .notFound)
+            #expect(try await client.deleteUser(ada.id.lowercasedString).status == .notFound)
+        }
+    }
+
+    @Test("a duplicate e-mail, compared without case, is a 409 on create and update")
+    func duplicateEmail() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("A").decode(Team.self)
+            _ = try await client.createUser(email: "ada@example.com", teamID: team.id)
+            let duplicate = try await client.createUser(email: "ADA@example.com", teamID: team.id)
+            #expect(duplicate.status == .conflict)
+            #expect(duplicate.detail == "A user with this email already exists")
+            let bob = try await client.createUser(email: "bob@example.com", teamID: team.id).decode(User.self)
+            let update = try await client.updateUser(bob.id.lowercasedString, json: #"{"email": "Ada@Example.com"}"#)
+            #expect(update.status == .conflict)
+            #expect(try await client.getUser(bob.id.lowercasedString).decode(User.self).email == "bob@example.com")
+        }
+    }
+
+    @Test("an unknown team is a 404 on create and update")
+    func unknownTeam() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let created = try await client.createUser(email: "ada@example.com", teamID: UUID())
+            #expect(created.status == .notFound)
+            #expect(created.detail == "Team not found")
+            let team = try await client.createTeam("A").decode(Team.self)
+            let ada = try await client.createUser(email: "ada@example.com", teamID: team.id).decode(User.self)
+            let moved = try await client.updateUser(
+                ada.id.lowercasedString, json: #"{"team_id": "\#(UUID().lowercasedString)"}"#)
+            #expect(moved.status == .notFound)
+            #expect(try await client.getUser(ada.id.lowercasedString).decode(User.self).teamID == team.id)
+        }
+    }
+
+    @Test(
+        "invalid user bodies are refused with 422",
+        arguments: [
+            (#"{"name": "x", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#, ["body", "email"]),
+            (#"{"email": "not-an-email", "name": "x", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
+             ["body", "email"]),
+            (#"{"email": "a@example.com", "name": "x", "team_id": "nope"}"#, ["body", "team_id"]),
+            (#"{"email": "a@example.com", "name": "", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
+             ["body", "name"]),
+        ])
+    func invalidBodies(json: String, loc: [String]) async throws {
+        let api = try TestAPI()
+        let reply = try await api.run { try await $0.send(.post, "/api/v1/users", json: json) }
+        #expect(reply.status == .unprocessableContent)
+        #expect(reply.issues.contains { $0.loc == loc }, "issues were \(reply.issues)")
+    }
+
+    @Test("/users/me in development: by user_id, or by the key sent; 422 with neither")
+    func meInDevelopment() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let (_, user, key) = try await client.member(email: "ada@example.com")
+            #expect(try await client.getMe("?user_id=\(user.id.lowercasedString)").decode(User.self) == user)
+            #expect(try await client.getMe(key: key).decode(User.self) == user)
+            let neither = try await client.getMe()
+            #expect(neither.status == .unprocessableContent)
+            #expect(neither.issues.first?.loc == ["query", "user_id"])
+            #expect(try await client.getMe("?user_id=\(UUID().lowercasedString)").status == .notFound)
+
+            let renamed = try await client.updateMe(
+                "?user_id=\(user.id.lowercasedString)", json: #"{"name": "Ada Lovelace", "is_admin": true}"#)
+            let me = try renamed.decode(User.self)
+            #expect(me.name == "Ada Lovelace")
+            #expect(!me.isAdmin, "a user cannot make themselves admin through /users/me")
+        }
+    }
+}
