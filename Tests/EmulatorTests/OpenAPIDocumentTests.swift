@@ -1,0 +1,49 @@
+import Emulator
+import Foundation
+import FunctionsFramework
+import ImageAPICore
+import SQLiteStorage
+import Testing
+
+@Suite("OpenAPI document")
+struct OpenAPIDocumentTests {
+    func servedEndpoints() throws -> Set<String> {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID()).sqlite").path
+        let services = APIServices(store: try SQLiteMetadataStore(path: path), settings: APISettings())
+        let (_, routes) = FunctionServer.buildRouter(
+            functions: Emulator.functions(services), configuration: ServerConfiguration(), readiness: {})
+        return Set(routes.endpoints.map(\.description))
+    }
+
+    @Test("documents exactly the routes the emulator registers")
+    func matchesRoutes() throws {
+        let served = try servedEndpoints()
+        let documented = OpenAPIDocument.operations
+        #expect(served.subtracting(documented).isEmpty, "served but undocumented: \(served.subtracting(documented).sorted())")
+        #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+        #expect(served.count >= 20)
+    }
+
+    @Test("is OpenAPI 3.1 and every $ref points at a defined schema")
+    func referencesResolve() throws {
+        let data = try JSONEncoder().encode(OpenAPIDocument.document)
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(document["openapi"] as? String == "3.1.0")
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        var references: [String] = []
+        func collect(_ value: Any) {
+            if let object = value as? [String: Any] {
+                if let reference = object["$ref"] as? String { references.append(reference) }
+                object.values.forEach(collect)
+            } else if let array = value as? [Any] {
+                array.forEach(collect)
+            }
+        }
+        collect(document)
+        #expect(!references.isEmpty)
+        for reference in references {
+            let name = reference.replacingOccurrences(of: "#/components/schemas/", with: "")
+            #expect(schemas[name] != nil, "unresolved \(reference)")
+        }
+    }
+}

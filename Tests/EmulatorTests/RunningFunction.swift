@@ -1,0 +1,111 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// A function binary (or the emulator) started as a real process on a free port.
+final class RunningFunction: @unchecked Sendable {
+    let process = Process()
+    let stdoutFile: URL
+    let stderrFile: URL
+    private(set) var port = 0
+
+    /// The folder the test binaries were built into: the products sit beside the test runner.
+    static var productsFolder: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    /// Starts `product` in `folder` (its working directory, so no stray `.env` is read).
+    init(_ product: String, arguments: [String] = [], in folder: URL, environment: [String: String]) throws {
+        let executable = Self.productsFolder.appendingPathComponent(product)
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw StartError("\(executable.path) is missing: build every product first (swift build --build-tests)")
+        }
+        stdoutFile = folder.appendingPathComponent("\(product)-\(UUID()).out")
+        stderrFile = folder.appendingPathComponent("\(product)-\(UUID()).err")
+        FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = folder
+        process.environment = ["PATH": "/usr/bin:/bin", "PORT": "0", "DATA_DIR": folder.path].merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
+        process.standardError = try FileHandle(forWritingTo: stderrFile)
+        try process.run()
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    var output: String { (try? String(contentsOf: stdoutFile, encoding: .utf8)) ?? "" }
+    var errors: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
+
+    /// Waits for the structured "Listening" log line and reads the bound port from it.
+    func waitUntilListening(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for line in output.split(separator: "\n") where line.contains(#""message":"Listening""#) {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                if let address = object?["address"] as? String, let port = Int(address.split(separator: ":").last ?? "") {
+                    self.port = port
+                    return
+                }
+            }
+            guard process.isRunning else { throw StartError("exited with \(process.terminationStatus): \(errors)\(output)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw StartError("did not start listening within \(timeout): \(output)")
+    }
+
+    /// Waits for the process to exit by itself.
+    func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                process.interrupt()
+                throw StartError("did not exit within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// Sends SIGTERM, as Cloud Run does, and returns the exit status.
+    func terminate() async throws -> Int32 {
+        kill(process.processIdentifier, SIGTERM)
+        return try await waitForExit()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// Sends a request to the process over loopback.
+    func request(
+        _ method: HTTPMethod, _ path: String, key: String? = nil, json: String? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        if let key { request.headers.add(name: "X-API-Key", value: key) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (Int(response.status.code), response.headers, String(buffer: body))
+    }
+}
+
+func makeTemporaryFolder() throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-e2e-\(UUID())")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
+}
+
+func json(_ text: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+}
