@@ -12,11 +12,11 @@ public enum OpenAPIDocument {
                 "title": "Image Management API",
                 "version": "1.0.0",
                 "description": """
-                    Teams, users and API keys for the self-hostable image management API. Management \
-                    endpoints are public when ENVIRONMENT=development and need an admin key when \
-                    ENVIRONMENT=production. Errors are JSON: {"detail": "..."}, or for 422 a list of \
-                    {loc, msg, type}.
-                    """,
+                Teams, users and API keys for the self-hostable image management API. Management \
+                endpoints are public when ENVIRONMENT=development and need an admin key when \
+                ENVIRONMENT=production. Errors are JSON: {"detail": "..."}, or for 422 a list of \
+                {loc, msg, type}.
+                """,
             ],
             "servers": [["url": "/"]],
             "security": [["apiKeyHeader": []], ["bearer": []]],
@@ -107,7 +107,8 @@ public enum OpenAPIDocument {
                     parameters: [
                         skip, limit,
                         [
-                            "name": "team_id", "in": "query", "required": false, "description": "Only this team's users.",
+                            "name": "team_id", "in": "query", "required": false,
+                            "description": "Only this team's users.",
                             "schema": ["type": "string", "format": "uuid"],
                         ],
                     ],
@@ -285,7 +286,10 @@ public enum OpenAPIDocument {
                     ]
                 ], required: ["detail"]),
             "Team": object(
-                ["id": uuid, "name": name, "description": description, "created_at": timestamp, "updated_at": timestamp],
+                [
+                    "id": uuid, "name": name, "description": description, "created_at": timestamp,
+                    "updated_at": timestamp,
+                ],
                 required: ["id", "name", "description", "created_at", "updated_at"]),
             "TeamList": list("teams", "Team"),
             "CreateTeam": object(["name": name, "description": description], required: ["name"]),

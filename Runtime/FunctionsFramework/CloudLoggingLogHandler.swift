@@ -59,7 +59,9 @@ public struct CloudLoggingLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata.merging(event.metadata ?? [:]) { $1 }
         if let error = event.error { fields["error"] = .string(String(describing: error)) }
-        sink(Self.format(level: event.level, message: event.message.description, label: label, metadata: fields, time: Date()))
+        sink(
+            Self.format(
+                level: event.level, message: event.message.description, label: label, metadata: fields, time: Date()))
     }
 
     /// Formats one entry as a JSON line.
@@ -80,7 +82,9 @@ public struct CloudLoggingLogHandler: LogHandler {
         object["logger"] = .string(label)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        guard let data = try? encoder.encode(object) else { return #"{"severity":"ERROR","message":"unencodable log"}"# }
+        guard let data = try? encoder.encode(object) else {
+            return #"{"severity":"ERROR","message":"unencodable log"}"#
+        }
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -101,8 +101,9 @@ public enum FunctionServer {
         logger.info("Starting", metadata: metadata)
         var groupConfiguration = ServiceGroupConfiguration(
             services: ([application] + services).map {
-                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                      failureTerminationBehavior: .gracefullyShutdownGroup)
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

@@ -124,7 +124,8 @@ public struct APIKeyService: Sendable {
             throw FunctionError.unauthorized("Malformed API key")
         }
         guard let key = try await store.apiKey(id: text.keyID),
-            HMAC<SHA256>.isValidAuthenticationCode(key.secretHash, authenticating: Data(text.secret.utf8), using: hmacKey)
+            HMAC<SHA256>.isValidAuthenticationCode(
+                key.secretHash, authenticating: Data(text.secret.utf8), using: hmacKey)
         else {
             throw FunctionError.unauthorized("Invalid API key")
         }

@@ -24,7 +24,8 @@ public struct InputRules {
     public mutating func name(_ value: String, field: String = "name") -> String {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty {
-            issues.append(.init(loc: ["body", field], msg: "String should have at least 1 character", type: "string_too_short"))
+            issues.append(
+                .init(loc: ["body", field], msg: "String should have at least 1 character", type: "string_too_short"))
         } else if trimmed.count > Self.maximumNameLength {
             issues.append(
                 .init(

@@ -78,10 +78,12 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Teams
 
+    /// Stores a new team.
     public func insertTeam(_ team: Team) async throws {
         try await pool.write { db in try Self.insert(team, db) }
     }
 
+    /// Reads a team by id.
     public func team(id: UUID) async throws -> Team? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM teams WHERE id = ?", arguments: [id.lowercasedString])
@@ -89,6 +91,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Lists teams, oldest first, with the total.
     public func teams(_ page: PageRequest) async throws -> Page<Team> {
         try await pool.read { db in
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM teams") ?? 0
@@ -99,6 +102,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Replaces a team's fields; `false` when there is no such team.
     public func updateTeam(_ team: Team) async throws -> Bool {
         try await pool.write { db in
             try db.execute(
@@ -108,6 +112,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Deletes a team that has no users, in one transaction.
     public func deleteTeam(id: UUID) async throws -> TeamDeletion {
         try await pool.write { db in
             let key = id.lowercasedString
@@ -123,10 +128,12 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Users
 
+    /// Stores a new user after checking the team exists and the e-mail is free.
     public func insertUser(_ user: User) async throws {
         try await pool.write { db in try Self.insert(user, db) }
     }
 
+    /// Reads a user.
     public func user(id: UUID) async throws -> User? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.lowercasedString])
@@ -134,6 +141,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Reads a user.
     public func user(email: String) async throws -> User? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email.lowercased()])
@@ -141,6 +149,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Lists users, optionally of one team, oldest first, with the total.
     public func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User> {
         try await pool.read { db in
             let filter = teamID == nil ? "" : "WHERE team_id = ?"
@@ -154,6 +163,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Replaces a user's fields; their keys follow them to a new team in the same transaction.
     public func updateUser(_ user: User) async throws -> Bool {
         try await pool.write { db in
             let key = user.id.lowercasedString
@@ -179,6 +189,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Deletes a user and every key of theirs in one transaction.
     public func deleteUser(id: UUID) async throws -> Bool {
         try await pool.write { db in
             let key = id.lowercasedString
@@ -190,10 +201,12 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: API keys
 
+    /// Stores a new key for an existing user.
     public func insertAPIKey(_ key: APIKey) async throws {
         try await pool.write { db in try Self.insert(key, db) }
     }
 
+    /// Reads a key.
     public func apiKey(id: UUID) async throws -> APIKey? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id.lowercasedString])
@@ -201,6 +214,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Lists a user's keys, oldest first, with the total.
     public func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey> {
         try await pool.read { db in
             let owner = userID.lowercasedString
@@ -213,6 +227,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Marks a key revoked.
     public func revokeAPIKey(id: UUID) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: "UPDATE api_keys SET is_active = 0 WHERE id = ?", arguments: [id.lowercasedString])
@@ -220,6 +235,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Records when a key last authenticated a request.
     public func recordAPIKeyUse(id: UUID, at date: Date) async throws {
         try await pool.write { db in
             try db.execute(
@@ -229,6 +245,7 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Administrators
 
+    /// Writes a team, its admin user and their key in one transaction.
     public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
         try await pool.write { db in
             try Self.insert(team, db)
@@ -281,7 +298,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     private static func checkTeamExists(_ teamID: UUID, _ db: Database) throws {
-        let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM teams WHERE id = ?", arguments: [teamID.lowercasedString])
+        let exists = try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM teams WHERE id = ?", arguments: [teamID.lowercasedString])
         if exists == nil { throw MetadataStoreError.teamNotFound }
     }
 

@@ -115,7 +115,8 @@ struct EmulatorEndToEndTests {
         #expect(anonymous.headers["WWW-Authenticate"].first == #"Bearer realm="image-api""#)
         #expect(try await emulator.request(.POST, "/api/v1/teams", key: cliKey, json: #"{"name": "X"}"#).status == 201)
         #expect(
-            try await emulator.request(.POST, "/api/v1/teams", key: bootstrapKey, json: #"{"name": "Y"}"#).status == 201)
+            try await emulator.request(.POST, "/api/v1/teams", key: bootstrapKey, json: #"{"name": "Y"}"#).status == 201
+        )
         #expect(try await emulator.terminate() == 0)
     }
 }

@@ -19,8 +19,12 @@ struct OpenAPIDocumentTests {
     func matchesRoutes() throws {
         let served = try servedEndpoints()
         let documented = OpenAPIDocument.operations
-        #expect(served.subtracting(documented).isEmpty, "served but undocumented: \(served.subtracting(documented).sorted())")
-        #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+        #expect(
+            served.subtracting(documented).isEmpty,
+            "served but undocumented: \(served.subtracting(documented).sorted())")
+        #expect(
+            documented.subtracting(served).isEmpty,
+            "documented but not served: \(documented.subtracting(served).sorted())")
         #expect(served.count >= 20)
     }
 

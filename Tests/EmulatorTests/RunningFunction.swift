@@ -29,7 +29,9 @@ final class RunningFunction: @unchecked Sendable {
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder
-        process.environment = ["PATH": "/usr/bin:/bin", "PORT": "0", "DATA_DIR": folder.path].merging(environment) { $1 }
+        process.environment = ["PATH": "/usr/bin:/bin", "PORT": "0", "DATA_DIR": folder.path].merging(environment) {
+            $1
+        }
         process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         try process.run()
@@ -49,12 +51,15 @@ final class RunningFunction: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             for line in output.split(separator: "\n") where line.contains(#""message":"Listening""#) {
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                if let address = object?["address"] as? String, let port = Int(address.split(separator: ":").last ?? "") {
+                if let address = object?["address"] as? String, let port = Int(address.split(separator: ":").last ?? "")
+                {
                     self.port = port
                     return
                 }
             }
-            guard process.isRunning else { throw StartError("exited with \(process.terminationStatus): \(errors)\(output)") }
+            guard process.isRunning else {
+                throw StartError("exited with \(process.terminationStatus): \(errors)\(output)")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw StartError("did not start listening within \(timeout): \(output)")

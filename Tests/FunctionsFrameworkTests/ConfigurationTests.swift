@@ -28,9 +28,11 @@ struct ConfigurationTests {
                     service: "manage-teams", revision: "manage-teams-00001-abc", projectID: "p"))
     }
 
-    @Test("CORS_ORIGINS as a JSON list or comma-separated", arguments: [
-        #"["https://a.example", "https://b.example"]"#, "https://a.example, https://b.example",
-    ])
+    @Test(
+        "CORS_ORIGINS as a JSON list or comma-separated",
+        arguments: [
+            #"["https://a.example", "https://b.example"]"#, "https://a.example, https://b.example",
+        ])
     func corsOrigins(_ value: String) throws {
         let configuration = try ServerConfiguration(EnvironmentVariables(["CORS_ORIGINS": value]))
         #expect(configuration.corsOrigins == ["https://a.example", "https://b.example"])

@@ -215,7 +215,8 @@ struct LoggingTests {
         let w3c = TraceContext(headers: [
             HTTPField.Name("traceparent")!: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         ])
-        #expect(w3c == TraceContext(traceID: "0af7651916cd43dd8448eb211c80319c", spanID: "b7ad6b7169203331", sampled: true))
+        #expect(
+            w3c == TraceContext(traceID: "0af7651916cd43dd8448eb211c80319c", spanID: "b7ad6b7169203331", sampled: true))
         let cloud = TraceContext(headers: [
             HTTPField.Name("X-Cloud-Trace-Context")!: "105445aa7843bc8bf206b12000100000/1;o=1"
         ])
@@ -236,7 +237,9 @@ struct LoggingTests {
             configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
         let line = try #require(lines.withLock { $0.first { $0.contains("GET /healthz 200") } })
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        #expect(object["logging.googleapis.com/trace"] as? String == "projects/my-project/traces/105445aa7843bc8bf206b12000100000")
+        #expect(
+            object["logging.googleapis.com/trace"] as? String
+                == "projects/my-project/traces/105445aa7843bc8bf206b12000100000")
         #expect(object["logging.googleapis.com/spanId"] as? String == "7")
         let http = try #require(object["httpRequest"] as? [String: Any])
         #expect(http["status"] as? Int == 200)

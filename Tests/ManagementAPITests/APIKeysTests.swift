@@ -62,7 +62,9 @@ struct APIKeysTests {
             for: Data(parsed.secret.utf8),
             using: SymmetricKey(data: Data("test-secret-of-at-least-thirty-two-characters".utf8)))
         #expect(stored == Data(expected))
-        let dump = try await queue.read { db in try String.fetchAll(db, sql: "SELECT quote(secret_hash) || name || prefix FROM api_keys") }
+        let dump = try await queue.read { db in
+            try String.fetchAll(db, sql: "SELECT quote(secret_hash) || name || prefix FROM api_keys")
+        }
         #expect(!dump.joined().contains(parsed.secret))
     }
 

@@ -16,7 +16,8 @@ struct AuthenticationTests {
         let api = try TestAPI()
         try await api.run { (client) async throws in
             let (_, _, key) = try await client.member(email: "ada@example.com")
-            expectUnauthorized(try await client.verify(key: nil), "Missing API key: send it in X-API-Key or Authorization: Bearer")
+            expectUnauthorized(
+                try await client.verify(key: nil), "Missing API key: send it in X-API-Key or Authorization: Bearer")
             expectUnauthorized(try await client.verify(key: "not-a-key"), "Malformed API key")
             let parsed = try #require(APIKeyText(parsing: key))
             let unknown = APIKeyText(keyID: UUID(), secret: parsed.secret).text
@@ -126,7 +127,8 @@ struct IsolationTests {
             _ = try await client.updateUser(
                 user.id.lowercasedString, json: #"{"team_id": "\#(other.id.lowercasedString)"}"#)
             #expect(try await client.verify(key: key).decode(KeyVerificationReply.self).team_id == other.id)
-            #expect(try await client.listKeys(key: key).decode(ListReply<APIKeyView>.self).items.first?.teamID == other.id)
+            #expect(
+                try await client.listKeys(key: key).decode(ListReply<APIKeyView>.self).items.first?.teamID == other.id)
         }
     }
 }

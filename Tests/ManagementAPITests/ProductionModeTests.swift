@@ -61,9 +61,11 @@ struct ProductionModeTests {
 
 @Suite("Settings and administrator bootstrap")
 struct SettingsTests {
-    @Test("production refuses a missing, default or short API_KEY_SECRET", arguments: [
-        nil, APISettings.developmentKeySecret, "too-short",
-    ])
+    @Test(
+        "production refuses a missing, default or short API_KEY_SECRET",
+        arguments: [
+            nil, APISettings.developmentKeySecret, "too-short",
+        ])
     func productionSecret(_ secret: String?) {
         var values = ["ENVIRONMENT": "production"]
         values["API_KEY_SECRET"] = secret
@@ -99,7 +101,9 @@ struct SettingsTests {
         #expect(try await bootstrap.ensureKey(text, email: "ops@example.com"))
         #expect(try await bootstrap.ensureKey(text, email: "ops@example.com") == false)
         let clash = APIKeyText(keyID: text.keyID, secret: String(repeating: "B", count: 43))
-        await #expect(throws: AdministratorBootstrap.Refusal.self) { try await bootstrap.ensureKey(clash, email: "ops@example.com") }
+        await #expect(throws: AdministratorBootstrap.Refusal.self) {
+            try await bootstrap.ensureKey(clash, email: "ops@example.com")
+        }
         let verified = try await api.run { try await $0.verify(key: text.text).decode(KeyVerificationReply.self) }
         #expect(verified.is_admin)
     }

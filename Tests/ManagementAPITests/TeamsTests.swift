@@ -72,8 +72,10 @@ struct TeamsTests {
             (#"{"name": "   "}"#, ["body", "name"], "string_too_short"),
             (#"{"name": 42}"#, ["body", "name"], "string_type"),
             ("{\"name\": \"\(String(repeating: "n", count: 101))\"}", ["body", "name"], "string_too_long"),
-            ("{\"name\": \"ok\", \"description\": \"\(String(repeating: "d", count: 1001))\"}",
-             ["body", "description"], "string_too_long"),
+            (
+                "{\"name\": \"ok\", \"description\": \"\(String(repeating: "d", count: 1001))\"}",
+                ["body", "description"], "string_too_long"
+            ),
             ("not json", ["body"], "json_invalid"),
         ])
     func invalidBodies(json: String, loc: [String], type: String) async throws {

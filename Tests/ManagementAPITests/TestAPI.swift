@@ -116,14 +116,18 @@ struct ListReply<Item: Decodable>: Decodable {
 struct APIClient: Sendable {
     let client: any TestClientProtocol
 
-    func send(_ method: HTTPRequest.Method, _ uri: String, key: String? = nil, json: String? = nil) async throws -> Reply {
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, key: String? = nil, json: String? = nil
+    ) async throws -> Reply {
         var headers: HTTPFields = [:]
         if let key { headers[HTTPField.Name("X-API-Key")!] = key }
         if json != nil { headers[.contentType] = "application/json" }
         return try await send(method, uri, headers: headers, json: json)
     }
 
-    func send(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields, json: String? = nil) async throws -> Reply {
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields, json: String? = nil
+    ) async throws -> Reply {
         let response = try await client.executeRequest(
             uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
         return Reply(status: response.status, headers: response.headers, body: Data(buffer: response.body))

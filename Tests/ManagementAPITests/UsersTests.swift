@@ -73,11 +73,15 @@ struct UsersTests {
         "invalid user bodies are refused with 422",
         arguments: [
             (#"{"name": "x", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#, ["body", "email"]),
-            (#"{"email": "not-an-email", "name": "x", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
-             ["body", "email"]),
+            (
+                #"{"email": "not-an-email", "name": "x", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
+                ["body", "email"]
+            ),
             (#"{"email": "a@example.com", "name": "x", "team_id": "nope"}"#, ["body", "team_id"]),
-            (#"{"email": "a@example.com", "name": "", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
-             ["body", "name"]),
+            (
+                #"{"email": "a@example.com", "name": "", "team_id": "6f1d4c4e-4d53-4a4f-9e8b-2f0e8f5f2c11"}"#,
+                ["body", "name"]
+            ),
         ])
     func invalidBodies(json: String, loc: [String]) async throws {
         let api = try TestAPI()

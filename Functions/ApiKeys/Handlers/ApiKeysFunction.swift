@@ -49,7 +49,9 @@ public struct ApiKeysFunction: HTTPFunction {
         }
         call.logger.info(
             "Admin created a key for a user",
-            metadata: ["admin_id": .string(admin.user.id.lowercasedString), "user_id": .string(userID.lowercasedString)])
+            metadata: [
+                "admin_id": .string(admin.user.id.lowercasedString), "user_id": .string(userID.lowercasedString),
+            ])
         return try await issue(input, for: user, call)
     }
 

@@ -1,0 +1,20 @@
+# Shortcuts for the scripts the README documents. The scripts work without make.
+.PHONY: setup run test build format lint
+
+setup:
+	scripts/setup.sh
+
+run:
+	scripts/run-emulator.sh
+
+test:
+	scripts/test.sh
+
+build:
+	swift build
+
+format:
+	swift format format --in-place --recursive Package.swift Runtime Functions Tests
+
+lint:
+	swift format lint --strict --recursive Package.swift Runtime Functions Tests

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian or Ubuntu machine, then fetches the Swift packages.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: SQLite headers for GRDB, git and pkg-config for SwiftPM.
+APT_PACKAGES=(git pkg-config libsqlite3-dev ca-certificates)
+# The Swift toolchain needs at least this version (Hummingbird 2.28 asks for tools 6.2).
+MINIMUM_SWIFT=6.2
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> Installing system packages: ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+swift_version() { swift --version 2>/dev/null | sed -n 's/.*Swift version \([0-9][0-9.]*\).*/\1/p' | head -n1; }
+
+if ! command -v swift >/dev/null 2>&1 || ! version_at_least "$(swift_version)" "$MINIMUM_SWIFT"; then
+    candidate=$(apt-cache policy swiftlang 2>/dev/null | sed -n 's/ *Candidate: \([0-9][0-9.]*\).*/\1/p')
+    if [ -n "$candidate" ] && version_at_least "$candidate" "$MINIMUM_SWIFT"; then
+        echo "==> Installing Swift $candidate from the distribution (swiftlang)"
+        sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swiftlang
+    else
+        echo "error: Swift $MINIMUM_SWIFT or newer is required (found: $(swift_version || true))." >&2
+        echo "       This distribution does not package it; install it from https://www.swift.org/install/linux/" >&2
+        echo "       (for example with swiftly), put 'swift' on PATH, and run this command again." >&2
+        exit 1
+    fi
+fi
+
+echo "==> Swift $(swift_version); resolving Swift packages"
+swift package resolve

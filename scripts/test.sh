@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing, checks formatting, builds everything and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "==> Checking formatting (swift format lint --strict)"
+swift format lint --strict --recursive Package.swift Runtime Functions Tests
+echo "==> Building every product and test target"
+swift build --build-tests
+echo "==> Running every test"
+swift test --skip-build
