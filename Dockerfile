@@ -1,0 +1,26 @@
+# One image per function for Cloud Run, or the emulator:
+#   docker build --build-arg PRODUCT=manage-teams -t manage-teams .
+# PRODUCT is one of: manage-teams, manage-users, api-keys, emulator.
+ARG SWIFT_VERSION=6.3
+
+FROM swift:${SWIFT_VERSION}-bookworm AS build
+ARG PRODUCT=emulator
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libsqlite3-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN swift build -c release --product "${PRODUCT}" --static-swift-stdlib \
+    && install -D "$(swift build -c release --show-bin-path)/${PRODUCT}" /out/function
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libsqlite3-0 libstdc++6 ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/image-api --create-home function
+COPY --from=build /out/function /usr/local/bin/function
+USER function
+WORKDIR /var/lib/image-api
+ENV PORT=8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/function"]
