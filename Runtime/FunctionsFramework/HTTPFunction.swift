@@ -131,7 +131,7 @@ public final class FunctionRoutes {
     /// Adds a 405 responder for every common method a registered path does not serve.
     /// Called once, after every function has registered its endpoints.
     public func answerUnregisteredMethods() {
-        let candidates: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete]
+        let candidates: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
         var methodsByPath: [String: [HTTPRequest.Method]] = [:]
         for endpoint in endpoints {
             methodsByPath[endpoint.path, default: []].append(endpoint.method)

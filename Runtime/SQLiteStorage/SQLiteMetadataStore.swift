@@ -20,8 +20,30 @@ public final class SQLiteMetadataStore: MetadataStore {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
-        self.pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        // Functions started together on one file would otherwise race: GRDB reads which
+        // migrations are applied outside the transaction that applies them.
+        self.pool = try Self.withProcessLock(path: path + ".migration-lock") {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+            return pool
+        }
+    }
+
+    /// Runs `body` holding an exclusive advisory lock (`flock`) on `path`, so that processes
+    /// opening the same database one after another see each other's migrations.
+    private static func withProcessLock<T>(path: String, _ body: () throws -> T) throws -> T {
+        let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw DatabaseError(message: "cannot open lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw DatabaseError(message: "cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
     }
 
     /// The schema, one registered migration per version. Never edit a shipped migration: add one.

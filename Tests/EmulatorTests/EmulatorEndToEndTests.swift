@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Testing
 
 /// These start the real executables as separate processes and talk to them over HTTP on loopback.
@@ -118,5 +120,33 @@ struct EmulatorEndToEndTests {
             try await emulator.request(.POST, "/api/v1/teams", key: bootstrapKey, json: #"{"name": "Y"}"#).status == 201
         )
         #expect(try await emulator.terminate() == 0)
+    }
+
+    @Test("SIGTERM lets a request that is still arriving finish before the process exits")
+    func gracefulShutdown() async throws {
+        let folder = try makeTemporaryFolder()
+        let emulator = try RunningFunction("emulator", in: folder, environment: [:])
+        try await emulator.waitUntilListening()
+        let body = ByteBuffer(string: #"{"name": "Arrived during shutdown", "description": "slowly"}"#)
+        let (chunks, writer) = AsyncStream.makeStream(of: ByteBuffer.self)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(emulator.port)/api/v1/teams")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .stream(chunks, length: .known(Int64(body.readableBytes)))
+        let response = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(30)) }
+
+        writer.yield(body.getSlice(at: 0, length: 10)!)
+        try await Task.sleep(for: .milliseconds(300))
+        kill(emulator.process.processIdentifier, SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(emulator.process.isRunning, "the server waits for the request in flight")
+        writer.yield(body.getSlice(at: 10, length: body.readableBytes - 10)!)
+        writer.finish()
+
+        let answer = try await response.value
+        #expect(answer.status == .created)
+        let created = try json(String(buffer: try await answer.body.collect(upTo: 1 << 16)))
+        #expect(created["name"] as? String == "Arrived during shutdown")
+        #expect(try await emulator.waitForExit() == 0)
     }
 }

@@ -132,6 +132,23 @@ struct SQLiteStoreTests {
         try await reopened.checkReady()
     }
 
+    @Test("stores opened at once on a fresh file all migrate it (processes starting together)")
+    func concurrentOpening() async throws {
+        for _ in 0..<10 {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("race-\(UUID()).sqlite").path
+            let opened = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        let store = try SQLiteMetadataStore(path: path)
+                        return try await store.teams(PageRequest()).total == 0
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(opened == 6)
+        }
+    }
+
     @Test("the database runs in WAL mode")
     func walMode() throws {
         let api = try TestAPI()

@@ -110,3 +110,30 @@ struct UsersTests {
         }
     }
 }
+
+@Suite("Concurrent requests")
+struct ConcurrencyTests {
+    @Test("concurrent creations all land; a raced e-mail is created exactly once")
+    func concurrentCreations() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("Busy").decode(Team.self)
+            let statuses = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        // Even tasks race for one address; odd tasks each use their own.
+                        let email = index.isMultiple(of: 2) ? "same@example.com" : "user\(index)@example.com"
+                        return (index, try await client.createUser(email: email, teamID: team.id).status.code)
+                    }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            let raced = statuses.filter { $0.key.isMultiple(of: 2) }.map(\.value)
+            #expect(raced.filter { $0 == 201 }.count == 1)
+            #expect(raced.filter { $0 == 409 }.count == 19)
+            #expect(statuses.filter { !$0.key.isMultiple(of: 2) }.allSatisfy { $0.value == 201 })
+            let listed = try await client.listUsers("?limit=100").decode(ListReply<User>.self)
+            #expect(listed.total == 21)
+        }
+    }
+}
