@@ -1,4 +1,5 @@
 import Foundation
+import FunctionsFramework
 
 /// The OpenAPI 3.1 description of every route the emulator serves, which is also the union of
 /// the routes the deployed functions serve. A test compares its paths and methods with the

@@ -75,7 +75,7 @@ public struct CloudLoggingLogHandler: LogHandler {
     public static func format(
         level: Logger.Level, message: String, label: String, metadata: Logger.Metadata, time: Date
     ) -> String {
-        var object: [String: JSONLogValue] = metadata.mapValues(JSONLogValue.init)
+        var object: [String: JSONValue] = metadata.mapValues(JSONValue.init)
         object["severity"] = .string(severity(level))
         object["message"] = .string(message)
         object["time"] = .string(JSONCoding.timestamp(time))
@@ -103,33 +103,16 @@ public struct CloudLoggingLogHandler: LogHandler {
     }
 }
 
-/// A metadata value as JSON.
-enum JSONLogValue: Encodable {
-    case string(String)
-    case integer(Int)
-    case boolean(Bool)
-    case array([JSONLogValue])
-    case object([String: JSONLogValue])
-
+extension JSONValue {
+    /// A log metadata value as JSON: integers and booleans stay numbers and booleans.
     init(_ value: Logger.MetadataValue) {
         switch value {
         case .string(let text): self = .string(text)
-        case .stringConvertible(let value as Int): self = .integer(value)
-        case .stringConvertible(let value as Bool): self = .boolean(value)
+        case .stringConvertible(let value as Int): self = .number(value)
+        case .stringConvertible(let value as Bool): self = .bool(value)
         case .stringConvertible(let value): self = .string(value.description)
-        case .array(let items): self = .array(items.map(JSONLogValue.init))
-        case .dictionary(let fields): self = .object(fields.mapValues(JSONLogValue.init))
-        }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let text): try container.encode(text)
-        case .integer(let number): try container.encode(number)
-        case .boolean(let flag): try container.encode(flag)
-        case .array(let items): try container.encode(items)
-        case .object(let fields): try container.encode(fields)
+        case .array(let items): self = .array(items.map(JSONValue.init))
+        case .dictionary(let fields): self = .object(fields.mapValues(JSONValue.init))
         }
     }
 }

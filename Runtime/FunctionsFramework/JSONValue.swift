@@ -1,6 +1,6 @@
 import Foundation
 
-/// A JSON document built in code, used for the OpenAPI description.
+/// A JSON value built in code: documents such as the OpenAPI description, and log entries.
 public indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStringLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral
