@@ -87,12 +87,11 @@ public enum FunctionServer {
     /// Runs an application until SIGTERM or SIGINT, then shuts it down gracefully.
     /// - Parameters:
     ///   - application: The application (see ``buildApplication(functions:configuration:readiness:logger:onListening:)``).
-    ///   - services: Background services that live and stop with the server.
     ///   - configuration: The server settings, whose Cloud Run service and revision are logged.
     ///   - logger: The logger.
     /// - Throws: When the server cannot bind or a service fails.
     public static func run(
-        _ application: some ApplicationProtocol, services: [any Service] = [], configuration: ServerConfiguration,
+        _ application: some ApplicationProtocol, configuration: ServerConfiguration,
         logger: Logger
     ) async throws {
         var metadata: Logger.Metadata = [:]
@@ -100,11 +99,11 @@ public enum FunctionServer {
         if let revision = configuration.revision { metadata["K_REVISION"] = .string(revision) }
         logger.info("Starting", metadata: metadata)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: ([application] + services).map {
+            services: [
                 .init(
-                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    service: application, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup)
-            },
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = shutdownGracePeriod

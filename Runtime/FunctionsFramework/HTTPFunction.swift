@@ -17,7 +17,7 @@ public protocol HTTPFunction: Sendable {
 }
 
 /// One registered method and path, such as `GET /api/v1/teams/{team_id}`.
-public struct Endpoint: Hashable, Sendable, CustomStringConvertible, Comparable {
+public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     /// The HTTP method.
     public let method: HTTPRequest.Method
     /// The path, with parameters written `{name}` as OpenAPI writes them.
@@ -35,10 +35,6 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible, Comparable 
     /// `METHOD /path`.
     public var description: String { "\(method.rawValue) \(path)" }
 
-    /// Orders by path, then method.
-    public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
-        (lhs.path, lhs.method.rawValue) < (rhs.path, rhs.method.rawValue)
-    }
 }
 
 /// A handler that needs no response body answers with this to send `204 No Content`.

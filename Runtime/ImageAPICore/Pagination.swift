@@ -94,7 +94,7 @@ public struct ListResponse<Item: Encodable & Sendable>: Encodable, Sendable {
     }
 }
 
-extension ListResponse where Item: Sendable {
+extension ListResponse {
     /// Creates a listing answer for items shown as stored.
     /// - Parameters:
     ///   - itemsName: The JSON name of the items array.

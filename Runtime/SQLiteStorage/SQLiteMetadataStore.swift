@@ -211,12 +211,11 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    /// Deletes a user and every key of theirs in one transaction.
+    /// Deletes a user; the foreign key's cascade deletes their keys in the same transaction.
     public func deleteUser(id: UUID) async throws -> Bool {
         try await pool.write { db in
-            let key = id.lowercasedString
-            try db.execute(sql: "DELETE FROM api_keys WHERE user_id = ?", arguments: [key])
-            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [key])
+            // api_keys.user_id is ON DELETE CASCADE: the user's keys go in the same statement.
+            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id.lowercasedString])
             return db.changesCount > 0
         }
     }
