@@ -14,7 +14,7 @@ build:
 	swift build
 
 format:
-	swift format format --in-place --recursive Package.swift Runtime Functions Tests
+	swift format format --in-place --recursive Package.swift Runtime Functions Tests Benchmarks
 
 lint:
-	swift format lint --strict --recursive Package.swift Runtime Functions Tests
+	swift format lint --strict --recursive Package.swift Runtime Functions Tests Benchmarks

@@ -8,11 +8,11 @@ let swiftSettings: [SwiftSetting] = [
 
 /// One standalone executable per Cloud Function: a `Main` target that only wires configuration
 /// to the importable handler library beside it.
-func function(_ name: String, product: String) -> [Target] {
+func function(_ name: String, product: String, extraDependencies: [Target.Dependency] = []) -> [Target] {
     [
         .target(
             name: name,
-            dependencies: ["FunctionsFramework", "ImageAPICore"],
+            dependencies: ["FunctionsFramework", "ImageAPICore"] + extraDependencies,
             path: "Functions/\(name)/Handlers",
             swiftSettings: swiftSettings
         ),
@@ -33,6 +33,10 @@ let package = Package(
         .executable(name: "manage-teams", targets: ["ManageTeamsMain"]),
         .executable(name: "manage-users", targets: ["ManageUsersMain"]),
         .executable(name: "api-keys", targets: ["ApiKeysMain"]),
+        .executable(name: "upload-image", targets: ["UploadImageMain"]),
+        .executable(name: "process-embedding", targets: ["ProcessEmbeddingMain"]),
+        .executable(name: "search", targets: ["SearchMain"]),
+        .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -43,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
     ],
     targets: [
         // The functions framework: HTTP and CloudEvent functions, errors, logging, configuration.
@@ -67,24 +72,59 @@ let package = Package(
             path: "Runtime/ImageAPICore",
             swiftSettings: swiftSettings
         ),
-        // The embedded SQLite implementation of the metadata-store port.
+        // C libraries from Debian: libvips (decoding, EXIF, thumbnails) and OpenBLAS.
+        .systemLibrary(
+            name: "CVips", path: "Runtime/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", path: "Runtime/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        // A non-variadic C interface over the libvips calls the project makes.
+        .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/VipsShim"),
+        // libvips behind the image-codec port, and the built-in visual-features embedder.
+        .target(
+            name: "ImageProcessing",
+            dependencies: ["ImageAPICore", "VipsShim", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Runtime/ImageProcessing",
+            swiftSettings: swiftSettings
+        ),
+        // Contiguous Float32 vectors scored with BLAS.
+        .target(
+            name: "VectorMath",
+            dependencies: ["COpenBLAS"],
+            path: "Runtime/VectorMath",
+            swiftSettings: swiftSettings
+        ),
+        // The embedded blob store: files under the data directory.
+        .target(
+            name: "FileSystemStorage",
+            dependencies: ["ImageAPICore"],
+            path: "Runtime/FileSystemStorage",
+            swiftSettings: swiftSettings
+        ),
+        // The embedded SQLite implementations: metadata, images with their outbox, vectors, the
+        // local Pub/Sub queue and its dead letters.
         .target(
             name: "SQLiteStorage",
-            dependencies: ["ImageAPICore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ImageAPICore", "VectorMath", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
         // Turns configuration into adapters (store, authenticator) and serves functions with them.
         .target(
             name: "FunctionHosting",
-            dependencies: ["FunctionsFramework", "ImageAPICore", "SQLiteStorage"],
+            dependencies: [
+                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "FileSystemStorage", "ImageProcessing",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Runtime/FunctionHosting",
             swiftSettings: swiftSettings
         ),
         // The local function emulator: every function on one port, OpenAPI document and docs page.
         .target(
             name: "Emulator",
-            dependencies: ["FunctionHosting", "ManageTeams", "ManageUsers", "ApiKeys"],
+            dependencies: [
+                "FunctionHosting", "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage", "ProcessEmbedding", "Search",
+            ],
             path: "Runtime/Emulator",
             swiftSettings: swiftSettings
         ),
@@ -115,6 +155,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ImagePipelineTests",
+            dependencies: [
+                "Emulator",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/ImagePipelineTests",
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ImageBenchmarks",
+            dependencies: [
+                "Emulator", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Benchmarks/ImageBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EmulatorTests",
             dependencies: [
                 "Emulator",
@@ -126,6 +185,11 @@ let package = Package(
     ]
         + function("ManageTeams", product: "manage-teams")
         + function("ManageUsers", product: "manage-users")
-        + function("ApiKeys", product: "api-keys"),
+        + function("ApiKeys", product: "api-keys")
+        + function(
+            "UploadImage", product: "upload-image",
+            extraDependencies: [.product(name: "MultipartKit", package: "multipart-kit")])
+        + function("ProcessEmbedding", product: "process-embedding")
+        + function("Search", product: "search"),
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "==> Checking formatting (swift format lint --strict)"
-swift format lint --strict --recursive Package.swift Runtime Functions Tests
+swift format lint --strict --recursive Package.swift Runtime Functions Tests Benchmarks
 echo "==> Building every product and test target"
 swift build --build-tests
 echo "==> Running every test"

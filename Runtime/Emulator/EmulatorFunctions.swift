@@ -1,9 +1,13 @@
 import ApiKeys
+import FunctionHosting
 import FunctionsFramework
 import Hummingbird
 import ImageAPICore
 import ManageTeams
 import ManageUsers
+import ProcessEmbedding
+import Search
+import UploadImage
 
 /// The local function emulator: every function on one port, with the routes the deployment
 /// uses, plus the documentation endpoints.
@@ -11,11 +15,14 @@ public enum Emulator {
     /// Every function the emulator serves, in the order their routes are registered.
     /// - Parameter services: The wired services.
     /// - Returns: The functions, documentation included.
-    public static func functions(_ services: APIServices) -> [any HTTPFunction] {
+    public static func functions(_ services: HostedServices) -> [any HTTPFunction] {
         [
-            ManageTeamsFunction(services: services),
-            ManageUsersFunction(services: services),
-            ApiKeysFunction(services: services),
+            ManageTeamsFunction(services: services.api),
+            ManageUsersFunction(services: services.api),
+            ApiKeysFunction(services: services.api),
+            UploadImageFunction(api: services.api, images: services.images),
+            CloudEventEndpoint(ProcessEmbeddingFunction(api: services.api, images: services.images)),
+            SearchFunction(api: services.api, images: services.images),
             DocumentationFunction(),
         ]
     }

@@ -24,6 +24,7 @@ struct Serve: AsyncParsableCommand {
         let settings = configuration.settings
         await FunctionHost.main(
             configuration: configuration,
+            deliversToSelf: true,
             onListening: { host, port in
                 let shown = host == "0.0.0.0" ? "127.0.0.1" : host
                 let database = URL(fileURLWithPath: settings.databasePath).standardizedFileURL.path

@@ -1,8 +1,11 @@
+import FileSystemStorage
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import ImageProcessing
 import Logging
 import SQLiteStorage
+import ServiceLifecycle
 
 /// Everything a function process reads from its configuration.
 public struct HostConfiguration: Sendable {
@@ -10,6 +13,10 @@ public struct HostConfiguration: Sendable {
     public let server: ServerConfiguration
     /// The application settings (environment, keys, storage).
     public let settings: APISettings
+    /// The image pipeline's limits and choices.
+    public let images: ImageSettings
+    /// The local Pub/Sub's endpoint, attempts and backoff.
+    public let pubSub: LocalPubSubSettings
 
     /// Reads and validates every configuration variable.
     /// - Parameter variables: The process's configuration variables.
@@ -17,6 +24,8 @@ public struct HostConfiguration: Sendable {
     public init(_ variables: EnvironmentVariables) throws {
         self.server = try ServerConfiguration(variables)
         self.settings = try APISettings(variables)
+        self.images = try ImageSettings(variables, dataDirectory: settings.dataDirectory)
+        self.pubSub = try LocalPubSubSettings(variables)
     }
 
     /// Reads the configuration of this process, or prints the one-line reason and exits with
@@ -32,6 +41,23 @@ public struct HostConfiguration: Sendable {
     }
 }
 
+/// The adapters a function process works with, built from its configuration.
+public struct HostedServices: Sendable {
+    /// Teams, users, keys and access control.
+    public let api: APIServices
+    /// The image pipeline's ports.
+    public let images: ImageServices
+    /// The outbox, read as a queue by the local Pub/Sub.
+    public let outbox: any OutboxQueue
+
+    /// Bundles the services.
+    public init(api: APIServices, images: ImageServices, outbox: any OutboxQueue) {
+        self.api = api
+        self.images = images
+        self.outbox = outbox
+    }
+}
+
 /// Turns configuration into adapters and serves functions with them: the whole of a
 /// function's `main`, so that each executable only says which functions it serves.
 public enum FunctionHost {
@@ -39,33 +65,51 @@ public enum FunctionHost {
     /// - Parameter settings: The application settings.
     /// - Returns: The store, migrated.
     /// - Throws: When the store cannot be opened.
-    public static func openStore(_ settings: APISettings) throws -> any MetadataStore {
+    public static func openStore(_ settings: APISettings) throws -> SQLiteMetadataStore {
         try SQLiteMetadataStore(path: settings.databasePath)
     }
 
-    /// Opens the store, wires the services and registers `BOOTSTRAP_ADMIN_KEY` when set.
+    /// The embedder the settings choose.
+    /// - Parameter settings: The image settings.
+    /// - Returns: The embedder.
+    public static func makeEmbedder(_ settings: ImageSettings) -> any Embedder {
+        switch settings.embeddingProvider {
+        case .visual: VisualFeaturesEmbedder()
+        }
+    }
+
+    /// Opens the stores, wires the services and registers `BOOTSTRAP_ADMIN_KEY` when set.
     /// - Parameters:
-    ///   - settings: The application settings.
+    ///   - configuration: The process configuration.
+    ///   - embedder: The embedder to use instead of the configured one (tests inject failures).
     ///   - logger: Where to report what was done.
     /// - Returns: The services.
-    /// - Throws: When the store cannot be opened or the bootstrap key conflicts.
-    public static func makeServices(_ settings: APISettings, logger: Logger) async throws -> APIServices {
-        let services = APIServices(store: try openStore(settings), settings: settings)
+    /// - Throws: When a store cannot be opened or the bootstrap key conflicts.
+    public static func makeServices(
+        _ configuration: HostConfiguration, embedder: (any Embedder)? = nil, logger: Logger
+    ) async throws -> HostedServices {
+        let settings = configuration.settings
+        let store = try openStore(settings)
+        let api = APIServices(store: store, settings: settings)
+        let images = ImageServices(
+            store: store, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
+            codec: VipsImageCodec(), embedder: embedder ?? makeEmbedder(configuration.images),
+            vectors: try SQLiteVectorIndex(store: store), deadLetters: store, settings: configuration.images)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
-            let created = try await AdministratorBootstrap(services: services)
+            let created = try await AdministratorBootstrap(services: api)
                 .ensureKey(key, email: settings.bootstrapAdminEmail)
             if created {
                 logger.notice(
                     "Registered BOOTSTRAP_ADMIN_KEY", metadata: ["email": .string(settings.bootstrapAdminEmail)])
             }
         }
-        return services
+        return HostedServices(api: api, images: images, outbox: store)
     }
 
-    /// Logs the management mode: a warning in development, where management endpoints are public.
+    /// Logs, once at start, which management mode is in force.
     /// - Parameters:
     ///   - settings: The application settings.
-    ///   - logger: The logger.
+    ///   - logger: The process logger.
     public static func logManagementMode(_ settings: APISettings, logger: Logger) {
         switch settings.environment {
         case .development:
@@ -79,27 +123,43 @@ public enum FunctionHost {
         }
     }
 
-    /// Runs functions until SIGTERM: reads configuration (exiting on an invalid variable), sets up
-    /// Cloud Logging, opens storage and serves every function on `$PORT`.
+    /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
+    /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
+    ///
+    /// When `PUBSUB_PUSH_ENDPOINT` is set, or `deliversToSelf` is true, the process also runs the
+    /// local Pub/Sub that delivers the outbox (to its own ProcessEmbedding route by default).
     /// - Parameters:
-    ///   - configuration: The configuration; read from the environment when `nil`.
+    ///   - configuration: The configuration, when the caller has already read it.
+    ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
     ///   - onListening: Called with the bound address once the server accepts connections.
-    ///   - makeFunctions: Builds the functions from the wired services.
+    ///   - makeFunctions: Builds the functions to serve from the services.
     public static func main(
         configuration: HostConfiguration? = nil,
+        deliversToSelf: Bool = false,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
-        _ makeFunctions: @escaping @Sendable (APIServices) -> [any HTTPFunction]
+        _ makeFunctions: @escaping @Sendable (HostedServices) -> [any HTTPFunction]
     ) async {
         let configuration = configuration ?? HostConfiguration.loadOrExit()
         CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
             logManagementMode(configuration.settings, logger: logger)
-            let services = try await makeServices(configuration.settings, logger: logger)
+            let services = try await makeServices(configuration, logger: logger)
+            let pubSub =
+                deliversToSelf || configuration.pubSub.pushEndpoint != nil
+                ? LocalPubSub(queue: services.outbox, settings: configuration.pubSub, logger: logger) : nil
             let application = FunctionServer.buildApplication(
                 functions: makeFunctions(services), configuration: configuration.server,
-                readiness: { try await services.store.checkReady() }, logger: logger, onListening: onListening)
-            try await FunctionServer.run(application, configuration: configuration.server, logger: logger)
+                readiness: { try await services.api.store.checkReady() }, logger: logger,
+                onListening: { host, port in
+                    let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+                    if let url = URL(string: "http://\(local):\(port)\(LocalPubSub.defaultPushPath)") {
+                        pubSub?.pushToDefault(url)
+                    }
+                    await onListening(host, port)
+                })
+            try await FunctionServer.run(
+                application, background: pubSub.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
         } catch {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])
             exit(1)

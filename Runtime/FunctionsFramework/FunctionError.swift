@@ -13,16 +13,22 @@ public struct FunctionError: HTTPResponseError, Sendable, Equatable {
     public let detail: String
     /// Extra response headers, such as `WWW-Authenticate` or `Allow`.
     public let headers: HTTPFields
+    /// Extra members of the JSON body beside `detail`, such as the id of a conflicting resource.
+    public let fields: [String: String]
 
     /// Creates an error.
     /// - Parameters:
     ///   - status: The HTTP status to answer with.
     ///   - detail: The reason shown to the client.
     ///   - headers: Extra headers for the response.
-    public init(_ status: HTTPResponse.Status, _ detail: String, headers: HTTPFields = [:]) {
+    ///   - fields: Extra members of the JSON body.
+    public init(
+        _ status: HTTPResponse.Status, _ detail: String, headers: HTTPFields = [:], fields: [String: String] = [:]
+    ) {
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.fields = fields
     }
 
     /// 400: the request is malformed in a way that is not a field validation failure.
@@ -57,7 +63,7 @@ public struct FunctionError: HTTPResponseError, Sendable, Equatable {
     ///   - context: The request context.
     /// - Returns: The response with status, headers and `{"detail": ...}` body.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try JSONBody.response(status: status, headers: headers, body: ["detail": detail])
+        try JSONBody.response(status: status, headers: headers, body: fields.merging(["detail": detail]) { $1 })
     }
 }
 

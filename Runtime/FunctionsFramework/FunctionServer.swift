@@ -32,7 +32,9 @@ public enum FunctionServer {
             router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))
         }
         router.add(middleware: ErrorMiddleware())
-        router.add(middleware: BodyLimitMiddleware(limit: configuration.maxRequestBodyBytes))
+        let endpointLimits = functions.reduce(into: [Endpoint: Int]()) { $0.merge($1.bodyLimits) { max($0, $1) } }
+        router.add(
+            middleware: BodyLimitMiddleware(limit: configuration.maxRequestBodyBytes, endpointLimits: endpointLimits))
 
         let routes = FunctionRoutes(router: router)
         routes.on(.get, "/healthz") { _ in ["status": "ok"] }
@@ -87,11 +89,13 @@ public enum FunctionServer {
     /// Runs an application until SIGTERM or SIGINT, then shuts it down gracefully.
     /// - Parameters:
     ///   - application: The application (see ``buildApplication(functions:configuration:readiness:logger:onListening:)``).
+    ///   - background: Services that run beside the server (such as the local Pub/Sub) and are
+    ///     shut down with it.
     ///   - configuration: The server settings, whose Cloud Run service and revision are logged.
     ///   - logger: The logger.
     /// - Throws: When the server cannot bind or a service fails.
     public static func run(
-        _ application: some ApplicationProtocol, configuration: ServerConfiguration,
+        _ application: some ApplicationProtocol, background: [any Service] = [], configuration: ServerConfiguration,
         logger: Logger
     ) async throws {
         var metadata: Logger.Metadata = [:]
@@ -103,7 +107,12 @@ public enum FunctionServer {
                 .init(
                     service: application, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup)
-            ],
+            ]
+                + background.map {
+                    .init(
+                        service: $0, successTerminationBehavior: .ignore,
+                        failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = shutdownGracePeriod

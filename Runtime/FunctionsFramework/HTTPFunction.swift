@@ -14,6 +14,14 @@ public protocol HTTPFunction: Sendable {
     /// Registers every endpoint of the function.
     /// - Parameter routes: The route table to add endpoints to.
     func registerEndpoints(on routes: FunctionRoutes)
+
+    /// Endpoints that accept bodies larger than `MAX_REQUEST_BODY_BYTES`, with their limit.
+    var bodyLimits: [Endpoint: Int] { get }
+}
+
+extension HTTPFunction {
+    /// No endpoint takes a larger body than the server-wide limit.
+    public var bodyLimits: [Endpoint: Int] { [:] }
 }
 
 /// One registered method and path, such as `GET /api/v1/teams/{team_id}`.

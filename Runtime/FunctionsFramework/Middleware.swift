@@ -67,15 +67,21 @@ public struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Applies the configured request-body limit: a declared `Content-Length` above it is refused
-/// at once with 413, and handlers that read the body stop at the same limit.
+/// at once with 413, and handlers that read the body stop at the same limit. Endpoints that
+/// declare a larger limit (uploads) get theirs instead.
 public struct BodyLimitMiddleware: RouterMiddleware {
     /// The largest body accepted, in bytes.
     public let limit: Int
+    /// Larger limits for particular endpoints (matched on method and exact path).
+    public let endpointLimits: [Endpoint: Int]
 
     /// Creates the middleware.
-    /// - Parameter limit: The largest body accepted, in bytes.
-    public init(limit: Int) {
+    /// - Parameters:
+    ///   - limit: The largest body accepted, in bytes.
+    ///   - endpointLimits: Larger limits for particular endpoints.
+    public init(limit: Int, endpointLimits: [Endpoint: Int] = [:]) {
         self.limit = limit
+        self.endpointLimits = endpointLimits
     }
 
     /// Checks the declared length and passes the limit on in the context.
@@ -89,6 +95,7 @@ public struct BodyLimitMiddleware: RouterMiddleware {
         _ request: Request, context: FunctionContext,
         next: (Request, FunctionContext) async throws -> Response
     ) async throws -> Response {
+        let limit = endpointLimits[Endpoint(request.method, request.uri.path)] ?? self.limit
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             throw FunctionError(.contentTooLarge, "Request body is larger than the limit of \(limit) bytes")
         }

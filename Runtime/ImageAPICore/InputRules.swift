@@ -64,6 +64,15 @@ public struct InputRules {
         return normalised
     }
 
+    /// Records an invalid input.
+    /// - Parameters:
+    ///   - location: Where the input was, such as `["body", "tags"]`.
+    ///   - message: What is wrong.
+    ///   - type: The machine-readable kind.
+    public mutating func add(_ location: [String], _ message: String, _ type: String) {
+        issues.append(.init(loc: location, msg: message, type: type))
+    }
+
     /// Throws every violation found so far as one 422.
     /// - Throws: ``ValidationError`` when any check failed.
     public func check() throws {

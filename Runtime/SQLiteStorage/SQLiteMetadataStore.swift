@@ -7,7 +7,8 @@ import ImageAPICore
 /// Versioned migrations run when the store opens. Every write that must happen together (a
 /// user and their keys, an administrator's team, user and key) runs in one transaction.
 public final class SQLiteMetadataStore: MetadataStore {
-    private let pool: DatabasePool
+    /// The connection pool; the image, vector and queue stores in this module share it.
+    let pool: DatabasePool
 
     /// Opens (creating if needed) the database and brings its schema up to date.
     /// - Parameter path: The SQLite file; its folder is created when missing.
@@ -88,6 +89,9 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX api_keys_by_user ON api_keys(user_id, created_at, id);
                     """)
         }
+        migrator.registerMigration("v2: images, outbox, dead letters, vectors") { db in
+            try db.execute(sql: imagesSchema)
+        }
         return migrator
     }
 
@@ -143,6 +147,8 @@ public final class SQLiteMetadataStore: MetadataStore {
             }
             let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users WHERE team_id = ?", arguments: [key])
             guard members == 0 else { return .inUse }
+            let images = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM images WHERE team_id = ?", arguments: [key])
+            guard images == 0 else { return .inUse }
             try db.execute(sql: "DELETE FROM teams WHERE id = ?", arguments: [key])
             return .deleted
         }
@@ -329,7 +335,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         if let holder, holder != userID?.lowercasedString { throw MetadataStoreError.emailTaken }
     }
 
-    private static func uuid(_ row: Row, _ column: String) throws -> UUID {
+    static func uuid(_ row: Row, _ column: String) throws -> UUID {
         let text: String = row[column]
         guard let id = UUID(uuidString: text) else {
             throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")

@@ -1,4 +1,4 @@
 import ApiKeys
 import FunctionHosting
 
-await FunctionHost.main { services in [ApiKeysFunction(services: services)] }
+await FunctionHost.main { services in [ApiKeysFunction(services: services.api)] }

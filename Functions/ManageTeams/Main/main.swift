@@ -1,4 +1,4 @@
 import FunctionHosting
 import ManageTeams
 
-await FunctionHost.main { services in [ManageTeamsFunction(services: services)] }
+await FunctionHost.main { services in [ManageTeamsFunction(services: services.api)] }

@@ -1,4 +1,4 @@
 import FunctionHosting
 import ManageUsers
 
-await FunctionHost.main { services in [ManageUsersFunction(services: services)] }
+await FunctionHost.main { services in [ManageUsersFunction(services: services.api)] }

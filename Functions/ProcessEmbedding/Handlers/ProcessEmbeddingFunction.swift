@@ -1,0 +1,129 @@
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import ImageAPICore
+
+/// The ProcessEmbedding function: a CloudEvent function triggered by the Pub/Sub message an
+/// upload publishes. It makes the thumbnail, computes the embedding and stores the vector.
+///
+/// A failed attempt answers 500 so Pub/Sub delivers the message again; the attempt that reaches
+/// `PROCESSING_MAX_ATTEMPTS` instead leaves the image `failed`, puts the message in the
+/// dead-letter queue and answers 204. A message for an image already embedded with the current
+/// model, or for a deleted image, is acknowledged and changes nothing.
+public struct ProcessEmbeddingFunction: CloudEventFunction {
+    /// The deployed service name.
+    public let name = "process-embedding"
+    /// Where Pub/Sub pushes (the emulator serves it beside the other functions).
+    public let eventPath = "/events/process-embedding"
+    /// Only Pub/Sub's message-published events.
+    public let acceptedEventTypes: Set<String> = [PubSubMessagePublished.eventType]
+
+    let api: APIServices
+    let images: ImageServices
+
+    /// Creates the function.
+    public init(api: APIServices, images: ImageServices) {
+        self.api = api
+        self.images = images
+    }
+
+    /// Processes one delivery.
+    public func handle(_ event: CloudEvent<PubSubMessagePublished>, context: FunctionContext) async throws {
+        let message = event.data.message
+        let logger = context.logger
+        let request: ImageProcessingRequest
+        do {
+            request = try JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: message.data)
+        } catch {
+            // Redelivering a malformed message can never succeed: keep it and acknowledge.
+            logger.error("Malformed processing message", metadata: ["message_id": .string(message.messageID)])
+            try await deadLetter(message, attempts: 1, error: "malformed message: \(error)")
+            return
+        }
+        let start = try await images.store.beginProcessing(
+            id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, at: api.clock.now())
+        let image: ImageRecord
+        switch start {
+        case .missing:
+            logger.info(
+                "Image no longer exists; message dropped", metadata: ["image_id": .string("\(request.imageID)")])
+            return
+        case .alreadyDone(let done):
+            logger.info("Image already embedded; redelivery ignored", metadata: ["image_id": .string("\(done.id)")])
+            return
+        case .started(let started):
+            image = started
+        }
+        let began = ContinuousClock.now
+        do {
+            try await process(image)
+            logger.info(
+                "Image embedded",
+                metadata: [
+                    "image_id": .string(image.id.lowercasedString), "model": .string(images.embedder.modelID),
+                    "attempt": .stringConvertible(image.embeddingAttempts),
+                    "seconds": .string(String(format: "%.3f", Self.seconds(ContinuousClock.now - began))),
+                ])
+        } catch {
+            let reason = String(describing: error)
+            try await images.store.failProcessing(
+                id: image.id, teamID: image.teamID, error: reason, at: api.clock.now())
+            let attempts = image.embeddingAttempts
+            let limit = images.settings.maxProcessingAttempts
+            logger.warning(
+                "Image processing failed",
+                metadata: [
+                    "image_id": .string(image.id.lowercasedString), "attempt": .stringConvertible(attempts),
+                    "max_attempts": .stringConvertible(limit), "error": .string(reason),
+                ])
+            guard attempts >= limit else {
+                throw FunctionError(
+                    .internalServerError, "Processing failed (attempt \(attempts) of \(limit)): \(reason)")
+            }
+            try await deadLetter(message, attempts: attempts, error: reason)
+        }
+    }
+
+    /// Thumbnail, embedding, vector, then the status: each step can be repeated safely.
+    private func process(_ image: ImageRecord) async throws {
+        guard let original = try await images.blobs.data(at: image.originalBlobKey) else {
+            throw ProcessingError("the original image bytes are missing from the blob store")
+        }
+        let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
+        try await images.blobs.put(thumbnail, at: image.thumbnailBlobKey)
+        let vector = try await images.embedder.embed(image: original)
+        guard vector.count == images.embedder.dimensions else {
+            throw ProcessingError(
+                "the embedder returned \(vector.count) values, expected \(images.embedder.dimensions)")
+        }
+        try await images.vectors.upsert(
+            VectorEntry(
+                imageID: image.id, teamID: image.teamID, collectionID: image.collectionID,
+                model: images.embedder.modelID, vector: vector))
+        try await images.store.completeProcessing(
+            id: image.id, teamID: image.teamID, model: images.embedder.modelID, dimensions: vector.count,
+            at: api.clock.now())
+        // Deleted while it was being processed: take back what this run added.
+        if try await images.store.image(id: image.id, teamID: image.teamID) == nil {
+            try await images.vectors.delete(imageID: image.id)
+            try await images.blobs.delete(at: image.thumbnailBlobKey)
+        }
+    }
+
+    private func deadLetter(_ message: PubSubMessagePublished.Message, attempts: Int, error: String) async throws {
+        try await images.deadLetters.deadLetter(
+            DeadLetter(
+                messageID: message.messageID, topic: ImageProcessingRequest.topic, data: message.data,
+                attempts: attempts, lastError: error, source: "handler", deadAt: api.clock.now()))
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// A processing step that failed for a reason worth showing in `embedding_error`.
+struct ProcessingError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

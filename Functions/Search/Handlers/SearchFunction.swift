@@ -1,0 +1,285 @@
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import ImageAPICore
+
+/// The Search function: `GET` and `POST /api/v1/search`, within the key's team.
+///
+/// Modes and what `score` means in each (all scores lie in 0-1, higher is better):
+/// - `semantic` (a text query and an embedder that embeds text): `(1 + cosine) / 2` between the
+///   query's and the image's embeddings.
+/// - `text` (a text query and an image-only embedder): full-text search over file name,
+///   description, tags and EXIF text. `score = 0.7 × coverage + 0.3 × relative BM25`, where
+///   coverage is the share of the query's words the image contains and relative BM25 is the
+///   image's BM25 relevance divided by the best match's. An image containing every word scores
+///   at least 0.7, so the default threshold keeps every full match.
+/// - `similar` (an `image_id`): `(1 + cosine) / 2` between the two images' embeddings; an
+///   identical image scores 1, unrelated ones about 0.5 or more, so 0.7 keeps look-alikes.
+public struct SearchFunction: HTTPFunction {
+    /// The deployed service name.
+    public let name = "search"
+    /// How many vector matches are ranked before filtering and paging; `total` counts at most
+    /// this many.
+    public static let maxMatches = 1000
+    /// The most words a text query is split into.
+    public static let maxQueryWords = 16
+
+    let api: APIServices
+    let images: ImageServices
+
+    /// Creates the function.
+    public init(api: APIServices, images: ImageServices) {
+        self.api = api
+        self.images = images
+    }
+
+    /// Registers the search routes.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.get, "/api/v1/search") { call in
+            let principal = try await api.access.authenticate(call)
+            return try await search(try SearchRequest(query: call.query), principal: principal)
+        }
+        routes.on(.post, "/api/v1/search", body: SearchRequest.Body.self) { body, call in
+            let principal = try await api.access.authenticate(call)
+            return try await search(try SearchRequest(body: body), principal: principal)
+        }
+    }
+
+    func search(_ request: SearchRequest, principal: Principal) async throws -> SearchResponse {
+        let ranked: [(ImageRecord, Double)]
+        let mode: SearchMode
+        if let imageID = request.imageID {
+            mode = .similar
+            ranked = try await similar(to: imageID, request, teamID: principal.teamID)
+        } else if images.embedder.supportsText {
+            mode = .semantic
+            let vector = try await images.embedder.embed(text: request.query ?? "")
+            ranked = try await nearest(vector, request, teamID: principal.teamID, excluding: nil)
+        } else {
+            mode = .text
+            ranked = try await textMatches(request, teamID: principal.teamID)
+        }
+        let page = ranked.dropFirst(request.skip).prefix(request.limit)
+        return SearchResponse(
+            results: page.map { SearchResult(image: $0.0, score: $0.1) }, total: ranked.count, skip: request.skip,
+            limit: request.limit, similarityThreshold: request.threshold, query: request.query,
+            imageID: request.imageID, mode: mode, model: mode == .text ? nil : images.embedder.modelID)
+    }
+
+    private func similar(
+        to imageID: UUID, _ request: SearchRequest, teamID: UUID
+    ) async throws -> [(
+        ImageRecord, Double
+    )] {
+        guard let image = try await images.store.image(id: imageID, teamID: teamID) else {
+            throw FunctionError.notFound("Image not found")
+        }
+        guard image.embeddingStatus == .success, image.embeddingModel == images.embedder.modelID,
+            let entry = try await images.vectors.vector(imageID: imageID, teamID: teamID)
+        else {
+            throw FunctionError.conflict(
+                "Image has no embedding yet (embedding_status is \(image.embeddingStatus.rawValue))")
+        }
+        return try await nearest(entry.vector, request, teamID: teamID, excluding: imageID)
+    }
+
+    private func nearest(
+        _ vector: [Float], _ request: SearchRequest, teamID: UUID, excluding: UUID?
+    ) async throws
+        -> [(ImageRecord, Double)]
+    {
+        // score = (1 + cosine) / 2, so score >= threshold  <=>  cosine >= 2 × threshold - 1.
+        let hits = try await images.vectors.search(
+            vector, model: images.embedder.modelID, teamID: teamID, collectionID: request.filter.collectionID,
+            minimumCosine: Float(2 * request.threshold - 1), limit: Self.maxMatches)
+        let records = try await images.store.images(ids: hits.map(\.imageID), teamID: teamID)
+        let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return hits.compactMap { hit in
+            guard hit.imageID != excluding, let image = byID[hit.imageID], image.embeddingStatus == .success,
+                request.filter.admits(image)
+            else { return nil }
+            return (image, min(1, max(0, (1 + Double(hit.cosine)) / 2)))
+        }
+    }
+
+    private func textMatches(_ request: SearchRequest, teamID: UUID) async throws -> [(ImageRecord, Double)] {
+        let matches = try await images.store.searchText(
+            request.words, teamID: teamID, filter: request.filter, limit: Self.maxMatches)
+        let best = matches.map(\.bm25).max() ?? 0
+        return
+            matches
+            .map { match in (match.image, 0.7 * match.coverage + 0.3 * (best > 0 ? max(0, match.bm25) / best : 1)) }
+            .filter { $0.1 >= request.threshold }
+            .sorted { $0.1 > $1.1 }
+    }
+}
+
+/// How a search was answered.
+public enum SearchMode: String, Encodable, Sendable {
+    /// Text embedded by a multimodal model, compared with image embeddings.
+    case semantic
+    /// Full-text search over metadata.
+    case text
+    /// Image embeddings compared with another image's.
+    case similar
+}
+
+/// A validated search request, from the query string or a JSON body.
+struct SearchRequest: Sendable {
+    static let maxQueryLength = 500
+
+    var query: String?
+    var imageID: UUID?
+    var skip: Int
+    var limit: Int
+    var threshold: Double
+    var filter: ImageFilter
+
+    /// The query's words, lower-cased, without repeats.
+    var words: [String] {
+        var seen: [String] = []
+        for word in (query ?? "").lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
+            let text = String(word)
+            if !seen.contains(text) { seen.append(text) }
+        }
+        return Array(seen.prefix(SearchFunction.maxQueryWords))
+    }
+
+    /// The JSON body of `POST /api/v1/search`.
+    struct Body: Decodable, Sendable {
+        var query: String?
+        var imageID: UUID?
+        var skip: Int?
+        var limit: Int?
+        var similarityThreshold: Double?
+        var collectionID: UUID?
+        var tags: [String]?
+        var uploadedFrom: Date?
+        var uploadedTo: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case query, skip, limit, tags
+            case imageID = "image_id"
+            case similarityThreshold = "similarity_threshold"
+            case collectionID = "collection_id"
+            case uploadedFrom = "uploaded_from"
+            case uploadedTo = "uploaded_to"
+        }
+    }
+
+    init(query parameters: QueryParameters) throws {
+        var rules = InputRules()
+        let skip = try parameters.integer("skip", default: 0, in: 0...Int(Int32.max))
+        let limit = try parameters.integer("limit", default: 10, in: 1...50)
+        let collection = try parameters.uuid("collection_id")
+        var threshold = 0.7
+        if let text = parameters.string("similarity_threshold") {
+            if let value = Double(text) {
+                threshold = value
+            } else {
+                rules.add(["query", "similarity_threshold"], "Input should be a valid number", "float_parsing")
+            }
+        }
+        try rules.check()
+        try self.init(
+            query: parameters.string("q"), imageID: nil, skip: skip, limit: limit, threshold: threshold,
+            filter: ImageFilter(collectionID: collection), location: "query", queryField: "q")
+    }
+
+    init(body: Body) throws {
+        var rules = InputRules()
+        let tags = rules.tags(body.tags ?? [])
+        if let skip = body.skip, skip < 0 {
+            rules.add(["body", "skip"], "Input should be greater than or equal to 0", "greater_than_equal")
+        }
+        if let limit = body.limit, !(1...50).contains(limit) {
+            rules.add(["body", "limit"], "Input should be between 1 and 50", "range")
+        }
+        if let from = body.uploadedFrom, let to = body.uploadedTo, from > to {
+            rules.add(["body", "uploaded_to"], "uploaded_to should not be before uploaded_from", "value_error")
+        }
+        try rules.check()
+        try self.init(
+            query: body.query, imageID: body.imageID, skip: body.skip ?? 0, limit: body.limit ?? 10,
+            threshold: body.similarityThreshold ?? 0.7,
+            filter: ImageFilter(
+                collectionID: body.collectionID, tags: tags, uploadedFrom: body.uploadedFrom,
+                uploadedTo: body.uploadedTo),
+            location: "body", queryField: "query")
+    }
+
+    private init(
+        query: String?, imageID: UUID?, skip: Int, limit: Int, threshold: Double, filter: ImageFilter,
+        location: String, queryField: String
+    ) throws {
+        var rules = InputRules()
+        let trimmed = query?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = trimmed?.isEmpty == false ? trimmed : nil
+        if imageID != nil && text != nil {
+            rules.add([location, queryField], "Give either \(queryField) or image_id, not both", "value_error")
+        } else if imageID == nil && text == nil {
+            rules.add(
+                [location, queryField],
+                location == "query" ? "Field required" : "Give \(queryField) (text) or image_id (an image)",
+                "missing")
+        }
+        if let text, text.count > Self.maxQueryLength {
+            rules.add(
+                [location, queryField], "String should have at most \(Self.maxQueryLength) characters",
+                "string_too_long")
+        }
+        if !(0...1).contains(threshold) {
+            rules.add(
+                [location, "similarity_threshold"], "Input should be between 0 and 1", "range")
+        }
+        try rules.check()
+        self.query = text
+        self.imageID = imageID
+        self.skip = skip
+        self.limit = limit
+        self.threshold = threshold
+        self.filter = filter
+        if imageID == nil, words.isEmpty {
+            throw ValidationError(
+                loc: [location, queryField], msg: "The query has no words to search for", type: "value_error")
+        }
+    }
+}
+
+/// One search hit.
+struct SearchResult: Encodable, Sendable {
+    var image: ImageRecord
+    var score: Double
+}
+
+/// The answer to a search.
+struct SearchResponse: Encodable, Sendable {
+    var results: [SearchResult]
+    var total: Int
+    var skip: Int
+    var limit: Int
+    var similarityThreshold: Double
+    var query: String?
+    var imageID: UUID?
+    var mode: SearchMode
+    var model: String?
+
+    enum CodingKeys: String, CodingKey {
+        case results, total, skip, limit, query, mode, model
+        case similarityThreshold = "similarity_threshold"
+        case imageID = "image_id"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(results, forKey: .results)
+        try container.encode(total, forKey: .total)
+        try container.encode(skip, forKey: .skip)
+        try container.encode(limit, forKey: .limit)
+        try container.encode(similarityThreshold, forKey: .similarityThreshold)
+        try container.encode(query, forKey: .query)
+        try container.encode(imageID?.lowercasedString, forKey: .imageID)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(model, forKey: .model)
+    }
+}

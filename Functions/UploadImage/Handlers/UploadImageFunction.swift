@@ -1,0 +1,248 @@
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import Hummingbird
+import ImageAPICore
+
+/// The UploadImage function: upload, list, read, download, update, delete and reprocess a team's
+/// images under `/api/v1/images`. Every route needs an API key and sees only the key's team.
+public struct UploadImageFunction: HTTPFunction {
+    /// The deployed service name.
+    public let name = "upload-image"
+    let api: APIServices
+    let images: ImageServices
+
+    /// Creates the function.
+    public init(api: APIServices, images: ImageServices) {
+        self.api = api
+        self.images = images
+    }
+
+    /// Multipart framing and text fields on top of the largest file.
+    public var bodyLimits: [Endpoint: Int] {
+        [Endpoint(.post, "/api/v1/images"): images.settings.maxUploadBytes + 256 * 1024]
+    }
+
+    /// Registers the image routes.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.post, "/api/v1/images", status: .created) { call in try await upload(call) }
+        routes.on(.get, "/api/v1/images") { call in try await list(call) }
+        routes.on(.get, "/api/v1/images/{image_id}") { call in try await image(call) }
+        routes.on(.put, "/api/v1/images/{image_id}", body: ImageUpdate.self) { update, call in
+            try await self.update(update, call)
+        }
+        routes.on(.delete, "/api/v1/images/{image_id}") { call -> NoContent in try await delete(call) }
+        routes.on(.get, "/api/v1/images/{image_id}/download") { call in try await download(call) }
+        routes.on(.get, "/api/v1/images/{image_id}/thumbnail") { call in try await thumbnail(call) }
+        routes.on(.post, "/api/v1/images/{image_id}/reprocess", status: .accepted) { call in
+            try await reprocess(call)
+        }
+    }
+
+    // MARK: Upload
+
+    func upload(_ call: FunctionRequest) async throws -> ImageRecord {
+        let principal = try await api.access.authenticate(call)
+        let upload = try await MultipartUpload.read(
+            call, blobs: images.blobs, maxFileBytes: images.settings.maxUploadBytes)
+        do {
+            let image = try await accept(upload, principal: principal, call: call)
+            call.logger.info(
+                "Image uploaded",
+                metadata: [
+                    "image_id": .string(image.id.lowercasedString), "bytes": .stringConvertible(image.fileSize),
+                    "format": .string(image.format),
+                ])
+            return image
+        } catch {
+            await upload.blob.abandon()
+            throw error
+        }
+    }
+
+    private func accept(
+        _ upload: MultipartUpload, principal: Principal, call: FunctionRequest
+    ) async throws
+        -> ImageRecord
+    {
+        var rules = InputRules()
+        let description = rules.description(upload.fields["description"]?.last)
+        let tags = rules.tags(upload.fields["tags"] ?? [])
+        let collectionID = rules.optionalUUID(
+            upload.fields["collection_id"]?.last, location: ["body", "collection_id"])
+        let allowDuplicate =
+            rules.optionalBool(
+                upload.fields["allow_duplicate"]?.last ?? call.query.string("allow_duplicate"),
+                location: ["body", "allow_duplicate"]) ?? false
+        try rules.check()
+
+        guard upload.size > 0 else {
+            throw ValidationError(loc: ["body", "file"], msg: "The file is empty", type: "empty_file")
+        }
+        guard let format = ImageFormat(sniffing: upload.prefix) else {
+            let accepted = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
+            throw FunctionError(
+                .unsupportedMediaType, "The file is not an image in an accepted format (\(accepted))")
+        }
+        let inspection: ImageInspection
+        do {
+            inspection = try await images.codec.inspect(
+                fileAt: upload.blob.stagingPath, maxPixels: images.settings.maxImagePixels)
+        } catch let error as ImageDecodingError {
+            throw ValidationError(loc: ["body", "file"], msg: error.description, type: "image_invalid")
+        }
+        if !allowDuplicate, let existing = try await images.store.image(sha256: upload.sha256, teamID: principal.teamID)
+        {
+            throw FunctionError(
+                .conflict, "An identical image already exists in this team (send allow_duplicate=true to keep both)",
+                fields: ["existing_image_id": existing.id.lowercasedString])
+        }
+        let image = ImageRecord(
+            id: UUID(), teamID: principal.teamID, uploaderID: principal.user.id, collectionID: collectionID,
+            filename: InputRules.filename(upload.filename), contentType: format.mediaType, format: format.rawValue,
+            fileSize: upload.size, width: inspection.width, height: inspection.height,
+            orientation: inspection.orientation, sha256: upload.sha256, description: description, tags: tags,
+            exif: inspection.exif, createdAt: api.clock.now())
+        // Bytes first (durable under their real name), then metadata and the processing message
+        // in one transaction: an accepted upload always has its bytes and its event.
+        try await upload.blob.commit(as: image.originalBlobKey)
+        do {
+            try await images.store.insertImage(
+                image,
+                publishing: .processing(
+                    ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload")))
+        } catch {
+            try? await images.blobs.delete(at: image.originalBlobKey)
+            throw error
+        }
+        return image
+    }
+
+    // MARK: Reading
+
+    func list(_ call: FunctionRequest) async throws -> ListResponse<ImageRecord> {
+        let principal = try await api.access.authenticate(call)
+        let page = try PageRequest(query: call.query)
+        let filter = ImageFilter(collectionID: try call.query.uuid("collection_id"))
+        return ListResponse(
+            "images", page: try await images.store.images(teamID: principal.teamID, filter: filter, page), request: page
+        )
+    }
+
+    func image(_ call: FunctionRequest) async throws -> ImageRecord {
+        let principal = try await api.access.authenticate(call)
+        return try await ownImage(call, principal)
+    }
+
+    private func ownImage(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
+        let id = try call.pathUUID("image_id")
+        guard let image = try await images.store.image(id: id, teamID: principal.teamID) else {
+            throw FunctionError.notFound("Image not found")
+        }
+        return image
+    }
+
+    func download(_ call: FunctionRequest) async throws -> Response {
+        let principal = try await api.access.authenticate(call)
+        let image = try await ownImage(call, principal)
+        return try await BlobResponse.make(
+            call, blobs: images.blobs, key: image.originalBlobKey, contentType: image.contentType,
+            etag: "\"\(image.sha256)\"", filename: image.filename)
+    }
+
+    func thumbnail(_ call: FunctionRequest) async throws -> Response {
+        let principal = try await api.access.authenticate(call)
+        let image = try await ownImage(call, principal)
+        guard try await images.blobs.exists(at: image.thumbnailBlobKey) else {
+            throw FunctionError.notFound(
+                "Thumbnail not ready: it is made during processing (embedding_status is \(image.embeddingStatus.rawValue))"
+            )
+        }
+        return try await BlobResponse.make(
+            call, blobs: images.blobs, key: image.thumbnailBlobKey, contentType: "image/jpeg",
+            etag: "\"\(image.sha256)-thumbnail-\(images.settings.thumbnailSize)\"", filename: nil)
+    }
+
+    // MARK: Changing
+
+    func update(_ update: ImageUpdate, _ call: FunctionRequest) async throws -> ImageRecord {
+        let principal = try await api.access.authenticate(call)
+        var image = try await ownImage(call, principal)
+        var rules = InputRules()
+        if case .set(let description) = update.description { image.description = rules.description(description) }
+        if case .set(let tags) = update.tags { image.tags = rules.tags(tags ?? []) }
+        let oldCollection = image.collectionID
+        if case .set(let collection) = update.collectionID { image.collectionID = collection }
+        try rules.check()
+        image.updatedAt = api.clock.now()
+        guard try await images.store.updateImage(image) else { throw FunctionError.notFound("Image not found") }
+        if image.collectionID != oldCollection {
+            try await images.vectors.updateCollection(imageID: image.id, collectionID: image.collectionID)
+        }
+        return image
+    }
+
+    func delete(_ call: FunctionRequest) async throws -> NoContent {
+        let principal = try await api.access.authenticate(call)
+        let id = try call.pathUUID("image_id")
+        // Metadata first: from here on the image is gone for every reader; then what hangs off it.
+        guard let image = try await images.store.deleteImage(id: id, teamID: principal.teamID) else {
+            throw FunctionError.notFound("Image not found")
+        }
+        try await images.vectors.delete(imageID: image.id)
+        try await images.blobs.delete(at: image.thumbnailBlobKey)
+        try await images.blobs.delete(at: image.originalBlobKey)
+        call.logger.info("Image deleted", metadata: ["image_id": .string(image.id.lowercasedString)])
+        return NoContent()
+    }
+
+    func reprocess(_ call: FunctionRequest) async throws -> ImageRecord {
+        let principal = try await api.access.authenticate(call)
+        let image = try await ownImage(call, principal)
+        guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
+            throw FunctionError.conflict(
+                "Image is already queued (embedding_status is \(image.embeddingStatus.rawValue))")
+        }
+        let message = OutboxMessage.processing(
+            ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "reprocess"))
+        guard
+            let requeued = try await images.store.requeueImage(
+                id: image.id, teamID: principal.teamID, at: api.clock.now(), publishing: message)
+        else { throw FunctionError.notFound("Image not found") }
+        return requeued
+    }
+}
+
+/// The body of `PUT /api/v1/images/{image_id}`: fields left out stay as they are; `null`
+/// clears the description, the tags or the collection.
+public struct ImageUpdate: Decodable, Sendable {
+    /// A field that may be absent, or present (possibly `null`).
+    public enum Field<Value: Sendable>: Sendable {
+        case absent
+        case set(Value?)
+    }
+
+    /// The new description.
+    public var description: Field<String> = .absent
+    /// The new tags.
+    public var tags: Field<[String]> = .absent
+    /// The new collection.
+    public var collectionID: Field<UUID> = .absent
+
+    enum CodingKeys: String, CodingKey {
+        case description, tags
+        case collectionID = "collection_id"
+    }
+
+    /// Decodes the fields that are present.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func field<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> Field<T> {
+            guard container.contains(key) else { return .absent }
+            return .set(try container.decodeIfPresent(T.self, forKey: key))
+        }
+        description = try field(.description, String.self)
+        tags = try field(.tags, [String].self)
+        collectionID = try field(.collectionID, UUID.self)
+    }
+}

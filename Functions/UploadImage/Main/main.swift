@@ -1,0 +1,4 @@
+import FunctionHosting
+import UploadImage
+
+await FunctionHost.main { services in [UploadImageFunction(api: services.api, images: services.images)] }

@@ -1,0 +1,2 @@
+// libvips, from Debian's libvips-dev. Only the VipsShim C target includes it.
+#include <vips/vips.h>

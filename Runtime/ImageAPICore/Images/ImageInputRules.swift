@@ -1,0 +1,74 @@
+import Foundation
+import FunctionsFramework
+
+extension InputRules {
+    /// The most tags an image may carry.
+    public static let maximumTagCount = 50
+    /// The longest tag, in characters.
+    public static let maximumTagLength = 50
+    /// The longest file name kept, in characters.
+    public static let maximumFilenameLength = 255
+
+    /// Normalises tags: split on commas, trimmed, lower-cased, empty ones dropped, duplicates
+    /// removed (first kept), each at most ``maximumTagLength`` characters, at most
+    /// ``maximumTagCount`` of them.
+    /// - Parameters:
+    ///   - values: The raw values (each may hold several comma-separated tags).
+    ///   - location: Where the input was, for the error.
+    /// - Returns: The tags.
+    @discardableResult
+    public mutating func tags(_ values: [String], location: [String] = ["body", "tags"]) -> [String] {
+        var tags: [String] = []
+        for value in values {
+            for piece in value.split(separator: ",") {
+                let tag = piece.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                guard !tag.isEmpty, !tags.contains(tag) else { continue }
+                if tag.count > Self.maximumTagLength {
+                    add(location, "Each tag should have at most \(Self.maximumTagLength) characters", "string_too_long")
+                    return []
+                }
+                tags.append(tag)
+            }
+        }
+        if tags.count > Self.maximumTagCount {
+            add(location, "At most \(Self.maximumTagCount) tags are allowed", "too_long")
+            return []
+        }
+        return tags
+    }
+
+    /// Reads an optional UUID field.
+    /// - Parameters:
+    ///   - value: The raw text, if given; empty text counts as absent.
+    ///   - location: Where the input was, for the error.
+    /// - Returns: The identifier, or `nil`.
+    public mutating func optionalUUID(_ value: String?, location: [String]) -> UUID? {
+        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        guard let id = UUID(uuidString: text) else {
+            add(location, "Input should be a valid UUID", "uuid_parsing")
+            return nil
+        }
+        return id
+    }
+
+    /// Reads an optional boolean form field (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    public mutating func optionalBool(_ value: String?, location: [String]) -> Bool? {
+        guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty else { return nil }
+        switch text {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default:
+            add(location, "Input should be a valid boolean", "bool_parsing")
+            return nil
+        }
+    }
+
+    /// The base name of a client-supplied file name, without control characters, at most
+    /// ``maximumFilenameLength`` characters; `upload` when nothing is left.
+    public static func filename(_ raw: String?) -> String {
+        let base = (raw ?? "").split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        let cleaned = String(base.unicodeScalars.filter { !CharacterSet.controlCharacters.contains($0) })
+            .trimmingCharacters(in: .whitespaces)
+        return cleaned.isEmpty ? "upload" : String(cleaned.prefix(maximumFilenameLength))
+    }
+}

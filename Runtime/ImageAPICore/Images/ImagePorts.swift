@@ -1,0 +1,330 @@
+import Foundation
+import NIOCore
+
+/// What a list of images may be narrowed to.
+public struct ImageFilter: Sendable, Equatable {
+    /// Only images in this collection.
+    public var collectionID: UUID?
+    /// Only images carrying every one of these tags.
+    public var tags: [String]
+    /// Only images uploaded at or after this instant.
+    public var uploadedFrom: Date?
+    /// Only images uploaded at or before this instant.
+    public var uploadedTo: Date?
+
+    /// Creates a filter; the default lets everything through.
+    public init(collectionID: UUID? = nil, tags: [String] = [], uploadedFrom: Date? = nil, uploadedTo: Date? = nil) {
+        self.collectionID = collectionID
+        self.tags = tags
+        self.uploadedFrom = uploadedFrom
+        self.uploadedTo = uploadedTo
+    }
+
+    /// Whether an image passes the filter.
+    public func admits(_ image: ImageRecord) -> Bool {
+        if let collectionID, image.collectionID != collectionID { return false }
+        if !tags.allSatisfy(image.tags.contains) { return false }
+        if let uploadedFrom, image.createdAt < uploadedFrom { return false }
+        if let uploadedTo, image.createdAt > uploadedTo { return false }
+        return true
+    }
+}
+
+/// One full-text match: the image and a 0-1 relevance.
+public struct TextMatch: Sendable, Equatable {
+    /// The matching image.
+    public var image: ImageRecord
+    /// The share of the query's words the image contains (0-1).
+    public var coverage: Double
+    /// SQLite FTS5's BM25 relevance, larger is better (the negated `bm25()` value).
+    public var bm25: Double
+
+    /// Creates a match.
+    public init(image: ImageRecord, coverage: Double, bm25: Double) {
+        self.image = image
+        self.coverage = coverage
+        self.bm25 = bm25
+    }
+}
+
+/// Image metadata storage, every read and write scoped to a team.
+///
+/// Writes that must be published (an upload, a reprocess request) take the message to publish
+/// and write it in the same transaction as the metadata: a transactional outbox.
+public protocol ImageStore: Sendable {
+    /// Stores a new image and its processing message together.
+    func insertImage(_ image: ImageRecord, publishing message: OutboxMessage) async throws
+    /// One of a team's images.
+    func image(id: UUID, teamID: UUID) async throws -> ImageRecord?
+    /// A team's images by id, in no particular order; unknown ids are left out.
+    func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord]
+    /// A page of a team's images, newest first.
+    func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord>
+    /// A team's image with these exact bytes, if one exists.
+    func image(sha256: String, teamID: UUID) async throws -> ImageRecord?
+    /// Replaces the editable fields (description, tags, collection, updated-at). False when absent.
+    func updateImage(_ image: ImageRecord) async throws -> Bool
+    /// Deletes an image's metadata and returns what was deleted.
+    func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord?
+    /// Sets `processing` and counts one more attempt, unless the image is gone or already embedded
+    /// with `model`.
+    func beginProcessing(id: UUID, teamID: UUID, model: String, at date: Date) async throws -> ProcessingStart
+    /// Records a successful embedding.
+    func completeProcessing(id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date) async throws
+    /// Records a failed attempt: status `failed` with the error. A redelivery starts the next
+    /// attempt; after the last one the image stays `failed`.
+    func failProcessing(id: UUID, teamID: UUID, error: String, at date: Date) async throws
+    /// Marks an image `pending` again with zero attempts and publishes its processing message,
+    /// in one transaction. Returns the updated image, or `nil` when absent.
+    func requeueImage(
+        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+    ) async throws
+        -> ImageRecord?
+    /// Full-text search over file name, description, tags and EXIF text.
+    func searchText(_ words: [String], teamID: UUID, filter: ImageFilter, limit: Int) async throws -> [TextMatch]
+}
+
+/// What ``ImageStore/beginProcessing(id:teamID:model:at:)`` found.
+public enum ProcessingStart: Sendable, Equatable {
+    /// The attempt started; the image as it is now, attempts counted.
+    case started(ImageRecord)
+    /// The image was already embedded with this model: nothing to do.
+    case alreadyDone(ImageRecord)
+    /// No such image (deleted since the message was published).
+    case missing
+}
+
+/// A message that could not be processed, kept with its last error.
+public struct DeadLetter: Sendable, Equatable {
+    /// The Pub/Sub message id.
+    public var messageID: String
+    /// The topic it was published on.
+    public var topic: String
+    /// The payload.
+    public var data: Data
+    /// How many deliveries were tried.
+    public var attempts: Int
+    /// The last error.
+    public var lastError: String
+    /// Who gave up: `handler` (the function acknowledged after its last attempt) or `delivery`
+    /// (the push endpoint kept failing).
+    public var source: String
+    /// When it was dead-lettered.
+    public var deadAt: Date
+
+    /// Creates an entry.
+    public init(
+        messageID: String, topic: String, data: Data, attempts: Int, lastError: String, source: String, deadAt: Date
+    ) {
+        self.messageID = messageID
+        self.topic = topic
+        self.data = data
+        self.attempts = attempts
+        self.lastError = lastError
+        self.source = source
+        self.deadAt = deadAt
+    }
+}
+
+/// Where messages that will not be retried again are kept.
+public protocol DeadLetterQueue: Sendable {
+    /// Adds an entry (one per message id; a second add replaces the first).
+    func deadLetter(_ letter: DeadLetter) async throws
+    /// Every entry, oldest first.
+    func deadLetters() async throws -> [DeadLetter]
+}
+
+/// Stores image bytes under slash-separated keys.
+public protocol BlobStore: Sendable {
+    /// Begins a new blob: bytes are appended to a staging area and only appear under the key
+    /// when ``BlobUpload/commit(as:)`` is called.
+    func beginUpload() async throws -> any BlobUpload
+    /// Stores bytes under a key at once (replacing any blob there).
+    func put(_ data: Data, at key: String) async throws
+    /// Reads a whole blob, or `nil` when absent.
+    func data(at key: String) async throws -> Data?
+    /// The size of a blob, or `nil` when absent.
+    func size(at key: String) async throws -> Int?
+    /// Streams a blob, or part of it.
+    func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<ByteBuffer, any Error>
+    /// Removes a blob; absent blobs are not an error.
+    func delete(at key: String) async throws
+    /// Whether a blob exists.
+    func exists(at key: String) async throws -> Bool
+}
+
+/// A blob being written.
+public protocol BlobUpload: Sendable {
+    /// Appends bytes.
+    func write(_ bytes: ByteBuffer) async throws
+    /// A local file holding the bytes written so far, for decoders that read files.
+    var stagingPath: String { get }
+    /// Makes the blob durable and visible under `key`.
+    func commit(as key: String) async throws
+    /// Throws the staged bytes away.
+    func abandon() async
+}
+
+/// What decoding an upload's header found.
+public struct ImageInspection: Sendable, Equatable {
+    /// Width in pixels.
+    public var width: Int
+    /// Height in pixels.
+    public var height: Int
+    /// The EXIF orientation, when present.
+    public var orientation: Int?
+    /// Useful EXIF fields as text.
+    public var exif: [String: String]
+
+    /// Creates an inspection result.
+    public init(width: Int, height: Int, orientation: Int?, exif: [String: String]) {
+        self.width = width
+        self.height = height
+        self.orientation = orientation
+        self.exif = exif
+    }
+}
+
+/// Why an image could not be used.
+public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
+    /// The image is larger than the pixel limit.
+    case tooManyPixels(width: Int, height: Int, limit: Int)
+    /// The data is truncated or corrupt.
+    case undecodable(String)
+
+    /// A client-facing explanation.
+    public var description: String {
+        switch self {
+        case .tooManyPixels(let width, let height, let limit):
+            "image is \(width)x\(height) pixels, more than the limit of \(limit) pixels"
+        case .undecodable(let reason):
+            "image could not be decoded: \(reason)"
+        }
+    }
+}
+
+/// Decodes and renders images.
+public protocol ImageCodec: Sendable {
+    /// Reads the header of an image file, refuses it when it has more than `maxPixels` pixels,
+    /// then decodes every pixel to find truncation or corruption.
+    func inspect(fileAt path: String, maxPixels: Int) async throws -> ImageInspection
+    /// A JPEG thumbnail whose longer side is `size` pixels, orientation applied.
+    func thumbnail(of data: Data, size: Int) async throws -> Data
+}
+
+/// Turns images (and, for multimodal models, text) into vectors.
+public protocol Embedder: Sendable {
+    /// The model identifier stored with each vector (`visual-features-v1`).
+    var modelID: String { get }
+    /// The vector length.
+    var dimensions: Int { get }
+    /// Whether ``embed(text:)`` is supported (semantic text search).
+    var supportsText: Bool { get }
+    /// The L2-normalised embedding of an image.
+    func embed(image data: Data) async throws -> [Float]
+    /// The L2-normalised embedding of a text; throws ``EmbedderError/textUnsupported`` when the
+    /// model has no text tower.
+    func embed(text: String) async throws -> [Float]
+}
+
+/// Errors every embedder may throw.
+public enum EmbedderError: Error, Equatable, CustomStringConvertible {
+    /// The embedder compares images only.
+    case textUnsupported(model: String)
+
+    /// A readable explanation.
+    public var description: String {
+        switch self {
+        case .textUnsupported(let model): "the \(model) embedder cannot embed text"
+        }
+    }
+}
+
+/// One stored vector with the payload searches filter on.
+public struct VectorEntry: Sendable, Equatable {
+    /// The image the vector belongs to.
+    public var imageID: UUID
+    /// The owning team (a mandatory search filter).
+    public var teamID: UUID
+    /// The image's collection (an optional search filter).
+    public var collectionID: UUID?
+    /// The model that produced the vector.
+    public var model: String
+    /// The vector, L2-normalised.
+    public var vector: [Float]
+
+    /// Creates an entry.
+    public init(imageID: UUID, teamID: UUID, collectionID: UUID?, model: String, vector: [Float]) {
+        self.imageID = imageID
+        self.teamID = teamID
+        self.collectionID = collectionID
+        self.model = model
+        self.vector = vector
+    }
+}
+
+/// A search hit: an image id and its cosine similarity to the query.
+public struct VectorHit: Sendable, Equatable {
+    /// The image.
+    public var imageID: UUID
+    /// Cosine similarity, -1 to 1.
+    public var cosine: Float
+
+    /// Creates a hit.
+    public init(imageID: UUID, cosine: Float) {
+        self.imageID = imageID
+        self.cosine = cosine
+    }
+}
+
+/// Stores vectors and finds the nearest ones within a team.
+public protocol VectorIndex: Sendable {
+    /// Adds or replaces the vector of an image.
+    func upsert(_ entry: VectorEntry) async throws
+    /// Removes an image's vector (absent is fine).
+    func delete(imageID: UUID) async throws
+    /// Removes every vector of a team, or of one collection of a team; returns how many.
+    @discardableResult
+    func deleteAll(teamID: UUID, collectionID: UUID?) async throws -> Int
+    /// Moves an image's vector to another collection (its payload changes, the vector does not).
+    func updateCollection(imageID: UUID, collectionID: UUID?) async throws
+    /// The stored vector of an image, if any.
+    func vector(imageID: UUID, teamID: UUID) async throws -> VectorEntry?
+    /// The vectors most similar to `query` among the team's vectors of `model` whose cosine is at
+    /// least `minimumCosine`, best first, at most `limit` of them.
+    func search(
+        _ query: [Float], model: String, teamID: UUID, collectionID: UUID?, minimumCosine: Float, limit: Int
+    ) async throws -> [VectorHit]
+}
+
+/// A message waiting in the outbox, as the local Pub/Sub delivers it.
+public struct QueuedMessage: Sendable, Equatable {
+    /// The message.
+    public var message: OutboxMessage
+    /// When it was published (committed).
+    public var publishedAt: Date
+    /// Delivery attempts so far, counting the one this claim starts.
+    public var attempts: Int
+
+    /// Creates a queued message.
+    public init(message: OutboxMessage, publishedAt: Date, attempts: Int) {
+        self.message = message
+        self.publishedAt = publishedAt
+        self.attempts = attempts
+    }
+}
+
+/// The outbox read as a durable queue: what the emulator's Pub/Sub delivers from.
+public protocol OutboxQueue: Sendable {
+    /// Claims messages that are due: each gets one more attempt counted and is hidden from other
+    /// claims until `leaseUntil` (so a crash mid-delivery means redelivery, never loss).
+    func claimDueMessages(now: Date, leaseUntil: Date, limit: Int) async throws -> [QueuedMessage]
+    /// Removes a delivered message.
+    func acknowledge(messageID: String) async throws
+    /// Records a failed delivery and when to try again.
+    func scheduleRetry(messageID: String, error: String, at date: Date) async throws
+    /// Moves a message to the dead-letter queue with its last error.
+    func moveToDeadLetters(messageID: String, error: String, at date: Date) async throws
+    /// When the next message falls due, if any is waiting.
+    func nextDueDate() async throws -> Date?
+}

@@ -1,0 +1,86 @@
+import Foundation
+import FunctionsFramework
+
+/// Which embedder computes image vectors.
+public enum EmbeddingProvider: String, Sendable, CaseIterable {
+    /// The built-in visual-features descriptor: image-to-image similarity only.
+    case visual
+}
+
+/// Limits and choices for the image pipeline, read from the environment.
+public struct ImageSettings: Sendable {
+    /// `MAX_UPLOAD_BYTES`: the largest accepted image file (default 20 MiB).
+    public var maxUploadBytes: Int
+    /// `MAX_IMAGE_PIXELS`: the largest accepted width × height (default 100 megapixels).
+    public var maxImagePixels: Int
+    /// `BLOB_DIR`: where the filesystem blob store keeps bytes (default `DATA_DIR/blobs`).
+    public var blobDirectory: String
+    /// `EMBEDDING_PROVIDER`: the embedder (default `visual`).
+    public var embeddingProvider: EmbeddingProvider
+    /// `THUMBNAIL_SIZE`: the thumbnail's longer side in pixels (default 256).
+    public var thumbnailSize: Int
+    /// `PROCESSING_MAX_ATTEMPTS`: processing attempts before an image is failed for good (default 3).
+    public var maxProcessingAttempts: Int
+
+    /// Creates settings.
+    public init(
+        maxUploadBytes: Int = 20 * 1024 * 1024, maxImagePixels: Int = 100_000_000, blobDirectory: String,
+        embeddingProvider: EmbeddingProvider = .visual, thumbnailSize: Int = 256, maxProcessingAttempts: Int = 3
+    ) {
+        self.maxUploadBytes = maxUploadBytes
+        self.maxImagePixels = maxImagePixels
+        self.blobDirectory = blobDirectory
+        self.embeddingProvider = embeddingProvider
+        self.thumbnailSize = thumbnailSize
+        self.maxProcessingAttempts = maxProcessingAttempts
+    }
+
+    /// Reads the settings.
+    /// - Parameters:
+    ///   - variables: The environment.
+    ///   - dataDirectory: `DATA_DIR`, under which blobs go by default.
+    /// - Throws: ``ConfigurationError`` naming the first bad variable.
+    public init(_ variables: EnvironmentVariables, dataDirectory: String) throws {
+        let provider = try variables.choice(
+            "EMBEDDING_PROVIDER", default: "visual", allowed: EmbeddingProvider.allCases.map(\.rawValue))
+        self.init(
+            maxUploadBytes: try variables.integer("MAX_UPLOAD_BYTES", default: 20 * 1024 * 1024, in: 1...(1 << 31)),
+            maxImagePixels: try variables.integer("MAX_IMAGE_PIXELS", default: 100_000_000, in: 1...1_000_000_000),
+            blobDirectory: variables["BLOB_DIR"] ?? (dataDirectory as NSString).appendingPathComponent("blobs"),
+            embeddingProvider: EmbeddingProvider(rawValue: provider) ?? .visual,
+            thumbnailSize: try variables.integer("THUMBNAIL_SIZE", default: 256, in: 16...2048),
+            maxProcessingAttempts: try variables.integer("PROCESSING_MAX_ATTEMPTS", default: 3, in: 1...20))
+    }
+}
+
+/// Everything the image functions work with: the ports and the settings.
+public struct ImageServices: Sendable {
+    /// Image metadata, with its outbox.
+    public let store: any ImageStore
+    /// Original and thumbnail bytes.
+    public let blobs: any BlobStore
+    /// Decoding and thumbnails.
+    public let codec: any ImageCodec
+    /// Image (and maybe text) embeddings.
+    public let embedder: any Embedder
+    /// Vectors for similarity search.
+    public let vectors: any VectorIndex
+    /// Messages given up on.
+    public let deadLetters: any DeadLetterQueue
+    /// Limits and choices.
+    public let settings: ImageSettings
+
+    /// Bundles the ports.
+    public init(
+        store: any ImageStore, blobs: any BlobStore, codec: any ImageCodec, embedder: any Embedder,
+        vectors: any VectorIndex, deadLetters: any DeadLetterQueue, settings: ImageSettings
+    ) {
+        self.store = store
+        self.blobs = blobs
+        self.codec = codec
+        self.embedder = embedder
+        self.vectors = vectors
+        self.deadLetters = deadLetters
+        self.settings = settings
+    }
+}

@@ -1,0 +1,326 @@
+import Foundation
+import FunctionsFramework
+import GRDB
+import ImageAPICore
+
+/// Images, their full-text index and the transactional outbox, in the metadata database.
+extension SQLiteMetadataStore: ImageStore {
+    /// Stores the image, its text-index row and its processing message in one transaction.
+    public func insertImage(_ image: ImageRecord, publishing message: OutboxMessage) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO images (
+                        id, team_id, uploader_id, collection_id, filename, content_type, format, file_size,
+                        width, height, orientation, sha256, description, tags, exif, embedding_status,
+                        embedding_error, embedding_attempts, embedding_model, embedding_dimensions, embedded_at,
+                        created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    image.id.lowercasedString, image.teamID.lowercasedString, image.uploaderID.lowercasedString,
+                    image.collectionID?.lowercasedString, image.filename, image.contentType, image.format,
+                    image.fileSize, image.width, image.height, image.orientation, image.sha256, image.description,
+                    try Self.json(image.tags), try Self.json(image.exif), image.embeddingStatus.rawValue,
+                    image.embeddingError, image.embeddingAttempts, image.embeddingModel, image.embeddingDimensions,
+                    image.embeddedAt, image.createdAt, image.updatedAt,
+                ])
+            try Self.indexText(of: image, number: db.lastInsertedRowID, db)
+            try Self.enqueue(message, at: image.createdAt, db)
+        }
+    }
+
+    /// Reads one of a team's images.
+    public func image(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?",
+                arguments: [id.lowercasedString, teamID.lowercasedString]
+            ).map(Self.image)
+        }
+    }
+
+    /// Reads several of a team's images.
+    public func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await pool.read { db in
+            let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+            var arguments: StatementArguments = [teamID.lowercasedString]
+            arguments += StatementArguments(ids.map(\.lowercasedString))
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM images WHERE team_id = ? AND id IN (\(marks))", arguments: arguments
+            ).map(Self.image)
+        }
+    }
+
+    /// Lists a team's images, newest first, with the total.
+    public func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+        try await pool.read { db in
+            let (conditions, arguments) = Self.conditions(teamID: teamID, filter: filter)
+            let total = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM images WHERE \(conditions)", arguments: arguments)
+            var pageArguments = arguments
+            pageArguments += [page.limit, page.skip]
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM images WHERE \(conditions)
+                    ORDER BY created_at DESC, number DESC LIMIT ? OFFSET ?
+                    """,
+                arguments: pageArguments)
+            return Page(items: try rows.map(Self.image), total: total ?? 0)
+        }
+    }
+
+    /// Finds a team's image by content hash (the oldest, when duplicates were allowed).
+    public func image(sha256: String, teamID: UUID) async throws -> ImageRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM images WHERE team_id = ? AND sha256 = ? ORDER BY number LIMIT 1",
+                arguments: [teamID.lowercasedString, sha256]
+            ).map(Self.image)
+        }
+    }
+
+    /// Updates description, tags and collection, and the text index with them.
+    public func updateImage(_ image: ImageRecord) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE images SET description = ?, tags = ?, collection_id = ?, updated_at = ?
+                    WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [
+                    image.description, try Self.json(image.tags), image.collectionID?.lowercasedString,
+                    image.updatedAt, image.id.lowercasedString, image.teamID.lowercasedString,
+                ])
+            guard db.changesCount > 0,
+                let number = try Int64.fetchOne(
+                    db, sql: "SELECT number FROM images WHERE id = ?", arguments: [image.id.lowercasedString])
+            else { return false }
+            try db.execute(sql: "DELETE FROM images_text WHERE rowid = ?", arguments: [number])
+            try Self.indexText(of: image, number: number, db)
+            return true
+        }
+    }
+
+    /// Deletes an image's metadata and text-index row.
+    public func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+        try await pool.write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?",
+                    arguments: [id.lowercasedString, teamID.lowercasedString])
+            else { return nil }
+            let number: Int64 = row["number"]
+            try db.execute(sql: "DELETE FROM images_text WHERE rowid = ?", arguments: [number])
+            try db.execute(sql: "DELETE FROM images WHERE number = ?", arguments: [number])
+            return try Self.image(row)
+        }
+    }
+
+    /// Starts a processing attempt unless the image is gone or already embedded with `model`.
+    public func beginProcessing(
+        id: UUID, teamID: UUID, model: String, at date: Date
+    ) async throws
+        -> ProcessingStart
+    {
+        try await pool.write { db in
+            let key: StatementArguments = [id.lowercasedString, teamID.lowercasedString]
+            guard
+                let row = try Row.fetchOne(db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?", arguments: key)
+            else { return .missing }
+            let image = try Self.image(row)
+            if image.embeddingStatus == .success && image.embeddingModel == model { return .alreadyDone(image) }
+            try db.execute(
+                sql: """
+                    UPDATE images SET embedding_status = 'processing', embedding_attempts = embedding_attempts + 1,
+                    updated_at = ? WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [date] + key)
+            var started = image
+            started.embeddingStatus = .processing
+            started.embeddingAttempts += 1
+            started.updatedAt = date
+            return .started(started)
+        }
+    }
+
+    /// Marks the image embedded.
+    public func completeProcessing(
+        id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date
+    )
+        async throws
+    {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE images SET embedding_status = 'success', embedding_error = NULL, embedding_model = ?,
+                    embedding_dimensions = ?, embedded_at = ?, updated_at = ? WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [model, dimensions, date, date, id.lowercasedString, teamID.lowercasedString])
+        }
+    }
+
+    /// Records a failed attempt.
+    public func failProcessing(id: UUID, teamID: UUID, error: String, at date: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE images SET embedding_status = 'failed', embedding_error = ?, updated_at = ?
+                    WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [String(error.prefix(2000)), date, id.lowercasedString, teamID.lowercasedString])
+        }
+    }
+
+    /// Sets the image pending again and publishes its processing message, in one transaction.
+    public func requeueImage(
+        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+    ) async throws
+        -> ImageRecord?
+    {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE images SET embedding_status = 'pending', embedding_error = NULL, embedding_attempts = 0,
+                    updated_at = ? WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [date, id.lowercasedString, teamID.lowercasedString])
+            guard db.changesCount > 0 else { return nil }
+            try Self.enqueue(message, at: date, db)
+            return try Row.fetchOne(
+                db, sql: "SELECT * FROM images WHERE id = ?", arguments: [id.lowercasedString]
+            ).map(Self.image)
+        }
+    }
+
+    /// Full-text search: every image matching any query word, with the share of words it matches
+    /// and its BM25 relevance, best first.
+    public func searchText(
+        _ words: [String], teamID: UUID, filter: ImageFilter, limit: Int
+    ) async throws
+        -> [TextMatch]
+    {
+        let terms = words.map(Self.ftsTerm).filter { !$0.isEmpty }
+        guard !terms.isEmpty, limit > 0 else { return [] }
+        return try await pool.read { db in
+            let (conditions, filterArguments) = Self.conditions(teamID: teamID, filter: filter, table: "images")
+            // Rank by BM25 over any word, then count, per image, how many words it contains.
+            var arguments: StatementArguments = [terms.joined(separator: " OR ")]
+            arguments += filterArguments
+            arguments += [limit]
+            let ranked = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT images.*, -bm25(images_text) AS relevance FROM images_text
+                    JOIN images ON images.number = images_text.rowid
+                    WHERE images_text MATCH ? AND \(conditions)
+                    ORDER BY relevance DESC, images.number DESC LIMIT ?
+                    """,
+                arguments: arguments)
+            guard !ranked.isEmpty else { return [] }
+            let numbers = ranked.map { $0["number"] as Int64 }
+            let marks = Array(repeating: "?", count: numbers.count).joined(separator: ",")
+            var wordCounts: [Int64: Int] = [:]
+            for term in terms {
+                var termArguments: StatementArguments = [term]
+                termArguments += StatementArguments(numbers)
+                let hits = try Int64.fetchAll(
+                    db, sql: "SELECT rowid FROM images_text WHERE images_text MATCH ? AND rowid IN (\(marks))",
+                    arguments: termArguments)
+                for number in hits { wordCounts[number, default: 0] += 1 }
+            }
+            return try ranked.map { row in
+                TextMatch(
+                    image: try Self.image(row),
+                    coverage: Double(wordCounts[row["number"], default: 0]) / Double(terms.count),
+                    bm25: row["relevance"])
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// A query word as an FTS5 prefix term: quoted (so operators in user text are literal).
+    static func ftsTerm(_ word: String) -> String {
+        let cleaned = word.replacingOccurrences(of: "\"", with: "").trimmingCharacters(in: .whitespaces)
+        return cleaned.isEmpty ? "" : "\"\(cleaned)\"*"
+    }
+
+    static func conditions(
+        teamID: UUID, filter: ImageFilter, table: String = "images"
+    ) -> (
+        String, StatementArguments
+    ) {
+        var clauses = ["\(table).team_id = ?"]
+        var arguments: StatementArguments = [teamID.lowercasedString]
+        if let collection = filter.collectionID {
+            clauses.append("\(table).collection_id = ?")
+            arguments += [collection.lowercasedString]
+        }
+        for tag in filter.tags {
+            clauses.append("EXISTS (SELECT 1 FROM json_each(\(table).tags) WHERE json_each.value = ?)")
+            arguments += [tag]
+        }
+        if let from = filter.uploadedFrom {
+            clauses.append("\(table).created_at >= ?")
+            arguments += [from]
+        }
+        if let to = filter.uploadedTo {
+            clauses.append("\(table).created_at <= ?")
+            arguments += [to]
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    static func indexText(of image: ImageRecord, number: Int64, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO images_text (rowid, filename, description, tags, exif) VALUES (?, ?, ?, ?, ?)",
+            arguments: [
+                number, Self.searchableFilename(image.filename), image.description ?? "",
+                image.tags.joined(separator: " "), image.exif.values.sorted().joined(separator: " "),
+            ])
+    }
+
+    /// `red_car-at.night.jpg` → `red car at night jpg`, so the words of a file name are found.
+    static func searchableFilename(_ filename: String) -> String {
+        filename.map { $0.isLetter || $0.isNumber ? $0 : " " }.reduce(into: "") { $0.append($1) }
+    }
+
+    static func enqueue(_ message: OutboxMessage, at date: Date, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO outbox (message_id, topic, data, attributes, published_at, attempts, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, 0, ?)
+                """,
+            arguments: [message.messageID, message.topic, message.data, try json(message.attributes), date, date])
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONCoding.makeEncoder().encode(value), as: UTF8.self)
+    }
+
+    static func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try JSONCoding.makeDecoder().decode(T.self, from: Data(text.utf8))
+    }
+
+    static func image(_ row: Row) throws -> ImageRecord {
+        var image = ImageRecord(
+            id: try uuid(row, "id"), teamID: try uuid(row, "team_id"), uploaderID: try uuid(row, "uploader_id"),
+            collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)),
+            filename: row["filename"], contentType: row["content_type"], format: row["format"],
+            fileSize: row["file_size"], width: row["width"], height: row["height"], orientation: row["orientation"],
+            sha256: row["sha256"], description: row["description"],
+            tags: try decodeJSON([String].self, row["tags"]), exif: try decodeJSON([String: String].self, row["exif"]),
+            createdAt: row["created_at"])
+        image.embeddingStatus = EmbeddingStatus(rawValue: row["embedding_status"]) ?? .pending
+        image.embeddingError = row["embedding_error"]
+        image.embeddingAttempts = row["embedding_attempts"]
+        image.embeddingModel = row["embedding_model"]
+        image.embeddingDimensions = row["embedding_dimensions"]
+        image.embeddedAt = row["embedded_at"]
+        image.updatedAt = row["updated_at"]
+        return image
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+import ImageAPICore
+import Synchronization
+import VectorMath
+
+/// The embedded vector index: vectors stored in SQLite, searched in memory.
+///
+/// Each process keeps the vectors in contiguous `Float32` matrices, one per team and model, and
+/// scores a query with one BLAS product (exact cosine: vectors are stored L2-normalised).
+/// Every write also appends to `vector_changes`; before each search the process reads the
+/// changes past the last sequence it applied, so a vector written by another process (a
+/// separately started Search binary) is seen at once. When the change log has been trimmed past
+/// what a process saw, it reloads everything.
+public final class SQLiteVectorIndex: VectorIndex {
+    /// How many change-log entries are kept for other processes to catch up from.
+    public static let retainedChanges = 10_000
+
+    private let pool: DatabasePool
+    private let state: Mutex<State>
+
+    struct Bucket: Hashable, Sendable {
+        var teamID: UUID
+        var model: String
+    }
+
+    struct Payload: Sendable {
+        var bucket: Bucket
+        var collectionID: UUID?
+    }
+
+    struct State: Sendable {
+        var matrices: [Bucket: VectorMatrix<UUID>] = [:]
+        var payloads: [UUID: Payload] = [:]
+        var lastSequence: Int64 = 0
+
+        mutating func apply(_ entry: VectorEntry) {
+            remove(entry.imageID)
+            let bucket = Bucket(teamID: entry.teamID, model: entry.model)
+            matrices[bucket, default: VectorMatrix(dimensions: entry.vector.count)].upsert(entry.imageID, entry.vector)
+            payloads[entry.imageID] = Payload(bucket: bucket, collectionID: entry.collectionID)
+        }
+
+        mutating func remove(_ imageID: UUID) {
+            guard let payload = payloads.removeValue(forKey: imageID) else { return }
+            matrices[payload.bucket]?.remove(imageID)
+            if matrices[payload.bucket]?.count == 0 { matrices[payload.bucket] = nil }
+        }
+    }
+
+    /// Opens the index in the metadata database and loads every vector into memory.
+    /// - Parameter store: The SQLite store whose database holds the vectors.
+    public init(store: SQLiteMetadataStore) throws {
+        self.pool = store.pool
+        self.state = Mutex(State())
+        try pool.read { db in try self.reload(db) }
+    }
+
+    /// How many vectors this process holds in memory.
+    public var count: Int { state.withLock { $0.payloads.count } }
+
+    /// Adds or replaces an image's vector.
+    public func upsert(_ entry: VectorEntry) async throws {
+        let blob = entry.vector.withUnsafeBufferPointer { Data(buffer: $0) }
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO vectors (image_id, team_id, collection_id, model, dimensions, vector, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    entry.imageID.lowercasedString, entry.teamID.lowercasedString,
+                    entry.collectionID?.lowercasedString, entry.model, entry.vector.count, blob, Date(),
+                ])
+            try Self.recordChange(entry.imageID, db)
+        }
+        try await catchUp()
+    }
+
+    /// Removes an image's vector.
+    public func delete(imageID: UUID) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM vectors WHERE image_id = ?", arguments: [imageID.lowercasedString])
+            if db.changesCount > 0 { try Self.recordChange(imageID, db) }
+        }
+        try await catchUp()
+    }
+
+    /// Removes a team's vectors, or one collection's.
+    @discardableResult
+    public func deleteAll(teamID: UUID, collectionID: UUID?) async throws -> Int {
+        let removed = try await pool.write { db in
+            var sql = "DELETE FROM vectors WHERE team_id = ?"
+            var arguments: StatementArguments = [teamID.lowercasedString]
+            if let collectionID {
+                sql += " AND collection_id = ?"
+                arguments += [collectionID.lowercasedString]
+            }
+            let ids = try String.fetchAll(
+                db, sql: sql.replacingOccurrences(of: "DELETE", with: "SELECT image_id"), arguments: arguments)
+            try db.execute(sql: sql, arguments: arguments)
+            for id in ids { try Self.recordChange(id, db) }
+            return ids.count
+        }
+        try await catchUp()
+        return removed
+    }
+
+    /// Changes the collection an image's vector is filed under.
+    public func updateCollection(imageID: UUID, collectionID: UUID?) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE vectors SET collection_id = ? WHERE image_id = ?",
+                arguments: [collectionID?.lowercasedString, imageID.lowercasedString])
+            if db.changesCount > 0 { try Self.recordChange(imageID, db) }
+        }
+        try await catchUp()
+    }
+
+    /// Reads an image's stored vector.
+    public func vector(imageID: UUID, teamID: UUID) async throws -> VectorEntry? {
+        try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM vectors WHERE image_id = ? AND team_id = ?",
+                arguments: [imageID.lowercasedString, teamID.lowercasedString]
+            ).map(Self.entry)
+        }
+    }
+
+    /// Exact cosine top-k within a team (and collection), after catching up with other processes.
+    public func search(
+        _ query: [Float], model: String, teamID: UUID, collectionID: UUID?, minimumCosine: Float, limit: Int
+    ) async throws -> [VectorHit] {
+        try await catchUp()
+        let bucket = Bucket(teamID: teamID, model: model)
+        // Copy out (copy-on-write: no vector is copied) and score outside the lock.
+        let (matrix, payloads) = state.withLock { state in
+            (state.matrices[bucket], collectionID == nil ? [:] : state.payloads)
+        }
+        guard let matrix, matrix.dimensions == query.count else { return [] }
+        let hits = matrix.nearest(query, limit: limit, minimumScore: minimumCosine) { imageID in
+            collectionID == nil || payloads[imageID]?.collectionID == collectionID
+        }
+        return hits.map { VectorHit(imageID: $0.key, cosine: $0.score) }
+    }
+
+    // MARK: Keeping the in-memory copy current
+
+    /// Applies every change recorded since the last one this process saw.
+    func catchUp() async throws {
+        let seen = state.withLock { $0.lastSequence }
+        try await pool.read { db in
+            let bounds = try Row.fetchOne(
+                db, sql: "SELECT MIN(sequence) AS low, MAX(sequence) AS high FROM vector_changes")
+            let high: Int64 = bounds?["high"] ?? 0
+            guard high > seen else { return }
+            let low: Int64 = bounds?["low"] ?? 0
+            if low > seen + 1 {
+                try self.reload(db)
+                return
+            }
+            let changed = try String.fetchAll(
+                db, sql: "SELECT DISTINCT image_id FROM vector_changes WHERE sequence > ? AND sequence <= ?",
+                arguments: [seen, high])
+            var current: [String: VectorEntry] = [:]
+            for chunk in stride(from: 0, to: changed.count, by: 500) {
+                let ids = Array(changed[chunk..<min(chunk + 500, changed.count)])
+                let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT * FROM vectors WHERE image_id IN (\(marks))", arguments: StatementArguments(ids))
+                {
+                    current[row["image_id"]] = try Self.entry(row)
+                }
+            }
+            self.state.withLock { state in
+                guard state.lastSequence < high else { return }
+                for id in changed {
+                    if let entry = current[id] {
+                        state.apply(entry)
+                    } else if let uuid = UUID(uuidString: id) {
+                        state.remove(uuid)
+                    }
+                }
+                state.lastSequence = high
+            }
+        }
+    }
+
+    private func reload(_ db: Database) throws {
+        var fresh = State()
+        fresh.lastSequence = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM vector_changes") ?? 0
+        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM vectors")
+        while let row = try rows.next() {
+            fresh.apply(try Self.entry(row))
+        }
+        state.withLock { $0 = fresh }
+    }
+
+    private static func recordChange(_ imageID: UUID, _ db: Database) throws {
+        try recordChange(imageID.lowercasedString, db)
+    }
+
+    private static func recordChange(_ imageID: String, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO vector_changes (image_id) VALUES (?)", arguments: [imageID])
+        let sequence = db.lastInsertedRowID
+        if sequence % 1000 == 0 {
+            try db.execute(
+                sql: "DELETE FROM vector_changes WHERE sequence <= ?", arguments: [sequence - Int64(retainedChanges)])
+        }
+    }
+
+    private static func entry(_ row: Row) throws -> VectorEntry {
+        let blob: Data = row["vector"]
+        let dimensions: Int = row["dimensions"]
+        guard blob.count == dimensions * MemoryLayout<Float>.size else {
+            throw DatabaseError(message: "vector of \(row["image_id"] as String) has \(blob.count) bytes")
+        }
+        let vector = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        return VectorEntry(
+            imageID: try SQLiteMetadataStore.uuid(row, "image_id"),
+            teamID: try SQLiteMetadataStore.uuid(row, "team_id"),
+            collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)), model: row["model"],
+            vector: vector)
+    }
+}

@@ -1,0 +1,154 @@
+#include "VipsShim.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <vips/vips.h>
+
+int vshim_start(void) {
+    static int started = 0;
+    static GMutex lock;
+    g_mutex_lock(&lock);
+    int result = 0;
+    if (!started) {
+        result = VIPS_INIT("image-api");
+        if (result == 0) {
+            // Operations run on untrusted uploads once each: caching them only costs memory.
+            vips_cache_set_max(0);
+            vips_cache_set_max_mem(0);
+            started = 1;
+        }
+    }
+    g_mutex_unlock(&lock);
+    return result;
+}
+
+char *vshim_take_error(void) {
+    const char *text = vips_error_buffer();
+    char *copy = strdup(text && *text ? text : "unknown libvips error");
+    vips_error_clear();
+    return copy;
+}
+
+void vshim_free(void *pointer) { free(pointer); }
+
+static VipsFailOn fail_level(int fail_on_truncation) {
+    return fail_on_truncation ? VIPS_FAIL_ON_TRUNCATED : VIPS_FAIL_ON_NONE;
+}
+
+VShimImage *vshim_open_file(const char *path, int fail_on_truncation) {
+    return vips_image_new_from_file(
+        path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on_truncation), NULL);
+}
+
+VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on_truncation) {
+    return vips_image_new_from_buffer(
+        bytes, length, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on_truncation), NULL);
+}
+
+void vshim_release(VShimImage *image) {
+    if (image) g_object_unref(image);
+}
+
+int vshim_width(VShimImage *image) { return vips_image_get_width(image); }
+int vshim_height(VShimImage *image) { return vips_image_get_height(image); }
+int vshim_bands(VShimImage *image) { return vips_image_get_bands(image); }
+
+int vshim_orientation(VShimImage *image) {
+    int value = 0;
+    if (vips_image_get_typeof(image, VIPS_META_ORIENTATION) && !vips_image_get_int(image, VIPS_META_ORIENTATION, &value))
+        return value;
+    return 0;
+}
+
+char *vshim_field(VShimImage *image, const char *name) {
+    if (!vips_image_get_typeof(image, name)) return NULL;
+    char *text = NULL;
+    if (vips_image_get_as_string(image, name, &text)) {
+        vips_error_clear();
+        return NULL;
+    }
+    char *copy = strdup(text);
+    g_free(text);
+    return copy;
+}
+
+char *vshim_field_names(VShimImage *image) {
+    gchar **names = vips_image_get_fields(image);
+    if (!names) return NULL;
+    gchar *joined = g_strjoinv("\n", names);
+    g_strfreev(names);
+    char *copy = strdup(joined);
+    g_free(joined);
+    return copy;
+}
+
+int vshim_decode_all(VShimImage *image) {
+    double average = 0;
+    return vips_avg(image, &average, NULL);
+}
+
+// Converts to 8-bit sRGB with three bands, flattening alpha onto white. Takes ownership of `in`.
+static VipsImage *to_srgb8(VipsImage *in) {
+    VipsImage *current = in;
+    VipsImage *next = NULL;
+    if (vips_colourspace(current, &next, VIPS_INTERPRETATION_sRGB, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    if (vips_image_hasalpha(current)) {
+        VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+        int failed = vips_flatten(current, &next, "background", white, NULL);
+        vips_area_unref(VIPS_AREA(white));
+        if (failed) goto fail;
+        g_object_unref(current);
+        current = next;
+    }
+    if (vips_image_get_bands(current) > 3) {
+        if (vips_extract_band(current, &next, 0, "n", 3, NULL)) goto fail;
+        g_object_unref(current);
+        current = next;
+    }
+    if (vips_cast(current, &next, VIPS_FORMAT_UCHAR, NULL)) goto fail;
+    g_object_unref(current);
+    return next;
+fail:
+    g_object_unref(current);
+    return NULL;
+}
+
+int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality, void **out, size_t *out_length) {
+    VipsImage *thumbnail = NULL;
+    if (vips_thumbnail_buffer((void *)bytes, length, &thumbnail, size, "height", size, NULL)) return -1;
+    VipsImage *rgb = to_srgb8(thumbnail);
+    if (!rgb) return -1;
+    void *saved = NULL;
+    size_t saved_length = 0;
+    int failed = vips_jpegsave_buffer(rgb, &saved, &saved_length, "Q", quality, "strip", TRUE, NULL);
+    g_object_unref(rgb);
+    if (failed) return -1;
+    *out = malloc(saved_length);
+    memcpy(*out, saved, saved_length);
+    *out_length = saved_length;
+    g_free(saved);
+    return 0;
+}
+
+int vshim_render_srgb(const void *bytes, size_t length, int width, int height, unsigned char *out) {
+    VipsImage *small = NULL;
+    if (vips_thumbnail_buffer(
+            (void *)bytes, length, &small, width, "height", height, "size", VIPS_SIZE_FORCE, NULL))
+        return -1;
+    VipsImage *rgb = to_srgb8(small);
+    if (!rgb) return -1;
+    size_t written = 0;
+    void *pixels = vips_image_write_to_memory(rgb, &written);
+    int ok = pixels && written == (size_t)width * (size_t)height * 3 && vips_image_get_width(rgb) == width &&
+             vips_image_get_height(rgb) == height;
+    if (ok) memcpy(out, pixels, written);
+    g_free(pixels);
+    g_object_unref(rgb);
+    if (!ok) {
+        vips_error("vshim", "rendering produced an unexpected size");
+        return -1;
+    }
+    return 0;
+}

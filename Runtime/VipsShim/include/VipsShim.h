@@ -1,0 +1,56 @@
+#ifndef VIPS_SHIM_H
+#define VIPS_SHIM_H
+
+// A small, non-variadic C interface over the libvips calls the project uses. Swift cannot call
+// C variadic functions, and keeping GLib out of this header keeps Swift's view of it small.
+
+#include <stddef.h>
+
+/// An image handle: a libvips `VipsImage`, released with `vshim_release`.
+typedef struct _VipsImage VShimImage;
+
+/// Starts libvips once per process. Returns 0 on success.
+int vshim_start(void);
+
+/// The last libvips error text (malloc'd; free with `vshim_free`), clearing it. Never NULL.
+char *vshim_take_error(void);
+
+/// Frees memory this interface handed out.
+void vshim_free(void *pointer);
+
+/// Opens an image file lazily: only the header is read until pixels are needed.
+/// With `fail_on_truncation` set, a later decode fails on truncated or damaged data.
+VShimImage *vshim_open_file(const char *path, int fail_on_truncation);
+
+/// Opens an image held in memory, as `vshim_open_file` does.
+VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on_truncation);
+
+/// Releases an image.
+void vshim_release(VShimImage *image);
+
+/// Image width, height and band count from the header.
+int vshim_width(VShimImage *image);
+int vshim_height(VShimImage *image);
+int vshim_bands(VShimImage *image);
+
+/// The EXIF orientation (1-8), or 0 when the image has none.
+int vshim_orientation(VShimImage *image);
+
+/// A header field as text (malloc'd; free with `vshim_free`), or NULL when absent.
+char *vshim_field(VShimImage *image, const char *name);
+
+/// The names of every header field, separated by newlines (malloc'd), or NULL.
+char *vshim_field_names(VShimImage *image);
+
+/// Decodes every pixel, so that truncated or corrupt data is found. Returns 0 when it decodes.
+int vshim_decode_all(VShimImage *image);
+
+/// Makes a JPEG thumbnail whose longer side is `size` pixels, with the EXIF orientation applied
+/// and any alpha flattened onto white. Returns 0 and a malloc'd buffer on success.
+int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality, void **out, size_t *out_length);
+
+/// Renders an image as `width` x `height` 8-bit sRGB pixels (exactly `width * height * 3` bytes
+/// written to `out`), orientation applied, alpha flattened onto white, aspect ratio not kept.
+int vshim_render_srgb(const void *bytes, size_t length, int width, int height, unsigned char *out);
+
+#endif
