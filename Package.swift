@@ -145,24 +145,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ManagementAPITests",
+            name: "APITests",
             dependencies: [
                 "Emulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            path: "Tests/ManagementAPITests",
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ImagePipelineTests",
-            dependencies: [
-                "Emulator",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
-            path: "Tests/ImagePipelineTests",
-            resources: [.copy("Fixtures")],
+            path: "Tests/APITests",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -145,16 +145,21 @@ public enum FunctionHost {
         do {
             logManagementMode(configuration.settings, logger: logger)
             let services = try await makeServices(configuration, logger: logger)
+            let transport = HTTPPushTransport(
+                endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
+                timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)))
             let pubSub =
                 deliversToSelf || configuration.pubSub.pushEndpoint != nil
-                ? LocalPubSub(queue: services.outbox, settings: configuration.pubSub, logger: logger) : nil
+                ? LocalPubSub(
+                    queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
+                : nil
             let application = FunctionServer.buildApplication(
                 functions: makeFunctions(services), configuration: configuration.server,
                 readiness: { try await services.api.store.checkReady() }, logger: logger,
                 onListening: { host, port in
                     let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                     if let url = URL(string: "http://\(local):\(port)\(LocalPubSub.defaultPushPath)") {
-                        pubSub?.pushToDefault(url)
+                        transport.useIfUnset(url)
                     }
                     await onListening(host, port)
                 })

@@ -4,7 +4,6 @@ import FunctionsFramework
 import ImageAPICore
 import Logging
 import NIOCore
-import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
@@ -46,6 +45,61 @@ public struct LocalPubSubSettings: Sendable {
     }
 }
 
+/// A push subscription's endpoint: where the local Pub/Sub sends each delivery.
+public protocol PushTransport: Sendable {
+    /// Whether deliveries can be sent yet (the emulator learns its own port only once listening).
+    var isReady: Bool { get }
+    /// Sends one delivery.
+    /// - Returns: The HTTP status and (the start of) the body of the answer.
+    /// - Throws: When no answer came (connection refused, timeout).
+    func push(headers: [(String, String)], body: Data) async throws -> (status: Int, body: String)
+}
+
+/// Pushes over HTTP with AsyncHTTPClient, to a configured URL or, in the emulator, to the
+/// process's own ProcessEmbedding route once its port is known.
+public final class HTTPPushTransport: PushTransport {
+    private let endpoint: Mutex<URL?>
+    private let timeout: TimeAmount
+
+    /// Creates the transport.
+    /// - Parameters:
+    ///   - endpoint: The push URL, if configured.
+    ///   - timeout: How long a delivery may take.
+    public init(endpoint: URL?, timeout: TimeAmount) {
+        self.endpoint = Mutex(endpoint)
+        self.timeout = timeout
+    }
+
+    /// Sets the endpoint when none was configured.
+    public func useIfUnset(_ url: URL) {
+        endpoint.withLock { if $0 == nil { $0 = url } }
+    }
+
+    /// Whether an endpoint is known.
+    public var isReady: Bool { endpoint.withLock { $0 != nil } }
+
+    /// POSTs the delivery.
+    public func push(headers: [(String, String)], body: Data) async throws -> (status: Int, body: String) {
+        guard let url = endpoint.withLock({ $0 }) else { throw PushError("no push endpoint yet") }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let answer = try await response.body.collect(upTo: 64 * 1024)
+        return (Int(response.status.code), String(buffer: answer))
+    }
+}
+
+/// A delivery that could not be sent.
+public struct PushError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+
+    /// Creates the error.
+    public init(_ description: String) { self.description = description }
+}
+
 /// The emulator's Pub/Sub: delivers outbox messages to a push endpoint as binary-mode
 /// CloudEvents (`google.cloud.pubsub.topic.v1.messagePublished`), as a Pub/Sub push subscription
 /// through Eventarc does.
@@ -55,96 +109,86 @@ public struct LocalPubSubSettings: Sendable {
 /// the dead-letter table with the last error. Messages live in SQLite, so pending deliveries
 /// survive a restart, and a delivery cut short by a crash is retried once its lease runs out.
 public final class LocalPubSub: Service, Sendable {
+    /// The ProcessEmbedding route the emulator pushes to by default.
+    public static let defaultPushPath = "/events/process-embedding"
+
     private let queue: any OutboxQueue
     private let settings: LocalPubSubSettings
+    private let transport: any PushTransport
+    private let clock: any TimeSource
     private let logger: Logger
-    private let endpoint: Mutex<URL?>
     private let pollInterval: Duration = .milliseconds(50)
     private let batchSize = 4
 
     /// Creates the relay.
     /// - Parameters:
     ///   - queue: The outbox.
-    ///   - settings: Endpoint, attempts, backoff.
+    ///   - settings: Attempts, backoff and ack deadline.
+    ///   - transport: Where deliveries go.
+    ///   - clock: The time source for due dates and backoff.
     ///   - logger: Where deliveries are logged.
-    public init(queue: any OutboxQueue, settings: LocalPubSubSettings, logger: Logger) {
+    public init(
+        queue: any OutboxQueue, settings: LocalPubSubSettings, transport: any PushTransport,
+        clock: any TimeSource = SystemTimeSource(), logger: Logger
+    ) {
         self.queue = queue
         self.settings = settings
+        self.transport = transport
+        self.clock = clock
         self.logger = logger
-        self.endpoint = Mutex(settings.pushEndpoint.flatMap(URL.init(string:)))
-    }
-
-    /// The ProcessEmbedding route the emulator pushes to by default.
-    public static let defaultPushPath = "/events/process-embedding"
-
-    /// Sets the push endpoint once the server's port is known (when none was configured).
-    public func pushToDefault(_ url: URL) {
-        endpoint.withLock { if $0 == nil { $0 = url } }
     }
 
     /// Delivers until the service group shuts down.
     public func run() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
         await withGracefulShutdownHandler {
-            await deliverLoop(client)
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                do {
+                    if try await deliverDueMessages() == 0 { try await Task.sleep(for: pollInterval) }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.error("Pub/Sub delivery loop failed", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
         } onGracefulShutdown: {
         }
-        try await client.shutdown()
     }
 
-    private func deliverLoop(_ client: HTTPClient) async {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                guard let url = endpoint.withLock({ $0 }) else {
-                    try await Task.sleep(for: pollInterval)
-                    continue
-                }
-                let now = Date()
-                let due = try await queue.nextDueDate()
-                guard let due, due <= now else {
-                    try await Task.sleep(for: pollInterval)
-                    continue
-                }
-                let claimed = try await queue.claimDueMessages(
-                    now: now, leaseUntil: now.addingTimeInterval(Double(settings.ackDeadlineSeconds) + 5),
-                    limit: batchSize)
-                await withTaskGroup(of: Void.self) { group in
-                    for message in claimed {
-                        group.addTask { await self.deliver(message, to: url, client: client) }
-                    }
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.error("Pub/Sub delivery loop failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
+    /// Claims the messages that are due and delivers them, concurrently.
+    /// - Returns: How many deliveries were attempted.
+    @discardableResult
+    public func deliverDueMessages() async throws -> Int {
+        guard transport.isReady else { return 0 }
+        let now = clock.now()
+        guard let due = try await queue.nextDueDate(), due <= now else { return 0 }
+        let claimed = try await queue.claimDueMessages(
+            now: now, leaseUntil: now.addingTimeInterval(Double(settings.ackDeadlineSeconds) + 5), limit: batchSize)
+        await withTaskGroup(of: Void.self) { group in
+            for message in claimed {
+                group.addTask { await self.deliver(message) }
             }
         }
+        return claimed.count
     }
 
-    private func deliver(_ queued: QueuedMessage, to url: URL, client: HTTPClient) async {
+    private func deliver(_ queued: QueuedMessage) async {
         let message = queued.message
-        var failure: String?
+        let reason: String
         do {
-            var request = HTTPClientRequest(url: url.absoluteString)
-            request.method = .POST
-            for (name, value) in Self.headers(for: queued) { request.headers.add(name: name, value: value) }
-            request.body = .bytes(ByteBuffer(bytes: try Self.body(for: queued)))
-            let response = try await client.execute(request, timeout: .seconds(Int64(settings.ackDeadlineSeconds)))
-            let body = try await response.body.collect(upTo: 64 * 1024)
-            if (200..<300).contains(response.status.code) {
+            let answer = try await transport.push(headers: Self.headers(for: queued), body: try Self.body(for: queued))
+            if (200..<300).contains(answer.status) {
                 try await queue.acknowledge(messageID: message.messageID)
                 logger.debug("Delivered", metadata: ["message_id": .string(message.messageID)])
                 return
             }
-            failure = "HTTP \(response.status.code): \(String(buffer: body).prefix(500))"
+            reason = "HTTP \(answer.status): \(answer.body.prefix(500))"
         } catch {
-            failure = "\(error)"
+            reason = "\(error)"
         }
-        let reason = failure ?? "unknown failure"
         do {
             if queued.attempts >= settings.maxDeliveryAttempts {
-                try await queue.moveToDeadLetters(messageID: message.messageID, error: reason, at: Date())
+                try await queue.moveToDeadLetters(messageID: message.messageID, error: reason, at: clock.now())
                 logger.error(
                     "Message dead-lettered",
                     metadata: [
@@ -154,7 +198,7 @@ public final class LocalPubSub: Service, Sendable {
             } else {
                 let delay = Double(settings.retryBaseMilliseconds) / 1000 * pow(2, Double(queued.attempts - 1))
                 try await queue.scheduleRetry(
-                    messageID: message.messageID, error: reason, at: Date().addingTimeInterval(delay))
+                    messageID: message.messageID, error: reason, at: clock.now().addingTimeInterval(delay))
                 logger.warning(
                     "Delivery failed; will retry",
                     metadata: [
@@ -168,7 +212,7 @@ public final class LocalPubSub: Service, Sendable {
     }
 
     /// The binary-mode CloudEvent headers Eventarc sends with a Pub/Sub message.
-    static func headers(for queued: QueuedMessage) -> [(String, String)] {
+    public static func headers(for queued: QueuedMessage) -> [(String, String)] {
         [
             ("content-type", "application/json"),
             ("ce-specversion", "1.0"),
@@ -180,7 +224,7 @@ public final class LocalPubSub: Service, Sendable {
     }
 
     /// The Pub/Sub push body: the message with base64 data, plus subscription and attempt.
-    static func body(for queued: QueuedMessage) throws -> Data {
+    public static func body(for queued: QueuedMessage) throws -> Data {
         let message = queued.message
         let payload: [String: JSONValue] = [
             "message": [

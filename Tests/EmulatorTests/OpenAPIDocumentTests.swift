@@ -1,23 +1,25 @@
 import Emulator
 import Foundation
+import FunctionHosting
 import FunctionsFramework
 import ImageAPICore
-import SQLiteStorage
+import Logging
 import Testing
 
 @Suite("OpenAPI document")
 struct OpenAPIDocumentTests {
-    func servedEndpoints() throws -> Set<String> {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID()).sqlite").path
-        let services = APIServices(store: try SQLiteMetadataStore(path: path), settings: APISettings())
+    func servedEndpoints() async throws -> Set<String> {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID())").path
+        let configuration = try HostConfiguration(EnvironmentVariables(["DATA_DIR": folder]))
+        let services = try await FunctionHost.makeServices(configuration, logger: Logger(label: "openapi-test"))
         let (_, routes) = FunctionServer.buildRouter(
             functions: Emulator.functions(services), configuration: ServerConfiguration(), readiness: {})
         return Set(routes.endpoints.map(\.description))
     }
 
     @Test("documents exactly the routes the emulator registers")
-    func matchesRoutes() throws {
-        let served = try servedEndpoints()
+    func matchesRoutes() async throws {
+        let served = try await servedEndpoints()
         let documented = OpenAPIDocument.operations
         #expect(
             served.subtracting(documented).isEmpty,

@@ -1,10 +1,14 @@
 import Emulator
+import FileSystemStorage
 import Foundation
+import FunctionHosting
 import FunctionsFramework
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
+import ImageProcessing
+import Logging
 import SQLiteStorage
 import Synchronization
 import Testing
@@ -18,33 +22,54 @@ final class ManualClock: TimeSource {
     func now() -> Date { current.withLock { $0 } }
 
     func advance(days: Double) { current.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+
+    func advance(seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
-/// The API wired as the emulator wires it, over a real SQLite file in a fresh temporary folder.
+/// The API wired as the emulator wires it, over a real SQLite file, a real blob folder and the
+/// real libvips codec, in a fresh temporary folder.
 struct TestAPI {
     let store: SQLiteMetadataStore
     let services: APIServices
+    let images: ImageServices
+    let vectors: SQLiteVectorIndex
     let clock: ManualClock
     let databasePath: String
+    let blobFolder: String
+    let pubSubSettings = LocalPubSubSettings(maxDeliveryAttempts: 3, retryBaseMilliseconds: 1000)
 
-    init(environment: DeploymentEnvironment = .development, expiryDays: Int = 365) throws {
+    init(
+        environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
+        imageSettings: ((String) -> ImageSettings)? = nil
+    ) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
         let settings = APISettings(
             environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
             apiKeyExpiryDays: expiryDays, dataDirectory: folder.path)
         databasePath = settings.databasePath
+        blobFolder = folder.appendingPathComponent("blobs").path
         store = try SQLiteMetadataStore(path: settings.databasePath)
         clock = ManualClock()
         services = APIServices(store: store, settings: settings, clock: clock)
+        vectors = try SQLiteVectorIndex(store: store)
+        images = ImageServices(
+            store: store, blobs: try FileSystemBlobStore(root: blobFolder), codec: VipsImageCodec(),
+            embedder: embedder ?? VisualFeaturesEmbedder(), vectors: vectors, deadLetters: store,
+            settings: imageSettings?(blobFolder) ?? ImageSettings(blobDirectory: blobFolder))
     }
 
-    /// Runs `body` with a client of the real router serving every function.
+    /// Runs `body` with a client of the real router serving every function. The client's
+    /// `deliver()` runs the local Pub/Sub once, pushing through the same router.
     func run<T: Sendable>(_ body: @Sendable (APIClient) async throws -> T) async throws -> T {
+        let hosted = HostedServices(api: services, images: images, outbox: store)
         let (router, _) = FunctionServer.buildRouter(
-            functions: Emulator.functions(services), configuration: ServerConfiguration(),
+            functions: Emulator.functions(hosted), configuration: ServerConfiguration(),
             readiness: { [store] in try await store.checkReady() })
         return try await Application(router: router).test(.router) { client in
-            try await body(APIClient(client: client))
+            let pubSub = LocalPubSub(
+                queue: store, settings: pubSubSettings, transport: RouterPushTransport(client: client), clock: clock,
+                logger: Logger(label: "test-pubsub"))
+            return try await body(APIClient(client: client, pubSub: pubSub))
         }
     }
 
@@ -112,9 +137,25 @@ struct ListReply<Item: Decodable>: Decodable {
     }
 }
 
+/// Pushes Pub/Sub deliveries through the in-process router, as the emulator does over HTTP.
+struct RouterPushTransport: PushTransport {
+    let client: any TestClientProtocol
+
+    var isReady: Bool { true }
+
+    func push(headers: [(String, String)], body: Data) async throws -> (status: Int, body: String) {
+        var fields: HTTPFields = [:]
+        for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
+        let response = try await client.executeRequest(
+            uri: LocalPubSub.defaultPushPath, method: .post, headers: fields, body: ByteBuffer(bytes: body))
+        return (Int(response.status.code), String(buffer: response.body))
+    }
+}
+
 /// One async helper per endpoint, over the in-process router.
 struct APIClient: Sendable {
     let client: any TestClientProtocol
+    let pubSub: LocalPubSub
 
     func send(
         _ method: HTTPRequest.Method, _ uri: String, key: String? = nil, json: String? = nil
