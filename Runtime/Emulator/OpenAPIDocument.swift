@@ -13,7 +13,7 @@ public enum OpenAPIDocument {
                 "title": "Image Management API",
                 "version": "1.0.0",
                 "description": """
-                Teams, users and API keys for the self-hostable image management API. Management \
+                Teams, users, API keys, images and search for the self-hostable image management API. Management \
                 endpoints are public when ENVIRONMENT=development and need an admin key when \
                 ENVIRONMENT=production. Errors are JSON: {"detail": "..."}, or for 422 a list of \
                 {loc, msg, type}.
@@ -22,17 +22,20 @@ public enum OpenAPIDocument {
             "servers": [["url": "/"]],
             "security": [["apiKeyHeader": []], ["bearer": []]],
             "tags": [
-                ["name": "teams"], ["name": "users"], ["name": "api-keys"], ["name": "operations"],
+                ["name": "teams"], ["name": "users"], ["name": "api-keys"], ["name": "images"], ["name": "search"],
+                ["name": "events"], ["name": "operations"],
             ],
-            "paths": .object(paths),
-            "components": ["schemas": .object(schemas), "securitySchemes": securitySchemes],
+            "paths": .object(paths.merging(imagePaths) { $1 }),
+            "components": [
+                "schemas": .object(schemas.merging(imageSchemas) { $1 }), "securitySchemes": securitySchemes,
+            ],
         ]
     }
 
     /// Every `(method, path)` pair the document describes, methods upper-case.
     public static var operations: Set<String> {
         var result: Set<String> = []
-        for (path, item) in paths {
+        for (path, item) in paths.merging(imagePaths, uniquingKeysWith: { $1 }) {
             for method in (item.object ?? [:]).keys where method != "parameters" {
                 result.insert("\(method.uppercased()) \(path)")
             }
@@ -42,14 +45,14 @@ public enum OpenAPIDocument {
 
     // MARK: Paths
 
-    private static let teamID = pathParameter("team_id", "The team's id.")
-    private static let userID = pathParameter("user_id", "The user's id.")
-    private static let keyID = pathParameter("key_id", "The key's id.")
-    private static let skip: JSONValue = [
+    static let teamID = pathParameter("team_id", "The team's id.")
+    static let userID = pathParameter("user_id", "The user's id.")
+    static let keyID = pathParameter("key_id", "The key's id.")
+    static let skip: JSONValue = [
         "name": "skip", "in": "query", "required": false, "description": "How many items to skip.",
         "schema": ["type": "integer", "minimum": 0, "default": 0],
     ]
-    private static let limit: JSONValue = [
+    static let limit: JSONValue = [
         "name": "limit", "in": "query", "required": false, "description": "How many items to return.",
         "schema": ["type": "integer", "minimum": 1, "maximum": 100, "default": 50],
     ]
@@ -178,28 +181,29 @@ public enum OpenAPIDocument {
         ]
     }
 
-    private static let meUserID: JSONValue = [
+    static let meUserID: JSONValue = [
         "name": "user_id", "in": "query", "required": false,
         "description":
             "Development: the user to act as (or send a key instead). Production: optional, must be the key owner.",
         "schema": ["type": "string", "format": "uuid"],
     ]
 
-    private static let status: JSONValue = [
+    static let status: JSONValue = [
         "description": "OK",
         "content": json(["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]),
     ]
 
-    private static func operation(
+    static func operation(
         _ tag: String, _ summary: String, public isPublic: Bool = false, management: Bool = false,
-        parameters: [JSONValue] = [], body: JSONValue? = nil, responses: [String: JSONValue]
+        parameters: [JSONValue] = [], body: JSONValue? = nil, responses: [String: JSONValue],
+        multipart: JSONValue? = nil
     ) -> JSONValue {
         var responses = responses
         if !isPublic {
             responses["401"] = error("Missing, malformed, unknown, revoked or expired key")
             if management { responses["403"] = error("Production only: the key's owner is not an admin") }
         }
-        if body != nil || !parameters.isEmpty {
+        if body != nil || multipart != nil || !parameters.isEmpty {
             responses["422"] = [
                 "description": "Invalid input", "content": json(ref("ValidationError")),
             ]
@@ -213,46 +217,49 @@ public enum OpenAPIDocument {
         }
         if !parameters.isEmpty { result["parameters"] = .array(parameters) }
         if let body { result["requestBody"] = ["required": true, "content": json(body)] }
+        if let multipart {
+            result["requestBody"] = ["required": true, "content": ["multipart/form-data": ["schema": multipart]]]
+        }
         return .object(result)
     }
 
-    private static func pathParameter(_ name: String, _ description: String) -> JSONValue {
+    static func pathParameter(_ name: String, _ description: String) -> JSONValue {
         [
             "name": .string(name), "in": "path", "required": true, "description": .string(description),
             "schema": ["type": "string", "format": "uuid"],
         ]
     }
 
-    private static func queryUUID(_ name: String, _ description: String, required: Bool) -> JSONValue {
+    static func queryUUID(_ name: String, _ description: String, required: Bool) -> JSONValue {
         [
             "name": .string(name), "in": "query", "required": .bool(required), "description": .string(description),
             "schema": ["type": "string", "format": "uuid"],
         ]
     }
 
-    private static func json(_ schema: JSONValue) -> JSONValue { ["application/json": ["schema": schema]] }
-    private static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
-    private static func ok(_ schema: String, _ description: String) -> JSONValue {
+    static func json(_ schema: JSONValue) -> JSONValue { ["application/json": ["schema": schema]] }
+    static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+    static func ok(_ schema: String, _ description: String) -> JSONValue {
         ["description": .string(description), "content": json(ref(schema))]
     }
-    private static func error(_ description: String) -> JSONValue {
+    static func error(_ description: String) -> JSONValue {
         ["description": .string(description), "content": json(ref("Error"))]
     }
 
     // MARK: Schemas
 
-    private static let uuid: JSONValue = ["type": "string", "format": "uuid"]
-    private static let timestamp: JSONValue = ["type": "string", "format": "date-time"]
-    private static let nullableTimestamp: JSONValue = ["type": ["string", "null"], "format": "date-time"]
-    private static let name: JSONValue = ["type": "string", "minLength": 1, "maxLength": 100]
-    private static let description: JSONValue = ["type": ["string", "null"], "maxLength": 1000]
-    private static let email: JSONValue = ["type": "string", "format": "email", "maxLength": 254]
+    static let uuid: JSONValue = ["type": "string", "format": "uuid"]
+    static let timestamp: JSONValue = ["type": "string", "format": "date-time"]
+    static let nullableTimestamp: JSONValue = ["type": ["string", "null"], "format": "date-time"]
+    static let name: JSONValue = ["type": "string", "minLength": 1, "maxLength": 100]
+    static let description: JSONValue = ["type": ["string", "null"], "maxLength": 1000]
+    static let email: JSONValue = ["type": "string", "format": "email", "maxLength": 254]
 
-    private static func object(_ properties: [String: JSONValue], required: [String]) -> JSONValue {
+    static func object(_ properties: [String: JSONValue], required: [String]) -> JSONValue {
         ["type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) })]
     }
 
-    private static func list(_ itemsName: String, _ item: String) -> JSONValue {
+    static func list(_ itemsName: String, _ item: String) -> JSONValue {
         object(
             [
                 itemsName: ["type": "array", "items": ref(item)], "total": ["type": "integer"],
@@ -260,12 +267,12 @@ public enum OpenAPIDocument {
             ], required: [itemsName, "total", "skip", "limit"])
     }
 
-    private static let keyProperties: [String: JSONValue] = [
+    static let keyProperties: [String: JSONValue] = [
         "id": uuid, "name": name, "description": description, "prefix": ["type": "string"], "user_id": uuid,
         "team_id": uuid, "created_at": timestamp, "expires_at": timestamp, "last_used_at": nullableTimestamp,
         "is_active": ["type": "boolean"],
     ]
-    private static let keyRequired = [
+    static let keyRequired = [
         "id", "name", "description", "prefix", "user_id", "team_id", "created_at", "expires_at", "last_used_at",
         "is_active",
     ]
@@ -323,7 +330,7 @@ public enum OpenAPIDocument {
         ]
     }
 
-    private static let securitySchemes: JSONValue = [
+    static let securitySchemes: JSONValue = [
         "apiKeyHeader": ["type": "apiKey", "in": "header", "name": "X-API-Key"],
         "bearer": ["type": "http", "scheme": "bearer", "description": "The API key as a bearer token"],
     ]

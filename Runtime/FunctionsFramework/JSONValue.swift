@@ -9,6 +9,8 @@ public indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStr
     case string(String)
     /// An integer.
     case number(Int)
+    /// A fractional number.
+    case decimal(Double)
     /// A boolean.
     case bool(Bool)
     /// An array.
@@ -41,6 +43,7 @@ public indirect enum JSONValue: Encodable, Sendable, Equatable, ExpressibleByStr
         switch self {
         case .string(let text): try container.encode(text)
         case .number(let number): try container.encode(number)
+        case .decimal(let number): try container.encode(number)
         case .bool(let flag): try container.encode(flag)
         case .array(let items): try container.encode(items)
         case .object(let members): try container.encode(members)

@@ -1,0 +1,194 @@
+import FunctionsFramework
+
+extension OpenAPIDocument {
+    static let imageID = pathParameter("image_id", "The image's id.")
+
+    static var imagePaths: [String: JSONValue] {
+        [
+            "/api/v1/images": [
+                "post": operation(
+                    "images",
+                    """
+                    Upload an image (multipart/form-data). The format is decided from the bytes; width, height, \
+                    orientation and EXIF are read with libvips; processing is queued (embedding_status pending).
+                    """,
+                    parameters: [
+                        [
+                            "name": "allow_duplicate", "in": "query", "required": false,
+                            "description": "Keep identical bytes as a second image (also accepted as a form field).",
+                            "schema": ["type": "boolean", "default": false],
+                        ]
+                    ],
+                    body: nil,
+                    responses: [
+                        "201": ok("Image", "The stored image"),
+                        "409": [
+                            "description": "The team already has these exact bytes (see existing_image_id)",
+                            "content": json(
+                                object(
+                                    ["detail": ["type": "string"], "existing_image_id": uuid],
+                                    required: ["detail", "existing_image_id"])),
+                        ],
+                        "413": error("The file is larger than MAX_UPLOAD_BYTES"),
+                        "415": error("Not an accepted image format"),
+                    ],
+                    multipart: ref("ImageUpload")),
+                "get": operation(
+                    "images", "List the team's images, newest first",
+                    parameters: [skip, limit, queryUUID("collection_id", "Only this collection.", required: false)],
+                    responses: ["200": ok("ImageList", "A page of images")]),
+            ],
+            "/api/v1/images/{image_id}": [
+                "get": operation(
+                    "images", "Read an image's metadata and processing status", parameters: [imageID],
+                    responses: ["200": ok("Image", "The image"), "404": error("No such image in the team")]),
+                "put": operation(
+                    "images", "Change description, tags or collection (null clears)", parameters: [imageID],
+                    body: ref("UpdateImage"),
+                    responses: ["200": ok("Image", "The image"), "404": error("No such image in the team")]),
+                "delete": operation(
+                    "images", "Delete the image, its bytes, thumbnail and vector", parameters: [imageID],
+                    responses: ["204": ["description": "Deleted"], "404": error("No such image in the team")]),
+            ],
+            "/api/v1/images/{image_id}/download": [
+                "get": operation(
+                    "images", "The original bytes; ETag revalidation and single byte ranges",
+                    parameters: [
+                        imageID,
+                        ["name": "Range", "in": "header", "required": false, "schema": ["type": "string"]],
+                        ["name": "If-None-Match", "in": "header", "required": false, "schema": ["type": "string"]],
+                    ],
+                    responses: [
+                        "200": binary("The image"), "206": binary("The requested range"),
+                        "304": ["description": "Not modified"], "404": error("No such image in the team"),
+                        "416": error("The range is outside the file"),
+                    ])
+            ],
+            "/api/v1/images/{image_id}/thumbnail": [
+                "get": operation(
+                    "images", "A JPEG thumbnail (longer side THUMBNAIL_SIZE), made during processing",
+                    parameters: [imageID],
+                    responses: [
+                        "200": binary("The thumbnail"), "404": error("No such image, or no thumbnail yet"),
+                    ])
+            ],
+            "/api/v1/images/{image_id}/reprocess": [
+                "post": operation(
+                    "images", "Queue a failed (or finished) image for processing again", parameters: [imageID],
+                    responses: [
+                        "202": ok("Image", "The image, pending again"), "404": error("No such image in the team"),
+                        "409": error("The image is already pending or processing"),
+                    ])
+            ],
+            "/api/v1/search": [
+                "get": operation(
+                    "search", searchSummary,
+                    parameters: [
+                        [
+                            "name": "q", "in": "query", "required": true,
+                            "schema": ["type": "string", "maxLength": 500],
+                        ],
+                        skip,
+                        [
+                            "name": "limit", "in": "query", "required": false,
+                            "schema": ["type": "integer", "minimum": 1, "maximum": 50, "default": 10],
+                        ],
+                        [
+                            "name": "similarity_threshold", "in": "query", "required": false,
+                            "schema": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
+                        ],
+                        queryUUID("collection_id", "Only this collection.", required: false),
+                    ],
+                    responses: ["200": ok("SearchResults", "Ranked matches")]),
+                "post": operation(
+                    "search", searchSummary, body: ref("SearchRequest"),
+                    responses: [
+                        "200": ok("SearchResults", "Ranked matches"), "404": error("image_id is not in the team"),
+                        "409": error("image_id has no embedding yet"),
+                    ]),
+            ],
+            "/events/process-embedding": [
+                "post": operation(
+                    "events",
+                    """
+                    ProcessEmbedding: a Pub/Sub messagePublished CloudEvent (binary or structured mode) whose \
+                    data is {image_id, team_id}. 204 acknowledges; 500 asks for redelivery.
+                    """,
+                    public: true, body: ["type": "object"],
+                    responses: [
+                        "204": ["description": "Processed, already processed, dropped or dead-lettered"],
+                        "400": error("Not a Pub/Sub CloudEvent"), "500": error("This attempt failed; redeliver"),
+                    ])
+            ],
+        ]
+    }
+
+    static let searchSummary = """
+        Search the team's images. Text with a text-capable embedder: mode semantic, score (1 + cosine) / 2. \
+        Text with the visual-features embedder: mode text (FTS5 over file name, description, tags, EXIF), \
+        score 0.7 × share of query words matched + 0.3 × BM25 relative to the best match. image_id: mode \
+        similar, score (1 + cosine) / 2. Results below similarity_threshold are left out.
+        """
+
+    static func binary(_ description: String) -> JSONValue {
+        [
+            "description": .string(description),
+            "content": ["image/*": ["schema": ["type": "string", "format": "binary"]]],
+        ]
+    }
+
+    static var imageSchemas: [String: JSONValue] {
+        let tags: JSONValue = ["type": "array", "items": ["type": "string", "maxLength": 50], "maxItems": 50]
+        let nullableUUID: JSONValue = ["type": ["string", "null"], "format": "uuid"]
+        let nullableString: JSONValue = ["type": ["string", "null"]]
+        let nullableInteger: JSONValue = ["type": ["integer", "null"]]
+        let image: [String: JSONValue] = [
+            "id": uuid, "filename": ["type": "string"], "content_type": ["type": "string"],
+            "format": ["type": "string", "enum": ["jpeg", "png", "webp", "gif", "bmp", "tiff", "heic", "avif"]],
+            "file_size": ["type": "integer"], "width": ["type": "integer"], "height": ["type": "integer"],
+            "orientation": nullableInteger, "sha256": ["type": "string"], "description": description, "tags": tags,
+            "collection_id": nullableUUID, "team_id": uuid, "uploader_id": uuid,
+            "embedding_status": ["type": "string", "enum": ["pending", "processing", "success", "failed"]],
+            "embedding_error": nullableString, "embedding_attempts": ["type": "integer"],
+            "embedding_model": nullableString, "embedding_dimensions": nullableInteger,
+            "embedded_at": nullableTimestamp,
+            "exif": ["type": "object", "additionalProperties": ["type": "string"]],
+            "created_at": timestamp, "updated_at": timestamp,
+        ]
+        return [
+            "Image": object(image, required: image.keys.sorted()),
+            "ImageList": list("images", "Image"),
+            "ImageUpload": object(
+                [
+                    "file": ["type": "string", "format": "binary"], "description": description,
+                    "tags": ["type": "string", "description": "Comma-separated; the field may repeat."],
+                    "collection_id": uuid, "allow_duplicate": ["type": "boolean"],
+                ], required: ["file"]),
+            "UpdateImage": object(
+                ["description": description, "tags": tags, "collection_id": nullableUUID], required: []),
+            "SearchRequest": object(
+                [
+                    "query": ["type": "string", "maxLength": 500], "image_id": uuid,
+                    "skip": ["type": "integer", "minimum": 0, "default": 0],
+                    "limit": ["type": "integer", "minimum": 1, "maximum": 50, "default": 10],
+                    "similarity_threshold": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
+                    "collection_id": uuid, "tags": tags, "uploaded_from": timestamp, "uploaded_to": timestamp,
+                ], required: []),
+            "SearchResults": object(
+                [
+                    "results": [
+                        "type": "array",
+                        "items": object(
+                            ["image": ref("Image"), "score": ["type": "number", "minimum": 0, "maximum": 1]],
+                            required: ["image", "score"]),
+                    ],
+                    "total": ["type": "integer"], "skip": ["type": "integer"], "limit": ["type": "integer"],
+                    "similarity_threshold": ["type": "number"], "query": nullableString, "image_id": nullableUUID,
+                    "mode": ["type": "string", "enum": ["semantic", "text", "similar"]], "model": nullableString,
+                ],
+                required: [
+                    "results", "total", "skip", "limit", "similarity_threshold", "query", "image_id", "mode", "model",
+                ]),
+        ]
+    }
+}

@@ -1,0 +1,77 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// The image pipeline across real processes: a crash between the upload's commit and its
+/// delivery, and a separately started Search binary that sees vectors written by another process.
+@Suite("End to end: the image pipeline across processes", .serialized)
+struct ImagePipelineEndToEndTests {
+    static let adminKey = "imk_0123456789abcdef0123456789abcdef_" + String(repeating: "A", count: 43)
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    func upload(_ fixture: String, to function: RunningFunction) async throws -> (status: Int, body: String) {
+        let boundary = "e2e-\(UUID().uuidString)"
+        var body = Data(
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(fixture)\"\r\n\r\n".utf8)
+        body += try Data(contentsOf: Self.fixtures.appendingPathComponent(fixture))
+        body += Data("\r\n--\(boundary)--\r\n".utf8)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(function.port)/api/v1/images")
+        request.method = .POST
+        request.headers.add(name: "X-API-Key", value: Self.adminKey)
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    func waitForStatus(_ id: String, _ status: String, on function: RunningFunction) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let image = try json(try await function.request(.GET, "/api/v1/images/\(id)", key: Self.adminKey).body)
+            if image["embedding_status"] as? String == status { return image }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw RunningFunction.StartError("image \(id) never reached \(status)")
+    }
+
+    @Test("an upload accepted just before a crash is processed after the restart; Search sees new vectors")
+    func crashBetweenCommitAndDelivery() async throws {
+        let folder = try makeTemporaryFolder()
+        let environment = ["BOOTSTRAP_ADMIN_KEY": Self.adminKey, "PUBSUB_RETRY_BASE_MS": "100"]
+        // The standalone upload function has no push endpoint: its events wait in the outbox.
+        let uploader = try RunningFunction("upload-image", in: folder, environment: environment)
+        try await uploader.waitUntilListening()
+        let accepted = try await upload("sunset.jpg", to: uploader)
+        #expect(accepted.status == 201)
+        let id = try #require(try json(accepted.body)["id"] as? String)
+        kill(uploader.process.processIdentifier, SIGKILL)
+        #expect(try await uploader.waitForExit() == SIGKILL)
+
+        let search = try RunningFunction("search", in: folder, environment: environment)
+        try await search.waitUntilListening()
+        let emulator = try RunningFunction("emulator", in: folder, environment: environment)
+        try await emulator.waitUntilListening()
+        let image = try await waitForStatus(id, "success", on: emulator)
+        #expect(image["embedding_attempts"] as? Int == 1)
+        #expect(try await emulator.request(.GET, "/api/v1/images/\(id)/thumbnail", key: Self.adminKey).status == 200)
+
+        // A second image, processed by the emulator after the Search process loaded its vectors.
+        let second = try await upload("sunset-small.jpg", to: emulator)
+        let secondID = try #require(try json(second.body)["id"] as? String)
+        _ = try await waitForStatus(secondID, "success", on: emulator)
+        let found = try await search.request(
+            .POST, "/api/v1/search", key: Self.adminKey, json: #"{"image_id": "\#(id)"}"#)
+        #expect(found.status == 200)
+        let results = try #require(try json(found.body)["results"] as? [[String: Any]])
+        #expect(results.compactMap { ($0["image"] as? [String: Any])?["id"] as? String } == [secondID])
+
+        #expect(try await emulator.request(.DELETE, "/api/v1/images/\(secondID)", key: Self.adminKey).status == 204)
+        let afterDelete = try await search.request(
+            .POST, "/api/v1/search", key: Self.adminKey, json: #"{"image_id": "\#(id)", "similarity_threshold": 0}"#)
+        #expect(try #require(try json(afterDelete.body)["results"] as? [[String: Any]]).isEmpty)
+        #expect(try await emulator.terminate() == 0)
+        #expect(try await search.terminate() == 0)
+    }
+}
