@@ -1,12 +1,13 @@
 # One image per function for Cloud Run, or the emulator:
 #   docker build --build-arg PRODUCT=manage-teams -t manage-teams .
-# PRODUCT is one of: manage-teams, manage-users, api-keys, emulator.
+# PRODUCT is one of: manage-teams, manage-users, api-keys, upload-image, process-embedding, search,
+# emulator.
 ARG SWIFT_VERSION=6.3
 
 FROM swift:${SWIFT_VERSION}-bookworm AS build
 ARG PRODUCT=emulator
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsqlite3-dev \
+    && apt-get install -y --no-install-recommends libsqlite3-dev libvips-dev libopenblas-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +16,7 @@ RUN swift build -c release --product "${PRODUCT}" --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsqlite3-0 libstdc++6 ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libsqlite3-0 libvips42 libopenblas0 libstdc++6 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/image-api --create-home function
 COPY --from=build /out/function /usr/local/bin/function

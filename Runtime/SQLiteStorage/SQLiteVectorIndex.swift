@@ -77,6 +77,27 @@ public final class SQLiteVectorIndex: VectorIndex {
         try await catchUp()
     }
 
+    /// Adds or replaces many vectors in one transaction.
+    public func upsert(contentsOf entries: [VectorEntry]) async throws {
+        try await pool.write { db in
+            let statement = try db.makeStatement(
+                sql: """
+                    INSERT OR REPLACE INTO vectors (image_id, team_id, collection_id, model, dimensions, vector, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """)
+            let now = Date()
+            for entry in entries {
+                let blob = entry.vector.withUnsafeBufferPointer { Data(buffer: $0) }
+                try statement.execute(arguments: [
+                    entry.imageID.lowercasedString, entry.teamID.lowercasedString,
+                    entry.collectionID?.lowercasedString, entry.model, entry.vector.count, blob, now,
+                ])
+                try Self.recordChange(entry.imageID, db)
+            }
+        }
+        try await catchUp()
+    }
+
     /// Removes an image's vector.
     public func delete(imageID: UUID) async throws {
         try await pool.write { db in
