@@ -157,7 +157,8 @@ let package = Package(
         .executableTarget(
             name: "ImageBenchmarks",
             dependencies: [
-                "Emulator", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Emulator", "SQLiteStorage", "ImageProcessing", "COpenBLAS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/ImageBenchmarks",
             swiftSettings: swiftSettings

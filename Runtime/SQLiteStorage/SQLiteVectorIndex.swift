@@ -61,20 +61,7 @@ public final class SQLiteVectorIndex: VectorIndex {
 
     /// Adds or replaces an image's vector.
     public func upsert(_ entry: VectorEntry) async throws {
-        let blob = entry.vector.withUnsafeBufferPointer { Data(buffer: $0) }
-        try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO vectors (image_id, team_id, collection_id, model, dimensions, vector, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    entry.imageID.lowercasedString, entry.teamID.lowercasedString,
-                    entry.collectionID?.lowercasedString, entry.model, entry.vector.count, blob, Date(),
-                ])
-            try Self.recordChange(entry.imageID, db)
-        }
-        try await catchUp()
+        try await upsert(contentsOf: [entry])
     }
 
     /// Adds or replaces many vectors in one transaction.

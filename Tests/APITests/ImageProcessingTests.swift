@@ -43,6 +43,16 @@ struct UnreachableTransport: PushTransport {
     }
 }
 
+extension APIClient {
+    /// Delivers three times, moving the clock past each backoff: every attempt a message gets.
+    func deliverThroughRetries(advancing clock: ManualClock) async throws {
+        for _ in 0..<3 {
+            try await deliver()
+            clock.advance(seconds: 10)
+        }
+    }
+}
+
 @Suite("Embedding pipeline: ProcessEmbedding and the local Pub/Sub")
 struct ImageProcessingTests {
     @Test("an upload goes pending, then success, with a thumbnail and a vector")
@@ -117,10 +127,7 @@ struct ImageProcessingTests {
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let uploaded = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
-            for _ in 0..<3 {
-                try await client.deliver()
-                api.clock.advance(seconds: 10)
-            }
+            try await client.deliverThroughRetries(advancing: api.clock)
             try await client.deliver()
             #expect(embedder.callCount == 3)
             let image = try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self)
@@ -154,10 +161,7 @@ struct ImageProcessingTests {
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let uploaded = try await client.upload("lake.png", key: ann.key).decode(ImageRecord.self)
-            for _ in 0..<3 {
-                try await client.deliver()
-                api.clock.advance(seconds: 10)
-            }
+            try await client.deliverThroughRetries(advancing: api.clock)
             #expect(
                 try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self).embeddingStatus == .failed
             )
