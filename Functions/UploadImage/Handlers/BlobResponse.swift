@@ -31,7 +31,6 @@ enum BlobResponse {
             case .none:
                 break
             case .unsatisfiable:
-                headers[.contentRange] = "bytes */\(size)"
                 throw FunctionError(
                     .rangeNotSatisfiable, "Range \(header) is outside the \(size) bytes of the file",
                     headers: [.contentRange: "bytes */\(size)"])
