@@ -87,6 +87,17 @@ let package = Package(
             path: "Runtime/ImageProcessing",
             swiftSettings: swiftSettings
         ),
+        // The CLIP inference engine: Hugging Face checkpoints, tokenizer, preprocessing, both towers.
+        .target(
+            name: "CLIPInference",
+            dependencies: [
+                "ImageAPICore", "VipsShim", "COpenBLAS",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Runtime/CLIPInference",
+            swiftSettings: swiftSettings
+        ),
         // Contiguous Float32 vectors scored with BLAS.
         .target(
             name: "VectorMath",
@@ -142,6 +153,13 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Tests/FunctionsFrameworkTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CLIPInferenceTests",
+            dependencies: ["CLIPInference"],
+            path: "Tests/CLIPInferenceTests",
+            exclude: [],
             swiftSettings: swiftSettings
         ),
         .testTarget(

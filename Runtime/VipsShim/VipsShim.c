@@ -152,3 +152,47 @@ int vshim_render_srgb(const void *bytes, size_t length, int width, int height, u
     }
     return 0;
 }
+
+int vshim_decode_rgb(const void *bytes, size_t length, int max_pixels, int *width, int *height, unsigned char **out) {
+    VipsImage *image = vips_image_new_from_buffer(bytes, length, "", "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+    if (!image) return -1;
+    if ((long long)vips_image_get_width(image) * vips_image_get_height(image) > (long long)max_pixels) {
+        g_object_unref(image);
+        vips_error("vshim", "the image has more than %d pixels", max_pixels);
+        return -1;
+    }
+    VipsImage *current = image;
+    VipsImage *next = NULL;
+    if (vips_autorot(current, &next, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    if (vips_colourspace(current, &next, VIPS_INTERPRETATION_sRGB, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    if (vips_image_get_bands(current) > 3) {
+        if (vips_extract_band(current, &next, 0, "n", 3, NULL)) goto fail;
+        g_object_unref(current);
+        current = next;
+    }
+    if (vips_cast(current, &next, VIPS_FORMAT_UCHAR, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    size_t written = 0;
+    void *pixels = vips_image_write_to_memory(current, &written);
+    int w = vips_image_get_width(current), h = vips_image_get_height(current);
+    g_object_unref(current);
+    if (!pixels || written != (size_t)w * (size_t)h * 3) {
+        g_free(pixels);
+        vips_error("vshim", "decoding produced an unexpected size");
+        return -1;
+    }
+    *width = w;
+    *height = h;
+    *out = malloc(written);
+    memcpy(*out, pixels, written);
+    g_free(pixels);
+    return 0;
+fail:
+    g_object_unref(current);
+    return -1;
+}

@@ -6,15 +6,17 @@ import ImageAPICore
 /// The Search function: `GET` and `POST /api/v1/search`, within the key's team.
 ///
 /// Modes and what `score` means in each (all scores lie in 0-1, higher is better):
-/// - `semantic` (a text query and an embedder that embeds text): `(1 + cosine) / 2` between the
-///   query's and the image's embeddings.
+/// - `semantic` (a text query and an embedder that embeds text): the embedder's text relevance
+///   scale applied to the cosine between the query's and the image's embeddings (for CLIP a
+///   logistic curve, see ``RelevanceScale``).
 /// - `text` (a text query and an image-only embedder): full-text search over file name,
 ///   description, tags and EXIF text. `score = 0.7 × coverage + 0.3 × relative BM25`, where
 ///   coverage is the share of the query's words the image contains and relative BM25 is the
 ///   image's BM25 relevance divided by the best match's. An image containing every word scores
 ///   at least 0.7, so the default threshold keeps every full match.
-/// - `similar` (an `image_id`): `(1 + cosine) / 2` between the two images' embeddings; an
-///   identical image scores 1, unrelated ones about 0.5 or more, so 0.7 keeps look-alikes.
+/// - `similar` (an `image_id`): the embedder's image relevance scale applied to the cosine
+///   between the two images' embeddings (`(1 + cosine) / 2` for the visual-features embedder,
+///   the cosine itself for CLIP); an identical image scores 1.
 public struct SearchFunction: HTTPFunction {
     /// The deployed service name.
     public let name = "search"
@@ -54,7 +56,8 @@ public struct SearchFunction: HTTPFunction {
         } else if images.embedder.supportsText {
             mode = .semantic
             let vector = try await images.embedder.embed(text: request.query ?? "")
-            ranked = try await nearest(vector, request, teamID: principal.teamID, excluding: nil)
+            ranked = try await nearest(
+                vector, request, scale: images.embedder.textRelevance, teamID: principal.teamID, excluding: nil)
         } else {
             mode = .text
             ranked = try await textMatches(request, teamID: principal.teamID)
@@ -80,25 +83,26 @@ public struct SearchFunction: HTTPFunction {
             throw FunctionError.conflict(
                 "Image has no embedding yet (embedding_status is \(image.embeddingStatus.rawValue))")
         }
-        return try await nearest(entry.vector, request, teamID: teamID, excluding: imageID)
+        return try await nearest(
+            entry.vector, request, scale: images.embedder.imageRelevance, teamID: teamID, excluding: imageID)
     }
 
     private func nearest(
-        _ vector: [Float], _ request: SearchRequest, teamID: UUID, excluding: UUID?
+        _ vector: [Float], _ request: SearchRequest, scale: RelevanceScale, teamID: UUID, excluding: UUID?
     ) async throws
         -> [(ImageRecord, Double)]
     {
-        // score = (1 + cosine) / 2, so score >= threshold  <=>  cosine >= 2 × threshold - 1.
+        // Scores rise with the cosine, so score >= threshold  <=>  cosine >= the scale's bound.
         let hits = try await images.vectors.search(
             vector, model: images.embedder.modelID, teamID: teamID, collectionID: request.filter.collectionID,
-            minimumCosine: Float(2 * request.threshold - 1), limit: Self.maxMatches)
+            minimumCosine: scale.minimumCosine(forScore: request.threshold), limit: Self.maxMatches)
         let records = try await images.store.images(ids: hits.map(\.imageID), teamID: teamID)
         let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         return hits.compactMap { hit in
             guard hit.imageID != excluding, let image = byID[hit.imageID], image.embeddingStatus == .success,
                 request.filter.admits(image)
             else { return nil }
-            return (image, min(1, max(0, (1 + Double(hit.cosine)) / 2)))
+            return (image, scale.score(cosine: hit.cosine))
         }
     }
 

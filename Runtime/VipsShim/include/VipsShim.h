@@ -53,4 +53,9 @@ int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality
 /// written to `out`), orientation applied, alpha flattened onto white, aspect ratio not kept.
 int vshim_render_srgb(const void *bytes, size_t length, int width, int height, unsigned char *out);
 
+/// Decodes every pixel as 8-bit sRGB (`width * height * 3` bytes, malloc'd into `out`), with the
+/// EXIF orientation applied and any alpha band dropped, as a conversion to RGB does. Images with
+/// more than `max_pixels` pixels are refused from their header. Returns 0 on success.
+int vshim_decode_rgb(const void *bytes, size_t length, int max_pixels, int *width, int *height, unsigned char **out);
+
 #endif

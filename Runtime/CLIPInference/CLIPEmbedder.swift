@@ -1,0 +1,146 @@
+import Dispatch
+import Foundation
+import ImageAPICore
+import Logging
+import Synchronization
+
+/// The CLIP model behind the embedder port: images and texts into one 0-1-scored space.
+///
+/// The directory is checked when the embedder is made (so a broken model stops a process at
+/// start); the weights are loaded on first use or by ``prepare()``, once per process, and one
+/// inference runs at a time on a dedicated queue, each using the configured number of matrix
+/// library threads.
+public final class CLIPEmbedder: Embedder {
+    /// Text-to-image relevance: raw CLIP cosines between a caption and a matching photo sit near
+    /// 0.25-0.35 and unrelated pairs near 0.10-0.20, so the logistic curve centred on 0.20 with
+    /// width 0.025 puts a cosine of 0.221 at the default threshold 0.7, 0.25 at 0.88 and 0.15 at
+    /// 0.12.
+    public static let textScale = RelevanceScale.logistic(midpoint: 0.20, width: 0.025)
+
+    /// The checked model directory.
+    public let files: CLIPModelFiles
+    /// The matrix library threads each inference uses.
+    public let threads: Int
+    /// The checkpoint's fingerprint, stored with every vector.
+    public var modelID: String { files.fingerprint }
+    /// The projection dimension (512 for ViT-B/32).
+    public var dimensions: Int { files.configuration.projectionDimension }
+    /// CLIP embeds text.
+    public var supportsText: Bool { true }
+    /// See ``textScale``.
+    public var textRelevance: RelevanceScale { Self.textScale }
+    /// Image-to-image cosines of CLIP embeddings are already spread over 0-1 (near duplicates
+    /// above 0.9, unrelated photos below 0.5), so the score is the cosine itself.
+    public var imageRelevance: RelevanceScale { .cosine }
+
+    private let maxPixels: Int
+    private let logger: Logger
+    private let loaded = Mutex<CLIPModel?>(nil)
+    private let queue = DispatchQueue(label: "clip-inference")
+
+    /// Checks a model directory without loading its weights.
+    /// - Parameters:
+    ///   - directory: The Hugging Face CLIP directory.
+    ///   - threads: Matrix library threads per inference.
+    ///   - maxPixels: The largest image decoded.
+    ///   - logger: Where load time and memory are reported.
+    /// - Throws: ``CLIPModelError`` naming the first file that is missing or wrong.
+    public init(directory: URL, threads: Int, maxPixels: Int = 100_000_000, logger: Logger) throws {
+        self.files = try CLIPModelFiles(directory: directory)
+        self.threads = max(1, threads)
+        self.maxPixels = maxPixels
+        self.logger = logger
+    }
+
+    /// The loaded model, loading it on first use.
+    public func model() throws -> CLIPModel {
+        try loaded.withLock { model in
+            if let model { return model }
+            let start = ContinuousClock.now
+            let residentBefore = ProcessMemory.residentBytes()
+            let fresh = try CLIPModel(files: files)
+            let seconds = (ContinuousClock.now - start).seconds
+            logger.info(
+                "Loaded CLIP model",
+                metadata: [
+                    "model": .string(files.fingerprint),
+                    "load_seconds": .string(String(format: "%.3f", seconds)),
+                    "weight_file_mb": .string(String(format: "%.1f", Double(files.weightBytes) / 1_048_576)),
+                    "widened_mb": .string(String(format: "%.1f", Double(fresh.widenedBytes) / 1_048_576)),
+                    "rss_mb": .string(
+                        String(format: "%.1f", Double(ProcessMemory.residentBytes()) / 1_048_576)),
+                    "rss_before_mb": .string(String(format: "%.1f", Double(residentBefore) / 1_048_576)),
+                    "threads": .stringConvertible(threads),
+                ])
+            model = fresh
+            return fresh
+        }
+    }
+
+    /// Loads the model and runs one image and one text through it, so that every weight page is
+    /// resident before the first request; logs the resident memory afterwards.
+    public func prepare() async throws {
+        let model = try model()
+        let side = model.configuration.imageSize
+        _ = try await run { model.embed(pixelValues: [[Float](repeating: 0, count: 3 * side * side)]) }
+        _ = try await run { model.embed(tokenSequences: [model.tokenize("warm up")]) }
+        logger.info(
+            "CLIP model ready",
+            metadata: [
+                "model": .string(files.fingerprint),
+                "rss_mb": .string(String(format: "%.1f", Double(ProcessMemory.residentBytes()) / 1_048_576)),
+            ])
+    }
+
+    /// Embeds encoded image bytes.
+    public func embed(image data: Data) async throws -> [Float] {
+        try await embed(images: [data])[0]
+    }
+
+    /// Embeds several encoded images in one batch.
+    public func embed(images: [Data]) async throws -> [[Float]] {
+        let model = try model()
+        let maxPixels = maxPixels
+        return try await run {
+            let pixels = try images.map { try model.preprocessor.pixelValues(imageData: $0, maxPixels: maxPixels) }
+            return model.embed(pixelValues: pixels)
+        }
+    }
+
+    /// Embeds a text.
+    public func embed(text: String) async throws -> [Float] {
+        let model = try model()
+        return try await run { model.embed(tokenSequences: [model.tokenize(text)])[0] }
+    }
+
+    private func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        let threads = threads
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                CLIPModel.setThreadCount(threads)
+                continuation.resume(with: Result { try work() })
+            }
+        }
+    }
+}
+
+/// The process's resident memory, from `/proc/self/status`.
+public enum ProcessMemory {
+    /// Current resident set size in bytes (0 where `/proc` is unavailable).
+    public static func residentBytes() -> Int { field("VmRSS:") }
+    /// Peak resident set size in bytes (0 where `/proc` is unavailable).
+    public static func peakResidentBytes() -> Int { field("VmHWM:") }
+
+    private static func field(_ name: String) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes * 1024
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,353 @@
+import COpenBLAS
+import Crypto
+import Foundation
+
+/// A Hugging Face CLIP checkpoint directory, checked without loading its weights: the
+/// configuration, the preprocessing, the tokenizer files and every tensor's name, shape and type.
+public struct CLIPModelFiles: Sendable {
+    /// The directory.
+    public let directory: URL
+    /// The parsed `config.json`.
+    public let configuration: CLIPConfiguration
+    /// The parsed `preprocessor_config.json`.
+    public let preprocessing: CLIPPreprocessing
+    /// A short identifier of this exact checkpoint: the directory name and a SHA-256 prefix over
+    /// both JSON files, the safetensors header and the first and last MiB of tensor data.
+    public let fingerprint: String
+    /// The weight file's size in bytes.
+    public let weightBytes: Int
+
+    /// Whether a directory holds the files of a model (not whether they are valid).
+    public static func looksLikeModel(_ directory: URL) -> Bool {
+        FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path)
+            || FileManager.default.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path)
+    }
+
+    /// Checks a model directory.
+    /// - Parameter directory: The directory.
+    /// - Throws: ``CLIPModelError`` naming the first file that is missing or wrong.
+    public init(directory: URL) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
+        else { throw CLIPModelError(file: directory.path, "the model directory does not exist") }
+        self.directory = directory
+        let configData = try Self.read(directory, "config.json")
+        self.configuration = try CLIPConfiguration(json: configData)
+        let preprocessorData = try Self.read(directory, "preprocessor_config.json")
+        self.preprocessing = try CLIPPreprocessing(json: preprocessorData)
+        _ = try CLIPImagePreprocessor(settings: preprocessing, imageSize: configuration.imageSize)
+        let hasVocabulary =
+            FileManager.default.fileExists(atPath: directory.appendingPathComponent("vocab.json").path)
+            && FileManager.default.fileExists(atPath: directory.appendingPathComponent("merges.txt").path)
+        guard hasVocabulary else {
+            throw CLIPModelError(file: "vocab.json", "vocab.json and merges.txt are both needed for the tokenizer")
+        }
+        let weights = try SafeTensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
+        for (name, shape) in Self.expectedTensors(configuration) {
+            guard let info = weights.tensors[name] else {
+                throw CLIPModelError(file: "model.safetensors", "the tensor \(name) is missing")
+            }
+            guard info.shape == shape else {
+                throw CLIPModelError(
+                    file: "model.safetensors", "\(name) has shape \(info.shape) but config.json implies \(shape)")
+            }
+            guard SafeTensorsFile.ElementType(rawValue: info.dtype) != nil else {
+                throw CLIPModelError(
+                    file: "model.safetensors", "\(name) has element type \(info.dtype); F32, F16 or BF16 is needed")
+            }
+        }
+        self.weightBytes = weights.byteCount
+        var hash = SHA256()
+        hash.update(data: configData)
+        hash.update(data: preprocessorData)
+        hash.update(data: weights.headerBytes)
+        hash.update(data: weights.dataSample(count: 1 << 20))
+        let digest = hash.finalize().map { String(format: "%02x", $0) }.joined()
+        self.fingerprint = "clip/\(directory.lastPathComponent)@\(digest.prefix(12))"
+    }
+
+    static func read(_ directory: URL, _ name: String) throws -> Data {
+        let url = directory.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CLIPModelError(file: name, "the file is missing")
+        }
+        guard let data = try? Data(contentsOf: url) else { throw CLIPModelError(file: name, "the file cannot be read") }
+        return data
+    }
+
+    /// Every tensor the engine reads, with the shape the configuration implies.
+    static func expectedTensors(_ configuration: CLIPConfiguration) -> [(String, [Int])] {
+        let text = configuration.text
+        let vision = configuration.vision
+        func layers(_ prefix: String, _ shape: CLIPTowerShape) -> [(String, [Int])] {
+            let width = shape.hiddenSize
+            let inner = shape.intermediateSize
+            return (0..<shape.layers).flatMap { index -> [(String, [Int])] in
+                let layer = "\(prefix).layers.\(index)"
+                return [
+                    ("\(layer).layer_norm1.weight", [width]), ("\(layer).layer_norm1.bias", [width]),
+                    ("\(layer).self_attn.q_proj.weight", [width, width]), ("\(layer).self_attn.q_proj.bias", [width]),
+                    ("\(layer).self_attn.k_proj.weight", [width, width]), ("\(layer).self_attn.k_proj.bias", [width]),
+                    ("\(layer).self_attn.v_proj.weight", [width, width]), ("\(layer).self_attn.v_proj.bias", [width]),
+                    ("\(layer).self_attn.out_proj.weight", [width, width]),
+                    ("\(layer).self_attn.out_proj.bias", [width]),
+                    ("\(layer).layer_norm2.weight", [width]), ("\(layer).layer_norm2.bias", [width]),
+                    ("\(layer).mlp.fc1.weight", [inner, width]), ("\(layer).mlp.fc1.bias", [inner]),
+                    ("\(layer).mlp.fc2.weight", [width, inner]), ("\(layer).mlp.fc2.bias", [width]),
+                ]
+            }
+        }
+        let patch = configuration.patchSize
+        return [
+            ("text_model.embeddings.token_embedding.weight", [configuration.vocabularySize, text.hiddenSize]),
+            ("text_model.embeddings.position_embedding.weight", [configuration.maxTextLength, text.hiddenSize]),
+            ("text_model.final_layer_norm.weight", [text.hiddenSize]),
+            ("text_model.final_layer_norm.bias", [text.hiddenSize]),
+            ("text_projection.weight", [configuration.projectionDimension, text.hiddenSize]),
+            ("vision_model.embeddings.class_embedding", [vision.hiddenSize]),
+            (
+                "vision_model.embeddings.patch_embedding.weight",
+                [vision.hiddenSize, configuration.channels, patch, patch]
+            ),
+            ("vision_model.embeddings.position_embedding.weight", [configuration.patchCount + 1, vision.hiddenSize]),
+            ("vision_model.pre_layrnorm.weight", [vision.hiddenSize]),
+            ("vision_model.pre_layrnorm.bias", [vision.hiddenSize]),
+            ("vision_model.post_layernorm.weight", [vision.hiddenSize]),
+            ("vision_model.post_layernorm.bias", [vision.hiddenSize]),
+            ("visual_projection.weight", [configuration.projectionDimension, vision.hiddenSize]),
+        ] + layers("text_model.encoder", text) + layers("vision_model.encoder", vision)
+    }
+}
+
+/// A loaded CLIP model: both towers over memory-mapped weights, the tokenizer and the image
+/// preprocessing. Immutable once loaded, so one instance serves concurrent callers (the matrix
+/// library's threads are shared; see ``setThreadCount(_:)``).
+public final class CLIPModel: @unchecked Sendable {
+    /// The checked files this model was loaded from.
+    public let files: CLIPModelFiles
+    /// The tokenizer.
+    public let tokenizer: CLIPTokenizer
+    /// The image preprocessing.
+    public let preprocessor: CLIPImagePreprocessor
+    /// The configuration.
+    public var configuration: CLIPConfiguration { files.configuration }
+    /// Bytes of weights widened from F16 or BF16 into Float32 copies (F32 tensors stay mapped).
+    public var widenedBytes: Int { arena.byteCount }
+
+    private let weights: SafeTensorsFile
+    private let arena = WeightArena()
+    private let tokenEmbedding: UnsafePointer<Float>
+    private let textPositions: UnsafePointer<Float>
+    private let textEncoder: TransformerEncoder
+    private let finalNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
+    private let textProjection: UnsafePointer<Float>
+    private let classEmbedding: UnsafePointer<Float>
+    private let patchEmbedding: UnsafePointer<Float>
+    private let imagePositions: UnsafePointer<Float>
+    private let preNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
+    private let imageEncoder: TransformerEncoder
+    private let postNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
+    private let imageProjection: UnsafePointer<Float>
+
+    /// Loads a checked model directory: maps the weights and reads the tokenizer.
+    /// - Parameter files: The checked directory.
+    /// - Throws: ``CLIPModelError`` when a file changed since it was checked.
+    public init(files: CLIPModelFiles) throws {
+        self.files = files
+        let configuration = files.configuration
+        let directory = files.directory
+        self.tokenizer = try CLIPTokenizer(
+            vocabularyJSON: try CLIPModelFiles.read(directory, "vocab.json"),
+            merges: String(decoding: try CLIPModelFiles.read(directory, "merges.txt"), as: UTF8.self))
+        guard tokenizer.vocabularySize <= configuration.vocabularySize,
+            Int(tokenizer.endID) < configuration.vocabularySize
+        else {
+            throw CLIPModelError(
+                file: "vocab.json",
+                "has \(tokenizer.vocabularySize) tokens but the model embeds \(configuration.vocabularySize)")
+        }
+        self.preprocessor = try CLIPImagePreprocessor(settings: files.preprocessing, imageSize: configuration.imageSize)
+        let weights = try SafeTensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
+        self.weights = weights
+        let arena = self.arena
+        func tensor(_ name: String, _ shape: [Int]) throws -> UnsafePointer<Float> {
+            try weights.floats(name, shape: shape, arena: arena)
+        }
+        let text = configuration.text
+        let vision = configuration.vision
+        tokenEmbedding = try tensor(
+            "text_model.embeddings.token_embedding.weight", [configuration.vocabularySize, text.hiddenSize])
+        textPositions = try tensor(
+            "text_model.embeddings.position_embedding.weight", [configuration.maxTextLength, text.hiddenSize])
+        textEncoder = try TransformerEncoder(weights, prefix: "text_model.encoder", shape: text, arena: arena)
+        finalNorm = (
+            try tensor("text_model.final_layer_norm.weight", [text.hiddenSize]),
+            try tensor("text_model.final_layer_norm.bias", [text.hiddenSize])
+        )
+        textProjection = try tensor("text_projection.weight", [configuration.projectionDimension, text.hiddenSize])
+        classEmbedding = try tensor("vision_model.embeddings.class_embedding", [vision.hiddenSize])
+        let patch = configuration.patchSize
+        patchEmbedding = try tensor(
+            "vision_model.embeddings.patch_embedding.weight", [vision.hiddenSize, configuration.channels, patch, patch])
+        imagePositions = try tensor(
+            "vision_model.embeddings.position_embedding.weight", [configuration.patchCount + 1, vision.hiddenSize])
+        preNorm = (
+            try tensor("vision_model.pre_layrnorm.weight", [vision.hiddenSize]),
+            try tensor("vision_model.pre_layrnorm.bias", [vision.hiddenSize])
+        )
+        imageEncoder = try TransformerEncoder(weights, prefix: "vision_model.encoder", shape: vision, arena: arena)
+        postNorm = (
+            try tensor("vision_model.post_layernorm.weight", [vision.hiddenSize]),
+            try tensor("vision_model.post_layernorm.bias", [vision.hiddenSize])
+        )
+        imageProjection = try tensor(
+            "visual_projection.weight", [configuration.projectionDimension, vision.hiddenSize])
+    }
+
+    /// Sets how many threads the matrix library uses (process-wide).
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    /// The matrix library's thread count.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The token ids of a text, truncated to the model's sequence length.
+    public func tokenize(_ text: String) -> [Int32] {
+        tokenizer.encode(text, maxLength: configuration.maxTextLength)
+    }
+
+    /// Embeds texts given as token ids (from ``tokenize(_:)``), all in one batch.
+    /// - Parameter sequences: Token ids, each with start and end tokens and at most
+    ///   `maxTextLength` ids below the vocabulary size.
+    /// - Returns: One L2-normalised embedding per sequence.
+    public func embed(tokenSequences sequences: [[Int32]]) -> [[Float]] {
+        guard !sequences.isEmpty else { return [] }
+        let configuration = configuration
+        let width = configuration.text.hiddenSize
+        var layout: [(start: Int, length: Int)] = []
+        var rows = 0
+        for sequence in sequences {
+            precondition(!sequence.isEmpty && sequence.count <= configuration.maxTextLength, "token sequence length")
+            layout.append((rows, sequence.count))
+            rows += sequence.count
+        }
+        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
+        defer { hidden.deallocate() }
+        for (sequence, place) in zip(sequences, layout) {
+            for (position, id) in sequence.enumerated() {
+                precondition(id >= 0 && Int(id) < configuration.vocabularySize, "token id out of range")
+                let row = hidden + (place.start + position) * width
+                let token = tokenEmbedding + Int(id) * width
+                let position = textPositions + position * width
+                for column in 0..<width { row[column] = token[column] + position[column] }
+            }
+        }
+        textEncoder.run(hidden, sequences: layout, causal: true)
+        let pooled = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * width)
+        defer { pooled.deallocate() }
+        for (index, (sequence, place)) in zip(sequences, layout).enumerated() {
+            let row = place.start + poolingIndex(sequence)
+            Kernels.layerNorm(
+                hidden + row * width, rows: 1, width: width, scale: finalNorm.scale, shift: finalNorm.shift,
+                epsilon: configuration.text.layerNormEpsilon, into: pooled + index * width)
+        }
+        return project(pooled, count: sequences.count, width: width, weight: textProjection)
+    }
+
+    /// Where Hugging Face pools a sequence: at the highest id (the end token) for configurations
+    /// whose `eos_token_id` is the legacy 2, otherwise at the first end-of-text id.
+    func poolingIndex(_ sequence: [Int32]) -> Int {
+        if configuration.endOfTextTokenID == 2 {
+            var best = 0
+            for (index, id) in sequence.enumerated() where id > sequence[best] { best = index }
+            return best
+        }
+        return sequence.firstIndex(of: Int32(configuration.endOfTextTokenID)) ?? 0
+    }
+
+    /// Embeds preprocessed images (from the ``preprocessor``), all in one batch.
+    /// - Parameter images: Each `3 × imageSize × imageSize` values, channel by channel.
+    /// - Returns: One L2-normalised embedding per image.
+    public func embed(pixelValues images: [[Float]]) -> [[Float]] {
+        guard !images.isEmpty else { return [] }
+        let configuration = configuration
+        let width = configuration.vision.hiddenSize
+        let patch = configuration.patchSize
+        let grid = configuration.imageSize / patch
+        let patches = configuration.patchCount
+        let patchLength = configuration.channels * patch * patch
+        let side = configuration.imageSize
+        let tokens = patches + 1
+        let unfolded = UnsafeMutablePointer<Float>.allocate(capacity: images.count * patches * patchLength)
+        let embedded = UnsafeMutablePointer<Float>.allocate(capacity: images.count * patches * width)
+        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: images.count * tokens * width)
+        defer {
+            unfolded.deallocate()
+            embedded.deallocate()
+            hidden.deallocate()
+        }
+        for (index, pixels) in images.enumerated() {
+            precondition(pixels.count == configuration.channels * side * side, "pixel value count")
+            pixels.withUnsafeBufferPointer { pixels in
+                for patchRow in 0..<grid {
+                    for patchColumn in 0..<grid {
+                        var target = unfolded + ((index * patches) + patchRow * grid + patchColumn) * patchLength
+                        for channel in 0..<configuration.channels {
+                            for y in 0..<patch {
+                                let source = channel * side * side + (patchRow * patch + y) * side + patchColumn * patch
+                                for x in 0..<patch { target[x] = pixels[source + x] }
+                                target += patch
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Kernels.linear(
+            unfolded, rows: images.count * patches, inputs: patchLength, weight: patchEmbedding, bias: nil,
+            outputs: width, into: embedded)
+        for index in 0..<images.count {
+            let first = hidden + index * tokens * width
+            for column in 0..<width { first[column] = classEmbedding[column] + imagePositions[column] }
+            for patchIndex in 0..<patches {
+                let row = first + (patchIndex + 1) * width
+                let source = embedded + (index * patches + patchIndex) * width
+                let position = imagePositions + (patchIndex + 1) * width
+                for column in 0..<width { row[column] = source[column] + position[column] }
+            }
+        }
+        let epsilon = configuration.vision.layerNormEpsilon
+        Kernels.layerNorm(
+            hidden, rows: images.count * tokens, width: width, scale: preNorm.scale, shift: preNorm.shift,
+            epsilon: epsilon, into: hidden)
+        imageEncoder.run(hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false)
+        let pooled = UnsafeMutablePointer<Float>.allocate(capacity: images.count * width)
+        defer { pooled.deallocate() }
+        for index in 0..<images.count {
+            Kernels.layerNorm(
+                hidden + index * tokens * width, rows: 1, width: width, scale: postNorm.scale, shift: postNorm.shift,
+                epsilon: epsilon, into: pooled + index * width)
+        }
+        return project(pooled, count: images.count, width: width, weight: imageProjection)
+    }
+
+    private func project(
+        _ pooled: UnsafePointer<Float>, count: Int, width: Int, weight: UnsafePointer<Float>
+    )
+        -> [[Float]]
+    {
+        let dimension = configuration.projectionDimension
+        var projected = [Float](repeating: 0, count: count * dimension)
+        projected.withUnsafeMutableBufferPointer { output in
+            Kernels.linear(
+                pooled, rows: count, inputs: width, weight: weight, bias: nil, outputs: dimension,
+                into: output.baseAddress!)
+        }
+        return (0..<count).map { index in
+            let vector = Array(projected[(index * dimension)..<((index + 1) * dimension)])
+            let norm = max(vector.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            return vector.map { $0 / norm }
+        }
+    }
+}
