@@ -37,6 +37,7 @@ let package = Package(
         .executable(name: "process-embedding", targets: ["ProcessEmbeddingMain"]),
         .executable(name: "search", targets: ["SearchMain"]),
         .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
+        .executable(name: "clip-bench", targets: ["CLIPBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -179,6 +180,12 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/ImageBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CLIPBenchmarks",
+            dependencies: ["CLIPInference", "COpenBLAS"],
+            path: "Benchmarks/CLIPBenchmarks",
             swiftSettings: swiftSettings
         ),
         .testTarget(

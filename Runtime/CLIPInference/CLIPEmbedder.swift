@@ -82,8 +82,10 @@ public final class CLIPEmbedder: Embedder {
     public func prepare() async throws {
         let model = try model()
         let side = model.configuration.imageSize
-        _ = try await run { model.embed(pixelValues: [[Float](repeating: 0, count: 3 * side * side)]) }
-        _ = try await run { model.embed(tokenSequences: [model.tokenize("warm up")]) }
+        _ = try await run {
+            model.embed(pixelValues: [[Float](repeating: 0, count: 3 * side * side)], threads: self.threads)
+        }
+        _ = try await run { model.embed(tokenSequences: [model.tokenize("warm up")], threads: self.threads) }
         logger.info(
             "CLIP model ready",
             metadata: [
@@ -101,23 +103,23 @@ public final class CLIPEmbedder: Embedder {
     public func embed(images: [Data]) async throws -> [[Float]] {
         let model = try model()
         let maxPixels = maxPixels
+        let threads = threads
         return try await run {
             let pixels = try images.map { try model.preprocessor.pixelValues(imageData: $0, maxPixels: maxPixels) }
-            return model.embed(pixelValues: pixels)
+            return model.embed(pixelValues: pixels, threads: threads)
         }
     }
 
     /// Embeds a text.
     public func embed(text: String) async throws -> [Float] {
         let model = try model()
-        return try await run { model.embed(tokenSequences: [model.tokenize(text)])[0] }
+        let threads = threads
+        return try await run { model.embed(tokenSequences: [model.tokenize(text)], threads: threads)[0] }
     }
 
     private func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        let threads = threads
-        return try await withCheckedThrowingContinuation { continuation in
+        try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                CLIPModel.setThreadCount(threads)
                 continuation.resume(with: Result { try work() })
             }
         }

@@ -204,13 +204,10 @@ public final class CLIPModel: @unchecked Sendable {
             "visual_projection.weight", [configuration.projectionDimension, vision.hiddenSize])
     }
 
-    /// Sets how many threads the matrix library uses (process-wide).
-    public static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
-    }
-
-    /// The matrix library's thread count.
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// Keeps the matrix library single-threaded: the engine splits work between its own threads
+    /// (the `threads` argument of the embed calls), so results do not depend on the library's
+    /// own partitioning.
+    private static let singleThreadedLibrary: Void = openblas_set_num_threads(1)
 
     /// The token ids of a text, truncated to the model's sequence length.
     public func tokenize(_ text: String) -> [Int32] {
@@ -221,8 +218,11 @@ public final class CLIPModel: @unchecked Sendable {
     /// - Parameter sequences: Token ids, each with start and end tokens and at most
     ///   `maxTextLength` ids below the vocabulary size.
     /// - Returns: One L2-normalised embedding per sequence.
-    public func embed(tokenSequences sequences: [[Int32]]) -> [[Float]] {
+    /// - Parameter threads: Threads to split the work between.
+    public func embed(tokenSequences sequences: [[Int32]], threads: Int = 1) -> [[Float]] {
         guard !sequences.isEmpty else { return [] }
+        Self.singleThreadedLibrary
+        let parallel = Parallel(workers: max(1, threads))
         let configuration = configuration
         let width = configuration.text.hiddenSize
         var layout: [(start: Int, length: Int)] = []
@@ -243,7 +243,7 @@ public final class CLIPModel: @unchecked Sendable {
                 for column in 0..<width { row[column] = token[column] + position[column] }
             }
         }
-        textEncoder.run(hidden, sequences: layout, causal: true)
+        textEncoder.run(hidden, sequences: layout, causal: true, parallel: parallel)
         let pooled = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * width)
         defer { pooled.deallocate() }
         for (index, (sequence, place)) in zip(sequences, layout).enumerated() {
@@ -252,7 +252,7 @@ public final class CLIPModel: @unchecked Sendable {
                 hidden + row * width, rows: 1, width: width, scale: finalNorm.scale, shift: finalNorm.shift,
                 epsilon: configuration.text.layerNormEpsilon, into: pooled + index * width)
         }
-        return project(pooled, count: sequences.count, width: width, weight: textProjection)
+        return project(pooled, count: sequences.count, width: width, weight: textProjection, parallel: parallel)
     }
 
     /// Where Hugging Face pools a sequence: at the highest id (the end token) for configurations
@@ -269,8 +269,11 @@ public final class CLIPModel: @unchecked Sendable {
     /// Embeds preprocessed images (from the ``preprocessor``), all in one batch.
     /// - Parameter images: Each `3 × imageSize × imageSize` values, channel by channel.
     /// - Returns: One L2-normalised embedding per image.
-    public func embed(pixelValues images: [[Float]]) -> [[Float]] {
+    /// - Parameter threads: Threads to split the work between.
+    public func embed(pixelValues images: [[Float]], threads: Int = 1) -> [[Float]] {
         guard !images.isEmpty else { return [] }
+        Self.singleThreadedLibrary
+        let parallel = Parallel(workers: max(1, threads))
         let configuration = configuration
         let width = configuration.vision.hiddenSize
         let patch = configuration.patchSize
@@ -306,7 +309,7 @@ public final class CLIPModel: @unchecked Sendable {
         }
         Kernels.linear(
             unfolded, rows: images.count * patches, inputs: patchLength, weight: patchEmbedding, bias: nil,
-            outputs: width, into: embedded)
+            outputs: width, into: embedded, parallel: parallel)
         for index in 0..<images.count {
             let first = hidden + index * tokens * width
             for column in 0..<width { first[column] = classEmbedding[column] + imagePositions[column] }
@@ -321,7 +324,8 @@ public final class CLIPModel: @unchecked Sendable {
         Kernels.layerNorm(
             hidden, rows: images.count * tokens, width: width, scale: preNorm.scale, shift: preNorm.shift,
             epsilon: epsilon, into: hidden)
-        imageEncoder.run(hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false)
+        imageEncoder.run(
+            hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false, parallel: parallel)
         let pooled = UnsafeMutablePointer<Float>.allocate(capacity: images.count * width)
         defer { pooled.deallocate() }
         for index in 0..<images.count {
@@ -329,11 +333,11 @@ public final class CLIPModel: @unchecked Sendable {
                 hidden + index * tokens * width, rows: 1, width: width, scale: postNorm.scale, shift: postNorm.shift,
                 epsilon: epsilon, into: pooled + index * width)
         }
-        return project(pooled, count: images.count, width: width, weight: imageProjection)
+        return project(pooled, count: images.count, width: width, weight: imageProjection, parallel: parallel)
     }
 
     private func project(
-        _ pooled: UnsafePointer<Float>, count: Int, width: Int, weight: UnsafePointer<Float>
+        _ pooled: UnsafePointer<Float>, count: Int, width: Int, weight: UnsafePointer<Float>, parallel: Parallel
     )
         -> [[Float]]
     {
@@ -342,7 +346,7 @@ public final class CLIPModel: @unchecked Sendable {
         projected.withUnsafeMutableBufferPointer { output in
             Kernels.linear(
                 pooled, rows: count, inputs: width, weight: weight, bias: nil, outputs: dimension,
-                into: output.baseAddress!)
+                into: output.baseAddress!, parallel: parallel)
         }
         return (0..<count).map { index in
             let vector = Array(projected[(index * dimension)..<((index + 1) * dimension)])

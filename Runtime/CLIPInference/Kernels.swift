@@ -1,22 +1,86 @@
 import COpenBLAS
+import Dispatch
 import Foundation
+
+/// Work split between a fixed number of threads (the matrix library itself runs single-threaded
+/// inside each, so results do not depend on how it would have split the work).
+struct Parallel {
+    /// Threads to use, at least 1.
+    let workers: Int
+
+    /// Runs `body` for every index, spread over the workers (statically: worker `w` takes
+    /// `w, w + workers, …`).
+    func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if workers <= 1 || count <= 1 {
+            for index in 0..<count { body(index) }
+            return
+        }
+        let used = min(workers, count)
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: used) { worker in
+                var index = worker
+                while index < count {
+                    work.value(index)
+                    index += used
+                }
+            }
+        }
+    }
+
+    /// Splits `0..<total` into one contiguous range per worker (bounds rounded to `alignment`).
+    func split(_ total: Int, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
+        let used = max(1, min(workers, total / max(alignment, 1)))
+        if used == 1 {
+            body(0..<total)
+            return
+        }
+        let step = (total / used + alignment - 1) / alignment * alignment
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: used) { worker in
+                let range = min(total, worker * step)..<(worker == used - 1 ? total : min(total, (worker + 1) * step))
+                if !range.isEmpty { work.value(range) }
+            }
+        }
+    }
+}
+
+/// Hands a closure over raw buffers to the worker threads: every caller gives each worker
+/// disjoint output ranges and waits for all of them before touching the buffers again.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
 
 /// The dense operations of the transformer: matrix products through `cblas_sgemm`, the rest in
 /// vectorised Swift loops.
 enum Kernels {
-    /// `output[rows × outputs] (+)= input[rows × inputs] · weight[outputs × inputs]ᵀ (+ bias)`.
-    /// With `accumulate`, the product is added to what `output` holds (a residual connection).
+    /// `output[rows × outputs] (+)= input[rows × inputs] · weight[outputs × inputs]ᵀ (+ bias)`,
+    /// the output columns split between the workers (each a single-threaded `cblas_sgemm` over its
+    /// own rows of `weight`). With `accumulate`, the product is added to what `output` holds (a
+    /// residual connection).
     static func linear(
         _ input: UnsafePointer<Float>, rows: Int, inputs: Int, weight: UnsafePointer<Float>,
-        bias: UnsafePointer<Float>?, outputs: Int, into output: UnsafeMutablePointer<Float>, accumulate: Bool = false
+        bias: UnsafePointer<Float>?, outputs: Int, into output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+        parallel: Parallel
     ) {
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1, input,
-            Int32(inputs), weight, Int32(inputs), accumulate ? 1 : 0, output, Int32(outputs))
-        guard let bias else { return }
-        for row in 0..<rows {
-            let line = output + row * outputs
-            for column in 0..<outputs { line[column] += bias[column] }
+        parallel.split(outputs, alignment: 16) { columns in
+            // The bias goes in first so that the product adds to it (beta = 1): no separate pass.
+            if let bias {
+                for row in 0..<rows {
+                    let line = output + row * outputs
+                    if accumulate {
+                        for column in columns { line[column] += bias[column] }
+                    } else {
+                        (line + columns.lowerBound).update(from: bias + columns.lowerBound, count: columns.count)
+                    }
+                }
+            }
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(columns.count), Int32(inputs), 1, input,
+                Int32(inputs), weight + columns.lowerBound * inputs, Int32(inputs), accumulate || bias != nil ? 1 : 0,
+                output + columns.lowerBound, Int32(outputs))
         }
     }
 
@@ -60,11 +124,10 @@ enum Kernels {
         switch activation {
         case .quickGELU:
             // x · sigmoid(1.702 x) = x / (1 + exp(-1.702 x))
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: count)
-            defer { scratch.deallocate() }
-            for index in 0..<count { scratch[index] = -1.702 * values[index] }
-            exponentiate(scratch, count: count)
-            for index in 0..<count { values[index] /= 1 + scratch[index] }
+            for index in 0..<count {
+                let x = values[index]
+                values[index] = x / (1 + exp(-1.702 * x))
+            }
         case .gelu:
             for index in 0..<count {
                 let x = values[index]
@@ -78,33 +141,23 @@ enum Kernels {
         }
     }
 
-    /// `exp` of every value in place, eight lanes at a time: `2ⁿ · p(r)` with `x = n ln 2 + r`,
-    /// `|r| ≤ ln 2 / 2`, and a degree-7 Taylor polynomial (relative error below 2 · 10⁻⁷).
+    /// `exp` of every value in place.
     static func exponentiate(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        var index = 0
-        let raw = UnsafeMutableRawPointer(values)
-        while index + 8 <= count {
-            let x = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
-            raw.storeBytes(of: exp8(x), toByteOffset: index * 4, as: SIMD8<Float>.self)
-            index += 8
-        }
-        if index < count {
-            var lanes = SIMD8<Float>(repeating: 0)
-            for lane in 0..<(count - index) { lanes[lane] = values[index + lane] }
-            let result = exp8(lanes)
-            for lane in 0..<(count - index) { values[index + lane] = result[lane] }
-        }
+        for index in 0..<count { values[index] = exp(values[index]) }
     }
 
+    /// `exp(x)` as `2ⁿ · p(r)` with `x = n ln 2 + r`, `|r| ≤ ln 2 / 2`, and a degree-7 Taylor
+    /// polynomial (relative error below 2 · 10⁻⁷). Written without branches or calls so that
+    /// loops over it vectorise.
     @inline(__always)
-    static func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = pointwiseMax(pointwiseMin(input, SIMD8(repeating: 88.0)), SIMD8(repeating: -87.0))
-        // Round x / ln 2 to the nearest integer with the 1.5 · 2²³ trick (no rounding instruction needed).
-        let magic = SIMD8<Float>(repeating: 12_582_912)
+    static func exp(_ input: Float) -> Float {
+        let x = Swift.max(Swift.min(input, 88), -87)
+        // Round x / ln 2 to the nearest integer with the 1.5 · 2²³ trick (no rounding instruction).
+        let magic: Float = 12_582_912
         let shifted = x * 1.442_695_04 + magic
         let n = shifted - magic
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
-        var p = SIMD8<Float>(repeating: 1 / 5040)
+        var p: Float = 1 / 5040
         p = p * r + 1 / 720
         p = p * r + 1 / 120
         p = p * r + 1 / 24
@@ -112,8 +165,7 @@ enum Kernels {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let exponent = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
-        let scale = unsafeBitCast((exponent &+ 127) &<< 23, to: SIMD8<Float>.self)
-        return p * scale
+        let exponent = Int32(bitPattern: shifted.bitPattern) &- Int32(bitPattern: magic.bitPattern)
+        return p * Float(bitPattern: UInt32(bitPattern: (exponent &+ 127) &<< 23))
     }
 }

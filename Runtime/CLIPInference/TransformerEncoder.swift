@@ -56,10 +56,14 @@ struct TransformerEncoder {
     ///   - hidden: The token vectors of every sequence, one after another.
     ///   - sequences: Each sequence's first row and length; attention stays within a sequence.
     ///   - causal: Whether a token attends only to itself and earlier tokens (the text tower).
-    func run(_ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)], causal: Bool) {
+    ///   - parallel: How the work is split between threads.
+    func run(
+        _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)], causal: Bool, parallel: Parallel
+    ) {
         let rows = sequences.reduce(0) { $0 + $1.length }
         let width = shape.hiddenSize
         let headSize = shape.headSize
+        let heads = shape.attentionHeads
         let longest = sequences.map(\.length).max() ?? 0
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
         let queries = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
@@ -67,55 +71,59 @@ struct TransformerEncoder {
         let values = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
         let attended = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
         let inner = UnsafeMutablePointer<Float>.allocate(capacity: rows * shape.intermediateSize)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: longest * longest)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * heads * longest * longest)
         defer {
             for buffer in [normed, queries, keys, values, attended, inner, scores] { buffer.deallocate() }
         }
         let scale = 1 / Float(headSize).squareRoot()
+        let epsilon = shape.layerNormEpsilon
+        func normalise(_ scaleWeights: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) {
+            parallel.split(rows) { range in
+                Kernels.layerNorm(
+                    hidden + range.lowerBound * width, rows: range.count, width: width, scale: scaleWeights,
+                    shift: shift, epsilon: epsilon, into: normed + range.lowerBound * width)
+            }
+        }
         for layer in layers {
-            Kernels.layerNorm(
-                hidden, rows: rows, width: width, scale: layer.norm1Scale, shift: layer.norm1Shift,
-                epsilon: shape.layerNormEpsilon, into: normed)
-            Kernels.linear(
-                normed, rows: rows, inputs: width, weight: layer.query.weight, bias: layer.query.bias, outputs: width,
-                into: queries)
-            Kernels.linear(
-                normed, rows: rows, inputs: width, weight: layer.key.weight, bias: layer.key.bias, outputs: width,
-                into: keys)
-            Kernels.linear(
-                normed, rows: rows, inputs: width, weight: layer.value.weight, bias: layer.value.bias, outputs: width,
-                into: values)
-            for sequence in sequences {
+            normalise(layer.norm1Scale, layer.norm1Shift)
+            for (projection, output) in [(layer.query, queries), (layer.key, keys), (layer.value, values)] {
+                Kernels.linear(
+                    normed, rows: rows, inputs: width, weight: projection.weight, bias: projection.bias,
+                    outputs: width, into: output, parallel: parallel)
+            }
+            parallel.forEach(sequences.count * heads) { pair in
+                let sequence = sequences[pair / heads]
+                let head = pair % heads
                 let length = Int32(sequence.length)
-                for head in 0..<shape.attentionHeads {
-                    let offset = sequence.start * width + head * headSize
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasTrans, length, length, Int32(headSize), scale,
-                        queries + offset, Int32(width), keys + offset, Int32(width), 0, scores, length)
-                    for row in 0..<sequence.length {
-                        let line = scores + row * sequence.length
-                        let visible = causal ? row + 1 : sequence.length
-                        Kernels.softmax(line, count: visible)
-                        for column in visible..<sequence.length { line[column] = 0 }
-                    }
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasNoTrans, length, Int32(headSize), length, 1, scores, length,
-                        values + offset, Int32(width), 0, attended + offset, Int32(width))
+                let offset = sequence.start * width + head * headSize
+                let block = scores + pair * longest * longest
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans, length, length, Int32(headSize), scale,
+                    queries + offset, Int32(width), keys + offset, Int32(width), 0, block, length)
+                for row in 0..<sequence.length {
+                    let line = block + row * sequence.length
+                    let visible = causal ? row + 1 : sequence.length
+                    Kernels.softmax(line, count: visible)
+                    for column in visible..<sequence.length { line[column] = 0 }
                 }
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasNoTrans, length, Int32(headSize), length, 1, block, length,
+                    values + offset, Int32(width), 0, attended + offset, Int32(width))
             }
             Kernels.linear(
                 attended, rows: rows, inputs: width, weight: layer.output.weight, bias: layer.output.bias,
-                outputs: width, into: hidden, accumulate: true)
-            Kernels.layerNorm(
-                hidden, rows: rows, width: width, scale: layer.norm2Scale, shift: layer.norm2Shift,
-                epsilon: shape.layerNormEpsilon, into: normed)
+                outputs: width, into: hidden, accumulate: true, parallel: parallel)
+            normalise(layer.norm2Scale, layer.norm2Shift)
             Kernels.linear(
                 normed, rows: rows, inputs: width, weight: layer.expand.weight, bias: layer.expand.bias,
-                outputs: shape.intermediateSize, into: inner)
-            Kernels.activate(inner, count: rows * shape.intermediateSize, shape.activation)
+                outputs: shape.intermediateSize, into: inner, parallel: parallel)
+            let innerCount = rows * shape.intermediateSize
+            parallel.split(innerCount, alignment: 64) { range in
+                Kernels.activate(inner + range.lowerBound, count: range.count, shape.activation)
+            }
             Kernels.linear(
                 inner, rows: rows, inputs: shape.intermediateSize, weight: layer.contract.weight,
-                bias: layer.contract.bias, outputs: width, into: hidden, accumulate: true)
+                bias: layer.contract.bias, outputs: width, into: hidden, accumulate: true, parallel: parallel)
         }
     }
 }

@@ -63,18 +63,16 @@ struct ReferenceOutputTests {
             try model.preprocessor.pixelValues(imageData: try ReferenceFixture.imageData($0.file))
         }
         let ids = reference.texts.map(\.ids)
-        let previous = CLIPModel.threadCount
-        defer { CLIPModel.setThreadCount(previous) }
-        CLIPModel.setThreadCount(1)
-        let images1 = model.embed(pixelValues: pixels)
-        let texts1 = model.embed(tokenSequences: ids)
-        let again = model.embed(pixelValues: pixels)
-        CLIPModel.setThreadCount(2)
-        let images2 = model.embed(pixelValues: pixels)
-        let texts2 = model.embed(tokenSequences: ids)
+        let images1 = model.embed(pixelValues: pixels, threads: 1)
+        let texts1 = model.embed(tokenSequences: ids, threads: 1)
+        let again = model.embed(pixelValues: pixels, threads: 1)
+        let images2 = model.embed(pixelValues: pixels, threads: 2)
+        let texts2 = model.embed(tokenSequences: ids, threads: 2)
+        let images3 = model.embed(pixelValues: pixels, threads: 3)
         for index in pixels.indices {
             #expect(ReferenceFixture.maxDifference(images1[index], again[index]) <= 1e-5)
             #expect(ReferenceFixture.maxDifference(images1[index], images2[index]) <= 1e-5)
+            #expect(ReferenceFixture.maxDifference(images1[index], images3[index]) <= 1e-5)
         }
         for index in ids.indices {
             #expect(ReferenceFixture.maxDifference(texts1[index], texts2[index]) <= 1e-5)
