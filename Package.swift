@@ -79,6 +79,8 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", path: "Runtime/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Runtime/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // A non-variadic C interface over the libvips calls the project makes.
         .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/VipsShim"),
         // libvips behind the image-codec port, and the built-in visual-features embedder.
@@ -92,7 +94,7 @@ let package = Package(
         .target(
             name: "CLIPInference",
             dependencies: [
-                "ImageAPICore", "VipsShim", "COpenBLAS",
+                "ImageAPICore", "VipsShim", "COpenBLAS", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -126,7 +128,7 @@ let package = Package(
             name: "FunctionHosting",
             dependencies: [
                 "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "FileSystemStorage", "ImageProcessing",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "CLIPInference", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
             swiftSettings: swiftSettings
@@ -142,7 +144,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "EmulatorMain",
-            dependencies: ["Emulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Emulator", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Runtime/EmulatorMain",
             swiftSettings: swiftSettings
         ),

@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: SQLite headers for GRDB, libvips (decoding, EXIF, thumbnails) and OpenBLAS
-# (vector scoring) headers for the C targets, git and pkg-config for SwiftPM.
-APT_PACKAGES=(git pkg-config libsqlite3-dev libvips-dev libopenblas-dev ca-certificates)
+# System packages: SQLite headers for GRDB; libvips (decoding, EXIF, thumbnails), OpenBLAS (vector
+# scoring, CLIP inference) and zlib (the original CLIP vocabulary file) headers for the C targets;
+# git and pkg-config for SwiftPM.
+APT_PACKAGES=(git pkg-config libsqlite3-dev libvips-dev libopenblas-dev zlib1g-dev ca-certificates)
 # The Swift toolchain needs at least this version (Hummingbird 2.28 asks for tools 6.2).
 MINIMUM_SWIFT=6.2
 

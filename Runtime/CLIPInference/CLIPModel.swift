@@ -39,8 +39,12 @@ public struct CLIPModelFiles: Sendable {
         let hasVocabulary =
             FileManager.default.fileExists(atPath: directory.appendingPathComponent("vocab.json").path)
             && FileManager.default.fileExists(atPath: directory.appendingPathComponent("merges.txt").path)
-        guard hasVocabulary else {
-            throw CLIPModelError(file: "vocab.json", "vocab.json and merges.txt are both needed for the tokenizer")
+        let hasOriginal = FileManager.default.fileExists(
+            atPath: directory.appendingPathComponent(Self.originalVocabulary).path)
+        guard hasVocabulary || hasOriginal else {
+            throw CLIPModelError(
+                file: "vocab.json",
+                "the tokenizer needs vocab.json and merges.txt (or \(Self.originalVocabulary)); they are missing")
         }
         let weights = try SafeTensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
         for (name, shape) in Self.expectedTensors(configuration) {
@@ -64,6 +68,22 @@ public struct CLIPModelFiles: Sendable {
         hash.update(data: weights.dataSample(count: 1 << 20))
         let digest = hash.finalize().map { String(format: "%02x", $0) }.joined()
         self.fingerprint = "clip/\(directory.lastPathComponent)@\(digest.prefix(12))"
+    }
+
+    /// The original CLIP release's vocabulary file, read when vocab.json and merges.txt are absent.
+    static let originalVocabulary = "bpe_simple_vocab_16e6.txt.gz"
+
+    /// Reads the tokenizer: vocab.json and merges.txt, or else the original gzip file.
+    func tokenizer() throws -> CLIPTokenizer {
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("vocab.json").path) {
+            return try CLIPTokenizer(
+                vocabularyJSON: try Self.read(directory, "vocab.json"),
+                merges: String(decoding: try Self.read(directory, "merges.txt"), as: UTF8.self))
+        }
+        guard let text = Gzip.decompress(try Self.read(directory, Self.originalVocabulary)) else {
+            throw CLIPModelError(file: Self.originalVocabulary, "not valid gzip data")
+        }
+        return try CLIPTokenizer(originalMerges: String(decoding: text, as: UTF8.self))
     }
 
     static func read(_ directory: URL, _ name: String) throws -> Data {
@@ -156,9 +176,7 @@ public final class CLIPModel: @unchecked Sendable {
         self.files = files
         let configuration = files.configuration
         let directory = files.directory
-        self.tokenizer = try CLIPTokenizer(
-            vocabularyJSON: try CLIPModelFiles.read(directory, "vocab.json"),
-            merges: String(decoding: try CLIPModelFiles.read(directory, "merges.txt"), as: UTF8.self))
+        self.tokenizer = try files.tokenizer()
         guard tokenizer.vocabularySize <= configuration.vocabularySize,
             Int(tokenizer.endID) < configuration.vocabularySize
         else {

@@ -58,8 +58,11 @@ public final class CLIPTokenizer: Sendable {
             throw CLIPModelError(file: "bpe_simple_vocab_16e6.txt.gz", "has \(lines.count) lines, too few merges")
         }
         let merges = lines[1...mergeCount].map { $0.split(separator: " ").map(String.init) }
-        var tokens = Self.byteToCharacter
-        tokens += Self.byteToCharacter.map { $0 + "</w>" }
+        // The byte characters in the table's own order: printable bytes first, then the rest.
+        let printable = Self.printableBytes
+        let byteOrder = printable + (0..<256).filter { !printable.contains($0) }
+        var tokens = byteOrder.map { Self.byteToCharacter[$0] }
+        tokens += tokens.map { $0 + "</w>" }
         var ranks: [String: Int] = [:]
         for (rank, merge) in merges.enumerated() {
             guard merge.count == 2 else {
@@ -225,8 +228,10 @@ public final class CLIPTokenizer: Sendable {
 
     /// CLIP's table from bytes to printable characters: the printable Latin-1 bytes map to
     /// themselves, the rest to U+0100 onwards in byte order.
+    static let printableBytes = Array(33...126) + Array(161...172) + Array(174...255)
+
     static let byteToCharacter: [String] = {
-        let printable = Array(33...126) + Array(161...172) + Array(174...255)
+        let printable = printableBytes
         var table = [String](repeating: "", count: 256)
         for byte in printable { table[byte] = String(Character(Unicode.Scalar(UInt8(byte)))) }
         var next = 256

@@ -72,6 +72,28 @@ extension OpenAPIDocument {
                         "200": binary("The thumbnail"), "404": error("No such image, or no thumbnail yet"),
                     ])
             ],
+            "/api/v1/images/reprocess-all": [
+                "post": operation(
+                    "images",
+                    "Re-embed the team's images with the current model, in the background (admin)",
+                    parameters: [
+                        [
+                            "name": "scope", "in": "query", "required": false,
+                            "description":
+                                "stale: images embedded with another model, and failed ones; all: every embedded or failed image.",
+                            "schema": ["type": "string", "enum": ["stale", "all"], "default": "stale"],
+                        ]
+                    ],
+                    responses: [
+                        "202": ok("ReprocessAll", "How many images were queued, and the progress so far"),
+                        "403": error("Admin privileges required"), "422": error("Unknown scope"),
+                    ]),
+                "get": operation(
+                    "images", "Re-embedding progress: the team's images counted against the current model (admin)",
+                    responses: [
+                        "200": ok("EmbeddingProgress", "The counts"), "403": error("Admin privileges required"),
+                    ]),
+            ],
             "/api/v1/images/{image_id}/reprocess": [
                 "post": operation(
                     "images", "Queue a failed (or finished) image for processing again", parameters: [imageID],
@@ -155,7 +177,18 @@ extension OpenAPIDocument {
             "exif": ["type": "object", "additionalProperties": ["type": "string"]],
             "created_at": timestamp, "updated_at": timestamp,
         ]
+        let progress: [String: JSONValue] = [
+            "model": ["type": "string", "description": "The current embedder's model id."],
+            "total": ["type": "integer"], "current": ["type": "integer"], "stale": ["type": "integer"],
+            "pending": ["type": "integer"], "processing": ["type": "integer"], "failed": ["type": "integer"],
+        ]
         return [
+            "EmbeddingProgress": object(progress, required: progress.keys.sorted()),
+            "ReprocessAll": object(
+                [
+                    "scope": ["type": "string", "enum": ["stale", "all"]], "queued": ["type": "integer"],
+                    "progress": ref("EmbeddingProgress"),
+                ], required: ["scope", "queued", "progress"]),
             "Image": object(image, required: image.keys.sorted()),
             "ImageList": list("images", "Image"),
             "ImageUpload": object(

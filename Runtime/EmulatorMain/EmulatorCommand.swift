@@ -3,6 +3,7 @@ import Emulator
 import Foundation
 import FunctionHosting
 import ImageAPICore
+import Logging
 
 /// `emulator`: serves every function on one port with embedded storage, or bootstraps an admin.
 @main
@@ -10,7 +11,7 @@ struct EmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emulator",
         abstract: "The local function emulator of the Image Management API.",
-        subcommands: [Serve.self, BootstrapAdmin.self],
+        subcommands: [Serve.self, BootstrapAdmin.self, Embed.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -25,6 +26,7 @@ struct Serve: AsyncParsableCommand {
         await FunctionHost.main(
             configuration: configuration,
             deliversToSelf: true,
+            preparesEmbedder: true,
             onListening: { host, port in
                 let shown = host == "0.0.0.0" ? "127.0.0.1" : host
                 let database = URL(fileURLWithPath: settings.databasePath).standardizedFileURL.path
@@ -79,4 +81,64 @@ struct BootstrapAdmin: AsyncParsableCommand {
             API key (shown once, store it now): \(key.key ?? "")
             """)
     }
+}
+
+/// `emulator embed --text TEXT | --image FILE`: prints the configured embedder's normalised
+/// embedding as JSON, for debugging and scripting.
+struct Embed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the embedding of a text or an image file as JSON (model id, dimensions, vector).")
+
+    @Option(help: "A text to embed (needs a text-capable embedder such as CLIP).")
+    var text: String?
+
+    @Option(help: "An image file to embed.")
+    var image: String?
+
+    func validate() throws {
+        guard (text == nil) != (image == nil) else { throw ValidationError("give exactly one of --text or --image") }
+    }
+
+    func run() async throws {
+        let configuration = HostConfiguration.loadOrExit()
+        var logger = Logger(label: "embed")
+        logger.logLevel = .warning
+        let embedder: any Embedder
+        do {
+            embedder = try FunctionHost.makeEmbedder(configuration.images, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        let vector: [Float]
+        do {
+            if let text {
+                vector = try await embedder.embed(text: text)
+            } else {
+                let path = image ?? ""
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ValidationError("cannot read \(path)")
+                }
+                vector = try await embedder.embed(image: data)
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        let output = EmbeddingOutput(
+            model: embedder.modelID, dimensions: vector.count, input: text != nil ? "text" : "image", embedding: vector)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        FileHandle.standardOutput.write(try encoder.encode(output) + Data("\n".utf8))
+    }
+}
+
+/// What `emulator embed` prints.
+struct EmbeddingOutput: Encodable {
+    let model: String
+    let dimensions: Int
+    let input: String
+    let embedding: [Float]
 }

@@ -1,3 +1,4 @@
+import CLIPInference
 import FileSystemStorage
 import Foundation
 import FunctionsFramework
@@ -69,12 +70,39 @@ public enum FunctionHost {
         try SQLiteMetadataStore(path: settings.databasePath)
     }
 
-    /// The embedder the settings choose.
-    /// - Parameter settings: The image settings.
+    /// The embedder the settings choose. With `EMBEDDING_PROVIDER=auto`, CLIP is used when
+    /// `CLIP_MODEL_DIR` holds a model and the visual-features embedder otherwise, with one log
+    /// line saying why and how to get the model.
+    /// - Parameters:
+    ///   - settings: The image settings.
+    ///   - logger: Where the choice and the model's load are reported.
     /// - Returns: The embedder.
-    public static func makeEmbedder(_ settings: ImageSettings) -> any Embedder {
+    /// - Throws: ``CLIPModelError`` when CLIP is chosen (or a model directory is present) but a
+    ///   file is missing or wrong: the process must not start with a model it cannot trust.
+    public static func makeEmbedder(_ settings: ImageSettings, logger: Logger) throws -> any Embedder {
+        let directory = URL(fileURLWithPath: settings.clipModelDirectory)
+        func clip() throws -> CLIPEmbedder {
+            let embedder = try CLIPEmbedder(
+                directory: directory, threads: settings.clipThreads, maxPixels: settings.maxImagePixels, logger: logger)
+            logger.info(
+                "Embedding with CLIP",
+                metadata: ["model": .string(embedder.modelID), "threads": .stringConvertible(settings.clipThreads)])
+            return embedder
+        }
         switch settings.embeddingProvider {
-        case .visual: VisualFeaturesEmbedder()
+        case .visual:
+            return VisualFeaturesEmbedder()
+        case .clip:
+            return try clip()
+        case .automatic:
+            if CLIPModelFiles.looksLikeModel(directory) { return try clip() }
+            logger.notice(
+                """
+                No CLIP model in \(settings.clipModelDirectory): using the visual-features embedder \
+                (image similarity only, no semantic text search). Run `make model` to download \
+                openai/clip-vit-base-patch32 there, or set CLIP_MODEL_DIR.
+                """)
+            return VisualFeaturesEmbedder()
         }
     }
 
@@ -93,7 +121,7 @@ public enum FunctionHost {
         let api = APIServices(store: store, settings: settings)
         let images = ImageServices(
             store: store, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
-            codec: VipsImageCodec(), embedder: embedder ?? makeEmbedder(configuration.images),
+            codec: VipsImageCodec(), embedder: try embedder ?? makeEmbedder(configuration.images, logger: logger),
             vectors: try SQLiteVectorIndex(store: store), deadLetters: store, settings: configuration.images)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
             let created = try await AdministratorBootstrap(services: api)
@@ -131,11 +159,14 @@ public enum FunctionHost {
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
+    ///   - preparesEmbedder: Whether the embedder's model is loaded and warmed before serving
+    ///     (processes that embed every upload); otherwise it loads on first use.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions to serve from the services.
     public static func main(
         configuration: HostConfiguration? = nil,
         deliversToSelf: Bool = false,
+        preparesEmbedder: Bool = false,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
         _ makeFunctions: @escaping @Sendable (HostedServices) -> [any HTTPFunction]
     ) async {
@@ -145,6 +176,7 @@ public enum FunctionHost {
         do {
             logManagementMode(configuration.settings, logger: logger)
             let services = try await makeServices(configuration, logger: logger)
+            if preparesEmbedder { try await services.images.embedder.prepare() }
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)))
@@ -165,6 +197,11 @@ public enum FunctionHost {
                 })
             try await FunctionServer.run(
                 application, background: pubSub.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
+        } catch let error as CLIPModelError {
+            logger.critical(
+                "The CLIP model cannot be used; not starting",
+                metadata: ["error": "\(error)", "directory": .string(configuration.images.clipModelDirectory)])
+            exit(78)
         } catch {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])
             exit(1)

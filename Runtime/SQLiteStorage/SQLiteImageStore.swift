@@ -195,6 +195,54 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
+    public func requeueImages(
+        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+    ) async throws -> Int {
+        try await pool.write { db in
+            let team = teamID.lowercasedString
+            let ids = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM images WHERE team_id = ? AND embedding_status IN ('success', 'failed')
+                    AND (? OR embedding_status = 'failed' OR embedding_model IS NULL OR embedding_model != ?)
+                    ORDER BY number
+                    """,
+                arguments: [team, includeCurrent, model])
+            for id in ids {
+                try db.execute(
+                    sql: """
+                        UPDATE images SET embedding_status = 'pending', embedding_error = NULL,
+                        embedding_attempts = 0, updated_at = ? WHERE id = ?
+                        """,
+                    arguments: [date, id])
+                guard let imageID = UUID(uuidString: id) else { continue }
+                try Self.enqueue(
+                    .processing(ImageProcessingRequest(imageID: imageID, teamID: teamID, reason: reason)), at: date, db)
+            }
+            return ids.count
+        }
+    }
+
+    public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
+        try await pool.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS total,
+                    COALESCE(SUM(embedding_status = 'success' AND embedding_model = ?), 0) AS current,
+                    COALESCE(SUM(embedding_status = 'success' AND embedding_model IS NOT ?), 0) AS stale,
+                    COALESCE(SUM(embedding_status = 'pending'), 0) AS pending,
+                    COALESCE(SUM(embedding_status = 'processing'), 0) AS processing,
+                    COALESCE(SUM(embedding_status = 'failed'), 0) AS failed
+                    FROM images WHERE team_id = ?
+                    """,
+                arguments: [model, model, teamID.lowercasedString])
+            return EmbeddingSummary(
+                model: model, total: row?["total"] ?? 0, current: row?["current"] ?? 0, stale: row?["stale"] ?? 0,
+                pending: row?["pending"] ?? 0, processing: row?["processing"] ?? 0, failed: row?["failed"] ?? 0)
+        }
+    }
+
     /// Full-text search: every image matching any query word, with the share of words it matches
     /// and its BM25 relevance, best first.
     public func searchText(

@@ -99,6 +99,12 @@ extension APIClient {
     func thumbnail(_ id: UUID, key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images/\(id.lowercasedString)/thumbnail", key: key)
     }
+    func reprocessAll(_ query: String = "", key: String?) async throws -> Reply {
+        try await send(.post, "/api/v1/images/reprocess-all\(query)", key: key)
+    }
+    func reprocessProgress(key: String?) async throws -> Reply {
+        try await send(.get, "/api/v1/images/reprocess-all", key: key)
+    }
     func reprocess(_ id: UUID, key: String?) async throws -> Reply {
         try await send(.post, "/api/v1/images/\(id.lowercasedString)/reprocess", key: key)
     }

@@ -36,13 +36,18 @@ struct TestAPI {
     let clock: ManualClock
     let databasePath: String
     let blobFolder: String
+    /// The data folder (a second `TestAPI` can reopen it, as a restarted process would).
+    let folder: String
     let pubSubSettings = LocalPubSubSettings(maxDeliveryAttempts: 3, retryBaseMilliseconds: 1000)
 
     init(
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
-        imageSettings: ((String) -> ImageSettings)? = nil
+        imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil
     ) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
+        let folder =
+            earlier.map { URL(fileURLWithPath: $0.folder) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
+        self.folder = folder.path
         let settings = APISettings(
             environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
             apiKeyExpiryDays: expiryDays, dataDirectory: folder.path)

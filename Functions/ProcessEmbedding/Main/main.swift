@@ -2,6 +2,6 @@ import FunctionHosting
 import FunctionsFramework
 import ProcessEmbedding
 
-await FunctionHost.main { services in
+await FunctionHost.main(preparesEmbedder: true) { services in
     [CloudEventEndpoint(ProcessEmbeddingFunction(api: services.api, images: services.images))]
 }

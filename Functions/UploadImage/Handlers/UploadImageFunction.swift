@@ -34,6 +34,8 @@ public struct UploadImageFunction: HTTPFunction {
         routes.on(.delete, "/api/v1/images/{image_id}") { call -> NoContent in try await delete(call) }
         routes.on(.get, "/api/v1/images/{image_id}/download") { call in try await download(call) }
         routes.on(.get, "/api/v1/images/{image_id}/thumbnail") { call in try await thumbnail(call) }
+        routes.on(.post, "/api/v1/images/reprocess-all", status: .accepted) { call in try await reprocessAll(call) }
+        routes.on(.get, "/api/v1/images/reprocess-all") { call in try await reprocessProgress(call) }
         routes.on(.post, "/api/v1/images/{image_id}/reprocess", status: .accepted) { call in
             try await reprocess(call)
         }
@@ -211,6 +213,52 @@ public struct UploadImageFunction: HTTPFunction {
         else { throw FunctionError.notFound("Image not found") }
         return requeued
     }
+
+    /// `POST /api/v1/images/reprocess-all?scope=stale|all` (admin): queues the team's images
+    /// for re-embedding with the current model, through the same outbox and Pub/Sub as uploads.
+    /// `stale` (the default) takes images embedded with another model and failed ones; `all`
+    /// also re-embeds images that are current. Queued and in-progress images are left alone.
+    func reprocessAll(_ call: FunctionRequest) async throws -> ReprocessAllResponse {
+        let principal = try await api.access.requireAdmin(call)
+        let scopeText = call.query.string("scope") ?? ReprocessScope.stale.rawValue
+        guard let scope = ReprocessScope(rawValue: scopeText) else {
+            throw ValidationError([
+                .init(loc: ["query", "scope"], msg: "Input should be 'stale' or 'all'", type: "enum")
+            ])
+        }
+        let model = images.embedder.modelID
+        let queued = try await images.store.requeueImages(
+            teamID: principal.teamID, notEmbeddedWith: model, includeCurrent: scope == .all, reason: "reprocess-all",
+            at: api.clock.now())
+        call.logger.notice(
+            "Re-embedding queued",
+            metadata: ["team_id": .string(principal.teamID.lowercasedString), "queued": .stringConvertible(queued)])
+        return ReprocessAllResponse(
+            scope: scope, queued: queued,
+            progress: try await images.store.embeddingSummary(teamID: principal.teamID, model: model))
+    }
+
+    /// `GET /api/v1/images/reprocess-all` (admin): the team's images counted by embedding state
+    /// against the current model; re-embedding is done when `current + failed == total`.
+    func reprocessProgress(_ call: FunctionRequest) async throws -> EmbeddingSummary {
+        let principal = try await api.access.requireAdmin(call)
+        return try await images.store.embeddingSummary(teamID: principal.teamID, model: images.embedder.modelID)
+    }
+}
+
+/// Which images `reprocess-all` queues.
+enum ReprocessScope: String, Codable, Sendable {
+    /// Images embedded with another model, and failed ones.
+    case stale
+    /// Every embedded or failed image.
+    case all
+}
+
+/// The answer to `POST /api/v1/images/reprocess-all`.
+struct ReprocessAllResponse: Encodable, Sendable {
+    let scope: ReprocessScope
+    let queued: Int
+    let progress: EmbeddingSummary
 }
 
 /// The body of `PUT /api/v1/images/{image_id}`: fields left out stay as they are; `null`

@@ -80,8 +80,47 @@ public protocol ImageStore: Sendable {
         id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
     ) async throws
         -> ImageRecord?
+    /// Marks `pending`, with zero attempts, every image of a team that is not embedded with
+    /// `model` (stale vectors and failures; with `includeCurrent`, images embedded with `model`
+    /// too) and publishes a processing message for each, in one transaction. Images already
+    /// pending or processing are left as they are.
+    /// - Returns: How many images were queued.
+    func requeueImages(
+        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+    ) async throws -> Int
+    /// Counts a team's images by where they stand against the current `model`.
+    func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary
     /// Full-text search over file name, description, tags and EXIF text.
     func searchText(_ words: [String], teamID: UUID, filter: ImageFilter, limit: Int) async throws -> [TextMatch]
+}
+
+/// A team's images counted by embedding state against the current model.
+public struct EmbeddingSummary: Codable, Sendable, Equatable {
+    /// The current embedder's model id.
+    public var model: String
+    /// Every image of the team.
+    public var total: Int
+    /// Embedded with the current model: in vector search.
+    public var current: Int
+    /// Embedded with another model: out of vector search until re-embedded.
+    public var stale: Int
+    /// Queued for processing.
+    public var pending: Int
+    /// Being processed.
+    public var processing: Int
+    /// Failed (see each image's `embedding_error`).
+    public var failed: Int
+
+    /// Creates a summary.
+    public init(model: String, total: Int, current: Int, stale: Int, pending: Int, processing: Int, failed: Int) {
+        self.model = model
+        self.total = total
+        self.current = current
+        self.stale = stale
+        self.pending = pending
+        self.processing = processing
+        self.failed = failed
+    }
 }
 
 /// What ``ImageStore/beginProcessing(id:teamID:model:at:)`` found.

@@ -3,6 +3,11 @@ import FunctionsFramework
 
 /// Which embedder computes image vectors.
 public enum EmbeddingProvider: String, Sendable, CaseIterable {
+    /// CLIP when `CLIP_MODEL_DIR` holds a model, otherwise the visual-features descriptor.
+    case automatic = "auto"
+    /// The in-process CLIP engine with the model in `CLIP_MODEL_DIR`: semantic text search and
+    /// image similarity. A missing or broken model stops the process at start.
+    case clip
     /// The built-in visual-features descriptor: image-to-image similarity only.
     case visual
 }
@@ -15,8 +20,12 @@ public struct ImageSettings: Sendable {
     public var maxImagePixels: Int
     /// `BLOB_DIR`: where the filesystem blob store keeps bytes (default `DATA_DIR/blobs`).
     public var blobDirectory: String
-    /// `EMBEDDING_PROVIDER`: the embedder (default `visual`).
+    /// `EMBEDDING_PROVIDER`: `auto` (the default), `clip` or `visual`.
     public var embeddingProvider: EmbeddingProvider
+    /// `CLIP_MODEL_DIR`: the Hugging Face CLIP directory (default `./models/clip-vit-base-patch32`).
+    public var clipModelDirectory: String
+    /// `CLIP_THREADS`: threads one CLIP inference uses (default: the processor count).
+    public var clipThreads: Int
     /// `THUMBNAIL_SIZE`: the thumbnail's longer side in pixels (default 256).
     public var thumbnailSize: Int
     /// `PROCESSING_MAX_ATTEMPTS`: processing attempts before an image is failed for good (default 3).
@@ -25,8 +34,12 @@ public struct ImageSettings: Sendable {
     /// Creates settings.
     public init(
         maxUploadBytes: Int = 20 * 1024 * 1024, maxImagePixels: Int = 100_000_000, blobDirectory: String,
-        embeddingProvider: EmbeddingProvider = .visual, thumbnailSize: Int = 256, maxProcessingAttempts: Int = 3
+        embeddingProvider: EmbeddingProvider = .visual, clipModelDirectory: String = Self.defaultCLIPModelDirectory,
+        clipThreads: Int = ProcessInfo.processInfo.activeProcessorCount, thumbnailSize: Int = 256,
+        maxProcessingAttempts: Int = 3
     ) {
+        self.clipModelDirectory = clipModelDirectory
+        self.clipThreads = clipThreads
         self.maxUploadBytes = maxUploadBytes
         self.maxImagePixels = maxImagePixels
         self.blobDirectory = blobDirectory
@@ -42,15 +55,23 @@ public struct ImageSettings: Sendable {
     /// - Throws: ``ConfigurationError`` naming the first bad variable.
     public init(_ variables: EnvironmentVariables, dataDirectory: String) throws {
         let provider = try variables.choice(
-            "EMBEDDING_PROVIDER", default: "visual", allowed: EmbeddingProvider.allCases.map(\.rawValue))
+            "EMBEDDING_PROVIDER", default: "auto", allowed: EmbeddingProvider.allCases.map(\.rawValue))
         self.init(
             maxUploadBytes: try variables.integer("MAX_UPLOAD_BYTES", default: 20 * 1024 * 1024, in: 1...(1 << 31)),
             maxImagePixels: try variables.integer("MAX_IMAGE_PIXELS", default: 100_000_000, in: 1...1_000_000_000),
             blobDirectory: variables["BLOB_DIR"] ?? (dataDirectory as NSString).appendingPathComponent("blobs"),
-            embeddingProvider: EmbeddingProvider(rawValue: provider) ?? .visual,
+            embeddingProvider: EmbeddingProvider(rawValue: provider) ?? .automatic,
+            clipModelDirectory: variables["CLIP_MODEL_DIR"] ?? Self.defaultCLIPModelDirectory,
+            clipThreads: try variables.integer(
+                "CLIP_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256),
             thumbnailSize: try variables.integer("THUMBNAIL_SIZE", default: 256, in: 16...2048),
             maxProcessingAttempts: try variables.integer("PROCESSING_MAX_ATTEMPTS", default: 3, in: 1...20))
     }
+}
+
+extension ImageSettings {
+    /// Where `make model` puts the default checkpoint, relative to the working directory.
+    public static let defaultCLIPModelDirectory = "./models/clip-vit-base-patch32"
 }
 
 /// Everything the image functions work with: the ports and the settings.
