@@ -195,6 +195,8 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
+    /// Queues a team's stale and failed images (or all of them) for re-embedding, in one
+    /// transaction with their outbox messages.
     public func requeueImages(
         teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
     ) async throws -> Int {
@@ -223,6 +225,7 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
+    /// Counts a team's images by embedding state against the current model.
     public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
         try await pool.read { db in
             let row = try Row.fetchOne(
