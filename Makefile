@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run test build format lint
+.PHONY: setup run test build format lint model bench-clip
 
 setup:
 	scripts/setup.sh
@@ -9,6 +9,12 @@ run:
 
 test:
 	scripts/test.sh
+
+model:
+	scripts/fetch-model
+
+bench-clip:
+	scripts/bench-clip.sh
 
 build:
 	swift build
