@@ -81,6 +81,8 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(
             name: "CZlib", path: "Runtime/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The CLIP engine's packed matrix-product kernel (AVX2 and FMA, chosen at run time).
+        .target(name: "CLIPKernels", path: "Runtime/CLIPKernels"),
         // A non-variadic C interface over the libvips calls the project makes.
         .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/VipsShim"),
         // libvips behind the image-codec port, and the built-in visual-features embedder.
@@ -94,7 +96,7 @@ let package = Package(
         .target(
             name: "CLIPInference",
             dependencies: [
-                "ImageAPICore", "VipsShim", "COpenBLAS", "CZlib",
+                "ImageAPICore", "VipsShim", "COpenBLAS", "CZlib", "CLIPKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -189,7 +191,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLIPBenchmarks",
-            dependencies: ["CLIPInference", "COpenBLAS"],
+            dependencies: ["CLIPInference", "CLIPKernels", "COpenBLAS"],
             path: "Benchmarks/CLIPBenchmarks",
             swiftSettings: swiftSettings
         ),

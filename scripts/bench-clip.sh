@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_CASE=${BENCH_SECONDS:-3}
-venv=.build-bench/venv
+venv=${CLIP_REFERENCE_VENV:-.build-bench/venv}
 model=.build-bench/clip-vit-b32-random
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q -r scripts/clip-fixtures/requirements.txt

@@ -1,4 +1,5 @@
 import CLIPInference
+import CLIPKernels
 import COpenBLAS
 import Foundation
 
@@ -63,6 +64,19 @@ func sgemmRate(rows: Int, inputs: Int, outputs: Int) -> Double {
     return perSecond * 2 * Double(rows * inputs * outputs) / 1e9
 }
 
+/// The packed kernel's rate at the same shape, single-threaded.
+func packedRate(rows: Int, inputs: Int, outputs: Int) -> Double {
+    let a = [Float](repeating: 0.5, count: rows * inputs)
+    let b = [Float](repeating: 0.25, count: outputs * inputs)
+    var packed = [Float](repeating: 0, count: clipk_packed_count(Int32(outputs), Int32(inputs)))
+    clipk_pack(b, Int32(outputs), Int32(inputs), &packed)
+    var c = [Float](repeating: 0, count: rows * outputs)
+    let perSecond = throughput(items: 1, minimum: 0.5) {
+        clipk_gemm(a, Int32(rows), Int32(inputs), packed, 0, Int32(outputs), &c, Int32(outputs))
+    }
+    return perSecond * 2 * Double(rows * inputs * outputs) / 1e9
+}
+
 /// Multiply-add FLOPs of one tower's transformer over `tokens` tokens.
 func encoderFLOPs(_ shape: CLIPTowerShape, tokens: Int) -> Double {
     let width = Double(shape.hiddenSize)
@@ -107,7 +121,7 @@ if arguments.contains("--shapes") {
     for rows in [50, 400] {
         for (inputs, outputs) in [(768, 768), (768, 3072), (3072, 768)] {
             print(
-                "sgemm \(rows)×\(inputs) · \(inputs)×\(outputs): \(String(format: "%.1f", sgemmRate(rows: rows, inputs: inputs, outputs: outputs))) GFLOP/s"
+                "sgemm \(rows)×\(inputs) · \(inputs)×\(outputs): \(String(format: "%.1f", sgemmRate(rows: rows, inputs: inputs, outputs: outputs))) GFLOP/s, packed kernel \(String(format: "%.1f", packedRate(rows: rows, inputs: inputs, outputs: outputs)))"
             )
         }
     }

@@ -66,7 +66,7 @@ public final class CLIPEmbedder: Embedder {
                     "model": .string(files.fingerprint),
                     "load_seconds": .string(String(format: "%.3f", seconds)),
                     "weight_file_mb": .string(String(format: "%.1f", Double(files.weightBytes) / 1_048_576)),
-                    "widened_mb": .string(String(format: "%.1f", Double(fresh.widenedBytes) / 1_048_576)),
+                    "copied_mb": .string(String(format: "%.1f", Double(fresh.copiedBytes) / 1_048_576)),
                     "rss_mb": .string(
                         String(format: "%.1f", Double(ProcessMemory.residentBytes()) / 1_048_576)),
                     "rss_before_mb": .string(String(format: "%.1f", Double(residentBefore) / 1_048_576)),

@@ -151,8 +151,9 @@ public final class CLIPModel: @unchecked Sendable {
     public let preprocessor: CLIPImagePreprocessor
     /// The configuration.
     public var configuration: CLIPConfiguration { files.configuration }
-    /// Bytes of weights widened from F16 or BF16 into Float32 copies (F32 tensors stay mapped).
-    public var widenedBytes: Int { arena.byteCount }
+    /// Bytes of Float32 weights the model holds outside the mapped file: matrices packed for the
+    /// product kernel (when the CPU runs it) and tensors widened from F16 or BF16.
+    public var copiedBytes: Int { arena.byteCount }
 
     private let weights: SafeTensorsFile
     private let arena = WeightArena()
@@ -160,19 +161,25 @@ public final class CLIPModel: @unchecked Sendable {
     private let textPositions: UnsafePointer<Float>
     private let textEncoder: TransformerEncoder
     private let finalNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
-    private let textProjection: UnsafePointer<Float>
+    private let textProjection: LinearWeights
     private let classEmbedding: UnsafePointer<Float>
-    private let patchEmbedding: UnsafePointer<Float>
+    private let patchEmbedding: LinearWeights
     private let imagePositions: UnsafePointer<Float>
     private let preNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
     private let imageEncoder: TransformerEncoder
     private let postNorm: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
-    private let imageProjection: UnsafePointer<Float>
+    private let imageProjection: LinearWeights
+
+    /// Whether this CPU runs the packed matrix-product kernel (AVX2 and FMA).
+    public static let packedKernelAvailable = LinearWeights.packs
 
     /// Loads a checked model directory: maps the weights and reads the tokenizer.
-    /// - Parameter files: The checked directory.
+    /// - Parameters:
+    ///   - files: The checked directory.
+    ///   - packed: Whether the matrix weights are packed once for the packed kernel (the default
+    ///     where the CPU runs it), or read in place by BLAS.
     /// - Throws: ``CLIPModelError`` when a file changed since it was checked.
-    public init(files: CLIPModelFiles) throws {
+    public init(files: CLIPModelFiles, packed: Bool = CLIPModel.packedKernelAvailable) throws {
         self.files = files
         let configuration = files.configuration
         let directory = files.directory
@@ -197,29 +204,37 @@ public final class CLIPModel: @unchecked Sendable {
             "text_model.embeddings.token_embedding.weight", [configuration.vocabularySize, text.hiddenSize])
         textPositions = try tensor(
             "text_model.embeddings.position_embedding.weight", [configuration.maxTextLength, text.hiddenSize])
-        textEncoder = try TransformerEncoder(weights, prefix: "text_model.encoder", shape: text, arena: arena)
+        textEncoder = try TransformerEncoder(
+            weights, prefix: "text_model.encoder", shape: text, arena: arena, pack: packed)
         finalNorm = (
             try tensor("text_model.final_layer_norm.weight", [text.hiddenSize]),
             try tensor("text_model.final_layer_norm.bias", [text.hiddenSize])
         )
-        textProjection = try tensor("text_projection.weight", [configuration.projectionDimension, text.hiddenSize])
+        textProjection = try LinearWeights(
+            weights, weight: "text_projection.weight", shape: [configuration.projectionDimension, text.hiddenSize],
+            bias: nil, outputs: configuration.projectionDimension, inputs: text.hiddenSize, arena: arena, pack: packed)
         classEmbedding = try tensor("vision_model.embeddings.class_embedding", [vision.hiddenSize])
         let patch = configuration.patchSize
-        patchEmbedding = try tensor(
-            "vision_model.embeddings.patch_embedding.weight", [vision.hiddenSize, configuration.channels, patch, patch])
+        patchEmbedding = try LinearWeights(
+            weights, weight: "vision_model.embeddings.patch_embedding.weight",
+            shape: [vision.hiddenSize, configuration.channels, patch, patch], bias: nil, outputs: vision.hiddenSize,
+            inputs: configuration.channels * patch * patch, arena: arena, pack: packed)
         imagePositions = try tensor(
             "vision_model.embeddings.position_embedding.weight", [configuration.patchCount + 1, vision.hiddenSize])
         preNorm = (
             try tensor("vision_model.pre_layrnorm.weight", [vision.hiddenSize]),
             try tensor("vision_model.pre_layrnorm.bias", [vision.hiddenSize])
         )
-        imageEncoder = try TransformerEncoder(weights, prefix: "vision_model.encoder", shape: vision, arena: arena)
+        imageEncoder = try TransformerEncoder(
+            weights, prefix: "vision_model.encoder", shape: vision, arena: arena, pack: packed)
         postNorm = (
             try tensor("vision_model.post_layernorm.weight", [vision.hiddenSize]),
             try tensor("vision_model.post_layernorm.bias", [vision.hiddenSize])
         )
-        imageProjection = try tensor(
-            "visual_projection.weight", [configuration.projectionDimension, vision.hiddenSize])
+        imageProjection = try LinearWeights(
+            weights, weight: "visual_projection.weight", shape: [configuration.projectionDimension, vision.hiddenSize],
+            bias: nil, outputs: configuration.projectionDimension, inputs: vision.hiddenSize, arena: arena, pack: packed
+        )
     }
 
     /// Keeps the matrix library single-threaded: the engine splits work between its own threads
@@ -261,16 +276,17 @@ public final class CLIPModel: @unchecked Sendable {
                 for column in 0..<width { row[column] = token[column] + position[column] }
             }
         }
-        textEncoder.run(hidden, sequences: layout, causal: true, parallel: parallel)
+        let pooledRows = zip(sequences, layout).map { sequence, place in place.start + poolingIndex(sequence) }
+        textEncoder.run(hidden, sequences: layout, causal: true, pooled: pooledRows, parallel: parallel)
         let pooled = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * width)
         defer { pooled.deallocate() }
         for (index, (sequence, place)) in zip(sequences, layout).enumerated() {
-            let row = place.start + poolingIndex(sequence)
+            let row = pooledRows[index]
             Kernels.layerNorm(
                 hidden + row * width, rows: 1, width: width, scale: finalNorm.scale, shift: finalNorm.shift,
                 epsilon: configuration.text.layerNormEpsilon, into: pooled + index * width)
         }
-        return project(pooled, count: sequences.count, width: width, weight: textProjection, parallel: parallel)
+        return project(pooled, count: sequences.count, width: width, weights: textProjection, parallel: parallel)
     }
 
     /// Where Hugging Face pools a sequence: at the highest id (the end token) for configurations
@@ -326,8 +342,7 @@ public final class CLIPModel: @unchecked Sendable {
             }
         }
         Kernels.linear(
-            unfolded, rows: images.count * patches, inputs: patchLength, weight: patchEmbedding, bias: nil,
-            outputs: width, into: embedded, parallel: parallel)
+            unfolded, rows: images.count * patches, weights: patchEmbedding, into: embedded, parallel: parallel)
         for index in 0..<images.count {
             let first = hidden + index * tokens * width
             for column in 0..<width { first[column] = classEmbedding[column] + imagePositions[column] }
@@ -343,7 +358,8 @@ public final class CLIPModel: @unchecked Sendable {
             hidden, rows: images.count * tokens, width: width, scale: preNorm.scale, shift: preNorm.shift,
             epsilon: epsilon, into: hidden)
         imageEncoder.run(
-            hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false, parallel: parallel)
+            hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false,
+            pooled: (0..<images.count).map { $0 * tokens }, parallel: parallel)
         let pooled = UnsafeMutablePointer<Float>.allocate(capacity: images.count * width)
         defer { pooled.deallocate() }
         for index in 0..<images.count {
@@ -351,20 +367,18 @@ public final class CLIPModel: @unchecked Sendable {
                 hidden + index * tokens * width, rows: 1, width: width, scale: postNorm.scale, shift: postNorm.shift,
                 epsilon: epsilon, into: pooled + index * width)
         }
-        return project(pooled, count: images.count, width: width, weight: imageProjection, parallel: parallel)
+        return project(pooled, count: images.count, width: width, weights: imageProjection, parallel: parallel)
     }
 
     private func project(
-        _ pooled: UnsafePointer<Float>, count: Int, width: Int, weight: UnsafePointer<Float>, parallel: Parallel
+        _ pooled: UnsafePointer<Float>, count: Int, width: Int, weights: LinearWeights, parallel: Parallel
     )
         -> [[Float]]
     {
         let dimension = configuration.projectionDimension
         var projected = [Float](repeating: 0, count: count * dimension)
         projected.withUnsafeMutableBufferPointer { output in
-            Kernels.linear(
-                pooled, rows: count, inputs: width, weight: weight, bias: nil, outputs: dimension,
-                into: output.baseAddress!, parallel: parallel)
+            Kernels.linear(pooled, rows: count, weights: weights, into: output.baseAddress!, parallel: parallel)
         }
         return (0..<count).map { index in
             let vector = Array(projected[(index * dimension)..<((index + 1) * dimension)])

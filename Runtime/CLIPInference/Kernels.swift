@@ -1,3 +1,4 @@
+import CLIPKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -53,33 +54,108 @@ private struct UncheckedSendable<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
+/// One linear layer's weight (`outputs × inputs`) and optional bias, in the layout the product
+/// kernel reads.
+struct LinearWeights {
+    /// Where the weight lives.
+    enum Storage {
+        /// Packed into 16-column panels (``clipk_pack``), read by the packed kernel.
+        case packed(UnsafePointer<Float>)
+        /// The checkpoint's own row-major layout, read by BLAS.
+        case rowMajor(UnsafePointer<Float>)
+    }
+
+    let outputs: Int
+    let inputs: Int
+    let storage: Storage
+    let bias: UnsafePointer<Float>?
+
+    /// Whether this CPU runs the packed kernel.
+    static let packs = clipk_supported() != 0
+
+    /// Reads a weight (and bias) from the checkpoint; with `pack`, packs it for the packed kernel
+    /// and drops the mapped pages of the original, otherwise reads it in place.
+    init(
+        _ file: SafeTensorsFile, weight: String, shape: [Int], bias: String?, outputs: Int, inputs: Int,
+        arena: WeightArena, pack: Bool
+    ) throws {
+        self.outputs = outputs
+        self.inputs = inputs
+        self.bias = try bias.map { try file.floats($0, shape: [outputs], arena: arena) }
+        if pack {
+            let scratch = WeightArena()
+            let original = try file.floats(weight, shape: shape, arena: scratch)
+            let packed = arena.allocate(clipk_packed_count(Int32(outputs), Int32(inputs)))
+            clipk_pack(original, Int32(outputs), Int32(inputs), packed)
+            file.releasePages(of: weight)
+            self.storage = .packed(UnsafePointer(packed))
+        } else {
+            self.storage = .rowMajor(try file.floats(weight, shape: shape, arena: arena))
+        }
+    }
+}
+
 /// The dense operations of the transformer: matrix products through `cblas_sgemm`, the rest in
 /// vectorised Swift loops.
 enum Kernels {
-    /// `output[rows × outputs] (+)= input[rows × inputs] · weight[outputs × inputs]ᵀ (+ bias)`,
-    /// the output columns split between the workers (each a single-threaded `cblas_sgemm` over its
-    /// own rows of `weight`). With `accumulate`, the product is added to what `output` holds (a
-    /// residual connection).
+    /// `output[rows × outputs] (+)= input[rows × inputs] · weightᵀ (+ bias)`, the output columns
+    /// split between the workers: the packed kernel where the CPU runs it, otherwise a
+    /// single-threaded `cblas_sgemm` per worker over its own rows of the weight. With
+    /// `accumulate`, the product is added to what `output` holds (a residual connection).
     static func linear(
-        _ input: UnsafePointer<Float>, rows: Int, inputs: Int, weight: UnsafePointer<Float>,
-        bias: UnsafePointer<Float>?, outputs: Int, into output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-        parallel: Parallel
+        _ input: UnsafePointer<Float>, rows: Int, weights: LinearWeights, into output: UnsafeMutablePointer<Float>,
+        accumulate: Bool = false, parallel: Parallel
     ) {
-        parallel.split(outputs, alignment: 16) { columns in
-            // The bias goes in first so that the product adds to it (beta = 1): no separate pass.
-            if let bias {
-                for row in 0..<rows {
-                    let line = output + row * outputs
-                    if accumulate {
-                        for column in columns { line[column] += bias[column] }
-                    } else {
-                        (line + columns.lowerBound).update(from: bias + columns.lowerBound, count: columns.count)
-                    }
-                }
+        linear(input, rows: rows, products: [(weights, output)], accumulate: accumulate, parallel: parallel)
+    }
+
+    /// Several products of the same input (the attention's query, key and value projections) in
+    /// one parallel region, each split by columns between the workers.
+    static func linear(
+        _ input: UnsafePointer<Float>, rows: Int, products: [(LinearWeights, UnsafeMutablePointer<Float>)],
+        accumulate: Bool = false, parallel: Parallel
+    ) {
+        let width = products.map(\.0.outputs).max() ?? 0
+        parallel.split(products.count * width, alignment: 16) { range in
+            for (index, (weights, output)) in products.enumerated() {
+                let start = max(range.lowerBound - index * width, 0)
+                let end = min(range.upperBound - index * width, weights.outputs)
+                guard start < end else { continue }
+                multiply(
+                    input, rows: rows, weights: weights, columns: start..<end, into: output, accumulate: accumulate)
             }
+        }
+    }
+
+    /// One worker's columns of one product.
+    private static func multiply(
+        _ input: UnsafePointer<Float>, rows: Int, weights: LinearWeights, columns: Range<Int>,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        let outputs = weights.outputs
+        let inputs = weights.inputs
+        // The bias (or zero) goes in first so that the product adds to it: no separate pass.
+        for row in 0..<rows {
+            let line = output + row * outputs
+            if let bias = weights.bias {
+                if accumulate {
+                    for column in columns { line[column] += bias[column] }
+                } else {
+                    (line + columns.lowerBound).update(from: bias + columns.lowerBound, count: columns.count)
+                }
+            } else if !accumulate {
+                (line + columns.lowerBound).update(repeating: 0, count: columns.count)
+            }
+        }
+        switch weights.storage {
+        case .packed(let packed):
+            clipk_gemm(
+                input, Int32(rows), Int32(inputs), packed, Int32(columns.lowerBound), Int32(columns.upperBound),
+                output, Int32(outputs))
+        case .rowMajor(let weight):
             cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(columns.count), Int32(inputs), 1, input,
-                Int32(inputs), weight + columns.lowerBound * inputs, Int32(inputs), accumulate || bias != nil ? 1 : 0,
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(columns.count), Int32(inputs), 1,
+                input, Int32(inputs), weight + columns.lowerBound * inputs, Int32(inputs), 1,
                 output + columns.lowerBound, Int32(outputs))
         }
     }

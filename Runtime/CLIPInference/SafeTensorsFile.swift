@@ -116,6 +116,19 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return head + Data(bytes: base + tailStart, count: byteCount - tailStart)
     }
 
+    /// Drops a tensor's mapped pages from memory (they are read again from the file if touched):
+    /// called once a tensor has been copied into another layout.
+    func releasePages(of name: String) {
+        guard let info = tensors[name] else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) + dataOffset + info.range.lowerBound
+        let end = Int(bitPattern: base) + dataOffset + info.range.upperBound
+        let first = (start + page - 1) / page * page
+        let last = end / page * page
+        guard last > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(pointer, last - first, Int32(MADV_DONTNEED))
+    }
+
     /// A tensor as Float32 values: in place for an aligned F32 tensor, widened into `arena` for
     /// F16 and BF16.
     /// - Parameters:

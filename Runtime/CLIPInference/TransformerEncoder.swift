@@ -4,27 +4,25 @@ import COpenBLAS
 struct EncoderLayerWeights {
     let norm1Scale: UnsafePointer<Float>
     let norm1Shift: UnsafePointer<Float>
-    let query: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
-    let key: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
-    let value: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
-    let output: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
+    let query: LinearWeights
+    let key: LinearWeights
+    let value: LinearWeights
+    let output: LinearWeights
     let norm2Scale: UnsafePointer<Float>
     let norm2Shift: UnsafePointer<Float>
-    let expand: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
-    let contract: (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>)
+    let expand: LinearWeights
+    let contract: LinearWeights
 
-    init(_ weights: SafeTensorsFile, prefix: String, shape: CLIPTowerShape, arena: WeightArena) throws {
+    init(_ weights: SafeTensorsFile, prefix: String, shape: CLIPTowerShape, arena: WeightArena, pack: Bool) throws {
         let width = shape.hiddenSize
         let inner = shape.intermediateSize
         func tensor(_ name: String, _ dimensions: [Int]) throws -> UnsafePointer<Float> {
             try weights.floats("\(prefix).\(name)", shape: dimensions, arena: arena)
         }
-        func projection(
-            _ name: String, _ outputs: Int, _ inputs: Int
-        ) throws -> (
-            weight: UnsafePointer<Float>, bias: UnsafePointer<Float>
-        ) {
-            (try tensor("\(name).weight", [outputs, inputs]), try tensor("\(name).bias", [outputs]))
+        func projection(_ name: String, _ outputs: Int, _ inputs: Int) throws -> LinearWeights {
+            try LinearWeights(
+                weights, weight: "\(prefix).\(name).weight", shape: [outputs, inputs], bias: "\(prefix).\(name).bias",
+                outputs: outputs, inputs: inputs, arena: arena, pack: pack)
         }
         norm1Scale = try tensor("layer_norm1.weight", [width])
         norm1Shift = try tensor("layer_norm1.bias", [width])
@@ -44,10 +42,11 @@ struct TransformerEncoder {
     let shape: CLIPTowerShape
     let layers: [EncoderLayerWeights]
 
-    init(_ weights: SafeTensorsFile, prefix: String, shape: CLIPTowerShape, arena: WeightArena) throws {
+    init(_ weights: SafeTensorsFile, prefix: String, shape: CLIPTowerShape, arena: WeightArena, pack: Bool) throws {
         self.shape = shape
         self.layers = try (0..<shape.layers).map {
-            try EncoderLayerWeights(weights, prefix: "\(prefix).layers.\($0)", shape: shape, arena: arena)
+            try EncoderLayerWeights(
+                weights, prefix: "\(prefix).layers.\($0)", shape: shape, arena: arena, pack: pack)
         }
     }
 
@@ -56,9 +55,13 @@ struct TransformerEncoder {
     ///   - hidden: The token vectors of every sequence, one after another.
     ///   - sequences: Each sequence's first row and length; attention stays within a sequence.
     ///   - causal: Whether a token attends only to itself and earlier tokens (the text tower).
+    ///   - pooled: For each sequence, the row the caller reads afterwards (the class or end-of-text
+    ///     token). The last layer computes only those rows; the others keep what the layer before
+    ///     produced. Every pooled row is exactly what a full last layer gives.
     ///   - parallel: How the work is split between threads.
     func run(
-        _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)], causal: Bool, parallel: Parallel
+        _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)], causal: Bool, pooled: [Int],
+        parallel: Parallel
     ) {
         let rows = sequences.reduce(0) { $0 + $1.length }
         let width = shape.hiddenSize
@@ -84,13 +87,17 @@ struct TransformerEncoder {
                     shift: shift, epsilon: epsilon, into: normed + range.lowerBound * width)
             }
         }
-        for layer in layers {
-            normalise(layer.norm1Scale, layer.norm1Shift)
-            for (projection, output) in [(layer.query, queries), (layer.key, keys), (layer.value, values)] {
-                Kernels.linear(
-                    normed, rows: rows, inputs: width, weight: projection.weight, bias: projection.bias,
-                    outputs: width, into: output, parallel: parallel)
+        for (index, layer) in layers.enumerated() {
+            if index == layers.count - 1 {
+                lastLayer(
+                    layer, hidden, sequences: sequences, causal: causal, pooled: pooled, normed: normed, keys: keys,
+                    values: values, parallel: parallel)
+                break
             }
+            normalise(layer.norm1Scale, layer.norm1Shift)
+            Kernels.linear(
+                normed, rows: rows, products: [(layer.query, queries), (layer.key, keys), (layer.value, values)],
+                parallel: parallel)
             parallel.forEach(sequences.count * heads) { pair in
                 let sequence = sequences[pair / heads]
                 let head = pair % heads
@@ -111,19 +118,84 @@ struct TransformerEncoder {
                     values + offset, Int32(width), 0, attended + offset, Int32(width))
             }
             Kernels.linear(
-                attended, rows: rows, inputs: width, weight: layer.output.weight, bias: layer.output.bias,
-                outputs: width, into: hidden, accumulate: true, parallel: parallel)
+                attended, rows: rows, weights: layer.output, into: hidden, accumulate: true, parallel: parallel)
             normalise(layer.norm2Scale, layer.norm2Shift)
-            Kernels.linear(
-                normed, rows: rows, inputs: width, weight: layer.expand.weight, bias: layer.expand.bias,
-                outputs: shape.intermediateSize, into: inner, parallel: parallel)
+            Kernels.linear(normed, rows: rows, weights: layer.expand, into: inner, parallel: parallel)
             let innerCount = rows * shape.intermediateSize
             parallel.split(innerCount, alignment: 64) { range in
                 Kernels.activate(inner + range.lowerBound, count: range.count, shape.activation)
             }
             Kernels.linear(
-                inner, rows: rows, inputs: shape.intermediateSize, weight: layer.contract.weight,
-                bias: layer.contract.bias, outputs: width, into: hidden, accumulate: true, parallel: parallel)
+                inner, rows: rows, weights: layer.contract, into: hidden, accumulate: true, parallel: parallel)
+        }
+    }
+
+    /// The last layer for the pooled rows only: keys and values for every token; queries,
+    /// attention, output projection and MLP for one row per sequence.
+    private func lastLayer(
+        _ layer: EncoderLayerWeights, _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
+        causal: Bool, pooled: [Int], normed: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>,
+        values: UnsafeMutablePointer<Float>, parallel: Parallel
+    ) {
+        let rows = sequences.reduce(0) { $0 + $1.length }
+        let width = shape.hiddenSize
+        let headSize = shape.headSize
+        let heads = shape.attentionHeads
+        let count = pooled.count
+        let epsilon = shape.layerNormEpsilon
+        parallel.split(rows) { range in
+            Kernels.layerNorm(
+                hidden + range.lowerBound * width, rows: range.count, width: width, scale: layer.norm1Scale,
+                shift: layer.norm1Shift, epsilon: epsilon, into: normed + range.lowerBound * width)
+        }
+        Kernels.linear(normed, rows: rows, products: [(layer.key, keys), (layer.value, values)], parallel: parallel)
+        let picked = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
+        let queries = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
+        let attended = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
+        let state = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
+        let inner = UnsafeMutablePointer<Float>.allocate(capacity: count * shape.intermediateSize)
+        let longest = sequences.map(\.length).max() ?? 0
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * heads * longest)
+        defer {
+            for buffer in [picked, queries, attended, state, inner, scores] { buffer.deallocate() }
+        }
+        for (index, row) in pooled.enumerated() {
+            (picked + index * width).update(from: normed + row * width, count: width)
+            (state + index * width).update(from: hidden + row * width, count: width)
+        }
+        Kernels.linear(picked, rows: count, weights: layer.query, into: queries, parallel: parallel)
+        let scale = 1 / Float(headSize).squareRoot()
+        parallel.forEach(count * heads) { pair in
+            let index = pair / heads
+            let head = pair % heads
+            let sequence = sequences[index]
+            let visible = causal ? pooled[index] - sequence.start + 1 : sequence.length
+            let query = queries + index * width + head * headSize
+            let line = scores + pair * longest
+            for token in 0..<visible {
+                let key = keys + (sequence.start + token) * width + head * headSize
+                var sum: Float = 0
+                for column in 0..<headSize { sum += query[column] * key[column] }
+                line[token] = sum * scale
+            }
+            Kernels.softmax(line, count: visible)
+            let output = attended + index * width + head * headSize
+            output.update(repeating: 0, count: headSize)
+            for token in 0..<visible {
+                let value = values + (sequence.start + token) * width + head * headSize
+                let weight = line[token]
+                for column in 0..<headSize { output[column] += weight * value[column] }
+            }
+        }
+        Kernels.linear(attended, rows: count, weights: layer.output, into: state, accumulate: true, parallel: parallel)
+        Kernels.layerNorm(
+            state, rows: count, width: width, scale: layer.norm2Scale, shift: layer.norm2Shift, epsilon: epsilon,
+            into: picked)
+        Kernels.linear(picked, rows: count, weights: layer.expand, into: inner, parallel: parallel)
+        Kernels.activate(inner, count: count * shape.intermediateSize, shape.activation)
+        Kernels.linear(inner, rows: count, weights: layer.contract, into: state, accumulate: true, parallel: parallel)
+        for (index, row) in pooled.enumerated() {
+            (hidden + row * width).update(from: state + index * width, count: width)
         }
     }
 }

@@ -32,7 +32,7 @@ struct ModelDirectoryTests {
         #expect(files.configuration.projectionDimension == 24 && files.configuration.vision.activation == .gelu)
         #expect(files.configuration.text.activation == .quickGELU && files.configuration.text.hiddenSize == 32)
         let model = try CLIPModel(files: files)
-        #expect(model.widenedBytes == 49408 * 32 * 4)
+        #expect(model.copiedBytes >= 49408 * 32 * 4)
     }
 
     @Test("missing files are named")

@@ -57,6 +57,21 @@ struct ReferenceOutputTests {
         }
     }
 
+    @Test("the BLAS path over the mapped weights gives the same embeddings as the packed kernel")
+    func blasPath() throws {
+        let unpacked = try CLIPModel(
+            files: try CLIPModelFiles(directory: ReferenceFixture.modelDirectory), packed: false)
+        for text in reference.texts {
+            let embedding = unpacked.embed(tokenSequences: [text.ids], threads: 2)[0]
+            #expect(ReferenceFixture.maxDifference(embedding, text.embedding) <= 1e-4, "\(text.text.debugDescription)")
+        }
+        for image in reference.images {
+            let pixels = try unpacked.preprocessor.pixelValues(imageData: try ReferenceFixture.imageData(image.file))
+            let embedding = unpacked.embed(pixelValues: [pixels], threads: 2)[0]
+            #expect(ReferenceFixture.maxDifference(embedding, image.embedding) <= 1e-4, "\(image.file)")
+        }
+    }
+
     @Test("embeddings are the same across runs and thread counts (within 1e-5)")
     func determinism() throws {
         let pixels = try reference.images.map {
