@@ -18,6 +18,6 @@ echo "==> Timing ONNX Runtime and PyTorch"
 "$venv/bin/python" Benchmarks/CLIPReference/bench_reference.py "$model" --seconds "$SECONDS_PER_CASE" \
     2>/dev/null > .build-bench/reference.jsonl
 echo "==> Building and timing this engine (release)"
-swift build -c release --product clip-bench >/dev/null
+swift build -c release --product clip-bench >/dev/null 2>.build-bench/build.log || { cat .build-bench/build.log; exit 1; }
 "$(swift build -c release --show-bin-path)/clip-bench" "$model" --seconds "$SECONDS_PER_CASE" \
     --reference .build-bench/reference.jsonl

@@ -165,45 +165,19 @@ enum Kernels {
         _ input: UnsafePointer<Float>, rows: Int, width: Int, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         epsilon: Float, into output: UnsafeMutablePointer<Float>
     ) {
-        for row in 0..<rows {
-            let source = input + row * width
-            let target = output + row * width
-            var sum: Float = 0
-            for column in 0..<width { sum += source[column] }
-            let mean = sum / Float(width)
-            var squares: Float = 0
-            for column in 0..<width {
-                let centred = source[column] - mean
-                squares += centred * centred
-            }
-            let inverse = 1 / (squares / Float(width) + epsilon).squareRoot()
-            for column in 0..<width {
-                target[column] = (source[column] - mean) * inverse * scale[column] + shift[column]
-            }
-        }
+        clipk_layer_norm(input, Int32(rows), Int32(width), scale, shift, epsilon, output)
     }
 
     /// Softmax of `count` values in place.
     static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for index in 0..<count { maximum = max(maximum, values[index]) }
-        for index in 0..<count { values[index] -= maximum }
-        exponentiate(values, count: count)
-        var sum: Float = 0
-        for index in 0..<count { sum += values[index] }
-        let inverse = 1 / sum
-        for index in 0..<count { values[index] *= inverse }
+        clipk_softmax(values, count)
     }
 
     /// Applies a tower's activation in place.
     static func activate(_ values: UnsafeMutablePointer<Float>, count: Int, _ activation: CLIPActivation) {
         switch activation {
         case .quickGELU:
-            // x · sigmoid(1.702 x) = x / (1 + exp(-1.702 x))
-            for index in 0..<count {
-                let x = values[index]
-                values[index] = x / (1 + exp(-1.702 * x))
-            }
+            clipk_quick_gelu(values, count)
         case .gelu:
             for index in 0..<count {
                 let x = values[index]
@@ -215,33 +189,5 @@ enum Kernels {
                 values[index] = 0.5 * x * (1 + tanhf(0.797_884_56 * (x + 0.044_715 * x * x * x)))
             }
         }
-    }
-
-    /// `exp` of every value in place.
-    static func exponentiate(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        for index in 0..<count { values[index] = exp(values[index]) }
-    }
-
-    /// `exp(x)` as `2ⁿ · p(r)` with `x = n ln 2 + r`, `|r| ≤ ln 2 / 2`, and a degree-7 Taylor
-    /// polynomial (relative error below 2 · 10⁻⁷). Written without branches or calls so that
-    /// loops over it vectorise.
-    @inline(__always)
-    static func exp(_ input: Float) -> Float {
-        let x = Swift.max(Swift.min(input, 88), -87)
-        // Round x / ln 2 to the nearest integer with the 1.5 · 2²³ trick (no rounding instruction).
-        let magic: Float = 12_582_912
-        let shifted = x * 1.442_695_04 + magic
-        let n = shifted - magic
-        let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
-        var p: Float = 1 / 5040
-        p = p * r + 1 / 720
-        p = p * r + 1 / 120
-        p = p * r + 1 / 24
-        p = p * r + 1 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
-        let exponent = Int32(bitPattern: shifted.bitPattern) &- Int32(bitPattern: magic.bitPattern)
-        return p * Float(bitPattern: UInt32(bitPattern: (exponent &+ 127) &<< 23))
     }
 }

@@ -1,6 +1,7 @@
 #include "CLIPKernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 enum { ROWS = 6, COLUMNS = 16 };
@@ -86,5 +87,145 @@ void clipk_gemm(const float *a, int m, int k, const float *packed, int column_st
             int rows = m - i < ROWS ? m - i : ROWS;
             blocks[rows](a + (size_t)i * k, k, panel, k, c + (size_t)i * ldc + p * COLUMNS, ldc, columns);
         }
+    }
+}
+
+// exp(x) = 2^n · p(r), x = n ln 2 + r, |r| <= ln 2 / 2, p a degree-7 Taylor polynomial (relative
+// error below 2e-7); n is rounded with the 1.5 · 2^23 trick. Scalar and AVX2 versions agree.
+static inline float exp_scalar(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float magic = 12582912.0f;
+    float shifted = x * 1.44269504f + magic;
+    float n = shifted - magic;
+    float r = x - n * 0.69314575f - n * 1.4286068e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { float f; int i; } s = {shifted}, m = {magic}, scale;
+    scale.i = ((s.i - m.i) + 127) << 23;
+    return p * scale.f;
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504f), magic);
+    __m256 n = _mm256_sub_ps(shifted, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.69314575f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.4286068e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i exponent = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(exponent, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(p, scale);
+}
+
+static int avx2(void) {
+    static int supported = -1;
+    if (supported < 0) supported = clipk_supported();
+    return supported;
+}
+
+__attribute__((target("avx2,fma")))
+static size_t quick_gelu_avx2(float *x, size_t count) {
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 e = exp_avx2(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f)));
+        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+    }
+    return i;
+}
+
+void clipk_quick_gelu(float *x, size_t count) {
+    size_t i = avx2() ? quick_gelu_avx2(x, count) : 0;
+    for (; i < count; i++) x[i] = x[i] / (1.0f + exp_scalar(-1.702f * x[i]));
+}
+
+__attribute__((target("avx2,fma")))
+static size_t exp_shifted_avx2(float *x, size_t count, float shift, float *sum) {
+    size_t i = 0;
+    __m256 total = _mm256_setzero_ps();
+    for (; i + 8 <= count; i += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(shift)));
+        _mm256_storeu_ps(x + i, e);
+        total = _mm256_add_ps(total, e);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, total);
+    *sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    return i;
+}
+
+void clipk_softmax(float *x, size_t count) {
+    if (count == 0) return;
+    float maximum = x[0];
+    for (size_t i = 1; i < count; i++) maximum = x[i] > maximum ? x[i] : maximum;
+    float sum = 0;
+    size_t i = avx2() ? exp_shifted_avx2(x, count, maximum, &sum) : 0;
+    for (; i < count; i++) {
+        x[i] = exp_scalar(x[i] - maximum);
+        sum += x[i];
+    }
+    float inverse = 1.0f / sum;
+    for (size_t j = 0; j < count; j++) x[j] *= inverse;
+}
+
+__attribute__((target("avx2,fma")))
+static void layer_norm_row_avx2(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
+    int i = 0;
+    __m256 total = _mm256_setzero_ps();
+    for (; i + 8 <= width; i += 8) total = _mm256_add_ps(total, _mm256_loadu_ps(in + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, total);
+    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < width; i++) sum += in[i];
+    float mean = sum / (float)width;
+    __m256 centre = _mm256_set1_ps(mean);
+    __m256 squares = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= width; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(in + i), centre);
+        squares = _mm256_fmadd_ps(d, d, squares);
+    }
+    _mm256_storeu_ps(lanes, squares);
+    float variance = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < width; i++) variance += (in[i] - mean) * (in[i] - mean);
+    float inverse = 1.0f / sqrtf(variance / (float)width + epsilon);
+    __m256 factor = _mm256_set1_ps(inverse);
+    for (i = 0; i + 8 <= width; i += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), centre), factor);
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(scale + i), _mm256_loadu_ps(shift + i)));
+    }
+    for (; i < width; i++) out[i] = (in[i] - mean) * inverse * scale[i] + shift[i];
+}
+
+static void layer_norm_row(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
+    float sum = 0;
+    for (int i = 0; i < width; i++) sum += in[i];
+    float mean = sum / (float)width;
+    float variance = 0;
+    for (int i = 0; i < width; i++) variance += (in[i] - mean) * (in[i] - mean);
+    float inverse = 1.0f / sqrtf(variance / (float)width + epsilon);
+    for (int i = 0; i < width; i++) out[i] = (in[i] - mean) * inverse * scale[i] + shift[i];
+}
+
+void clipk_layer_norm(const float *in, int rows, int width, const float *scale, const float *shift, float epsilon, float *out) {
+    for (int row = 0; row < rows; row++) {
+        const float *source = in + (size_t)row * width;
+        float *target = out + (size_t)row * width;
+        if (avx2()) layer_norm_row_avx2(source, width, scale, shift, epsilon, target);
+        else layer_norm_row(source, width, scale, shift, epsilon, target);
     }
 }

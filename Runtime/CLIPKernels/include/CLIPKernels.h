@@ -23,4 +23,14 @@ void clipk_pack(const float *w, int n, int k, float *packed);
 /// columns, so results do not depend on how callers divide the work.
 void clipk_gemm(const float *a, int m, int k, const float *packed, int column_start, int column_end, float *c, int ldc);
 
+/// `x · sigmoid(1.702 x)` of every value, in place.
+void clipk_quick_gelu(float *x, size_t count);
+
+/// Softmax of `count` values, in place.
+void clipk_softmax(float *x, size_t count);
+
+/// Layer normalisation of `rows` rows of `width` values: `(x - mean) / sqrt(variance + ε) · scale
+/// + shift`. `out` may be `in`.
+void clipk_layer_norm(const float *in, int rows, int width, const float *scale, const float *shift, float epsilon, float *out);
+
 #endif
