@@ -165,9 +165,8 @@ let package = Package(
         ),
         .testTarget(
             name: "CLIPInferenceTests",
-            dependencies: ["CLIPInference"],
+            dependencies: ["CLIPInference", .product(name: "Logging", package: "swift-log")],
             path: "Tests/CLIPInferenceTests",
-            exclude: [],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -80,12 +80,13 @@ public final class CLIPEmbedder: Embedder {
     /// Loads the model and runs one image and one text through it, so that every weight page is
     /// resident before the first request; logs the resident memory afterwards.
     public func prepare() async throws {
-        let model = try model()
-        let side = model.configuration.imageSize
-        _ = try await run {
-            model.embed(pixelValues: [[Float](repeating: 0, count: 3 * side * side)], threads: self.threads)
+        let threads = threads
+        try await run { [self] in
+            let model = try model()
+            let side = model.configuration.imageSize
+            _ = model.embed(pixelValues: [[Float](repeating: 0, count: 3 * side * side)], threads: threads)
+            _ = model.embed(tokenSequences: [model.tokenize("warm up")], threads: threads)
         }
-        _ = try await run { model.embed(tokenSequences: [model.tokenize("warm up")], threads: self.threads) }
         logger.info(
             "CLIP model ready",
             metadata: [
@@ -94,34 +95,92 @@ public final class CLIPEmbedder: Embedder {
             ])
     }
 
-    /// Embeds encoded image bytes.
+    /// Embeds encoded image bytes. Requests that arrive while an inference runs are embedded
+    /// together in the next batch (up to ``maxBatch`` images).
     public func embed(image data: Data) async throws -> [Float] {
-        try await embed(images: [data])[0]
+        try await submit(.image(data))
     }
 
-    /// Embeds several encoded images in one batch.
-    public func embed(images: [Data]) async throws -> [[Float]] {
-        let model = try model()
-        let maxPixels = maxPixels
-        let threads = threads
-        return try await run {
-            let pixels = try images.map { try model.preprocessor.pixelValues(imageData: $0, maxPixels: maxPixels) }
-            return model.embed(pixelValues: pixels, threads: threads)
+    /// Embeds a text, batched with other texts waiting at the same time.
+    public func embed(text: String) async throws -> [Float] {
+        try await submit(.text(text))
+    }
+
+    /// The most images (or texts) one inference takes.
+    public static let maxBatch = 8
+
+    private enum Input {
+        case image(Data)
+        case text(String)
+    }
+
+    private struct Request {
+        let input: Input
+        let continuation: CheckedContinuation<[Float], any Error>
+    }
+
+    private let waiting = Mutex<(requests: [Request], draining: Bool)>(([], false))
+
+    private func submit(_ input: Input) async throws -> [Float] {
+        try await withCheckedThrowingContinuation { continuation in
+            let startsDrain = waiting.withLock { state in
+                state.requests.append(Request(input: input, continuation: continuation))
+                defer { state.draining = true }
+                return !state.draining
+            }
+            if startsDrain { queue.async { self.drain() } }
         }
     }
 
-    /// Embeds a text.
-    public func embed(text: String) async throws -> [Float] {
-        let model = try model()
-        let threads = threads
-        return try await run { model.embed(tokenSequences: [model.tokenize(text)], threads: threads)[0] }
+    /// Runs waiting requests in batches on the inference queue until none is left.
+    private func drain() {
+        while true {
+            let batch: [Request] = waiting.withLock { state in
+                guard !state.requests.isEmpty else {
+                    state.draining = false
+                    return []
+                }
+                let taken = Array(state.requests.prefix(Self.maxBatch))
+                state.requests.removeFirst(taken.count)
+                return taken
+            }
+            guard !batch.isEmpty else { return }
+            let model: CLIPModel
+            do {
+                model = try self.model()
+            } catch {
+                for request in batch { request.continuation.resume(throwing: error) }
+                continue
+            }
+            var images: [(Request, [Float])] = []
+            var texts: [(Request, [Int32])] = []
+            for request in batch {
+                switch request.input {
+                case .image(let data):
+                    do {
+                        images.append(
+                            (request, try model.preprocessor.pixelValues(imageData: data, maxPixels: maxPixels)))
+                    } catch {
+                        request.continuation.resume(throwing: error)
+                    }
+                case .text(let text):
+                    texts.append((request, model.tokenize(text)))
+                }
+            }
+            if !images.isEmpty {
+                let vectors = model.embed(pixelValues: images.map(\.1), threads: threads)
+                for ((request, _), vector) in zip(images, vectors) { request.continuation.resume(returning: vector) }
+            }
+            if !texts.isEmpty {
+                let vectors = model.embed(tokenSequences: texts.map(\.1), threads: threads)
+                for ((request, _), vector) in zip(texts, vectors) { request.continuation.resume(returning: vector) }
+            }
+        }
     }
 
-    private func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try work() })
-            }
+    private func run(_ work: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            queue.async { continuation.resume(with: Result { try work() }) }
         }
     }
 }
