@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the committed test images in Tests/ImagePipelineTests/Fixtures.
+"""Makes the committed test images in Tests/Fixtures.
 
 Run once by hand when the set changes (CI does not run it):
     python3 -m venv /tmp/fixtures && /tmp/fixtures/bin/pip install Pillow==11.0.0
@@ -14,7 +14,7 @@ import zlib
 
 from PIL import Image, ImageDraw
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "ImagePipelineTests", "Fixtures")
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures")
 
 
 def scene(sky, ground, sun, size=(320, 240), seed=0):

@@ -87,14 +87,15 @@ int vshim_decode_all(VShimImage *image) {
     return vips_avg(image, &average, NULL);
 }
 
-// Converts to 8-bit sRGB with three bands, flattening alpha onto white. Takes ownership of `in`.
-static VipsImage *to_srgb8(VipsImage *in) {
+// Converts to 8-bit sRGB with three bands, flattening alpha onto white (or, without
+// `flatten_alpha`, dropping the alpha band). Takes ownership of `in`.
+static VipsImage *to_srgb8(VipsImage *in, int flatten_alpha) {
     VipsImage *current = in;
     VipsImage *next = NULL;
     if (vips_colourspace(current, &next, VIPS_INTERPRETATION_sRGB, NULL)) goto fail;
     g_object_unref(current);
     current = next;
-    if (vips_image_hasalpha(current)) {
+    if (flatten_alpha && vips_image_hasalpha(current)) {
         VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
         int failed = vips_flatten(current, &next, "background", white, NULL);
         vips_area_unref(VIPS_AREA(white));
@@ -118,7 +119,7 @@ fail:
 int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality, void **out, size_t *out_length) {
     VipsImage *thumbnail = NULL;
     if (vips_thumbnail_buffer((void *)bytes, length, &thumbnail, size, "height", size, NULL)) return -1;
-    VipsImage *rgb = to_srgb8(thumbnail);
+    VipsImage *rgb = to_srgb8(thumbnail, 1);
     if (!rgb) return -1;
     void *saved = NULL;
     size_t saved_length = 0;
@@ -137,7 +138,7 @@ int vshim_render_srgb(const void *bytes, size_t length, int width, int height, u
     if (vips_thumbnail_buffer(
             (void *)bytes, length, &small, width, "height", height, "size", VIPS_SIZE_FORCE, NULL))
         return -1;
-    VipsImage *rgb = to_srgb8(small);
+    VipsImage *rgb = to_srgb8(small, 1);
     if (!rgb) return -1;
     size_t written = 0;
     void *pixels = vips_image_write_to_memory(rgb, &written);
@@ -165,18 +166,8 @@ int vshim_decode_rgb(const void *bytes, size_t length, int max_pixels, int *widt
     VipsImage *next = NULL;
     if (vips_autorot(current, &next, NULL)) goto fail;
     g_object_unref(current);
-    current = next;
-    if (vips_colourspace(current, &next, VIPS_INTERPRETATION_sRGB, NULL)) goto fail;
-    g_object_unref(current);
-    current = next;
-    if (vips_image_get_bands(current) > 3) {
-        if (vips_extract_band(current, &next, 0, "n", 3, NULL)) goto fail;
-        g_object_unref(current);
-        current = next;
-    }
-    if (vips_cast(current, &next, VIPS_FORMAT_UCHAR, NULL)) goto fail;
-    g_object_unref(current);
-    current = next;
+    current = to_srgb8(next, 0);
+    if (!current) return -1;
     size_t written = 0;
     void *pixels = vips_image_write_to_memory(current, &written);
     int w = vips_image_get_width(current), h = vips_image_get_height(current);
