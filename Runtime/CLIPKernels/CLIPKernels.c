@@ -1,14 +1,24 @@
 #include "CLIPKernels.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CLIPK_PORTABLE)
+#define CLIPK_X86 1
+#include <immintrin.h>
+#else
+#define CLIPK_X86 0
+#endif
 
 enum { ROWS = 6, COLUMNS = 16 };
 
 int clipk_supported(void) {
+#if CLIPK_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
 }
 
 size_t clipk_packed_count(int n, int k) {
@@ -28,6 +38,7 @@ void clipk_pack(const float *w, int n, int k, float *packed) {
     }
 }
 
+#if CLIPK_X86
 // C[0..R-1][0..columns-1] += the product of R rows of A (leading dimension lda) and one panel,
 // over `depth` steps of k. R is a constant in each caller below, so unused rows cost nothing.
 __attribute__((target("avx2,fma"), always_inline))
@@ -89,6 +100,19 @@ void clipk_gemm(const float *a, int m, int k, const float *packed, int column_st
         }
     }
 }
+#else
+void clipk_gemm(const float *a, int m, int k, const float *packed, int column_start, int column_end, float *c, int ldc) {
+    // Only reached where clipk_supported() is 1; kept portable for completeness.
+    for (int i = 0; i < m; i++) {
+        for (int j = column_start; j < column_end; j++) {
+            const float *panel = packed + (size_t)(j / COLUMNS) * k * COLUMNS + j % COLUMNS;
+            float sum = 0;
+            for (int kk = 0; kk < k; kk++) sum += a[(size_t)i * k + kk] * panel[(size_t)kk * COLUMNS];
+            c[(size_t)i * ldc + j] += sum;
+        }
+    }
+}
+#endif
 
 // exp(x) = 2^n · p(r), x = n ln 2 + r, |r| <= ln 2 / 2, p a degree-7 Taylor polynomial (relative
 // error below 2e-7); n is rounded with the 1.5 · 2^23 trick. Scalar and AVX2 versions agree.
@@ -111,6 +135,7 @@ static inline float exp_scalar(float x) {
     return p * scale.f;
 }
 
+#if CLIPK_X86
 __attribute__((target("avx2,fma")))
 static inline __m256 exp_avx2(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
@@ -132,12 +157,15 @@ static inline __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(p, scale);
 }
 
+#endif
+
 static int avx2(void) {
     static int supported = -1;
     if (supported < 0) supported = clipk_supported();
     return supported;
 }
 
+#if CLIPK_X86
 __attribute__((target("avx2,fma")))
 static size_t quick_gelu_avx2(float *x, size_t count) {
     size_t i = 0;
@@ -149,11 +177,19 @@ static size_t quick_gelu_avx2(float *x, size_t count) {
     return i;
 }
 
+#else
+static size_t quick_gelu_avx2(float *x, size_t count) {
+    (void)x, (void)count;
+    return 0;
+}
+#endif
+
 void clipk_quick_gelu(float *x, size_t count) {
     size_t i = avx2() ? quick_gelu_avx2(x, count) : 0;
     for (; i < count; i++) x[i] = x[i] / (1.0f + exp_scalar(-1.702f * x[i]));
 }
 
+#if CLIPK_X86
 __attribute__((target("avx2,fma")))
 static size_t exp_shifted_avx2(float *x, size_t count, float shift, float *sum) {
     size_t i = 0;
@@ -169,6 +205,14 @@ static size_t exp_shifted_avx2(float *x, size_t count, float shift, float *sum) 
     return i;
 }
 
+#else
+static size_t exp_shifted_avx2(float *x, size_t count, float shift, float *sum) {
+    (void)x, (void)count, (void)shift;
+    *sum = 0;
+    return 0;
+}
+#endif
+
 void clipk_softmax(float *x, size_t count) {
     if (count == 0) return;
     float maximum = x[0];
@@ -183,6 +227,17 @@ void clipk_softmax(float *x, size_t count) {
     for (size_t j = 0; j < count; j++) x[j] *= inverse;
 }
 
+static void layer_norm_row(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
+    float sum = 0;
+    for (int i = 0; i < width; i++) sum += in[i];
+    float mean = sum / (float)width;
+    float variance = 0;
+    for (int i = 0; i < width; i++) variance += (in[i] - mean) * (in[i] - mean);
+    float inverse = 1.0f / sqrtf(variance / (float)width + epsilon);
+    for (int i = 0; i < width; i++) out[i] = (in[i] - mean) * inverse * scale[i] + shift[i];
+}
+
+#if CLIPK_X86
 __attribute__((target("avx2,fma")))
 static void layer_norm_row_avx2(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
     int i = 0;
@@ -211,15 +266,11 @@ static void layer_norm_row_avx2(const float *in, int width, const float *scale, 
     for (; i < width; i++) out[i] = (in[i] - mean) * inverse * scale[i] + shift[i];
 }
 
-static void layer_norm_row(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
-    float sum = 0;
-    for (int i = 0; i < width; i++) sum += in[i];
-    float mean = sum / (float)width;
-    float variance = 0;
-    for (int i = 0; i < width; i++) variance += (in[i] - mean) * (in[i] - mean);
-    float inverse = 1.0f / sqrtf(variance / (float)width + epsilon);
-    for (int i = 0; i < width; i++) out[i] = (in[i] - mean) * inverse * scale[i] + shift[i];
+#else
+static void layer_norm_row_avx2(const float *in, int width, const float *scale, const float *shift, float epsilon, float *out) {
+    layer_norm_row(in, width, scale, shift, epsilon, out);
 }
+#endif
 
 void clipk_layer_norm(const float *in, int rows, int width, const float *scale, const float *shift, float epsilon, float *out) {
     for (int row = 0; row < rows; row++) {
