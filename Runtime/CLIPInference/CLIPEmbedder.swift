@@ -7,9 +7,9 @@ import Synchronization
 /// The CLIP model behind the embedder port: images and texts into one 0-1-scored space.
 ///
 /// The directory is checked when the embedder is made (so a broken model stops a process at
-/// start); the weights are loaded on first use or by ``prepare()``, once per process, and one
-/// inference runs at a time on a dedicated queue, each using the configured number of matrix
-/// library threads.
+/// start); the weights are loaded on first use or by ``prepare()``, once per process, on the
+/// embedder's inference queue. One inference runs at a time, split between `threads` threads;
+/// requests that arrive meanwhile wait and are embedded together, up to ``maxBatch`` at once.
 public final class CLIPEmbedder: Embedder {
     /// Text-to-image relevance: raw CLIP cosines between a caption and a matching photo sit near
     /// 0.25-0.35 and unrelated pairs near 0.10-0.20, so the logistic curve centred on 0.20 with
@@ -19,7 +19,7 @@ public final class CLIPEmbedder: Embedder {
 
     /// The checked model directory.
     public let files: CLIPModelFiles
-    /// The matrix library threads each inference uses.
+    /// The threads each inference is split between.
     public let threads: Int
     /// The checkpoint's fingerprint, stored with every vector.
     public var modelID: String { files.fingerprint }
@@ -41,7 +41,7 @@ public final class CLIPEmbedder: Embedder {
     /// Checks a model directory without loading its weights.
     /// - Parameters:
     ///   - directory: The Hugging Face CLIP directory.
-    ///   - threads: Matrix library threads per inference.
+    ///   - threads: The threads each inference is split between.
     ///   - maxPixels: The largest image decoded.
     ///   - logger: Where load time and memory are reported.
     /// - Throws: ``CLIPModelError`` naming the first file that is missing or wrong.
@@ -52,7 +52,7 @@ public final class CLIPEmbedder: Embedder {
         self.logger = logger
     }
 
-    /// The loaded model, loading it on first use.
+    /// The loaded model, loading it on first use (blocking: call it off the concurrency pool).
     public func model() throws -> CLIPModel {
         try loaded.withLock { model in
             if let model { return model }

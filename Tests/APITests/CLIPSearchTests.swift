@@ -54,6 +54,23 @@ struct CLIPSearchTests {
             )
             .decode(SearchReply.self)
             #expect(above.filenames == [reply.results[0].image.filename])
+
+            // image_id queries compare image embeddings; the score is the cosine itself.
+            let sunsetID = try #require(reply.results.first { $0.image.filename == "sunset.jpg" }?.image.id)
+            let similar = try await client.search(
+                json: #"{"image_id": "\#(sunsetID.uuidString)", "similarity_threshold": 0}"#, key: ann.key
+            ).decode(SearchReply.self)
+            // A threshold of 0 keeps every other image whose cosine is not negative.
+            let expected = Set(
+                ["lake.png", "forest.webp"].filter {
+                    TinyCLIP.dot(vectors["sunset.jpg"] ?? [], vectors[$0] ?? []) >= 0
+                })
+            #expect(similar.mode == "similar" && Set(similar.filenames) == expected)
+            for result in similar.results {
+                let cosine = TinyCLIP.dot(
+                    try #require(vectors["sunset.jpg"]), try #require(vectors[result.image.filename]))
+                #expect(abs(result.score - max(0, Double(cosine))) < 1e-5)
+            }
         }
     }
 
