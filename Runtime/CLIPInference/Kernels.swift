@@ -104,16 +104,19 @@ enum Kernels {
     /// `accumulate`, the product is added to what `output` holds (a residual connection).
     static func linear(
         _ input: UnsafePointer<Float>, rows: Int, weights: LinearWeights, into output: UnsafeMutablePointer<Float>,
-        accumulate: Bool = false, parallel: Parallel
+        accumulate: Bool = false, activation: CLIPActivation? = nil, parallel: Parallel
     ) {
-        linear(input, rows: rows, products: [(weights, output)], accumulate: accumulate, parallel: parallel)
+        linear(
+            input, rows: rows, products: [(weights, output)], accumulate: accumulate, activation: activation,
+            parallel: parallel)
     }
 
     /// Several products of the same input (the attention's query, key and value projections) in
-    /// one parallel region, each split by columns between the workers.
+    /// one parallel region, each split by columns between the workers. With `activation`, each
+    /// worker applies it to its own columns right after its product.
     static func linear(
         _ input: UnsafePointer<Float>, rows: Int, products: [(LinearWeights, UnsafeMutablePointer<Float>)],
-        accumulate: Bool = false, parallel: Parallel
+        accumulate: Bool = false, activation: CLIPActivation? = nil, parallel: Parallel
     ) {
         let width = products.map(\.0.outputs).max() ?? 0
         parallel.split(products.count * width, alignment: 16) { range in
@@ -123,6 +126,11 @@ enum Kernels {
                 guard start < end else { continue }
                 multiply(
                     input, rows: rows, weights: weights, columns: start..<end, into: output, accumulate: accumulate)
+                if let activation {
+                    for row in 0..<rows {
+                        activate(output + row * weights.outputs + start, count: end - start, activation)
+                    }
+                }
             }
         }
     }

@@ -120,11 +120,9 @@ struct TransformerEncoder {
             Kernels.linear(
                 attended, rows: rows, weights: layer.output, into: hidden, accumulate: true, parallel: parallel)
             normalise(layer.norm2Scale, layer.norm2Shift)
-            Kernels.linear(normed, rows: rows, weights: layer.expand, into: inner, parallel: parallel)
-            let innerCount = rows * shape.intermediateSize
-            parallel.split(innerCount, alignment: 64) { range in
-                Kernels.activate(inner + range.lowerBound, count: range.count, shape.activation)
-            }
+            Kernels.linear(
+                normed, rows: rows, weights: layer.expand, into: inner, activation: shape.activation, parallel: parallel
+            )
             Kernels.linear(
                 inner, rows: rows, weights: layer.contract, into: hidden, accumulate: true, parallel: parallel)
         }
@@ -191,8 +189,8 @@ struct TransformerEncoder {
         Kernels.layerNorm(
             state, rows: count, width: width, scale: layer.norm2Scale, shift: layer.norm2Shift, epsilon: epsilon,
             into: picked)
-        Kernels.linear(picked, rows: count, weights: layer.expand, into: inner, parallel: parallel)
-        Kernels.activate(inner, count: count * shape.intermediateSize, shape.activation)
+        Kernels.linear(
+            picked, rows: count, weights: layer.expand, into: inner, activation: shape.activation, parallel: parallel)
         Kernels.linear(inner, rows: count, weights: layer.contract, into: state, accumulate: true, parallel: parallel)
         for (index, row) in pooled.enumerated() {
             (hidden + row * width).update(from: state + index * width, count: width)
