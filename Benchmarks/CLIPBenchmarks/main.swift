@@ -208,7 +208,7 @@ print(
     "CLIP benchmark: \(configuration.vision.layers)-layer ViT-\(configuration.patchSize) image tower, \(configuration.text.layers)-layer text tower, random weights"
 )
 print(
-    "  weights: \(String(format: "%.1f", weightMiB)) MiB; load (map, tokenizer): \(String(format: "%.3f", loadSeconds)) s; first batch of \(imageCount) images (pages faulted in): \(String(format: "%.3f", firstSeconds)) s"
+    "  weights: \(String(format: "%.1f", weightMiB)) MiB; load (map, pack, tokenizer): \(String(format: "%.3f", loadSeconds)) s; first batch of \(imageCount) images (pages faulted in): \(String(format: "%.3f", firstSeconds)) s"
 )
 print("  largest difference from PyTorch: images \(imageDifference), texts \(textDifference)")
 print(
