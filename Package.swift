@@ -82,7 +82,8 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Runtime/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The CLIP engine's packed matrix-product kernel (AVX2 and FMA, chosen at run time).
-        .target(name: "CLIPKernels", path: "Runtime/CLIPKernels"),
+        // Optimised in debug builds too: unoptimised, the kernels make a debug emulator unusably slow.
+        .target(name: "CLIPKernels", path: "Runtime/CLIPKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // A non-variadic C interface over the libvips calls the project makes.
         .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/VipsShim"),
         // libvips behind the image-codec port, and the built-in visual-features embedder.

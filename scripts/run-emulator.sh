@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-echo "==> Building and starting the emulator (the first build takes several minutes)"
-exec swift run emulator "$@"
+echo "==> Building (release, so that CLIP inference runs at full speed; the first build takes several minutes) and starting the emulator"
+exec swift run -c release emulator "$@"
