@@ -139,9 +139,9 @@ public struct CLIPModelFiles: Sendable {
     }
 }
 
-/// A loaded CLIP model: both towers over memory-mapped weights, the tokenizer and the image
-/// preprocessing. Immutable once loaded, so one instance serves concurrent callers (the matrix
-/// library's threads are shared; see ``setThreadCount(_:)``).
+/// A loaded CLIP model: both towers over memory-mapped (or, for the product kernel, packed)
+/// weights, the tokenizer and the image preprocessing. Immutable once loaded, so one instance
+/// serves concurrent callers; each call splits its own work between the threads it is given.
 public final class CLIPModel: @unchecked Sendable {
     /// The checked files this model was loaded from.
     public let files: CLIPModelFiles

@@ -309,7 +309,7 @@ public enum RelevanceScale: Sendable, Equatable {
     public func minimumCosine(forScore score: Double) -> Float {
         switch self {
         case .shiftedCosine: return Float(2 * score - 1)
-        case .cosine: return Float(score)
+        case .cosine: return score <= 0 ? -1 : Float(score)
         case .logistic(let midpoint, let width):
             if score <= 0 { return -1 }
             if score >= 1 { return 1.0001 }
