@@ -115,6 +115,12 @@ struct CLIPSearchTests {
             let empty = try await client.search("?q=sunset&similarity_threshold=0", key: admin.key)
                 .decode(SearchReply.self)
             #expect(empty.mode == "semantic" && empty.total == 0)
+            let staleImage = try #require(
+                try await client.listImages(key: admin.key).decode(ListReply<ImageRecord>.self).items.first)
+            let staleQuery = try await client.search(
+                json: #"{"image_id": "\#(staleImage.id.uuidString)"}"#, key: admin.key)
+            #expect(staleQuery.status == .conflict)
+            #expect(String(decoding: staleQuery.body, as: UTF8.self).contains("reprocess-all"))
 
             #expect(try await client.reprocessAll(key: member.key).status == .forbidden)
             #expect(try await client.reprocessProgress(key: member.key).status == .forbidden)

@@ -77,7 +77,14 @@ public struct SearchFunction: HTTPFunction {
         guard let image = try await images.store.image(id: imageID, teamID: teamID) else {
             throw FunctionError.notFound("Image not found")
         }
-        guard image.embeddingStatus == .success, image.embeddingModel == images.embedder.modelID,
+        if image.embeddingStatus == .success, let model = image.embeddingModel, model != images.embedder.modelID {
+            throw FunctionError.conflict(
+                """
+                Image was embedded with another model (\(model)); POST /api/v1/images/reprocess-all \
+                re-embeds the team's images with \(images.embedder.modelID)
+                """)
+        }
+        guard image.embeddingStatus == .success,
             let entry = try await images.vectors.vector(imageID: imageID, teamID: teamID)
         else {
             throw FunctionError.conflict(
