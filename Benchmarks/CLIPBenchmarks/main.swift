@@ -223,7 +223,7 @@ print(
         + pad("image GFLOP/s*", 15) + "of sgemm peak")
 for measurement in measurements + reference {
     let achieved = measurement.imagesPerSecond * imageFLOPs / 1e9
-    let share = measurement.engine == "this engine" || true ? achieved / (peaks[measurement.threads] ?? 1) : 0
+    let share = achieved / (peaks[measurement.threads] ?? 1)
     print(
         pad(measurement.engine, 28) + pad("\(measurement.threads)", 9) + pad("\(measurement.batch)", 7)
             + pad(String(format: "%.2f", measurement.imagesPerSecond), 10)

@@ -125,7 +125,7 @@ public struct CLIPConfiguration: Sendable, Equatable {
 }
 
 /// `preprocessor_config.json`: how an image becomes the tower's input.
-public struct CLIPPreprocessing: Sendable, Equatable {
+public struct CLIPPreprocessing: Sendable {
     /// How the image is resized before cropping.
     public enum Resize: Sendable, Equatable {
         /// The shorter side to this many pixels, keeping the aspect ratio.
@@ -198,13 +198,5 @@ public struct CLIPPreprocessing: Sendable, Equatable {
         } else {
             self.normalization = nil
         }
-    }
-
-    /// Compares every setting.
-    public static func == (left: CLIPPreprocessing, right: CLIPPreprocessing) -> Bool {
-        left.resize == right.resize && left.resample == right.resample && left.crop?.height == right.crop?.height
-            && left.crop?.width == right.crop?.width && left.rescaleFactor == right.rescaleFactor
-            && left.normalization?.mean == right.normalization?.mean
-            && left.normalization?.std == right.normalization?.std
     }
 }

@@ -9,8 +9,9 @@ public struct CLIPModelFiles: Sendable {
     public let directory: URL
     /// The parsed `config.json`.
     public let configuration: CLIPConfiguration
-    /// The parsed `preprocessor_config.json`.
-    public let preprocessing: CLIPPreprocessing
+    /// The image preprocessing `preprocessor_config.json` describes, checked against the model's
+    /// input size.
+    public let preprocessor: CLIPImagePreprocessor
     /// A short identifier of this exact checkpoint: the directory name and a SHA-256 prefix over
     /// both JSON files, the safetensors header and the first and last MiB of tensor data.
     public let fingerprint: String
@@ -34,8 +35,8 @@ public struct CLIPModelFiles: Sendable {
         let configData = try Self.read(directory, "config.json")
         self.configuration = try CLIPConfiguration(json: configData)
         let preprocessorData = try Self.read(directory, "preprocessor_config.json")
-        self.preprocessing = try CLIPPreprocessing(json: preprocessorData)
-        _ = try CLIPImagePreprocessor(settings: preprocessing, imageSize: configuration.imageSize)
+        self.preprocessor = try CLIPImagePreprocessor(
+            settings: try CLIPPreprocessing(json: preprocessorData), imageSize: configuration.imageSize)
         let hasVocabulary =
             FileManager.default.fileExists(atPath: directory.appendingPathComponent("vocab.json").path)
             && FileManager.default.fileExists(atPath: directory.appendingPathComponent("merges.txt").path)
@@ -191,7 +192,7 @@ public final class CLIPModel: @unchecked Sendable {
                 file: "vocab.json",
                 "has \(tokenizer.vocabularySize) tokens but the model embeds \(configuration.vocabularySize)")
         }
-        self.preprocessor = try CLIPImagePreprocessor(settings: files.preprocessing, imageSize: configuration.imageSize)
+        self.preprocessor = files.preprocessor
         let weights = try SafeTensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
         self.weights = weights
         let arena = self.arena
