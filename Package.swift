@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLIPInferenceTests",
-            dependencies: ["CLIPInference", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLIPInference", "CLIPKernels", .product(name: "Logging", package: "swift-log")],
             path: "Tests/CLIPInferenceTests",
             swiftSettings: swiftSettings
         ),

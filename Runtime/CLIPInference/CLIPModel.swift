@@ -281,8 +281,7 @@ public final class CLIPModel: @unchecked Sendable {
         textEncoder.run(hidden, sequences: layout, causal: true, pooled: pooledRows, parallel: parallel)
         let pooled = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * width)
         defer { pooled.deallocate() }
-        for (index, (sequence, place)) in zip(sequences, layout).enumerated() {
-            let row = pooledRows[index]
+        for (index, row) in pooledRows.enumerated() {
             Kernels.layerNorm(
                 hidden + row * width, rows: 1, width: width, scale: finalNorm.scale, shift: finalNorm.shift,
                 epsilon: configuration.text.layerNormEpsilon, into: pooled + index * width)

@@ -1,57 +1,89 @@
 import CLIPKernels
 import COpenBLAS
-import Dispatch
 import Foundation
+import Synchronization
 
 /// Work split between a fixed number of threads (the matrix library itself runs single-threaded
-/// inside each, so results do not depend on how it would have split the work).
+/// inside each, so results do not depend on how it would have split the work). The threads come
+/// from one ``WorkerPool`` per thread count, shared by the process.
 struct Parallel {
     /// Threads to use, at least 1.
     let workers: Int
+    private let pool: WorkerPool?
 
-    /// Runs `body` for every index, spread over the workers (statically: worker `w` takes
-    /// `w, w + workers, …`).
+    init(workers: Int) {
+        self.workers = max(1, workers)
+        self.pool = self.workers > 1 ? WorkerPool.shared(workers: self.workers) : nil
+    }
+
+    /// Runs `body` for every index, spread over the workers: each takes the next index as it
+    /// finishes one.
     func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if workers <= 1 || count <= 1 {
+        guard let pool, count > 1 else {
             for index in 0..<count { body(index) }
             return
         }
-        let used = min(workers, count)
-        withoutActuallyEscaping(body) { body in
-            let work = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: used) { worker in
-                var index = worker
-                while index < count {
-                    work.value(index)
-                    index += used
-                }
-            }
-        }
+        pool.run(parts: count, body)
     }
 
-    /// Splits `0..<total` into one contiguous range per worker (bounds rounded to `alignment`).
-    func split(_ total: Int, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
-        let used = max(1, min(workers, total / max(alignment, 1)))
-        if used == 1 {
+    /// Splits `0..<total` into contiguous chunks (bounds rounded to `alignment`, at least
+    /// `minimum` long, about `chunksPerWorker` per worker) that the workers take one at a time, so
+    /// that a worker slowed by other work on its core delays the step by at most one chunk.
+    func split(
+        _ total: Int, alignment: Int = 1, minimum: Int = 1, chunksPerWorker: Int = 4, _ body: (Range<Int>) -> Void
+    ) {
+        let alignment = max(alignment, 1)
+        let wanted = max(minimum, total / max(workers * chunksPerWorker, 1))
+        let step = (wanted + alignment - 1) / alignment * alignment
+        let chunks = (total + step - 1) / step
+        guard let pool, chunks > 1 else {
             body(0..<total)
             return
         }
-        let step = (total / used + alignment - 1) / alignment * alignment
-        withoutActuallyEscaping(body) { body in
-            let work = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: used) { worker in
-                let range = min(total, worker * step)..<(worker == used - 1 ? total : min(total, (worker + 1) * step))
-                if !range.isEmpty { work.value(range) }
-            }
+        pool.run(parts: chunks) { chunk in
+            body((chunk * step)..<min(total, (chunk + 1) * step))
         }
     }
 }
 
-/// Hands a closure over raw buffers to the worker threads: every caller gives each worker
-/// disjoint output ranges and waits for all of them before touching the buffers again.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// The helper threads of ``Parallel`` (``clipk_pool``): created once per thread count and kept
+/// for the life of the process.
+final class WorkerPool: @unchecked Sendable {
+    private let pool: OpaquePointer
+
+    private init(workers: Int) {
+        pool = clipk_pool_create(Int32(workers))
+    }
+
+    deinit { clipk_pool_destroy(pool) }
+
+    private static let pools = Mutex<[Int: WorkerPool]>([:])
+
+    /// The process's pool of `workers` workers.
+    static func shared(workers: Int) -> WorkerPool {
+        pools.withLock { pools in
+            if let pool = pools[workers] { return pool }
+            let pool = WorkerPool(workers: workers)
+            pools[workers] = pool
+            return pool
+        }
+    }
+
+    /// Runs `body(part)` for every part in `0..<parts` on the pool's threads (this one included)
+    /// and returns when every part has finished. Every caller gives each part disjoint output
+    /// ranges and reads the buffers only afterwards.
+    func run(parts: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var work = body
+            withUnsafeMutablePointer(to: &work) { context in
+                clipk_pool_run(
+                    pool, Int32(parts),
+                    { context, worker in
+                        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(worker))
+                    }, context)
+            }
+        }
+    }
 }
 
 /// One linear layer's weight (`outputs × inputs`) and optional bias, in the layout the product
@@ -119,13 +151,21 @@ enum Kernels {
         accumulate: Bool = false, activation: CLIPActivation? = nil, parallel: Parallel
     ) {
         let width = products.map(\.0.outputs).max() ?? 0
-        parallel.split(products.count * width, alignment: 16) { range in
+        // Rows in the AVX-512 kernel's layout, made once here for every worker to read.
+        var prepared: UnsafePointer<Float>?
+        if let first = products.first?.0, case .packed = first.storage {
+            prepared = clipk_prepare_rows(input, Int32(rows), Int32(first.inputs))
+        }
+        // Chunks of whole panel pairs (32 columns), at least two pairs, so that each call keeps the
+        // kernel's widest block.
+        parallel.split(products.count * width, alignment: 32, minimum: 64) { range in
             for (index, (weights, output)) in products.enumerated() {
                 let start = max(range.lowerBound - index * width, 0)
                 let end = min(range.upperBound - index * width, weights.outputs)
                 guard start < end else { continue }
                 multiply(
-                    input, rows: rows, weights: weights, columns: start..<end, into: output, accumulate: accumulate)
+                    input, prepared: prepared, rows: rows, weights: weights, columns: start..<end, into: output,
+                    accumulate: accumulate)
                 if let activation {
                     for row in 0..<rows {
                         activate(output + row * weights.outputs + start, count: end - start, activation)
@@ -137,8 +177,8 @@ enum Kernels {
 
     /// One worker's columns of one product.
     private static func multiply(
-        _ input: UnsafePointer<Float>, rows: Int, weights: LinearWeights, columns: Range<Int>,
-        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+        _ input: UnsafePointer<Float>, prepared: UnsafePointer<Float>?, rows: Int, weights: LinearWeights,
+        columns: Range<Int>, into output: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
         let outputs = weights.outputs
         let inputs = weights.inputs
@@ -157,9 +197,9 @@ enum Kernels {
         }
         switch weights.storage {
         case .packed(let packed):
-            clipk_gemm(
-                input, Int32(rows), Int32(inputs), packed, Int32(columns.lowerBound), Int32(columns.upperBound),
-                output, Int32(outputs))
+            clipk_gemm_prepared(
+                input, prepared, Int32(rows), Int32(inputs), packed, Int32(columns.lowerBound),
+                Int32(columns.upperBound), output, Int32(outputs))
         case .rowMajor(let weight):
             cblas_sgemm(
                 CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(columns.count), Int32(inputs), 1,

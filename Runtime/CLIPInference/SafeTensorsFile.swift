@@ -179,8 +179,13 @@ final class WeightArena: @unchecked Sendable {
     /// Bytes allocated.
     private(set) var byteCount = 0
 
+    /// Every buffer starts on a cache line, so that the product kernels' 64-byte loads of packed
+    /// panels never straddle two lines.
+    static let alignment = 64
+
     func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: Self.alignment)
+            .bindMemory(to: Float.self, capacity: max(count, 1))
         buffers.append(buffer)
         byteCount += count * 4
         return buffer

@@ -1,0 +1,100 @@
+import CLIPInference
+import CLIPKernels
+import Foundation
+import Testing
+
+/// The packed product kernels and the worker pool under the engine.
+@Suite("CLIP kernels and worker pool")
+struct KernelTests {
+    /// A deterministic generator (SplitMix64) for the test matrices.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// `C += A · Wᵀ` for one column range, at one kernel level.
+    static func product(
+        level: Int32, rows: Int, inputs: Int, outputs: Int, columns: Range<Int>, seed: UInt64
+    ) -> [Float] {
+        var generator = SeededGenerator(state: seed)
+        let a = (0..<rows * inputs).map { _ in Float.random(in: -1...1, using: &generator) }
+        let w = (0..<outputs * inputs).map { _ in Float.random(in: -1...1, using: &generator) }
+        var c = (0..<rows * outputs).map { _ in Float.random(in: -1...1, using: &generator) }
+        var packed = [Float](repeating: 0, count: clipk_packed_count(Int32(outputs), Int32(inputs)))
+        clipk_pack(w, Int32(outputs), Int32(inputs), &packed)
+        let previous = clipk_level()
+        _ = clipk_set_level(level)
+        defer { _ = clipk_set_level(previous) }
+        clipk_gemm(
+            a, Int32(rows), Int32(inputs), packed, Int32(columns.lowerBound), Int32(columns.upperBound), &c,
+            Int32(outputs))
+        return c
+    }
+
+    @Test(
+        "the AVX-512 kernel gives exactly the AVX2 kernel's products (every row count, partial panels)",
+        arguments: [1, 2, 5, 6, 7, 8, 9, 13, 16, 17, 50])
+    func kernelsAgree(rows: Int) throws {
+        // On a CPU without AVX-512 both runs use the AVX2 kernel and the test checks nothing more
+        // than determinism; clip-bench prints which kernel a machine runs.
+        try #require(clipk_level() >= 1, "the packed kernels need AVX2 and FMA")
+        for (inputs, outputs, columns) in [(3, 16, 0..<16), (64, 40, 0..<40), (77, 100, 16..<97), (512, 48, 16..<48)] {
+            let seed = UInt64(rows * 1000 + inputs)
+            let wide = Self.product(
+                level: 2, rows: rows, inputs: inputs, outputs: outputs, columns: columns, seed: seed)
+            let narrow = Self.product(
+                level: 1, rows: rows, inputs: inputs, outputs: outputs, columns: columns, seed: seed)
+            #expect(wide == narrow, "rows \(rows), \(inputs) → \(outputs), columns \(columns)")
+            // Columns outside the range are left as they were.
+            let untouched = Self.product(
+                level: 2, rows: rows, inputs: inputs, outputs: outputs, columns: 0..<0, seed: seed)
+            for row in 0..<rows {
+                for column in 0..<outputs where !columns.contains(column) {
+                    #expect(wide[row * outputs + column] == untouched[row * outputs + column])
+                }
+            }
+        }
+    }
+
+    @Test("the pool runs every part exactly once per step, across many steps")
+    func poolRunsEveryPart() {
+        let pool = clipk_pool_create(3)
+        defer { clipk_pool_destroy(pool) }
+        #expect(clipk_pool_workers(pool) == 3)
+        var counts = [Int](repeating: 0, count: 3)
+        counts.withUnsafeMutableBufferPointer { counts in
+            var base = counts.baseAddress!
+            withUnsafeMutablePointer(to: &base) { context in
+                for _ in 0..<10_000 {
+                    clipk_pool_run(
+                        pool, 3,
+                        { context, worker in
+                            context!.assumingMemoryBound(to: UnsafeMutablePointer<Int>.self).pointee[Int(worker)] += 1
+                        }, context)
+                }
+            }
+        }
+        #expect(counts == [10_000, 10_000, 10_000])
+    }
+
+    @Test("concurrent callers of one model at two threads get the single-threaded embeddings")
+    func concurrentCallers() async throws {
+        let model = ReferenceFixture.model
+        let ids = ReferenceFixture.shared.texts.prefix(12).map(\.ids)
+        let expected = model.embed(tokenSequences: ids, threads: 1)
+        let results = await withTaskGroup(of: [[Float]].self) { group in
+            for _ in 0..<4 {
+                group.addTask { model.embed(tokenSequences: ids, threads: 2) }
+            }
+            return await group.reduce(into: [[[Float]]]()) { $0.append($1) }
+        }
+        #expect(results.count == 4)
+        for result in results { #expect(result == expected) }
+    }
+}
