@@ -29,6 +29,33 @@ struct CLIPEndToEndTests {
         #expect(try await emulator.terminate() == 0)
     }
 
+    @Test("the search binary loads and warms CLIP before it listens, so no query pays the load")
+    func searchWarmsModelBeforeListening() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let search = try RunningFunction(
+            "search", in: folder,
+            environment: [
+                "BOOTSTRAP_ADMIN_KEY": ImagePipelineEndToEndTests.adminKey, "EMBEDDING_PROVIDER": "clip",
+                "CLIP_MODEL_DIR": Self.tinyModel,
+            ])
+        try await search.waitUntilListening()
+        let messages = search.output.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["message"] as? String
+        }
+        let loaded = try #require(messages.firstIndex(of: "Loaded CLIP model"))
+        let ready = try #require(messages.firstIndex(of: "CLIP model ready"))
+        let listening = try #require(messages.firstIndex(of: "Listening"))
+        #expect(loaded < ready && ready < listening)
+        let reply = try await search.request(
+            .GET, "/api/v1/search?q=a%20red%20sunset", key: ImagePipelineEndToEndTests.adminKey)
+        #expect(reply.status == 200)
+        #expect(try json(reply.body)["mode"] as? String == "semantic")
+        let after = search.output.split(separator: "\n").filter { $0.contains(#""message":"Loaded CLIP model""#) }
+        #expect(after.count == 1, "the query must not load the model again")
+        #expect(try await search.terminate() == 0)
+    }
+
     @Test("without a model the emulator falls back to the visual features with one line; a broken one stops it")
     func fallbackAndBrokenModel() async throws {
         let folder = try makeTemporaryFolder()
