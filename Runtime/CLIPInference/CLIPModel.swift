@@ -158,6 +158,7 @@ public final class CLIPModel: @unchecked Sendable {
 
     private let weights: SafeTensorsFile
     private let arena = WeightArena()
+    private let workspaces = Workspaces()
     private let tokenEmbedding: UnsafePointer<Float>
     private let textPositions: UnsafePointer<Float>
     private let textEncoder: TransformerEncoder
@@ -255,6 +256,10 @@ public final class CLIPModel: @unchecked Sendable {
     /// - Parameter threads: Threads to split the work between.
     public func embed(tokenSequences sequences: [[Int32]], threads: Int = 1) -> [[Float]] {
         guard !sequences.isEmpty else { return [] }
+        return workspaces.with { embed(tokenSequences: sequences, threads: threads, workspace: $0) }
+    }
+
+    private func embed(tokenSequences sequences: [[Int32]], threads: Int, workspace: Workspace) -> [[Float]] {
         Self.singleThreadedLibrary
         let parallel = Parallel(workers: max(1, threads))
         let configuration = configuration
@@ -266,8 +271,7 @@ public final class CLIPModel: @unchecked Sendable {
             layout.append((rows, sequence.count))
             rows += sequence.count
         }
-        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        defer { hidden.deallocate() }
+        let hidden = workspace.floats(rows * width)
         for (sequence, place) in zip(sequences, layout) {
             for (position, id) in sequence.enumerated() {
                 precondition(id >= 0 && Int(id) < configuration.vocabularySize, "token id out of range")
@@ -278,9 +282,9 @@ public final class CLIPModel: @unchecked Sendable {
             }
         }
         let pooledRows = zip(sequences, layout).map { sequence, place in place.start + poolingIndex(sequence) }
-        textEncoder.run(hidden, sequences: layout, causal: true, pooled: pooledRows, parallel: parallel)
-        let pooled = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * width)
-        defer { pooled.deallocate() }
+        textEncoder.run(
+            hidden, sequences: layout, causal: true, pooled: pooledRows, parallel: parallel, workspace: workspace)
+        let pooled = workspace.floats(sequences.count * width)
         for (index, row) in pooledRows.enumerated() {
             Kernels.layerNorm(
                 hidden + row * width, rows: 1, width: width, scale: finalNorm.scale, shift: finalNorm.shift,
@@ -306,6 +310,10 @@ public final class CLIPModel: @unchecked Sendable {
     /// - Parameter threads: Threads to split the work between.
     public func embed(pixelValues images: [[Float]], threads: Int = 1) -> [[Float]] {
         guard !images.isEmpty else { return [] }
+        return workspaces.with { embed(pixelValues: images, threads: threads, workspace: $0) }
+    }
+
+    private func embed(pixelValues images: [[Float]], threads: Int, workspace: Workspace) -> [[Float]] {
         Self.singleThreadedLibrary
         let parallel = Parallel(workers: max(1, threads))
         let configuration = configuration
@@ -316,14 +324,9 @@ public final class CLIPModel: @unchecked Sendable {
         let patchLength = configuration.channels * patch * patch
         let side = configuration.imageSize
         let tokens = patches + 1
-        let unfolded = UnsafeMutablePointer<Float>.allocate(capacity: images.count * patches * patchLength)
-        let embedded = UnsafeMutablePointer<Float>.allocate(capacity: images.count * patches * width)
-        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: images.count * tokens * width)
-        defer {
-            unfolded.deallocate()
-            embedded.deallocate()
-            hidden.deallocate()
-        }
+        let unfolded = workspace.floats(images.count * patches * patchLength)
+        let embedded = workspace.floats(images.count * patches * width)
+        let hidden = workspace.floats(images.count * tokens * width)
         for (index, pixels) in images.enumerated() {
             precondition(pixels.count == configuration.channels * side * side, "pixel value count")
             pixels.withUnsafeBufferPointer { pixels in
@@ -359,9 +362,8 @@ public final class CLIPModel: @unchecked Sendable {
             epsilon: epsilon, into: hidden)
         imageEncoder.run(
             hidden, sequences: (0..<images.count).map { ($0 * tokens, tokens) }, causal: false,
-            pooled: (0..<images.count).map { $0 * tokens }, parallel: parallel)
-        let pooled = UnsafeMutablePointer<Float>.allocate(capacity: images.count * width)
-        defer { pooled.deallocate() }
+            pooled: (0..<images.count).map { $0 * tokens }, parallel: parallel, workspace: workspace)
+        let pooled = workspace.floats(images.count * width)
         for index in 0..<images.count {
             Kernels.layerNorm(
                 hidden + index * tokens * width, rows: 1, width: width, scale: postNorm.scale, shift: postNorm.shift,

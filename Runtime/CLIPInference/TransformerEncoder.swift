@@ -61,23 +61,20 @@ struct TransformerEncoder {
     ///   - parallel: How the work is split between threads.
     func run(
         _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)], causal: Bool, pooled: [Int],
-        parallel: Parallel
+        parallel: Parallel, workspace: Workspace
     ) {
         let rows = sequences.reduce(0) { $0 + $1.length }
         let width = shape.hiddenSize
         let headSize = shape.headSize
         let heads = shape.attentionHeads
         let longest = sequences.map(\.length).max() ?? 0
-        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let queries = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let keys = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let values = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let attended = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-        let inner = UnsafeMutablePointer<Float>.allocate(capacity: rows * shape.intermediateSize)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: sequences.count * heads * longest * longest)
-        defer {
-            for buffer in [normed, queries, keys, values, attended, inner, scores] { buffer.deallocate() }
-        }
+        let normed = workspace.floats(rows * width)
+        let queries = workspace.floats(rows * width)
+        let keys = workspace.floats(rows * width)
+        let values = workspace.floats(rows * width)
+        let attended = workspace.floats(rows * width)
+        let inner = workspace.floats(rows * shape.intermediateSize)
+        let scores = workspace.floats(sequences.count * heads * longest * longest)
         let scale = 1 / Float(headSize).squareRoot()
         let epsilon = shape.layerNormEpsilon
         func normalise(_ scaleWeights: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) {
@@ -91,7 +88,7 @@ struct TransformerEncoder {
             if index == layers.count - 1 {
                 lastLayer(
                     layer, hidden, sequences: sequences, causal: causal, pooled: pooled, normed: normed, keys: keys,
-                    values: values, parallel: parallel)
+                    values: values, parallel: parallel, workspace: workspace)
                 break
             }
             normalise(layer.norm1Scale, layer.norm1Shift)
@@ -133,7 +130,7 @@ struct TransformerEncoder {
     private func lastLayer(
         _ layer: EncoderLayerWeights, _ hidden: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
         causal: Bool, pooled: [Int], normed: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<Float>,
-        values: UnsafeMutablePointer<Float>, parallel: Parallel
+        values: UnsafeMutablePointer<Float>, parallel: Parallel, workspace: Workspace
     ) {
         let rows = sequences.reduce(0) { $0 + $1.length }
         let width = shape.hiddenSize
@@ -147,16 +144,13 @@ struct TransformerEncoder {
                 shift: layer.norm1Shift, epsilon: epsilon, into: normed + range.lowerBound * width)
         }
         Kernels.linear(normed, rows: rows, products: [(layer.key, keys), (layer.value, values)], parallel: parallel)
-        let picked = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
-        let queries = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
-        let attended = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
-        let state = UnsafeMutablePointer<Float>.allocate(capacity: count * width)
-        let inner = UnsafeMutablePointer<Float>.allocate(capacity: count * shape.intermediateSize)
+        let picked = workspace.floats(count * width)
+        let queries = workspace.floats(count * width)
+        let attended = workspace.floats(count * width)
+        let state = workspace.floats(count * width)
+        let inner = workspace.floats(count * shape.intermediateSize)
         let longest = sequences.map(\.length).max() ?? 0
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * heads * longest)
-        defer {
-            for buffer in [picked, queries, attended, state, inner, scores] { buffer.deallocate() }
-        }
+        let scores = workspace.floats(count * heads * longest)
         for (index, row) in pooled.enumerated() {
             (picked + index * width).update(from: normed + row * width, count: width)
             (state + index * width).update(from: hidden + row * width, count: width)
