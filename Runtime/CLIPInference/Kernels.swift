@@ -151,10 +151,21 @@ enum Kernels {
         accumulate: Bool = false, activation: CLIPActivation? = nil, parallel: Parallel
     ) {
         let width = products.map(\.0.outputs).max() ?? 0
-        // Rows in the AVX-512 kernel's layout, made once here for every worker to read.
+        // Rows in the AVX-512 kernel's layout, made once here (block by block, between the workers
+        // when there is enough to share) for every worker to read.
         var prepared: UnsafePointer<Float>?
         if let first = products.first?.0, case .packed = first.storage {
-            prepared = clipk_prepare_rows(input, Int32(rows), Int32(first.inputs))
+            let inputs = Int32(first.inputs)
+            let blocks = Int(clipk_row_blocks(Int32(rows)))
+            if blocks > 0, let buffer = clipk_prepared_rows_buffer(Int32(rows), inputs) {
+                let fill = { (block: Int) in clipk_prepare_row_block(input, Int32(rows), inputs, Int32(block), buffer) }
+                if blocks >= 4 {
+                    parallel.forEach(blocks, fill)
+                } else {
+                    for block in 0..<blocks { fill(block) }
+                }
+                prepared = UnsafePointer(buffer)
+            }
         }
         // Chunks of whole panel pairs (32 columns), at least two pairs, so that each call keeps the
         // kernel's widest block.

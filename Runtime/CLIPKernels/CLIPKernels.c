@@ -222,17 +222,23 @@ static int block_rows(int m, int done, int block, int blocks) {
 
 static int best_level(void);
 
+// Row block `block` of A, step-major, at its place in `rows`: the first `m % blocks` blocks hold
+// one row more than the others (as block_rows deals them out).
+static void prepare_row_block(const float *a, int m, int k, int block, float *rows) {
+    int blocks = (m + WIDE_ROWS - 1) / WIDE_ROWS;
+    int base = m / blocks, extra = m % blocks;
+    int first = block * base + (block < extra ? block : extra);
+    int height = base + (block < extra ? 1 : 0);
+    float *target = rows + (size_t)first * k;
+    for (int r = 0; r < height; r++) {
+        const float *source = a + (size_t)(first + r) * k;
+        for (int p = 0; p < k; p++) target[(size_t)p * height + r] = source[p];
+    }
+}
+
 static void prepare_rows_avx512(const float *a, int m, int k, float *rows) {
     int blocks = (m + WIDE_ROWS - 1) / WIDE_ROWS;
-    for (int block = 0, i = 0; block < blocks; block++) {
-        int height = block_rows(m, i, block, blocks);
-        float *target = rows + (size_t)i * k;
-        for (int r = 0; r < height; r++) {
-            const float *source = a + (size_t)(i + r) * k;
-            for (int p = 0; p < k; p++) target[(size_t)p * height + r] = source[p];
-        }
-        i += height;
-    }
+    for (int block = 0; block < blocks; block++) prepare_row_block(a, m, k, block, rows);
 }
 
 static void gemm_avx512(const float *rows, int m, int k, const float *packed, int column_start, int column_end, float *c, int ldc) {
@@ -286,6 +292,16 @@ const float *clipk_prepare_rows(const float *a, int m, int k) {
     return rows;
 }
 
+int clipk_row_blocks(int m) { return clipk_level() >= 2 && m > 0 ? (m + WIDE_ROWS - 1) / WIDE_ROWS : 0; }
+
+float *clipk_prepared_rows_buffer(int m, int k) {
+    return clipk_level() >= 2 ? scratch_floats((size_t)m * k) : NULL;
+}
+
+void clipk_prepare_row_block(const float *a, int m, int k, int block, float *prepared) {
+    prepare_row_block(a, m, k, block, prepared);
+}
+
 void clipk_gemm_prepared(
     const float *a, const float *prepared, int m, int k, const float *packed, int column_start, int column_end,
     float *c, int ldc) {
@@ -308,6 +324,20 @@ int clipk_set_level(int level) {
 const float *clipk_prepare_rows(const float *a, int m, int k) {
     (void)a, (void)m, (void)k;
     return NULL;
+}
+
+int clipk_row_blocks(int m) {
+    (void)m;
+    return 0;
+}
+
+float *clipk_prepared_rows_buffer(int m, int k) {
+    (void)m, (void)k;
+    return NULL;
+}
+
+void clipk_prepare_row_block(const float *a, int m, int k, int block, float *prepared) {
+    (void)a, (void)m, (void)k, (void)block, (void)prepared;
 }
 
 void clipk_gemm_prepared(

@@ -39,6 +39,14 @@ void clipk_gemm(const float *a, int m, int k, const float *packed, int column_st
 /// per product, before its columns are split between threads.
 const float *clipk_prepare_rows(const float *a, int m, int k);
 
+/// The same preparation split for several threads: ``clipk_row_blocks`` blocks (0 where the
+/// AVX-512 kernel is not in use), each filled by ``clipk_prepare_row_block`` into the buffer that
+/// ``clipk_prepared_rows_buffer`` gives the calling thread (NULL when memory is short), which is
+/// then what ``clipk_gemm_prepared`` reads.
+int clipk_row_blocks(int m);
+float *clipk_prepared_rows_buffer(int m, int k);
+void clipk_prepare_row_block(const float *a, int m, int k, int block, float *prepared);
+
 /// ``clipk_gemm`` over rows that ``clipk_prepare_rows`` prepared (or NULL): any thread may run any
 /// column range of the same product with the same prepared rows.
 void clipk_gemm_prepared(
