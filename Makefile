@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run test build format lint model bench-clip
+.PHONY: setup run test build format lint model bench-clip bench-search
 
 setup:
 	scripts/setup.sh
@@ -12,6 +12,9 @@ test:
 
 model:
 	scripts/fetch-model
+
+bench-search:
+	scripts/bench-search.sh
 
 bench-clip:
 	scripts/bench-clip.sh

@@ -38,6 +38,7 @@ let package = Package(
         .executable(name: "search", targets: ["SearchMain"]),
         .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
         .executable(name: "clip-bench", targets: ["CLIPBenchmarks"]),
+        .executable(name: "search-bench", targets: ["SearchBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -193,6 +194,15 @@ let package = Package(
             name: "CLIPBenchmarks",
             dependencies: ["CLIPInference", "CLIPKernels", "COpenBLAS"],
             path: "Benchmarks/CLIPBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SearchBenchmarks",
+            dependencies: [
+                "CLIPInference", "SQLiteStorage", "ImageAPICore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Benchmarks/SearchBenchmarks",
             swiftSettings: swiftSettings
         ),
         .testTarget(
