@@ -160,7 +160,8 @@ public enum FunctionHost {
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
     ///   - preparesEmbedder: Whether the embedder's model is loaded and warmed before serving
-    ///     (processes that embed every upload); otherwise it loads on first use.
+    ///     (processes that embed: ProcessEmbedding for uploads, Search for text queries); otherwise it
+    ///     loads on first use.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions to serve from the services.
     public static func main(
