@@ -214,21 +214,20 @@ static float *scratch_floats(size_t count) {
 }
 
 // Rows in blocks of as equal a size as fits (50 rows: 5 × 10, not 6 × 8 + 2), so that no small
-// block runs with too few independent sums to keep both FMA units busy.
-static int block_rows(int m, int done, int block, int blocks) {
-    int left = m - done, parts = blocks - block;
-    return left / parts + (left % parts ? 1 : 0);
+// block runs with too few independent sums to keep both FMA units busy: the first `m % blocks`
+// blocks hold one row more than the others.
+static int row_blocks(int m) { return (m + WIDE_ROWS - 1) / WIDE_ROWS; }
+
+static void row_block(int m, int block, int *first, int *height) {
+    int blocks = row_blocks(m), base = m / blocks, extra = m % blocks;
+    *first = block * base + (block < extra ? block : extra);
+    *height = base + (block < extra ? 1 : 0);
 }
 
-static int best_level(void);
-
-// Row block `block` of A, step-major, at its place in `rows`: the first `m % blocks` blocks hold
-// one row more than the others (as block_rows deals them out).
+// Row block `block` of A, step-major, at its place in `rows`.
 static void prepare_row_block(const float *a, int m, int k, int block, float *rows) {
-    int blocks = (m + WIDE_ROWS - 1) / WIDE_ROWS;
-    int base = m / blocks, extra = m % blocks;
-    int first = block * base + (block < extra ? block : extra);
-    int height = base + (block < extra ? 1 : 0);
+    int first, height;
+    row_block(m, block, &first, &height);
     float *target = rows + (size_t)first * k;
     for (int r = 0; r < height; r++) {
         const float *source = a + (size_t)(first + r) * k;
@@ -237,14 +236,12 @@ static void prepare_row_block(const float *a, int m, int k, int block, float *ro
 }
 
 static void prepare_rows_avx512(const float *a, int m, int k, float *rows) {
-    int blocks = (m + WIDE_ROWS - 1) / WIDE_ROWS;
-    for (int block = 0; block < blocks; block++) prepare_row_block(a, m, k, block, rows);
+    for (int block = 0; block < row_blocks(m); block++) prepare_row_block(a, m, k, block, rows);
 }
 
 static void gemm_avx512(const float *rows, int m, int k, const float *packed, int column_start, int column_end, float *c, int ldc) {
     // Two panels at a time, then row block by row block over all of k: each panel pair is read
     // from memory once and from cache by the other blocks.
-    int blocks = (m + WIDE_ROWS - 1) / WIDE_ROWS;
     int first = column_start / COLUMNS;
     int last = (column_end + COLUMNS - 1) / COLUMNS;
     size_t panel_stride = (size_t)k * COLUMNS;
@@ -253,11 +250,11 @@ static void gemm_avx512(const float *rows, int m, int k, const float *packed, in
         const float *panel = packed + (size_t)p * panel_stride;
         int columns = column_end - p * COLUMNS;
         if (columns > panels * COLUMNS) columns = panels * COLUMNS;
-        for (int block = 0, i = 0; block < blocks; block++) {
-            int height = block_rows(m, i, block, blocks);
+        for (int block = 0; block < row_blocks(m); block++) {
+            int i, height;
+            row_block(m, block, &i, &height);
             wide_blocks[height][panels](
                 rows + (size_t)i * k, panel, panel_stride, k, c + (size_t)i * ldc + p * COLUMNS, ldc, columns);
-            i += height;
         }
     }
 }
@@ -292,7 +289,7 @@ const float *clipk_prepare_rows(const float *a, int m, int k) {
     return rows;
 }
 
-int clipk_row_blocks(int m) { return clipk_level() >= 2 && m > 0 ? (m + WIDE_ROWS - 1) / WIDE_ROWS : 0; }
+int clipk_row_blocks(int m) { return clipk_level() >= 2 && m > 0 ? row_blocks(m) : 0; }
 
 float *clipk_prepared_rows_buffer(int m, int k) {
     return clipk_level() >= 2 ? scratch_floats((size_t)m * k) : NULL;
@@ -305,8 +302,9 @@ void clipk_prepare_row_block(const float *a, int m, int k, int block, float *pre
 void clipk_gemm_prepared(
     const float *a, const float *prepared, int m, int k, const float *packed, int column_start, int column_end,
     float *c, int ldc) {
-    // Without prepared rows (no AVX-512, or no scratch memory) the AVX2 kernel gives the same result.
-    if (prepared && best_level() >= 2) gemm_avx512(prepared, m, k, packed, column_start, column_end, c, ldc);
+    // Rows are prepared only where the AVX-512 kernel is in use; without them (no AVX-512, or no
+    // scratch memory) the AVX2 kernel gives the same result.
+    if (prepared) gemm_avx512(prepared, m, k, packed, column_start, column_end, c, ldc);
     else gemm_avx2(a, m, k, packed, column_start, column_end, c, ldc);
 }
 

@@ -34,11 +34,6 @@ struct clipk_pool {
     int count;
 };
 
-struct helper_start {
-    clipk_pool *pool;
-    int index;
-};
-
 // Takes parts one at a time until none is left: a worker that runs faster (or a core that other
 // work does not interrupt) takes more of them.
 static void run_parts(clipk_pool *pool) {
@@ -50,9 +45,7 @@ static void run_parts(clipk_pool *pool) {
 }
 
 static void *helper_main(void *argument) {
-    struct helper_start start = *(struct helper_start *)argument;
-    free(argument);
-    clipk_pool *pool = start.pool;
+    clipk_pool *pool = argument;
     unsigned seen = 0;
     for (;;) {
         unsigned current = atomic_load_explicit(&pool->generation, memory_order_acquire);
@@ -85,14 +78,7 @@ clipk_pool *clipk_pool_create(int workers) {
     pool->threads = calloc((size_t)workers, sizeof(pthread_t));
     int started = 1;
     for (int index = 1; index < workers && pool->threads; index++, started++) {
-        struct helper_start *start = malloc(sizeof *start);
-        if (!start) break;
-        start->pool = pool;
-        start->index = index;
-        if (pthread_create(&pool->threads[index], NULL, helper_main, start) != 0) {
-            free(start);
-            break;
-        }
+        if (pthread_create(&pool->threads[index], NULL, helper_main, pool) != 0) break;
     }
     // With fewer helpers than asked (no memory, no threads), the pool runs what it has.
     pool->workers = started;
