@@ -11,7 +11,8 @@ final class Workspace {
     private var overflow: [UnsafeMutableRawPointer] = []
     private var wanted = 0
 
-    private static let alignment = 64
+    /// Cache-line aligned, as the packed weights are.
+    private static let alignment = WeightArena.alignment
 
     /// `count` uninitialised floats, valid until ``reset()``.
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
