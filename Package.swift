@@ -127,12 +127,24 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
+        // Who may deliver events: Google-signed OIDC tokens of Pub/Sub push, or a shared token.
+        .target(
+            name: "PushAuthentication",
+            dependencies: [
+                "FunctionsFramework",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Runtime/PushAuthentication",
+            swiftSettings: swiftSettings
+        ),
         // Turns configuration into adapters (store, authenticator) and serves functions with them.
         .target(
             name: "FunctionHosting",
             dependencies: [
                 "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "FileSystemStorage", "ImageProcessing",
-                "CLIPInference", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "CLIPInference", "PushAuthentication", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
             swiftSettings: swiftSettings
@@ -174,9 +186,10 @@ let package = Package(
         .testTarget(
             name: "APITests",
             dependencies: [
-                "Emulator",
+                "Emulator", "PushAuthentication",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             path: "Tests/APITests",
             swiftSettings: swiftSettings

@@ -21,7 +21,9 @@ public enum Emulator {
             ManageUsersFunction(services: services.api),
             ApiKeysFunction(services: services.api),
             UploadImageFunction(api: services.api, images: services.images),
-            CloudEventEndpoint(ProcessEmbeddingFunction(api: services.api, images: services.images)),
+            CloudEventEndpoint(
+                ProcessEmbeddingFunction(api: services.api, images: services.images),
+                authenticator: services.eventAuthenticator),
             SearchFunction(api: services.api, images: services.images),
             DocumentationFunction(),
         ]

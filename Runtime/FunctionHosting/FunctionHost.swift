@@ -5,6 +5,7 @@ import FunctionsFramework
 import ImageAPICore
 import ImageProcessing
 import Logging
+import PushAuthentication
 import SQLiteStorage
 import ServiceLifecycle
 
@@ -18,6 +19,8 @@ public struct HostConfiguration: Sendable {
     public let images: ImageSettings
     /// The local Pub/Sub's endpoint, attempts and backoff.
     public let pubSub: LocalPubSubSettings
+    /// Who may deliver events to the event route.
+    public let pushAuthentication: PushAuthenticationSettings
 
     /// Reads and validates every configuration variable.
     /// - Parameter variables: The process's configuration variables.
@@ -27,6 +30,7 @@ public struct HostConfiguration: Sendable {
         self.settings = try APISettings(variables)
         self.images = try ImageSettings(variables, dataDirectory: settings.dataDirectory)
         self.pubSub = try LocalPubSubSettings(variables)
+        self.pushAuthentication = try PushAuthenticationSettings(variables)
     }
 
     /// Reads the configuration of this process, or prints the one-line reason and exits with
@@ -50,12 +54,18 @@ public struct HostedServices: Sendable {
     public let images: ImageServices
     /// The outbox, read as a queue by the local Pub/Sub.
     public let outbox: any OutboxQueue
+    /// Who may deliver events to the event route; `nil` accepts anyone (development only).
+    public var eventAuthenticator: (any EventAuthenticator)?
 
     /// Bundles the services.
-    public init(api: APIServices, images: ImageServices, outbox: any OutboxQueue) {
+    public init(
+        api: APIServices, images: ImageServices, outbox: any OutboxQueue,
+        eventAuthenticator: (any EventAuthenticator)? = nil
+    ) {
         self.api = api
         self.images = images
         self.outbox = outbox
+        self.eventAuthenticator = eventAuthenticator
     }
 }
 
@@ -151,6 +161,22 @@ public enum FunctionHost {
         }
     }
 
+    /// The token this process's local Pub/Sub presents: `PUBSUB_PUSH_TOKEN` when set; in
+    /// production, when the process delivers to itself, a random one made at start (so that its
+    /// own event route stays closed to everyone else); otherwise none.
+    /// - Parameters:
+    ///   - configuration: The process configuration.
+    ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process.
+    /// - Returns: The token, if any.
+    public static func ownPushToken(_ configuration: HostConfiguration, deliversToSelf: Bool) -> String? {
+        if let token = configuration.pushAuthentication.token { return token }
+        guard configuration.settings.environment == .production, deliversToSelf,
+            configuration.pubSub.pushEndpoint == nil
+        else { return nil }
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
     /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
     /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
     ///
@@ -176,19 +202,33 @@ public enum FunctionHost {
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
             logManagementMode(configuration.settings, logger: logger)
-            let services = try await makeServices(configuration, logger: logger)
+            var services = try await makeServices(configuration, logger: logger)
             if preparesEmbedder { try await services.images.embedder.prepare() }
+            let pushToken = ownPushToken(configuration, deliversToSelf: deliversToSelf)
+            services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
+            let functions = makeFunctions(services)
+            let store = services.api.store
+            if configuration.settings.environment == .production, services.eventAuthenticator == nil,
+                functions.contains(where: { $0 is any EventRoute })
+            {
+                logger.critical(
+                    """
+                    ENVIRONMENT=production needs authenticated event deliveries: set PUBSUB_PUSH_AUDIENCE and \
+                    PUBSUB_PUSH_SERVICE_ACCOUNT (Pub/Sub push with OIDC tokens) or PUBSUB_PUSH_TOKEN; not starting
+                    """)
+                exit(78)
+            }
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
-                timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)))
+                timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
             let pubSub =
                 deliversToSelf || configuration.pubSub.pushEndpoint != nil
                 ? LocalPubSub(
                     queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
                 : nil
             let application = FunctionServer.buildApplication(
-                functions: makeFunctions(services), configuration: configuration.server,
-                readiness: { try await services.api.store.checkReady() }, logger: logger,
+                functions: functions, configuration: configuration.server,
+                readiness: { try await store.checkReady() }, logger: logger,
                 onListening: { host, port in
                     let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                     if let url = URL(string: "http://\(local):\(port)\(LocalPubSub.defaultPushPath)") {

@@ -60,14 +60,17 @@ public protocol PushTransport: Sendable {
 public final class HTTPPushTransport: PushTransport {
     private let endpoint: Mutex<URL?>
     private let timeout: TimeAmount
+    private let bearerToken: String?
 
     /// Creates the transport.
     /// - Parameters:
     ///   - endpoint: The push URL, if configured.
     ///   - timeout: How long a delivery may take.
-    public init(endpoint: URL?, timeout: TimeAmount) {
+    ///   - bearerToken: The push token sent as `Authorization: Bearer`, if any.
+    public init(endpoint: URL?, timeout: TimeAmount, bearerToken: String? = nil) {
         self.endpoint = Mutex(endpoint)
         self.timeout = timeout
+        self.bearerToken = bearerToken
     }
 
     /// Sets the endpoint when none was configured.
@@ -84,6 +87,7 @@ public final class HTTPPushTransport: PushTransport {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let bearerToken { request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(bearerToken)") }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let answer = try await response.body.collect(upTo: 64 * 1024)

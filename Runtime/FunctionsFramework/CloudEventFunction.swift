@@ -29,15 +29,26 @@ public protocol CloudEventFunction: Sendable {
     func handle(_ event: CloudEvent<EventData>, context: FunctionContext) async throws
 }
 
+/// A function that receives events, whose route must be closed to strangers in production.
+public protocol EventRoute {
+    /// Who may deliver events; `nil` accepts any caller.
+    var authenticator: (any EventAuthenticator)? { get }
+}
+
 /// Serves a ``CloudEventFunction`` as an ``HTTPFunction`` at its event path.
-public struct CloudEventEndpoint<Function: CloudEventFunction>: HTTPFunction {
+public struct CloudEventEndpoint<Function: CloudEventFunction>: HTTPFunction, EventRoute {
     /// The wrapped function.
     public let function: Function
+    /// Who may deliver events; `nil` accepts any caller (development, tests).
+    public let authenticator: (any EventAuthenticator)?
 
     /// Wraps a CloudEvent function.
-    /// - Parameter function: The function.
-    public init(_ function: Function) {
+    /// - Parameters:
+    ///   - function: The function.
+    ///   - authenticator: Who may deliver events; `nil` accepts any caller.
+    public init(_ function: Function, authenticator: (any EventAuthenticator)? = nil) {
         self.function = function
+        self.authenticator = authenticator
     }
 
     /// The wrapped function's name.
@@ -47,7 +58,14 @@ public struct CloudEventEndpoint<Function: CloudEventFunction>: HTTPFunction {
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
         let function = self.function
+        let authenticator = self.authenticator
         routes.on(.post, function.eventPath) { call -> NoContent in
+            if let authenticator {
+                let query = Dictionary(
+                    call.request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+                ) { first, _ in first }
+                try await authenticator.authenticate(EventCaller(headers: call.headers, query: query))
+            }
             let body = try await call.request.body.collect(upTo: call.context.maxUploadSize)
             let event = try Self.decodeEvent(
                 headers: call.headers, body: Data(body.readableBytesView), accepting: function.acceptedEventTypes)

@@ -119,9 +119,10 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
-    /// Starts a processing attempt unless the image is gone or already embedded with `model`.
+    /// Starts a processing attempt unless the image is gone, already embedded with `model`, or
+    /// out of attempts.
     public func beginProcessing(
-        id: UUID, teamID: UUID, model: String, at date: Date
+        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
     ) async throws
         -> ProcessingStart
     {
@@ -132,6 +133,9 @@ extension SQLiteMetadataStore: ImageStore {
             else { return .missing }
             let image = try Self.image(row)
             if image.embeddingStatus == .success && image.embeddingModel == model { return .alreadyDone(image) }
+            if image.embeddingStatus == .failed || image.embeddingAttempts >= maxAttempts {
+                return .exhausted(image)
+            }
             try db.execute(
                 sql: """
                     UPDATE images SET embedding_status = 'processing', embedding_attempts = embedding_attempts + 1,
@@ -162,15 +166,18 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
-    /// Records a failed attempt.
-    public func failProcessing(id: UUID, teamID: UUID, error: String, at date: Date) async throws {
+    /// Records a failed attempt: `pending` while attempts remain, `failed` after the last.
+    public func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    UPDATE images SET embedding_status = 'failed', embedding_error = ?, updated_at = ?
+                    UPDATE images SET embedding_status = ?, embedding_error = ?, updated_at = ?
                     WHERE id = ? AND team_id = ?
                     """,
-                arguments: [String(error.prefix(2000)), date, id.lowercasedString, teamID.lowercasedString])
+                arguments: [
+                    final ? EmbeddingStatus.failed.rawValue : EmbeddingStatus.pending.rawValue,
+                    String(error.prefix(2000)), date, id.lowercasedString, teamID.lowercasedString,
+                ])
         }
     }
 

@@ -97,9 +97,12 @@ struct ImageProcessingTests {
             let uploaded = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
             try await client.deliver()
             var image = try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self)
-            #expect(image.embeddingStatus == .failed)
+            // Retries remain: still pending, with the error and the attempt recorded, and a
+            // reprocess request cannot start a second chain of retries.
+            #expect(image.embeddingStatus == .pending)
             #expect(image.embeddingAttempts == 1)
             #expect(image.embeddingError == "injected failure 1")
+            #expect(try await client.reprocess(uploaded.id, key: ann.key).status == .conflict)
             // Not due again before the backoff (1 s, then 2 s) has passed.
             try await client.deliver()
             #expect(embedder.callCount == 1)
@@ -200,6 +203,48 @@ struct ImageProcessingTests {
             #expect(api.vectors.count == 0)
             #expect(try api.blobFiles().isEmpty)
             #expect(try await api.store.deadLetters().isEmpty)
+        }
+    }
+
+    @Test("replayed or forged deliveries after the last attempt never raise the attempts past the limit")
+    func replayAfterLastAttempt() async throws {
+        let embedder = FlakyEmbedder(failures: .max)
+        let api = try TestAPI(embedder: embedder)
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let uploaded = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
+            try await client.deliverThroughRetries(advancing: api.clock)
+            #expect(embedder.callCount == 3)
+            let letter = try #require(try await api.store.deadLetters().first)
+            let transport = RouterPushTransport(client: client.client)
+            for replay in 0..<5 {
+                let message = OutboxMessage(
+                    topic: ImageProcessingRequest.topic, messageID: "forged-\(replay)", data: letter.data)
+                let queued = QueuedMessage(message: message, publishedAt: api.clock.now(), attempts: 1)
+                let answer = try await transport.push(
+                    headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                #expect(answer.status == 204)
+            }
+            #expect(embedder.callCount == 3)
+            let image = try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self)
+            #expect(image.embeddingStatus == .failed && image.embeddingAttempts == 3)
+            #expect(try await api.store.deadLetters().count == 1)
+        }
+    }
+
+    @Test("a dead letter keeps a bounded prefix of a huge malformed payload")
+    func boundedDeadLetter() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let huge = Data(("{\"image_id\": \"" + String(repeating: "x", count: 500_000) + "\"}").utf8)
+            let message = OutboxMessage(topic: ImageProcessingRequest.topic, messageID: "m-huge", data: huge)
+            let queued = QueuedMessage(message: message, publishedAt: api.clock.now(), attempts: 1)
+            let answer = try await RouterPushTransport(client: client.client).push(
+                headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+            #expect(answer.status == 204)
+            let letter = try #require(try await api.store.deadLetters().first)
+            #expect(letter.data.count == DeadLetter.maximumStoredBytes)
+            #expect(letter.data == huge.prefix(DeadLetter.maximumStoredBytes))
         }
     }
 

@@ -271,7 +271,7 @@ extension TestAPI {
         guard let enumerator = FileManager.default.enumerator(atPath: blobFolder) else { return [] }
         return enumerator.compactMap { $0 as? String }.filter { path in
             var isFolder: ObjCBool = false
-            FileManager.default.fileExists(atPath: blobFolder + "/" + path, isDirectory: &isFolder)
+            _ = FileManager.default.fileExists(atPath: blobFolder + "/" + path, isDirectory: &isFolder)
             return !isFolder.boolValue
         }
     }

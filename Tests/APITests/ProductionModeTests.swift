@@ -162,7 +162,7 @@ struct SQLiteStoreTests {
         _ = try await api.run { try await $0.member(email: "taken@example.com") }
         let before = try await api.store.teams(PageRequest()).total
         await #expect(throws: MetadataStoreError.emailTaken) {
-            try await AdministratorBootstrap(services: api.services)
+            _ = try await AdministratorBootstrap(services: api.services)
                 .createAdministratorKey(email: "root@example.com", name: "R", teamName: "T")
             let now = api.clock.now()
             let team = Team(id: UUID(), name: "T2", description: nil, createdAt: now, updatedAt: now)

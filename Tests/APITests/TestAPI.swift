@@ -39,11 +39,15 @@ struct TestAPI {
     /// The data folder (a second `TestAPI` can reopen it, as a restarted process would).
     let folder: String
     let pubSubSettings = LocalPubSubSettings(maxDeliveryAttempts: 3, retryBaseMilliseconds: 1000)
+    /// Who may deliver events (`nil`: anyone, as in development).
+    let eventAuthenticator: (any EventAuthenticator)?
 
     init(
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
-        imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil
+        imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil,
+        eventAuthenticator: (any EventAuthenticator)? = nil
     ) throws {
+        self.eventAuthenticator = eventAuthenticator
         let folder =
             earlier.map { URL(fileURLWithPath: $0.folder) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
@@ -66,7 +70,8 @@ struct TestAPI {
     /// Runs `body` with a client of the real router serving every function. The client's
     /// `deliver()` runs the local Pub/Sub once, pushing through the same router.
     func run<T: Sendable>(_ body: @Sendable (APIClient) async throws -> T) async throws -> T {
-        let hosted = HostedServices(api: services, images: images, outbox: store)
+        let hosted = HostedServices(
+            api: services, images: images, outbox: store, eventAuthenticator: eventAuthenticator)
         let (router, _) = FunctionServer.buildRouter(
             functions: Emulator.functions(hosted), configuration: ServerConfiguration(),
             readiness: { [store] in try await store.checkReady() })

@@ -40,8 +40,10 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
             try await deadLetter(message, attempts: 1, error: "malformed message: \(error)")
             return
         }
+        let limit = images.settings.maxProcessingAttempts
         let start = try await images.store.beginProcessing(
-            id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, at: api.clock.now())
+            id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, maxAttempts: limit,
+            at: api.clock.now())
         let image: ImageRecord
         switch start {
         case .missing:
@@ -50,6 +52,14 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
             return
         case .alreadyDone(let done):
             logger.info("Image already embedded; redelivery ignored", metadata: ["image_id": .string("\(done.id)")])
+            return
+        case .exhausted(let spent):
+            logger.warning(
+                "Image has used every processing attempt; delivery acknowledged without processing",
+                metadata: [
+                    "image_id": .string(spent.id.lowercasedString),
+                    "attempts": .stringConvertible(spent.embeddingAttempts),
+                ])
             return
         case .started(let started):
             image = started
@@ -66,10 +76,9 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
                 ])
         } catch {
             let reason = String(describing: error)
-            try await images.store.failProcessing(
-                id: image.id, teamID: image.teamID, error: reason, at: api.clock.now())
             let attempts = image.embeddingAttempts
-            let limit = images.settings.maxProcessingAttempts
+            try await images.store.failProcessing(
+                id: image.id, teamID: image.teamID, error: reason, final: attempts >= limit, at: api.clock.now())
             logger.warning(
                 "Image processing failed",
                 metadata: [

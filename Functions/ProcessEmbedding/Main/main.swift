@@ -3,5 +3,9 @@ import FunctionsFramework
 import ProcessEmbedding
 
 await FunctionHost.main(preparesEmbedder: true) { services in
-    [CloudEventEndpoint(ProcessEmbeddingFunction(api: services.api, images: services.images))]
+    [
+        CloudEventEndpoint(
+            ProcessEmbeddingFunction(api: services.api, images: services.images),
+            authenticator: services.eventAuthenticator)
+    ]
 }

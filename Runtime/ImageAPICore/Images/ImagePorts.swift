@@ -66,14 +66,17 @@ public protocol ImageStore: Sendable {
     func updateImage(_ image: ImageRecord) async throws -> Bool
     /// Deletes an image's metadata and returns what was deleted.
     func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord?
-    /// Sets `processing` and counts one more attempt, unless the image is gone or already embedded
-    /// with `model`.
-    func beginProcessing(id: UUID, teamID: UUID, model: String, at date: Date) async throws -> ProcessingStart
+    /// Sets `processing` and counts one more attempt, unless the image is gone, already embedded
+    /// with `model`, or has used up its attempts (`failed`, or `maxAttempts` counted): a forged or
+    /// replayed event never raises `embedding_attempts` past the limit.
+    func beginProcessing(
+        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
+    ) async throws -> ProcessingStart
     /// Records a successful embedding.
     func completeProcessing(id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date) async throws
-    /// Records a failed attempt: status `failed` with the error. A redelivery starts the next
-    /// attempt; after the last one the image stays `failed`.
-    func failProcessing(id: UUID, teamID: UUID, error: String, at date: Date) async throws
+    /// Records a failed attempt with its error. While attempts remain the image stays `pending`
+    /// (a redelivery starts the next one); the last failure (`final`) leaves it `failed`.
+    func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws
     /// Marks an image `pending` again with zero attempts and publishes its processing message,
     /// in one transaction. Returns the updated image, or `nil` when absent.
     func requeueImage(
@@ -123,7 +126,7 @@ public struct EmbeddingSummary: Codable, Sendable, Equatable {
     }
 }
 
-/// What ``ImageStore/beginProcessing(id:teamID:model:at:)`` found.
+/// What ``ImageStore/beginProcessing(id:teamID:model:maxAttempts:at:)`` found.
 public enum ProcessingStart: Sendable, Equatable {
     /// The attempt started; the image as it is now, attempts counted.
     case started(ImageRecord)
@@ -131,10 +134,19 @@ public enum ProcessingStart: Sendable, Equatable {
     case alreadyDone(ImageRecord)
     /// No such image (deleted since the message was published).
     case missing
+    /// Every attempt has been used (the image is `failed`, or its attempts reached the limit):
+    /// nothing to do until someone asks for a reprocess.
+    case exhausted(ImageRecord)
 }
 
-/// A message that could not be processed, kept with its last error.
+/// A message that could not be processed, kept with its last error. Only the first
+/// ``maximumStoredBytes`` of the payload are kept, so bad messages cannot fill the store.
 public struct DeadLetter: Sendable, Equatable {
+    /// The most payload bytes kept.
+    public static let maximumStoredBytes = 4096
+    /// The longest error text kept.
+    public static let maximumErrorLength = 2000
+
     /// The Pub/Sub message id.
     public var messageID: String
     /// The topic it was published on.
@@ -155,11 +167,11 @@ public struct DeadLetter: Sendable, Equatable {
     public init(
         messageID: String, topic: String, data: Data, attempts: Int, lastError: String, source: String, deadAt: Date
     ) {
-        self.messageID = messageID
+        self.messageID = String(messageID.prefix(200))
         self.topic = topic
-        self.data = data
+        self.data = data.prefix(Self.maximumStoredBytes)
         self.attempts = attempts
-        self.lastError = lastError
+        self.lastError = String(lastError.prefix(Self.maximumErrorLength))
         self.source = source
         self.deadAt = deadAt
     }
