@@ -162,7 +162,8 @@ func seededDataFolder(count: Int, model: String, dimensions: Int, root: String) 
             try await store.insertImage(
                 image,
                 publishing: .processing(
-                    ImageProcessingRequest(imageID: image.id, teamID: admin.teamID, reason: "bench")))
+                    ImageProcessingRequest(imageID: image.id, teamID: admin.teamID, reason: "bench")),
+                allowDuplicate: true)
             let values = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
             let norm = values.reduce(0) { $0 + $1 * $1 }.squareRoot()
             entries.append(

@@ -1,21 +1,48 @@
 import Foundation
 import ImageAPICore
 import NIOCore
+import Synchronization
 
 /// The embedded blob store: one file per blob under a root folder.
 ///
 /// New blobs are written to a staging file, flushed to disk (`fsync`) and renamed into place,
 /// and the folder is flushed too, so a crash never leaves a partial file under a real key.
+/// Staging files that a crash left behind are swept when a store opens, and deleting a blob
+/// removes the folders it leaves empty.
 public struct FileSystemBlobStore: BlobStore {
+    /// Staging files older than this are left over from a crash (no upload takes this long) and
+    /// are removed when a store opens; younger ones may belong to another process's upload.
+    public static let abandonedStagingAge: TimeInterval = 3600
+
     /// The folder blobs live under.
     public let root: URL
     private let chunkSize = 256 * 1024
 
-    /// Opens (and creates) a store.
-    /// - Parameter root: The folder blobs live under.
-    public init(root: String) throws {
+    /// Opens (and creates) a store, sweeping abandoned staging files.
+    /// - Parameters:
+    ///   - root: The folder blobs live under.
+    ///   - now: The current time, for the sweep.
+    public init(root: String, now: Date = Date()) throws {
         self.root = URL(fileURLWithPath: root, isDirectory: true)
         try FileManager.default.createDirectory(at: stagingFolder, withIntermediateDirectories: true)
+        sweepStaging(olderThan: now.addingTimeInterval(-Self.abandonedStagingAge))
+    }
+
+    /// Removes staging files last written before `date`.
+    /// - Parameter date: The cut-off.
+    /// - Returns: How many files were removed.
+    @discardableResult
+    public func sweepStaging(olderThan date: Date) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stagingFolder.path)) ?? []
+        var removed = 0
+        for name in names {
+            let path = stagingFolder.appendingPathComponent(name).path
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                modified < date
+            else { continue }
+            if unlink(path) == 0 { removed += 1 }
+        }
+        return removed
     }
 
     private var stagingFolder: URL { root.appendingPathComponent(".staging", isDirectory: true) }
@@ -66,30 +93,23 @@ public struct FileSystemBlobStore: BlobStore {
     /// Streams a blob in chunks, optionally one byte range of it.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<ByteBuffer, any Error> {
         let handle = try FileHandle(forReadingFrom: try fileURL(for: key))
-        let chunkSize = self.chunkSize
-        var remaining = range?.count ?? Int.max
         if let range { try handle.seek(toOffset: UInt64(range.lowerBound)) }
-        return AsyncThrowingStream { () async throws -> ByteBuffer? in
-            guard remaining > 0 else {
-                try? handle.close()
-                return nil
-            }
-            guard let chunk = try handle.read(upToCount: min(chunkSize, remaining)), !chunk.isEmpty else {
-                try? handle.close()
-                return nil
-            }
-            remaining -= chunk.count
-            return ByteBuffer(bytes: chunk)
-        }
+        let reader = ChunkReader(handle: handle, remaining: range?.count ?? Int.max, chunkSize: chunkSize)
+        return AsyncThrowingStream { () async throws -> ByteBuffer? in try reader.next() }
     }
 
-    /// Removes a blob and flushes its folder.
+    /// Removes a blob, then the folders it leaves empty (up to the root), and flushes them.
     public func delete(at key: String) async throws {
         let url = try fileURL(for: key)
         guard unlink(url.path) == 0 || errno == ENOENT else {
             throw BlobStoreError.io("cannot delete \(key): \(String(cString: strerror(errno)))")
         }
-        Self.syncFolder(url.deletingLastPathComponent().path)
+        var folder = url.deletingLastPathComponent()
+        // rmdir refuses a folder that is not empty, which ends the climb.
+        while folder.path.count > root.path.count, rmdir(folder.path) == 0 {
+            folder = folder.deletingLastPathComponent()
+        }
+        Self.syncFolder(folder.path)
     }
 
     /// Whether a blob exists.
@@ -117,6 +137,37 @@ public enum BlobStoreError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidKey(let key): "invalid blob key '\(key)'"
         case .io(let reason): reason
+        }
+    }
+}
+
+/// Reads a file in chunks for a stream, closing it at the end.
+final class ChunkReader: Sendable {
+    private struct State {
+        var handle: FileHandle?
+        var remaining: Int
+    }
+    private let state: Mutex<State>
+    private let chunkSize: Int
+
+    init(handle: FileHandle, remaining: Int, chunkSize: Int) {
+        state = Mutex(State(handle: handle, remaining: remaining))
+        self.chunkSize = chunkSize
+    }
+
+    /// The next chunk, or `nil` (and the file closed) at the end.
+    func next() throws -> ByteBuffer? {
+        try state.withLock { state in
+            guard let handle = state.handle else { return nil }
+            guard state.remaining > 0, let chunk = try handle.read(upToCount: min(chunkSize, state.remaining)),
+                !chunk.isEmpty
+            else {
+                try? handle.close()
+                state.handle = nil
+                return nil
+            }
+            state.remaining -= chunk.count
+            return ByteBuffer(bytes: chunk)
         }
     }
 }
@@ -167,9 +218,15 @@ final class StagedFile: BlobUpload, @unchecked Sendable {
             close(descriptor)
         }
         let folder = target.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        guard rename(stagingPath, target.path) == 0 else {
-            throw BlobStoreError.io("cannot move blob into place: \(String(cString: strerror(errno)))")
+        // A delete may remove the folder between its creation and the rename: create it again.
+        var attempts = 0
+        while true {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            if rename(stagingPath, target.path) == 0 { break }
+            attempts += 1
+            guard errno == ENOENT, attempts < 5 else {
+                throw BlobStoreError.io("cannot move blob into place: \(String(cString: strerror(errno)))")
+            }
         }
         FileSystemBlobStore.syncFolder(folder.path)
     }

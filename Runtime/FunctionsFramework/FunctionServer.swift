@@ -31,6 +31,7 @@ public enum FunctionServer {
         if !configuration.corsOrigins.isEmpty {
             router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))
         }
+        router.add(middleware: ResponseHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         let endpointLimits = functions.reduce(into: [Endpoint: Int]()) { $0.merge($1.bodyLimits) { max($0, $1) } }
         router.add(

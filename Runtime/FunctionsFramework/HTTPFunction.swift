@@ -88,13 +88,14 @@ public final class FunctionRoutes {
     ///   - method: The HTTP method.
     ///   - path: The path, with `{name}` parameters.
     ///   - status: The status of a successful answer.
+    ///   - headers: Extra headers of a successful answer (`Cache-Control: no-store` for secrets).
     ///   - handler: The handler.
     public func on<Output: Encodable & Sendable>(
-        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok,
+        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],
         handler: @escaping @Sendable (FunctionRequest) async throws -> Output
     ) {
         on(method, path) { call in
-            try JSONBody.response(status: status, body: try await handler(call))
+            try JSONBody.response(status: status, headers: headers, body: try await handler(call))
         }
     }
 
@@ -106,13 +107,14 @@ public final class FunctionRoutes {
     ///   - method: The HTTP method.
     ///   - path: The path, with `{name}` parameters.
     ///   - status: The status of a successful answer.
+    ///   - headers: Extra headers of a successful answer.
     ///   - body: The type the body decodes to.
     ///   - handler: The handler.
     public func on<Input: Decodable & Sendable, Output: Encodable & Sendable>(
-        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok, body: Input.Type,
-        handler: @escaping @Sendable (Input, FunctionRequest) async throws -> Output
+        _ method: HTTPRequest.Method, _ path: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],
+        body: Input.Type, handler: @escaping @Sendable (Input, FunctionRequest) async throws -> Output
     ) {
-        on(method, path, status: status) { call in
+        on(method, path, status: status, headers: headers) { call in
             try await handler(try await call.decodeBody(Input.self), call)
         }
     }
@@ -135,7 +137,7 @@ public final class FunctionRoutes {
     /// Adds a 405 responder for every common method a registered path does not serve.
     /// Called once, after every function has registered its endpoints.
     public func answerUnregisteredMethods() {
-        let candidates: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+        let candidates: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace, .connect]
         var methodsByPath: [String: [HTTPRequest.Method]] = [:]
         for endpoint in endpoints {
             methodsByPath[endpoint.path, default: []].append(endpoint.method)
@@ -186,14 +188,29 @@ public struct FunctionRequest: Sendable {
         return id
     }
 
+    /// Whether a `Content-Type` names JSON: `application/json` or a `+json` type, any parameters.
+    /// - Parameter contentType: The header's value.
+    /// - Returns: `true` for JSON.
+    public static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let type = contentType.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces).lowercased()
+        return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
+    }
+
     /// Reads and decodes the JSON body, up to the configured size limit.
     /// - Parameter type: The type to decode.
     /// - Returns: The decoded value.
-    /// - Throws: ``ValidationError`` (422) for a missing, non-JSON or ill-shaped body; 413 when too large.
+    /// - Throws: ``ValidationError`` (422) for a missing, non-JSON or ill-shaped body; 413 when too
+    ///   large; 415 when the body is not declared `application/json` (a form or `text/plain`
+    ///   post, which any web page can send cross-site without a preflight).
     public func decodeBody<T: Decodable>(_ type: T.Type) async throws -> T {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else {
             throw ValidationError(loc: ["body"], msg: "Field required", type: "missing")
+        }
+        guard Self.isJSON(headers[.contentType]) else {
+            throw FunctionError(
+                .unsupportedMediaType, "The body must be JSON, sent with Content-Type: application/json")
         }
         do {
             return try JSONCoding.makeDecoder().decode(T.self, from: Data(buffer.readableBytesView))

@@ -4,12 +4,19 @@ import Foundation
 /// (`2026-11-25T02:18:21.123Z`) and no escaped slashes.
 public enum JSONCoding {
     private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    private static let wholeSecondsStyle = Date.ISO8601FormatStyle()
 
-    /// Formats a date as the API writes it.
+    /// Formats a date as the API writes it, rounded to the nearest millisecond (Foundation's
+    /// own formatter truncates, so an instant stored as `.123` and read back as `.12299999…`
+    /// would come out one millisecond early).
     /// - Parameter date: The instant to format.
     /// - Returns: The UTC ISO-8601 text with millisecond precision.
     public static func timestamp(_ date: Date) -> String {
-        date.formatted(timestampStyle)
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (milliseconds / 1000).rounded(.down)
+        let fraction = Int(milliseconds - seconds * 1000)
+        let whole = Date(timeIntervalSince1970: seconds).formatted(wholeSecondsStyle)
+        return whole.dropLast() + "." + String(1000 + fraction).dropFirst() + "Z"
     }
 
     /// Parses an ISO-8601 timestamp, with or without fractional seconds.

@@ -66,6 +66,28 @@ public struct ErrorMiddleware: RouterMiddleware {
     }
 }
 
+/// Adds the headers every answer carries: `X-Content-Type-Options: nosniff`, so that browsers
+/// never guess another type for a download or a JSON error than the one declared.
+public struct ResponseHeadersMiddleware: RouterMiddleware {
+    /// Creates the middleware.
+    public init() {}
+
+    /// Runs the rest of the chain and adds the headers to its answer.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The response, with the headers.
+    public func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
+    }
+}
+
 /// Applies the configured request-body limit: a declared `Content-Length` above it is refused
 /// at once with 413, and handlers that read the body stop at the same limit. Endpoints that
 /// declare a larger limit (uploads) get theirs instead.

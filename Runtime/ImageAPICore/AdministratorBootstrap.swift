@@ -49,25 +49,38 @@ public struct AdministratorBootstrap: Sendable {
         return (user, APIKeyView(record, plaintext: text.text))
     }
 
-    /// Makes sure the configured `BOOTSTRAP_ADMIN_KEY` works, registering it on first start.
+    /// Registers the configured `BOOTSTRAP_ADMIN_KEY` on first start, once: the registration is
+    /// recorded, so a bootstrap key (or its user) deleted later is never recreated by a restart.
     /// Safe to run from every function at once: the key id is unique, so one start wins.
     /// - Parameters:
     ///   - keyText: The configured key.
     ///   - email: `BOOTSTRAP_ADMIN_EMAIL`.
     /// - Returns: `true` when the key was registered now, `false` when it already was.
-    /// - Throws: ``Refusal`` when a key with that id exists with another secret.
+    /// - Throws: ``Refusal`` when a key (or an earlier bootstrap key) with that id has another secret.
     @discardableResult
     public func ensureKey(_ keyText: APIKeyText, email: String) async throws -> Bool {
-        if try await isRegistered(keyText) { return false }
+        let hash = services.keys.hash(secret: keyText.secret)
+        if let recorded = try await services.store.bootstrapKeyHash(id: keyText.keyID) {
+            guard recorded == hash else {
+                throw Refusal(
+                    description: "BOOTSTRAP_ADMIN_KEY has the id of an earlier bootstrap key but another secret")
+            }
+            return false  // Registered once already: deleted since, perhaps, but never recreated.
+        }
+        if try await isRegistered(keyText) {
+            try await services.store.recordBootstrapKey(id: keyText.keyID, secretHash: hash, at: services.clock.now())
+            return false
+        }
         do {
             _ = try await createAdministratorKey(
                 email: email, name: "Administrator", teamName: "Administrators", keyText: keyText)
-            return true
         } catch let error as MetadataStoreError where error == .keyIDTaken || error == .emailTaken {
             // Another instance registered it first.
             if try await isRegistered(keyText) { return false }
             throw error
         }
+        try await services.store.recordBootstrapKey(id: keyText.keyID, secretHash: hash, at: services.clock.now())
+        return true
     }
 
     private func isRegistered(_ keyText: APIKeyText) async throws -> Bool {

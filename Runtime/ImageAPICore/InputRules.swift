@@ -22,7 +22,8 @@ public struct InputRules {
     /// - Returns: The trimmed name.
     @discardableResult
     public mutating func name(_ value: String, field: String = "name") -> String {
-        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text(value, location: ["body", field], allowsLineBreaks: false)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty {
             issues.append(
                 .init(loc: ["body", field], msg: "String should have at least 1 character", type: "string_too_short"))
@@ -39,7 +40,10 @@ public struct InputRules {
     /// - Parameter value: The input.
     /// - Returns: The trimmed description, or `nil`.
     public mutating func description(_ value: String?) -> String? {
-        guard let trimmed = value?.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty else {
+        guard
+            let trimmed = value.map({ text($0, location: ["body", "description"], allowsLineBreaks: true) })?
+                .trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty
+        else {
             return nil
         }
         if trimmed.count > Self.maximumDescriptionLength {
@@ -56,12 +60,48 @@ public struct InputRules {
     /// - Parameter value: The input.
     /// - Returns: The trimmed, lower-cased address.
     public mutating func email(_ value: String) -> String {
-        let normalised = value.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let normalised = text(value, location: ["body", "email"], allowsLineBreaks: false)
+            .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         if !Self.isPlausibleEmail(normalised) {
             issues.append(
                 .init(loc: ["body", "email"], msg: "value is not a valid email address", type: "value_error"))
         }
         return normalised
+    }
+
+    /// Normalises text to Unicode NFC and refuses the characters no name or description needs:
+    /// control characters (tab and line breaks are allowed where `allowsLineBreaks`), and the
+    /// bidirectional embedding, override and isolate controls that make text display in another
+    /// order than it is stored.
+    /// - Parameters:
+    ///   - value: The input.
+    ///   - location: Where the input was, for the 422.
+    ///   - allowsLineBreaks: Whether tab, CR and LF are allowed (descriptions).
+    /// - Returns: The NFC form of the input (unchanged when refused; the 422 follows at ``check()``).
+    public mutating func text(_ value: String, location: [String], allowsLineBreaks: Bool) -> String {
+        if let bad = value.unicodeScalars.first(where: { Self.isForbidden($0, allowsLineBreaks: allowsLineBreaks) }) {
+            let code = "U+" + String(bad.value, radix: 16, uppercase: true).leftPadded(to: 4)
+            add(
+                location, "String should not contain control or bidirectional-override characters (\(code))",
+                "string_pattern_mismatch")
+            return value
+        }
+        return value.precomposedStringWithCanonicalMapping
+    }
+
+    /// Whether a character is refused in text input.
+    /// - Parameters:
+    ///   - scalar: The character.
+    ///   - allowsLineBreaks: Whether tab, CR and LF are allowed.
+    /// - Returns: `true` for control and bidirectional-control characters.
+    public static func isForbidden(_ scalar: Unicode.Scalar, allowsLineBreaks: Bool) -> Bool {
+        if allowsLineBreaks && (scalar == "\t" || scalar == "\n" || scalar == "\r") { return false }
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true  // C0 and C1 controls, DEL
+        case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return true  // bidirectional controls
+        case 0x2028, 0x2029, 0xFFFE, 0xFFFF: return true  // line/paragraph separators, noncharacters
+        default: return false
+        }
     }
 
     /// Records an invalid input.
@@ -90,5 +130,12 @@ public struct InputRules {
         else { return false }
         let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
         return labels.count >= 2 && labels.allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") }
+    }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -133,4 +133,9 @@ public protocol MetadataStore: TeamStore, UserStore, APIKeyStore {
     ///   - key: The user's first key.
     /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/keyIDTaken``.
     func insertAdministrator(team: Team, user: User, key: APIKey) async throws
+    /// The secret hash of a `BOOTSTRAP_ADMIN_KEY` registered before, or `nil` if it never was.
+    /// The record outlives the key and its user: a consumed bootstrap key is never recreated.
+    func bootstrapKeyHash(id: UUID) async throws -> Data?
+    /// Records that a bootstrap key was registered; a second record of the same id is ignored.
+    func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws
 }

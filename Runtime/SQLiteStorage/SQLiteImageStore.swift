@@ -5,17 +5,26 @@ import ImageAPICore
 
 /// Images, their full-text index and the transactional outbox, in the metadata database.
 extension SQLiteMetadataStore: ImageStore {
-    /// Stores the image, its text-index row and its processing message in one transaction.
-    public func insertImage(_ image: ImageRecord, publishing message: OutboxMessage) async throws {
+    /// Stores the image, its text-index row and its processing message in one transaction; a
+    /// second copy of a team's bytes is stored only when duplicates are allowed, and marked so
+    /// that the unique index on (team, digest) covers the first copy alone.
+    public func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws
+    {
         try await pool.write { db in
+            let existing = try String.fetchOne(
+                db, sql: "SELECT id FROM images WHERE team_id = ? AND sha256 = ? ORDER BY number LIMIT 1",
+                arguments: [image.teamID.lowercasedString, image.sha256])
+            if let existing, !allowDuplicate, let existingID = UUID(uuidString: existing) {
+                throw DuplicateImageError(existingImageID: existingID)
+            }
             try db.execute(
                 sql: """
                     INSERT INTO images (
                         id, team_id, uploader_id, collection_id, filename, content_type, format, file_size,
                         width, height, orientation, sha256, description, tags, exif, embedding_status,
                         embedding_error, embedding_attempts, embedding_model, embedding_dimensions, embedded_at,
-                        created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        created_at, updated_at, is_duplicate)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     image.id.lowercasedString, image.teamID.lowercasedString, image.uploaderID.lowercasedString,
@@ -23,7 +32,7 @@ extension SQLiteMetadataStore: ImageStore {
                     image.fileSize, image.width, image.height, image.orientation, image.sha256, image.description,
                     try Self.json(image.tags), try Self.json(image.exif), image.embeddingStatus.rawValue,
                     image.embeddingError, image.embeddingAttempts, image.embeddingModel, image.embeddingDimensions,
-                    image.embeddedAt, image.createdAt, image.updatedAt,
+                    image.embeddedAt, image.createdAt, image.updatedAt, existing != nil,
                 ])
             try Self.indexText(of: image, number: db.lastInsertedRowID, db)
             try Self.enqueue(message, at: image.createdAt, db)

@@ -92,6 +92,21 @@ public final class SQLiteMetadataStore: MetadataStore {
         migrator.registerMigration("v2: images, outbox, dead letters, vectors") { db in
             try db.execute(sql: imagesSchema)
         }
+        migrator.registerMigration("v3: unique image content per team, consumed bootstrap keys") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE images ADD COLUMN is_duplicate BOOLEAN NOT NULL DEFAULT 0;
+                    -- Copies kept with allow_duplicate before this version: all but the first.
+                    UPDATE images SET is_duplicate = 1 WHERE number NOT IN (
+                        SELECT MIN(number) FROM images GROUP BY team_id, sha256);
+                    CREATE UNIQUE INDEX images_unique_content ON images(team_id, sha256) WHERE is_duplicate = 0;
+                    CREATE TABLE bootstrap_keys (
+                        key_id TEXT PRIMARY KEY NOT NULL,
+                        secret_hash BLOB NOT NULL,
+                        registered_at DATETIME NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -273,6 +288,23 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: Administrators
 
     /// Writes a team, its admin user and their key in one transaction.
+    /// The secret hash of a bootstrap key registered once, whatever became of it since.
+    public func bootstrapKeyHash(id: UUID) async throws -> Data? {
+        try await pool.read { db in
+            try Data.fetchOne(
+                db, sql: "SELECT secret_hash FROM bootstrap_keys WHERE key_id = ?", arguments: [id.lowercasedString])
+        }
+    }
+
+    /// Records that a bootstrap key was registered (the first record stays).
+    public func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO bootstrap_keys (key_id, secret_hash, registered_at) VALUES (?, ?, ?)",
+                arguments: [id.lowercasedString, secretHash, date])
+        }
+    }
+
     public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
         try await pool.write { db in
             try Self.insert(team, db)

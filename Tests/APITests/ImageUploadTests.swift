@@ -122,6 +122,53 @@ struct ImageUploadTests {
         }
     }
 
+    @Test("20 concurrent uploads of the same bytes store exactly one image; the rest answer 409 naming it")
+    func concurrentDuplicates() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+                for _ in 0..<20 { group.addTask { try await client.upload("sunset.jpg", key: ann.key) } }
+                return try await group.reduce(into: [Reply]()) { $0.append($1) }
+            }
+            let created = replies.filter { $0.status == .created }
+            #expect(created.count == 1)
+            #expect(replies.filter { $0.status == .conflict }.count == 19)
+            let winner = try #require(created.first).decode(ImageRecord.self)
+            for reply in replies where reply.status == .conflict {
+                let body = try JSONDecoder().decode([String: String].self, from: reply.body)
+                #expect(body["existing_image_id"] == winner.id.lowercasedString)
+            }
+            #expect(try await client.listImages(key: ann.key).decode(ListReply<ImageRecord>.self).total == 1)
+            #expect(try api.blobFiles().count == 1)
+        }
+    }
+
+    @Test("the store itself refuses a second copy of a team's bytes, even past the handler's check")
+    func storeRefusesDuplicates() async throws {
+        let api = try TestAPI()
+        let ann = try await api.run { try await $0.member(email: "ann@example.com") }
+        func record() -> ImageRecord {
+            ImageRecord(
+                id: UUID(), teamID: ann.team.id, uploaderID: ann.user.id, collectionID: nil, filename: "a.png",
+                contentType: "image/png", format: "png", fileSize: 10, width: 1, height: 1, orientation: nil,
+                sha256: String(repeating: "ab", count: 32), description: nil, tags: [], exif: [:],
+                createdAt: api.clock.now())
+        }
+        func message() -> OutboxMessage {
+            .processing(ImageProcessingRequest(imageID: UUID(), teamID: ann.team.id, reason: "test"))
+        }
+        let first = record()
+        try await api.store.insertImage(first, publishing: message(), allowDuplicate: false)
+        await #expect(throws: DuplicateImageError(existingImageID: first.id)) {
+            try await api.store.insertImage(record(), publishing: message(), allowDuplicate: false)
+        }
+        try await api.store.insertImage(record(), publishing: message(), allowDuplicate: true)
+        await #expect(throws: DuplicateImageError(existingImageID: first.id)) {
+            try await api.store.insertImage(record(), publishing: message(), allowDuplicate: false)
+        }
+    }
+
     @Test("listing is newest first, paged, filtered by collection and scoped to the team")
     func listing() async throws {
         let api = try TestAPI()

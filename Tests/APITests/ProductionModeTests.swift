@@ -106,6 +106,17 @@ struct SettingsTests {
         }
         let verified = try await api.run { try await $0.verify(key: text.text).decode(KeyVerificationReply.self) }
         #expect(verified.is_admin)
+
+        // Deleted by its owners, it stays deleted: the next start does not bring it back, even
+        // from a reopened store as a restarted process would.
+        #expect(try await api.store.deleteUser(id: verified.user_id))
+        let restarted = try TestAPI(environment: .production, reopening: api)
+        #expect(
+            try await AdministratorBootstrap(services: restarted.services).ensureKey(text, email: "ops@example.com")
+                == false)
+        #expect(try await restarted.store.user(email: "ops@example.com") == nil)
+        let refused = try await restarted.run { try await $0.verify(key: text.text) }
+        #expect(refused.status == .unauthorized)
     }
 
     @Test("bootstrapping an e-mail that belongs to a non-admin is refused")

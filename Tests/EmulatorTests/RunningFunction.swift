@@ -24,8 +24,8 @@ final class RunningFunction: @unchecked Sendable {
         }
         stdoutFile = folder.appendingPathComponent("\(product)-\(UUID()).out")
         stderrFile = folder.appendingPathComponent("\(product)-\(UUID()).err")
-        FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder

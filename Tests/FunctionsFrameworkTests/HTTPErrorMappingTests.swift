@@ -36,9 +36,12 @@ func probe(
     let (router, _) = FunctionServer.buildRouter(
         functions: [ProbeFunction()], configuration: configuration, readiness: {})
     let application = Application(router: router, logger: logger ?? Logger(label: "probe"))
+    var sent = headers
+    if body != nil && sent[.contentType] == nil { sent[.contentType] = "application/json" }
+    let fields = sent
     return try await application.test(.router) { client in
         try await client.execute(
-            uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }
+            uri: uri, method: method, headers: fields, body: body.map { ByteBuffer(string: $0) }
         ) { ($0.status, $0.headers, String(buffer: $0.body)) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import FunctionsFramework
+import HTTPTypes
 import ImageAPICore
 
 /// The ApiKeys function: create, list, revoke and verify API keys under `/api/v1/auth`.
@@ -21,12 +22,16 @@ public struct ApiKeysFunction: HTTPFunction {
     /// Registers the key endpoints.
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.post, "/api/v1/auth/api-keys", status: .created, body: CreateKeyRequest.self, handler: createKey)
+        // The answer holds the key's secret, shown once: no cache may keep it.
+        let secret: HTTPFields = [.cacheControl: "no-store"]
+        routes.on(
+            .post, "/api/v1/auth/api-keys", status: .created, headers: secret, body: CreateKeyRequest.self,
+            handler: createKey)
         routes.on(.get, "/api/v1/auth/api-keys", handler: listKeys)
         routes.on(.delete, "/api/v1/auth/api-keys/{key_id}", handler: revokeKey)
         routes.on(
-            .post, "/api/v1/auth/admin/api-keys/{user_id}", status: .created, body: CreateKeyRequest.self,
-            handler: createKeyAsAdmin)
+            .post, "/api/v1/auth/admin/api-keys/{user_id}", status: .created, headers: secret,
+            body: CreateKeyRequest.self, handler: createKeyAsAdmin)
         routes.on(.get, "/api/v1/auth/verify", handler: verify)
     }
 

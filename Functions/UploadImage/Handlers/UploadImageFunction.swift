@@ -95,9 +95,7 @@ public struct UploadImageFunction: HTTPFunction {
         }
         if !allowDuplicate, let existing = try await images.store.image(sha256: upload.sha256, teamID: principal.teamID)
         {
-            throw FunctionError(
-                .conflict, "An identical image already exists in this team (send allow_duplicate=true to keep both)",
-                fields: ["existing_image_id": existing.id.lowercasedString])
+            throw Self.duplicate(existing.id)
         }
         let image = ImageRecord(
             id: UUID(), teamID: principal.teamID, uploaderID: principal.user.id, collectionID: collectionID,
@@ -112,12 +110,24 @@ public struct UploadImageFunction: HTTPFunction {
             try await images.store.insertImage(
                 image,
                 publishing: .processing(
-                    ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload")))
+                    ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload")),
+                allowDuplicate: allowDuplicate)
+        } catch let error as DuplicateImageError {
+            // Another upload of the same bytes won the race since the check above.
+            try? await images.blobs.delete(at: image.originalBlobKey)
+            throw Self.duplicate(error.existingImageID)
         } catch {
             try? await images.blobs.delete(at: image.originalBlobKey)
             throw error
         }
         return image
+    }
+
+    /// The 409 for bytes the team already has.
+    static func duplicate(_ existingID: UUID) -> FunctionError {
+        FunctionError(
+            .conflict, "An identical image already exists in this team (send allow_duplicate=true to keep both)",
+            fields: ["existing_image_id": existingID.lowercasedString])
     }
 
     // MARK: Reading

@@ -20,6 +20,7 @@ extension InputRules {
     public mutating func tags(_ values: [String], location: [String] = ["body", "tags"]) -> [String] {
         var tags: [String] = []
         for value in values {
+            let value = text(value, location: location, allowsLineBreaks: false)
             for piece in value.split(separator: ",") {
                 let tag = piece.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
                 guard !tag.isEmpty, !tags.contains(tag) else { continue }

@@ -52,8 +52,12 @@ public struct TextMatch: Sendable, Equatable {
 /// Writes that must be published (an upload, a reprocess request) take the message to publish
 /// and write it in the same transaction as the metadata: a transactional outbox.
 public protocol ImageStore: Sendable {
-    /// Stores a new image and its processing message together.
-    func insertImage(_ image: ImageRecord, publishing message: OutboxMessage) async throws
+    /// Stores a new image and its processing message in one transaction. Unless
+    /// `allowDuplicate`, the team may hold no other image with the same SHA-256: the check and
+    /// the insert are one step (a unique index on team and digest), so of concurrent uploads of
+    /// the same bytes exactly one is stored.
+    /// - Throws: ``DuplicateImageError`` naming the image that already has these bytes.
+    func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws
     /// One of a team's images.
     func image(id: UUID, teamID: UUID) async throws -> ImageRecord?
     /// A team's images by id, in no particular order; unknown ids are left out.
@@ -124,6 +128,20 @@ public struct EmbeddingSummary: Codable, Sendable, Equatable {
         self.processing = processing
         self.failed = failed
     }
+}
+
+/// An upload whose bytes the team already has, refused because duplicates were not allowed.
+public struct DuplicateImageError: Error, Equatable, CustomStringConvertible {
+    /// The image that already has these bytes.
+    public let existingImageID: UUID
+
+    /// Creates the error.
+    public init(existingImageID: UUID) {
+        self.existingImageID = existingImageID
+    }
+
+    /// Which image holds the same bytes.
+    public var description: String { "an identical image already exists: \(existingImageID.lowercasedString)" }
 }
 
 /// What ``ImageStore/beginProcessing(id:teamID:model:maxAttempts:at:)`` found.
