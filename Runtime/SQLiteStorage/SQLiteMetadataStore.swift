@@ -287,7 +287,6 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     // MARK: Administrators
 
-    /// Writes a team, its admin user and their key in one transaction.
     /// The secret hash of a bootstrap key registered once, whatever became of it since.
     public func bootstrapKeyHash(id: UUID) async throws -> Data? {
         try await pool.read { db in
@@ -305,6 +304,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
+    /// Writes a team, its admin user and their key in one transaction.
     public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
         try await pool.write { db in
             try Self.insert(team, db)
