@@ -21,7 +21,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve every function on one port (configuration from the environment and .env).")
 
     func run() async throws {
-        let configuration = HostConfiguration.loadOrExit()
+        let configuration = HostConfiguration.loadOrExit(loopbackInDevelopment: true)
         let settings = configuration.settings
         await FunctionHost.main(
             configuration: configuration,

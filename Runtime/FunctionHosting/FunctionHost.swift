@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// Everything a function process reads from its configuration.
 public struct HostConfiguration: Sendable {
     /// The server settings (port, logging, CORS, limits).
-    public let server: ServerConfiguration
+    public var server: ServerConfiguration
     /// The application settings (environment, keys, storage).
     public let settings: APISettings
     /// The image pipeline's limits and choices.
@@ -23,11 +23,17 @@ public struct HostConfiguration: Sendable {
     public let pushAuthentication: PushAuthenticationSettings
 
     /// Reads and validates every configuration variable.
-    /// - Parameter variables: The process's configuration variables.
+    /// - Parameters:
+    ///   - variables: The process's configuration variables.
+    ///   - loopbackInDevelopment: Whether to listen on 127.0.0.1 when `HOST` is unset in
+    ///     development (the emulator: its management endpoints are public there).
     /// - Throws: ``ConfigurationError`` naming the first invalid variable.
-    public init(_ variables: EnvironmentVariables) throws {
+    public init(_ variables: EnvironmentVariables, loopbackInDevelopment: Bool = false) throws {
         self.server = try ServerConfiguration(variables)
         self.settings = try APISettings(variables)
+        if loopbackInDevelopment, variables["HOST"] == nil, settings.environment == .development {
+            server.host = "127.0.0.1"
+        }
         self.images = try ImageSettings(variables, dataDirectory: settings.dataDirectory)
         self.pubSub = try LocalPubSubSettings(variables)
         self.pushAuthentication = try PushAuthenticationSettings(variables)
@@ -35,10 +41,11 @@ public struct HostConfiguration: Sendable {
 
     /// Reads the configuration of this process, or prints the one-line reason and exits with
     /// status 78 (EX_CONFIG).
+    /// - Parameter loopbackInDevelopment: Whether an unset `HOST` means 127.0.0.1 in development.
     /// - Returns: The configuration.
-    public static func loadOrExit() -> HostConfiguration {
+    public static func loadOrExit(loopbackInDevelopment: Bool = false) -> HostConfiguration {
         do {
-            return try HostConfiguration(EnvironmentVariables())
+            return try HostConfiguration(EnvironmentVariables(), loopbackInDevelopment: loopbackInDevelopment)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             exit(78)
@@ -144,11 +151,13 @@ public enum FunctionHost {
         return HostedServices(api: api, images: images, outbox: store)
     }
 
-    /// Logs, once at start, which management mode is in force.
+    /// Logs, once at start, which management mode is in force, loudly when development mode
+    /// listens beyond the loopback interface.
     /// - Parameters:
     ///   - settings: The application settings.
+    ///   - host: The address the server binds.
     ///   - logger: The process logger.
-    public static func logManagementMode(_ settings: APISettings, logger: Logger) {
+    public static func logManagementMode(_ settings: APISettings, host: String, logger: Logger) {
         switch settings.environment {
         case .development:
             logger.warning(
@@ -156,9 +165,24 @@ public enum FunctionHost {
                 ENVIRONMENT=development: team, user and API-key creation endpoints are public. \
                 Set ENVIRONMENT=production to require an admin key.
                 """)
+            if !isLoopback(host) {
+                logger.critical(
+                    """
+                    ENVIRONMENT=development and HOST=\(host): the public management endpoints are reachable \
+                    from other machines. Anyone who can connect can create administrators. Use HOST=127.0.0.1 \
+                    or ENVIRONMENT=production.
+                    """)
+            }
         case .production:
             logger.info("ENVIRONMENT=production: management endpoints require an admin API key")
         }
+    }
+
+    /// Whether an address is on the loopback interface only.
+    /// - Parameter host: The bind address.
+    /// - Returns: `true` for 127.0.0.0/8, `::1` and `localhost`.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// The token this process's local Pub/Sub presents: `PUBSUB_PUSH_TOKEN` when set; in
@@ -201,7 +225,7 @@ public enum FunctionHost {
         CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
-            logManagementMode(configuration.settings, logger: logger)
+            logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)
             var services = try await makeServices(configuration, logger: logger)
             if preparesEmbedder { try await services.images.embedder.prepare() }
             let pushToken = ownPushToken(configuration, deliversToSelf: deliversToSelf)

@@ -168,6 +168,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var revision: String?
     /// `GOOGLE_CLOUD_PROJECT`: qualifies trace ids in logs.
     public var projectID: String?
+    /// `MAX_CONNECTIONS` and the `HTTP_*_TIMEOUT_SECONDS` limits on connections.
+    public var connections: ConnectionLimits
 
     /// Creates a configuration from values.
     /// - Parameters:
@@ -179,11 +181,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     ///   - service: The Cloud Run service.
     ///   - revision: The Cloud Run revision.
     ///   - projectID: The Google Cloud project.
+    ///   - connections: The limits on connections.
     public init(
         host: String = "0.0.0.0", port: Int = 8080, logLevel: Logger.Level = .info, corsOrigins: [String] = [],
         maxRequestBodyBytes: Int = defaultMaxRequestBodyBytes, service: String? = nil, revision: String? = nil,
-        projectID: String? = nil
+        projectID: String? = nil, connections: ConnectionLimits = ConnectionLimits()
     ) {
+        self.connections = connections
         self.host = host
         self.port = port
         self.logLevel = logLevel
@@ -209,7 +213,8 @@ public struct ServerConfiguration: Sendable, Equatable {
                 "MAX_REQUEST_BODY_BYTES", default: Self.defaultMaxRequestBodyBytes, in: 1024...(1 << 30)),
             service: variables["K_SERVICE"],
             revision: variables["K_REVISION"],
-            projectID: variables["GOOGLE_CLOUD_PROJECT"]
+            projectID: variables["GOOGLE_CLOUD_PROJECT"],
+            connections: try ConnectionLimits(variables)
         )
     }
 }

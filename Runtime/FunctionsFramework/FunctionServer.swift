@@ -68,8 +68,18 @@ public enum FunctionServer {
         logger: Logger, onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let (router, _) = buildRouter(functions: functions, configuration: configuration, readiness: readiness)
+        let limits = configuration.connections
+        let counter = ConnectionCounter()
+        var connectionLogger = logger
+        connectionLogger[metadataKey: "component"] = "connections"
+        let guardLogger = connectionLogger
         return Application(
             router: router,
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [
+                        ConnectionGuardHandler(limits: limits, counter: counter, logger: guardLogger)
+                    ])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: configuration.service ?? functions.map(\.name).joined(separator: "+")),
@@ -87,6 +97,19 @@ public enum FunctionServer {
         )
     }
 
+    /// Raises the soft limit on open files to the hard limit, so that `MAX_CONNECTIONS` rather
+    /// than the file-descriptor table decides how many clients are served.
+    /// - Parameter logger: Where the limits are reported.
+    static func raiseOpenFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        logger.debug("Open file limit", metadata: ["RLIMIT_NOFILE": .stringConvertible(limit.rlim_cur)])
+    }
+
     /// Runs an application until SIGTERM or SIGINT, then shuts it down gracefully.
     /// - Parameters:
     ///   - application: The application (see ``buildApplication(functions:configuration:readiness:logger:onListening:)``).
@@ -99,6 +122,7 @@ public enum FunctionServer {
         _ application: some ApplicationProtocol, background: [any Service] = [], configuration: ServerConfiguration,
         logger: Logger
     ) async throws {
+        raiseOpenFileLimit(logger: logger)
         var metadata: Logger.Metadata = [:]
         if let service = configuration.service { metadata["K_SERVICE"] = .string(service) }
         if let revision = configuration.revision { metadata["K_REVISION"] = .string(revision) }

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A raw TCP connection to a loopback port, for clients no HTTP library would be: half-sent
+/// requests, trickled bytes.
+final class RawConnection {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw RunningFunction.StartError("socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw RunningFunction.StartError("connect: \(errno)")
+        }
+    }
+
+    /// Sends text; `false` when the server has closed the connection.
+    @discardableResult
+    func send(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            == bytes.count
+    }
+
+    /// Reads until the server closes the connection or `timeout` passes.
+    /// - Returns: Whether the server closed it, and what it sent before.
+    func waitForClose(timeout: Duration) -> (closed: Bool, received: String) {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let left = deadline - ContinuousClock.now
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let milliseconds = Int32(
+                left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            guard poll(&poller, 1, max(milliseconds, 1)) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return (true, String(decoding: received, as: UTF8.self)) }
+            received += buffer[0..<count]
+        }
+        return (false, String(decoding: received, as: UTF8.self))
+    }
+
+    deinit { close(descriptor) }
+}
+
+@Suite("End to end: connection floods and slow clients", .serialized)
+struct ConnectionLimitTests {
+    @Test("connections above MAX_CONNECTIONS are closed at once; the held ones time out; the server serves again")
+    func connectionCap() async throws {
+        let folder = try makeTemporaryFolder()
+        let emulator = try RunningFunction(
+            "emulator", in: folder, environment: ["MAX_CONNECTIONS": "8", "HTTP_HEADER_TIMEOUT_SECONDS": "4"])
+        try await emulator.waitUntilListening()
+        let held = try (0..<8).map { _ in try RawConnection(port: emulator.port) }
+        for connection in held { #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")) }
+        // The header timeout (4 s) is far off: whatever closes these now is the connection limit.
+        for _ in 0..<20 {
+            let extra = try RawConnection(port: emulator.port)
+            extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (closed, received) = extra.waitForClose(timeout: .seconds(2))
+            #expect(closed && received.isEmpty, "refused without an answer")
+        }
+        #expect(emulator.process.isRunning)
+        for connection in held {
+            let (closed, received) = connection.waitForClose(timeout: .seconds(15))
+            #expect(closed && received.isEmpty, "a request head that never completes is cut off")
+        }
+        #expect(try await emulator.request(.GET, "/healthz").status == 200)
+        #expect(try await emulator.terminate() == 0)
+    }
+
+    @Test("a trickled head, a trickled body and an idle keep-alive connection are each closed by the server")
+    func slowClients() async throws {
+        let folder = try makeTemporaryFolder()
+        let emulator = try RunningFunction(
+            "emulator", in: folder,
+            environment: [
+                "HTTP_HEADER_TIMEOUT_SECONDS": "1", "HTTP_BODY_TIMEOUT_SECONDS": "2", "HTTP_IDLE_TIMEOUT_SECONDS": "1",
+            ])
+        try await emulator.waitUntilListening()
+
+        // One byte every 200 ms: each byte arrives well within any read timeout, the head never ends.
+        func trickle(_ connection: RawConnection, _ text: String) async throws -> Bool {
+            for character in text {
+                guard connection.send(String(character)) else { return true }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return connection.waitForClose(timeout: .seconds(1)).closed
+        }
+        let head = try RawConnection(port: emulator.port)
+        #expect(try await trickle(head, "GET /healthz HTTP/1.1\r\nX-Slow: " + String(repeating: "a", count: 100)))
+
+        let body = try RawConnection(port: emulator.port)
+        #expect(
+            body.send(
+                "POST /api/v1/teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+            ))
+        #expect(try await trickle(body, String(repeating: " ", count: 100)))
+
+        let idle = try RawConnection(port: emulator.port)
+        #expect(idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let (closed, received) = idle.waitForClose(timeout: .seconds(10))
+        #expect(received.hasPrefix("HTTP/1.1 200"), "answered first")
+        #expect(closed, "then closed when idle")
+
+        #expect(try await emulator.request(.GET, "/healthz").status == 200)
+        #expect(try await emulator.terminate() == 0)
+    }
+}
