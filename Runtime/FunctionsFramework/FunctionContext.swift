@@ -14,11 +14,15 @@ public struct FunctionContext: RequestContext {
     /// by ``BodyLimitMiddleware``; reading more answers 413.
     public var maxUploadSize: Int
 
+    /// The IP address of the connection's peer, when the request came over a socket.
+    public let peerAddress: String?
+
     /// Creates a context for a request arriving on a channel.
     /// - Parameter source: The channel and logger the server provides.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.maxUploadSize = ServerConfiguration.defaultMaxRequestBodyBytes
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// The decoder used for JSON request bodies (ISO-8601 dates).

@@ -28,13 +28,20 @@ public struct APISettings: Sendable {
     public var bootstrapAdminKey: String?
     /// `BOOTSTRAP_ADMIN_EMAIL`: the e-mail of the admin user that key belongs to.
     public var bootstrapAdminEmail: String
+    /// `AUTH_FAILURE_LIMIT`: failed authentications a client may make in a row (default 20).
+    public var authFailureLimit: Int
+    /// `AUTH_FAILURE_WINDOW_SECONDS`: the time in which that allowance refills (default 60).
+    public var authFailureWindowSeconds: Int
 
     /// Creates settings from values.
     public init(
         environment: DeploymentEnvironment = .development, apiKeySecret: String = developmentKeySecret,
         apiKeyExpiryDays: Int = 365, dataDirectory: String = "./data", databasePath: String? = nil,
-        bootstrapAdminKey: String? = nil, bootstrapAdminEmail: String = "admin@image-api.local"
+        bootstrapAdminKey: String? = nil, bootstrapAdminEmail: String = "admin@image-api.local",
+        authFailureLimit: Int = 20, authFailureWindowSeconds: Int = 60
     ) {
+        self.authFailureLimit = authFailureLimit
+        self.authFailureWindowSeconds = authFailureWindowSeconds
         self.environment = environment
         self.apiKeySecret = apiKeySecret
         self.apiKeyExpiryDays = apiKeyExpiryDays
@@ -76,6 +83,8 @@ public struct APISettings: Sendable {
             dataDirectory: variables["DATA_DIR"] ?? "./data",
             databasePath: variables["DATABASE_PATH"],
             bootstrapAdminKey: bootstrapKey,
-            bootstrapAdminEmail: email)
+            bootstrapAdminEmail: email,
+            authFailureLimit: try variables.integer("AUTH_FAILURE_LIMIT", default: 20, in: 1...1_000_000),
+            authFailureWindowSeconds: try variables.integer("AUTH_FAILURE_WINDOW_SECONDS", default: 60, in: 1...86_400))
     }
 }

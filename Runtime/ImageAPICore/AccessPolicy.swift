@@ -12,14 +12,21 @@ public struct AccessPolicy: Sendable {
     public let environment: DeploymentEnvironment
     /// The key service used to authenticate.
     public let keys: APIKeyService
+    /// Slows down clients that keep presenting invalid keys.
+    public let failures: FailedAuthenticationLimiter
 
     /// Creates the policy.
     /// - Parameters:
     ///   - environment: The deployment environment.
     ///   - keys: The key service.
-    public init(environment: DeploymentEnvironment, keys: APIKeyService) {
+    ///   - failures: The limit on failed authentications per client.
+    public init(
+        environment: DeploymentEnvironment, keys: APIKeyService,
+        failures: FailedAuthenticationLimiter = FailedAuthenticationLimiter()
+    ) {
         self.environment = environment
         self.keys = keys
+        self.failures = failures
     }
 
     /// Authorises a management call.
@@ -31,12 +38,26 @@ public struct AccessPolicy: Sendable {
         return try await requireAdmin(call)
     }
 
-    /// Requires a valid key.
+    /// Requires a valid key. A client that has presented too many invalid keys is answered 429
+    /// with `Retry-After` until its allowance refills; a request without any key does not count.
     /// - Parameter call: The request.
     /// - Returns: The principal.
-    /// - Throws: 401 without a valid key.
+    /// - Throws: 401 without a valid key, 429 after too many failures.
     public func authenticate(_ call: FunctionRequest) async throws -> Principal {
-        try await keys.authenticate(call.headers)
+        let client = call.clientAddress
+        let presentsKey = (try? APIKeyService.presentedKey(in: call.headers)) != nil
+        if presentsKey, let wait = failures.retryAfter(client: client) {
+            throw FunctionError(
+                .tooManyRequests, "Too many failed authentications; try again in \(wait) s",
+                headers: [.retryAfter: String(wait)])
+        }
+        do {
+            return try await keys.authenticate(call.headers)
+        } catch let error as FunctionError where error.status == .unauthorized && presentsKey {
+            failures.recordFailure(client: client)
+            call.logger.notice("Failed authentication", metadata: ["client": .string(client)])
+            throw error
+        }
     }
 
     /// Requires a valid admin key.
@@ -74,6 +95,9 @@ public struct APIServices: Sendable {
         self.clock = clock
         self.keys = APIKeyService(
             store: store, secret: settings.apiKeySecret, expiryDays: settings.apiKeyExpiryDays, clock: clock)
-        self.access = AccessPolicy(environment: settings.environment, keys: keys)
+        self.access = AccessPolicy(
+            environment: settings.environment, keys: keys,
+            failures: FailedAuthenticationLimiter(
+                capacity: settings.authFailureLimit, window: Double(settings.authFailureWindowSeconds)))
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import Synchronization
 import Testing
 
 @Suite("Hostile and careless input")
@@ -137,5 +138,42 @@ struct HardeningTests {
             let entries = try FileManager.default.contentsOfDirectory(atPath: api.blobFolder)
             #expect(entries == [".staging"])
         }
+    }
+
+    @Test("invalid keys from one client are answered 429 with Retry-After once its allowance is spent")
+    func failedAuthenticationLimit() async throws {
+        let api = try TestAPI(authFailureLimit: 5)
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            // Requests without any key are not guesses: they never count.
+            for _ in 0..<10 { #expect(try await client.listImages(key: nil).status == .unauthorized) }
+            var generator = SystemRandomNumberGenerator()
+            let wrong = APIKeyText.generate(using: &generator).text
+            for _ in 0..<5 { #expect(try await client.verify(key: wrong).status == .unauthorized) }
+            let limited = try await client.verify(key: wrong)
+            #expect(limited.status == .tooManyRequests)
+            let wait = try #require(limited.headers[.retryAfter].flatMap(Int.init))
+            #expect(wait >= 1 && wait <= 12)
+            #expect(limited.detail?.contains("Too many failed authentications") == true)
+            // While limited, even a valid key from this client waits: the key is not looked at.
+            #expect(try await client.verify(key: ann.key).status == .tooManyRequests)
+        }
+    }
+
+    @Test("the failure allowance refills over its window, and only failures spend it")
+    func limiterRefills() {
+        let clock = Mutex(0.0)
+        let limiter = FailedAuthenticationLimiter(capacity: 3, window: 30, maximumClients: 2) { clock.withLock { $0 } }
+        for _ in 0..<3 { limiter.recordFailure(client: "a") }
+        #expect(limiter.retryAfter(client: "a") == 10)
+        #expect(limiter.retryAfter(client: "b") == nil)
+        clock.withLock { $0 = 10 }
+        #expect(limiter.retryAfter(client: "a") == nil)
+        limiter.recordFailure(client: "a")
+        #expect(limiter.retryAfter(client: "a") == 10)
+        // At most two clients are tracked: the least suspicious are dropped first.
+        limiter.recordFailure(client: "b")
+        limiter.recordFailure(client: "c")
+        #expect(limiter.retryAfter(client: "a") == 10)
     }
 }

@@ -45,7 +45,7 @@ struct TestAPI {
     init(
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
         imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil,
-        eventAuthenticator: (any EventAuthenticator)? = nil
+        eventAuthenticator: (any EventAuthenticator)? = nil, authFailureLimit: Int = 20
     ) throws {
         self.eventAuthenticator = eventAuthenticator
         let folder =
@@ -54,7 +54,7 @@ struct TestAPI {
         self.folder = folder.path
         let settings = APISettings(
             environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
-            apiKeyExpiryDays: expiryDays, dataDirectory: folder.path)
+            apiKeyExpiryDays: expiryDays, dataDirectory: folder.path, authFailureLimit: authFailureLimit)
         databasePath = settings.databasePath
         blobFolder = folder.appendingPathComponent("blobs").path
         store = try SQLiteMetadataStore(path: settings.databasePath)
