@@ -166,7 +166,7 @@ extension OpenAPIDocument {
         let nullableInteger: JSONValue = ["type": ["integer", "null"]]
         let image: [String: JSONValue] = [
             "id": uuid, "filename": ["type": "string"], "content_type": ["type": "string"],
-            "format": ["type": "string", "enum": ["jpeg", "png", "webp", "gif", "bmp", "tiff", "heic", "avif"]],
+            "format": ["type": "string", "enum": ["jpeg", "png", "webp", "gif", "tiff", "heic", "avif"]],
             "file_size": ["type": "integer"], "width": ["type": "integer"], "height": ["type": "integer"],
             "orientation": nullableInteger, "sha256": ["type": "string"], "description": description, "tags": tags,
             "collection_id": nullableUUID, "team_id": uuid, "uploader_id": uuid,

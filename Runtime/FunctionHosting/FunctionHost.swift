@@ -138,7 +138,9 @@ public enum FunctionHost {
         let api = APIServices(store: store, settings: settings)
         let images = ImageServices(
             store: store, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
-            codec: VipsImageCodec(), embedder: try embedder ?? makeEmbedder(configuration.images, logger: logger),
+            codec: VipsImageCodec(
+                memoryBudget: DecodeMemoryBudget(capacity: configuration.images.decodeMemoryMegabytes << 20)),
+            embedder: try embedder ?? makeEmbedder(configuration.images, logger: logger),
             vectors: try SQLiteVectorIndex(store: store), deadLetters: store, settings: configuration.images)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
             let created = try await AdministratorBootstrap(services: api)

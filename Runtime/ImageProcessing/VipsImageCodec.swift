@@ -7,32 +7,72 @@ import VipsShim
 public struct VipsImageCodec: ImageCodec {
     /// The thumbnail's JPEG quality.
     public var thumbnailQuality: Int = 82
+    /// The memory full decodes may hold at once, shared by every copy of the codec it is given to.
+    public let memoryBudget: DecodeMemoryBudget
 
     /// Creates the codec.
-    public init() {}
+    /// - Parameter memoryBudget: The budget for concurrent full decodes (one per process).
+    public init(memoryBudget: DecodeMemoryBudget = VipsImageCodec.sharedBudget) {
+        self.memoryBudget = memoryBudget
+    }
 
-    /// Reads the header, applies the pixel limit, then decodes every pixel.
+    /// The budget codecs share unless given their own: 1 GiB.
+    public static let sharedBudget = DecodeMemoryBudget(capacity: 1 << 30)
+
+    /// A JPEG spends at least one bit on the DC coefficient of every 8x8 luma block, even when
+    /// progressive scans code the rest of a block in runs: data shorter than this for its
+    /// declared size is truncated, and is refused without decoding it.
+    /// - Parameters:
+    ///   - width: The declared width.
+    ///   - height: The declared height.
+    /// - Returns: The fewest bytes an intact JPEG of that size can have (half the true minimum,
+    ///   to leave room for any encoder).
+    public static func minimumJPEGLength(width: Int, height: Int) -> Int {
+        let blocks = ((width + 7) / 8) * ((height + 7) / 8)
+        return blocks / 16
+    }
+
+    /// Reads the header, applies the pixel limit and the JPEG length check, then decodes every
+    /// pixel (sequentially, within the memory budget).
     public func inspect(fileAt path: String, maxPixels: Int) async throws -> ImageInspection {
-        try await Vips.run {
+        let header = try await Vips.run { () throws -> (Int, Int, String) in
             guard let image = vshim_open_file(path, 1) else {
                 throw ImageDecodingError.undecodable(Vips.takeError())
             }
             defer { vshim_release(image) }
-            let width = Int(vshim_width(image))
-            let height = Int(vshim_height(image))
-            // The header alone gives the size: refuse decompression bombs before decoding.
-            guard width > 0, height > 0 else { throw ImageDecodingError.undecodable("image has no pixels") }
-            guard width.multipliedReportingOverflow(by: height).partialValue <= maxPixels else {
-                throw ImageDecodingError.tooManyPixels(width: width, height: height, limit: maxPixels)
+            return (
+                Int(vshim_width(image)), Int(vshim_height(image)), Vips.take(vshim_field(image, "vips-loader")) ?? ""
+            )
+        }
+        let (width, height, loader) = header
+        // The header alone gives the size: refuse decompression bombs before decoding.
+        guard width > 0, height > 0 else { throw ImageDecodingError.undecodable("image has no pixels") }
+        guard width.multipliedReportingOverflow(by: height).partialValue <= maxPixels else {
+            throw ImageDecodingError.tooManyPixels(width: width, height: height, limit: maxPixels)
+        }
+        if loader.hasPrefix("jpegload") {
+            let length = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+            let minimum = Self.minimumJPEGLength(width: width, height: height)
+            guard length >= minimum else {
+                throw ImageDecodingError.undecodable(
+                    "JPEG of \(length) bytes declares \(width)x\(height) pixels, which needs at least \(minimum)")
             }
-            let orientation = Int(vshim_orientation(image))
-            let fields = Set((Vips.take(vshim_field_names(image)) ?? "").split(separator: "\n").map(String.init))
-            let exif = EXIFFields.extract(from: fields) { name in Vips.take(vshim_field(image, name)) }
-            guard vshim_decode_all(image) == 0 else {
-                throw ImageDecodingError.undecodable(Vips.takeError())
+        }
+        return try await memoryBudget.withReservation(DecodeMemoryBudget.estimate(width: width, height: height)) {
+            try await Vips.run {
+                guard let image = vshim_open_file(path, 1) else {
+                    throw ImageDecodingError.undecodable(Vips.takeError())
+                }
+                defer { vshim_release(image) }
+                let orientation = Int(vshim_orientation(image))
+                let fields = Set((Vips.take(vshim_field_names(image)) ?? "").split(separator: "\n").map(String.init))
+                let exif = EXIFFields.extract(from: fields) { name in Vips.take(vshim_field(image, name)) }
+                guard vshim_decode_all(image) == 0 else {
+                    throw ImageDecodingError.undecodable(Vips.takeError())
+                }
+                return ImageInspection(
+                    width: width, height: height, orientation: orientation == 0 ? nil : orientation, exif: exif)
             }
-            return ImageInspection(
-                width: width, height: height, orientation: orientation == 0 ? nil : orientation, exif: exif)
         }
     }
 

@@ -15,6 +15,9 @@ int vshim_start(void) {
             // Operations run on untrusted uploads once each: caching them only costs memory.
             vips_cache_set_max(0);
             vips_cache_set_max_mem(0);
+            // Only loaders libvips marks as safe for untrusted input: no ImageMagick, PDF,
+            // OpenSlide or scientific formats behind a sniffed file.
+            vips_block_untrusted_set(TRUE);
             started = 1;
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import ImageProcessing
 import Synchronization
 import Testing
 
@@ -175,5 +176,115 @@ struct HardeningTests {
         limiter.recordFailure(client: "b")
         limiter.recordFailure(client: "c")
         #expect(limiter.retryAfter(client: "a") == 10)
+    }
+
+    @Test("BMP, which only ImageMagick decodes, is refused with 415: libvips's untrusted loaders are blocked")
+    func untrustedLoadersBlocked() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let bitmap = try await client.upload("forest.bmp", key: ann.key)
+            #expect(bitmap.status == .unsupportedMediaType)
+            #expect(try await client.listImages(key: ann.key).decode(ListReply<ImageRecord>.self).total == 0)
+            #expect(try api.blobFiles().isEmpty)
+        }
+    }
+
+    /// A JPEG whose frame header declares `width` x `height` but whose scan stops after a few
+    /// bytes: what a 633-byte decompression bomb looks like.
+    static func truncatedJPEG(width: Int, height: Int) throws -> Data {
+        var bytes = [UInt8](try Fixture.data("sunset.jpg"))
+        let frame = try #require(
+            (0..<bytes.count - 9).first { bytes[$0] == 0xFF && (bytes[$0 + 1] == 0xC0 || bytes[$0 + 1] == 0xC2) })
+        bytes[frame + 5] = UInt8(height >> 8)
+        bytes[frame + 6] = UInt8(height & 0xFF)
+        bytes[frame + 7] = UInt8(width >> 8)
+        bytes[frame + 8] = UInt8(width & 0xFF)
+        let scan = try #require((frame..<bytes.count - 1).first { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xDA })
+        return Data(bytes.prefix(scan + 40))
+    }
+
+    @Test("a few hundred bytes declaring 10000x10000 are refused from the header and length, without decoding")
+    func truncatedJPEGBomb() async throws {
+        let data = try Self.truncatedJPEG(width: 10_000, height: 10_000)
+        #expect(data.count < 1000)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bomb-\(UUID()).jpg").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let budget = DecodeMemoryBudget(capacity: 1 << 20)
+        do {
+            _ = try await VipsImageCodec(memoryBudget: budget).inspect(fileAt: path, maxPixels: 100_000_000)
+            Issue.record("accepted")
+        } catch let error as ImageDecodingError {
+            #expect(error.detail.contains("declares 10000x10000"))
+            #expect(!error.description.contains(path), "no server path in what clients see")
+        }
+        #expect(await budget.inUse == 0)
+
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let reply = try await client.upload(data: data, filename: "bomb.jpg", key: ann.key)
+            #expect(reply.status == .unprocessableContent)
+            #expect(reply.issues.first?.loc == ["body", "file"])
+            #expect(!String(decoding: reply.body, as: UTF8.self).contains(".staging"))
+            #expect(try api.blobFiles().isEmpty)
+        }
+    }
+
+    @Test("decodes wait for memory: two estimates larger than half the budget run one after the other")
+    func decodeBudget() async throws {
+        let budget = DecodeMemoryBudget(capacity: 100)
+        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+        let (started, starter) = AsyncStream.makeStream(of: Int.self)
+        let first = Task {
+            await budget.withReservation(60) {
+                starter.yield(1)
+                for await _ in release { break }
+            }
+        }
+        var events = started.makeAsyncIterator()
+        #expect(await events.next() == 1)
+        let second = Task { await budget.withReservation(60) { _ = starter.yield(2) } }
+        // A small decode still fits beside the first.
+        await budget.withReservation(30) { #expect(await budget.inUse == 90) }
+        #expect(await budget.inUse == 60, "the second waits")
+        releaser.yield()
+        #expect(await events.next() == 2)
+        await first.value
+        await second.value
+        #expect(await budget.inUse == 0)
+        // One image larger than the whole budget still decodes, alone.
+        await budget.withReservation(500) { #expect(await budget.inUse == 500) }
+    }
+
+    @Test("uploads beyond the running and queued limits are answered 503 with Retry-After")
+    func uploadGate() async throws {
+        let gate = ConcurrencyGate(limit: 1, queueLimit: 1)
+        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+        let (started, starter) = AsyncStream.makeStream(of: Int.self)
+        let first = Task {
+            try await gate.run {
+                starter.yield(1)
+                for await _ in release { break }
+            }
+        }
+        var events = started.makeAsyncIterator()
+        #expect(await events.next() == 1)
+        let second = Task { try await gate.run { _ = starter.yield(2) } }
+        while await gate.queued == 0 { await Task.yield() }
+        do {
+            try await gate.run {}
+            Issue.record("a third request was let in")
+        } catch let error as FunctionError {
+            #expect(error.status == .serviceUnavailable)
+            #expect(error.headers[.retryAfter] == "1")
+        }
+        releaser.yield()
+        #expect(await events.next() == 2)
+        try await first.value
+        try await second.value
+        #expect(await gate.running == 0)
+        #expect(await gate.queued == 0)
     }
 }

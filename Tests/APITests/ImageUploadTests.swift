@@ -12,7 +12,7 @@ struct ImageUploadTests {
         arguments: [
             ("sunset.jpg", "image/jpeg", 320, 240), ("lake.png", "image/png", 320, 240),
             ("forest.webp", "image/webp", 320, 240), ("lake.gif", "image/gif", 320, 240),
-            ("forest.bmp", "image/bmp", 120, 90), ("sunset.tiff", "image/tiff", 320, 240),
+            ("sunset.tiff", "image/tiff", 320, 240),
             ("lake.heic", "image/heic", 320, 240), ("lake.avif", "image/avif", 320, 240),
         ])
     func acceptedFormats(fixture: String, contentType: String, width: Int, height: Int) async throws {
@@ -124,7 +124,7 @@ struct ImageUploadTests {
 
     @Test("20 concurrent uploads of the same bytes store exactly one image; the rest answer 409 naming it")
     func concurrentDuplicates() async throws {
-        let api = try TestAPI()
+        let api = try TestAPI(imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 32) })
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let replies = try await withThrowingTaskGroup(of: Reply.self) { group in

@@ -11,11 +11,14 @@ public struct UploadImageFunction: HTTPFunction {
     public let name = "upload-image"
     let api: APIServices
     let images: ImageServices
+    let uploads: ConcurrencyGate
 
     /// Creates the function.
     public init(api: APIServices, images: ImageServices) {
         self.api = api
         self.images = images
+        self.uploads = ConcurrencyGate(
+            limit: images.settings.maxConcurrentUploads, queueLimit: images.settings.uploadQueueLimit)
     }
 
     /// Multipart framing and text fields on top of the largest file.
@@ -45,6 +48,10 @@ public struct UploadImageFunction: HTTPFunction {
 
     func upload(_ call: FunctionRequest) async throws -> ImageRecord {
         let principal = try await api.access.authenticate(call)
+        return try await uploads.run { try await self.upload(call, principal: principal) }
+    }
+
+    private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {
         let upload = try await MultipartUpload.read(
             call, blobs: images.blobs, maxFileBytes: images.settings.maxUploadBytes)
         do {
@@ -91,6 +98,7 @@ public struct UploadImageFunction: HTTPFunction {
             inspection = try await images.codec.inspect(
                 fileAt: upload.blob.stagingPath, maxPixels: images.settings.maxImagePixels)
         } catch let error as ImageDecodingError {
+            call.logger.notice("Upload refused", metadata: ["reason": .string(error.detail)])
             throw ValidationError(loc: ["body", "file"], msg: error.description, type: "image_invalid")
         }
         if !allowDuplicate, let existing = try await images.store.image(sha256: upload.sha256, teamID: principal.teamID)

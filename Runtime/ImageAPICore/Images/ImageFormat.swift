@@ -3,7 +3,7 @@ import Foundation
 /// An accepted image format, recognised from the file's first bytes (its magic number), never
 /// from the file name or the content type the client claims.
 public enum ImageFormat: String, Sendable, CaseIterable, Codable {
-    case jpeg, png, webp, gif, bmp, tiff, heic, avif
+    case jpeg, png, webp, gif, tiff, heic, avif
 
     /// How many leading bytes ``init(sniffing:)`` looks at.
     public static let sniffLength = 32
@@ -15,7 +15,6 @@ public enum ImageFormat: String, Sendable, CaseIterable, Codable {
         case .png: "image/png"
         case .webp: "image/webp"
         case .gif: "image/gif"
-        case .bmp: "image/bmp"
         case .tiff: "image/tiff"
         case .heic: "image/heic"
         case .avif: "image/avif"
@@ -42,8 +41,6 @@ public enum ImageFormat: String, Sendable, CaseIterable, Codable {
             self = .webp
         } else if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) {
             self = .tiff
-        } else if ascii("BM") && bytes.count >= 18 && Self.bitmapHeaderSizes.contains(Self.littleEndian32(bytes, 14)) {
-            self = .bmp
         } else if ascii("ftyp", at: 4), let brand = Self.isoBrandFormat(bytes) {
             self = brand
         } else {
@@ -52,11 +49,6 @@ public enum ImageFormat: String, Sendable, CaseIterable, Codable {
     }
 
     /// The sizes of the BMP info headers that exist (core, v1 to v5).
-    private static let bitmapHeaderSizes: Set<UInt32> = [12, 40, 52, 56, 64, 108, 124]
-
-    private static func littleEndian32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-        (0..<4).reduce(0) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
-    }
 
     /// HEIF files are ISO base media files: `ftyp` then a major brand and compatible brands.
     private static func isoBrandFormat(_ bytes: [UInt8]) -> ImageFormat? {

@@ -258,7 +258,8 @@ public struct ImageInspection: Sendable, Equatable {
 public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
     /// The image is larger than the pixel limit.
     case tooManyPixels(width: Int, height: Int, limit: Int)
-    /// The data is truncated or corrupt.
+    /// The data is truncated or corrupt; the decoder's own words (which may name files and
+    /// library internals) are kept for the log, never shown to clients.
     case undecodable(String)
 
     /// A client-facing explanation.
@@ -266,8 +267,16 @@ public enum ImageDecodingError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .tooManyPixels(let width, let height, let limit):
             "image is \(width)x\(height) pixels, more than the limit of \(limit) pixels"
-        case .undecodable(let reason):
-            "image could not be decoded: \(reason)"
+        case .undecodable:
+            "image could not be decoded: the data is truncated, corrupt or not what its header declares"
+        }
+    }
+
+    /// The explanation for the log, with the decoder's message.
+    public var detail: String {
+        switch self {
+        case .tooManyPixels: description
+        case .undecodable(let reason): "image could not be decoded: \(reason)"
         }
     }
 }

@@ -30,14 +30,25 @@ public struct ImageSettings: Sendable {
     public var thumbnailSize: Int
     /// `PROCESSING_MAX_ATTEMPTS`: processing attempts before an image is failed for good (default 3).
     public var maxProcessingAttempts: Int
+    /// `MAX_CONCURRENT_UPLOADS`: uploads read and checked at once (default: half the processors,
+    /// at least 1), so that uploads never hold every thread that serves other requests.
+    public var maxConcurrentUploads: Int
+    /// `UPLOAD_QUEUE_LIMIT`: uploads that may wait for a place (default 16); more are answered 503.
+    public var uploadQueueLimit: Int
+    /// `DECODE_MEMORY_MB`: the memory full decodes may hold at once, in MiB (default 1024).
+    public var decodeMemoryMegabytes: Int
 
     /// Creates settings.
     public init(
         maxUploadBytes: Int = 20 * 1024 * 1024, maxImagePixels: Int = 100_000_000, blobDirectory: String,
         embeddingProvider: EmbeddingProvider = .visual, clipModelDirectory: String = Self.defaultCLIPModelDirectory,
         clipThreads: Int = ProcessInfo.processInfo.activeProcessorCount, thumbnailSize: Int = 256,
-        maxProcessingAttempts: Int = 3
+        maxProcessingAttempts: Int = 3, maxConcurrentUploads: Int = ImageSettings.defaultConcurrentUploads,
+        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 1024
     ) {
+        self.maxConcurrentUploads = maxConcurrentUploads
+        self.uploadQueueLimit = uploadQueueLimit
+        self.decodeMemoryMegabytes = decodeMemoryMegabytes
         self.clipModelDirectory = clipModelDirectory
         self.clipThreads = clipThreads
         self.maxUploadBytes = maxUploadBytes
@@ -65,13 +76,19 @@ public struct ImageSettings: Sendable {
             clipThreads: try variables.integer(
                 "CLIP_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256),
             thumbnailSize: try variables.integer("THUMBNAIL_SIZE", default: 256, in: 16...2048),
-            maxProcessingAttempts: try variables.integer("PROCESSING_MAX_ATTEMPTS", default: 3, in: 1...20))
+            maxProcessingAttempts: try variables.integer("PROCESSING_MAX_ATTEMPTS", default: 3, in: 1...20),
+            maxConcurrentUploads: try variables.integer(
+                "MAX_CONCURRENT_UPLOADS", default: Self.defaultConcurrentUploads, in: 1...1024),
+            uploadQueueLimit: try variables.integer("UPLOAD_QUEUE_LIMIT", default: 16, in: 0...100_000),
+            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 1024, in: 16...1_048_576))
     }
 }
 
 extension ImageSettings {
     /// Where `make model` puts the default checkpoint, relative to the working directory.
     public static let defaultCLIPModelDirectory = "./models/clip-vit-base-patch32"
+    /// Half the processors, at least one.
+    public static let defaultConcurrentUploads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 }
 
 /// Everything the image functions work with: the ports and the settings.
