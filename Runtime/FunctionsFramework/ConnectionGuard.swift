@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -100,6 +101,9 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var admitted = false
     private var deadline: Scheduled<Void>?
     private var readingBody = false
+    private var parserError: HTTPParserError?
+    private var answeredSinceParserError = false
+    private var droppingBareAnswer = false
 
     /// Creates the handler for one connection.
     /// - Parameters:
@@ -150,12 +154,55 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         context.fireChannelRead(data)
     }
 
-    /// When an answer ends, the connection waits for the next request: the idle timer runs.
+    /// Notes a request the HTTP parser could not read, so that its 400 can say why in JSON.
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError {
+            parserError = error
+            answeredSinceParserError = false
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// When an answer ends, the connection waits for the next request: the idle timer runs. The
+    /// server's bare 400 for a request the parser refused gets the JSON body every error has, or
+    /// is dropped when the handler has already answered that request (a body that broke off).
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), !readingBody {
+        let part = unwrapOutboundIn(data)
+        if droppingBareAnswer, case .end = part {
+            droppingBareAnswer = false
+            promise?.succeed()
+            return
+        }
+        if case .head(var head) = part, let error = parserError {
+            let bare = head.status == .badRequest && head.headerFields[.contentLength] == "0"
+            guard bare else {
+                answeredSinceParserError = true
+                context.write(data, promise: promise)
+                return
+            }
+            parserError = nil
+            if answeredSinceParserError {
+                droppingBareAnswer = true
+                promise?.succeed()
+                return
+            }
+            let body = ByteBuffer(string: #"{"detail":"Malformed HTTP request: \#(Self.describe(error))"}"#)
+            head.headerFields[.contentType] = "application/json"
+            head.headerFields[.contentLength] = String(body.readableBytes)
+            head.headerFields[.xContentTypeOptions] = "nosniff"
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(body)), promise: promise)
+            return
+        }
+        if case .end = part, !readingBody {
             arm(context: context, after: limits.idleTimeout, reason: "idle")
         }
         context.write(data, promise: promise)
+    }
+
+    /// The parser's reason, as plain words safe inside a JSON string.
+    static func describe(_ error: HTTPParserError) -> String {
+        String(describing: error).filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "_" }
     }
 
     private func arm(context: ChannelHandlerContext, after duration: Duration, reason: String) {

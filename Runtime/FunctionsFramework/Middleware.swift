@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Turns every error a handler throws into the API's JSON error shape.
 ///
@@ -43,6 +44,12 @@ public struct ErrorMiddleware: RouterMiddleware {
             return try error.response(from: request, context: context)
         case let error as ValidationError:
             return try error.response(from: request, context: context)
+        case let error as HTTPParserError:
+            // The body could not be parsed (a bad chunk size, say): the connection cannot be
+            // trusted to carry another request.
+            return try FunctionError(
+                .badRequest, "Malformed HTTP request: \(error)", headers: [.connection: "close"]
+            ).response(from: request, context: context)
         case is NIOTooManyBytesError:
             return try FunctionError(
                 .contentTooLarge, "Request body is larger than the limit of \(context.maxUploadSize) bytes"

@@ -121,4 +121,30 @@ struct ConnectionLimitTests {
         #expect(try await emulator.request(.GET, "/healthz").status == 200)
         #expect(try await emulator.terminate() == 0)
     }
+
+    @Test("requests the HTTP parser refuses (a bad chunk size, a bad header line, no method) answer one JSON 400")
+    func parserRejections() async throws {
+        let folder = try makeTemporaryFolder()
+        let emulator = try RunningFunction("emulator", in: folder, environment: [:])
+        try await emulator.waitUntilListening()
+        let requests = [
+            "POST /api/v1/teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+            "GARBAGE\r\n\r\n",
+        ]
+        for request in requests {
+            let connection = try RawConnection(port: emulator.port)
+            #expect(connection.send(request))
+            let (closed, received) = connection.waitForClose(timeout: .seconds(10))
+            #expect(closed)
+            #expect(received.hasPrefix("HTTP/1.1 400 Bad Request"), "\(received)")
+            #expect(received.components(separatedBy: "HTTP/1.1 ").count == 2, "exactly one answer: \(received)")
+            let body = try #require(received.components(separatedBy: "\r\n\r\n").last)
+            let detail = try #require(try json(body)["detail"] as? String)
+            #expect(detail.hasPrefix("Malformed HTTP request"))
+        }
+        #expect(try await emulator.request(.GET, "/api/v1/teams").status == 200)
+        #expect(try await emulator.terminate() == 0)
+        #expect(!emulator.output.contains(#""severity":"ERROR""#), "no request is a server error")
+    }
 }
