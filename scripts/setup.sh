@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian or Ubuntu machine, then fetches the Swift packages.
+# With --test, also the Python test helpers (scripts/test-requirements.txt) into .build-test/venv.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 # scoring, CLIP inference) and zlib (the original CLIP vocabulary file) headers for the C targets;
 # git and pkg-config for SwiftPM.
 APT_PACKAGES=(git pkg-config libsqlite3-dev libvips-dev libopenblas-dev zlib1g-dev ca-certificates)
+if [ "${1:-}" = "--test" ]; then APT_PACKAGES+=(python3-venv python3-pip); fi
 # The Swift toolchain needs at least this version (Hummingbird 2.28 asks for tools 6.2).
 MINIMUM_SWIFT=6.2
 
@@ -43,3 +45,14 @@ fi
 
 echo "==> Swift $(swift_version); resolving Swift packages"
 swift package resolve
+
+if [ "${1:-}" = "--test" ]; then
+    venv=.build-test/venv
+    stamp="$venv/.requirements"
+    if ! cmp -s scripts/test-requirements.txt "$stamp" 2>/dev/null; then
+        echo "==> Installing the Python test helpers into $venv"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install -q -r scripts/test-requirements.txt
+        cp scripts/test-requirements.txt "$stamp"
+    fi
+fi

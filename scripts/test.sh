@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what is missing, checks formatting, builds everything and runs every test.
+# Installs what is missing, checks formatting, builds everything and runs every test: the Swift
+# tests, then schemathesis against the emulator's own OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 echo "==> Checking formatting (swift format lint --strict)"
 swift format lint --strict --recursive Package.swift Runtime Functions Tests Benchmarks
 echo "==> Building every product and test target"
 swift build --build-tests
 echo "==> Running every test"
 swift test --skip-build
+scripts/schemathesis.sh

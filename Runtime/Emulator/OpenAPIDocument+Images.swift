@@ -31,6 +31,7 @@ extension OpenAPIDocument {
                         ],
                         "413": error("The file is larger than MAX_UPLOAD_BYTES"),
                         "415": error("Not an accepted image format"),
+                        "503": error("Too many uploads in progress (see Retry-After)"),
                     ],
                     multipart: ref("ImageUpload")),
                 "get": operation(
@@ -52,12 +53,12 @@ extension OpenAPIDocument {
             ],
             "/api/v1/images/{image_id}/download": [
                 "get": operation(
-                    "images", "The original bytes; ETag revalidation and single byte ranges",
-                    parameters: [
-                        imageID,
-                        ["name": "Range", "in": "header", "required": false, "schema": ["type": "string"]],
-                        ["name": "If-None-Match", "in": "header", "required": false, "schema": ["type": "string"]],
-                    ],
+                    "images",
+                    """
+                    The original bytes. Honours If-None-Match (304 for the current ETag) and one byte range in \
+                    Range (206; 416 when it lies outside the file).
+                    """,
+                    parameters: [imageID],
                     responses: [
                         "200": binary("The image"), "206": binary("The requested range"),
                         "304": ["description": "Not modified"], "404": error("No such image in the team"),
@@ -108,7 +109,7 @@ extension OpenAPIDocument {
                     parameters: [
                         [
                             "name": "q", "in": "query", "required": true,
-                            "schema": ["type": "string", "maxLength": 500],
+                            "schema": ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#],
                         ],
                         skip,
                         [
@@ -136,21 +137,42 @@ extension OpenAPIDocument {
                     ProcessEmbedding: a Pub/Sub messagePublished CloudEvent (binary or structured mode) whose \
                     data is {image_id, team_id}. 204 acknowledges; 500 asks for redelivery.
                     """,
-                    public: true, body: ["type": "object"],
+                    public: true, body: pushBody,
                     responses: [
                         "204": ["description": "Processed, already processed, dropped or dead-lettered"],
-                        "400": error("Not a Pub/Sub CloudEvent"), "500": error("This attempt failed; redeliver"),
+                        "400": error("Not a Pub/Sub CloudEvent"),
+                        "401": error("Production: no valid OIDC token or push token"),
+                        "403": error("Production: an OIDC token for another audience or account"),
+                        "500": error("This attempt failed; redeliver"),
+                        "503": error("The keys to check the OIDC token cannot be fetched; redeliver"),
                     ])
             ],
         ]
     }
 
     static let searchSummary = """
-        Search the team's images. Text with a text-capable embedder: mode semantic, score (1 + cosine) / 2. \
-        Text with the visual-features embedder: mode text (FTS5 over file name, description, tags, EXIF), \
-        score 0.7 × share of query words matched + 0.3 × BM25 relative to the best match. image_id: mode \
-        similar, score (1 + cosine) / 2. Results below similarity_threshold are left out.
+        Search the team's images, by text (q or query) or by likeness to a stored image (image_id), never \
+        both. Text with CLIP: mode semantic, score 1 / (1 + exp(-(cosine - 0.20) / 0.025)), a logistic \
+        curve over CLIP's narrow band of text-image cosines. Text with the visual-features embedder: mode \
+        text (FTS5 over file name, description, tags, EXIF), score 0.7 × share of query words matched + \
+        0.3 × BM25 relative to the best match. image_id: mode similar, score max(0, cosine) with CLIP, \
+        (1 + cosine) / 2 with the visual features. Results below similarity_threshold are left out.
         """
+
+    /// The Pub/Sub push body of a messagePublished event (binary mode; structured mode wraps it).
+    static let pushBody: JSONValue = object(
+        [
+            "message": object(
+                [
+                    "data": [
+                        "type": ["string", "null"], "contentEncoding": "base64",
+                        "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+                    ],
+                    "attributes": ["type": ["object", "null"], "additionalProperties": ["type": "string"]],
+                    "messageId": ["type": "string"], "publishTime": timestamp,
+                ], required: ["messageId", "publishTime"]),
+            "subscription": ["type": ["string", "null"]], "deliveryAttempt": ["type": ["integer", "null"]],
+        ], required: ["message"])
 
     static func binary(_ description: String) -> JSONValue {
         [
@@ -160,10 +182,17 @@ extension OpenAPIDocument {
     }
 
     static var imageSchemas: [String: JSONValue] {
-        let tags: JSONValue = ["type": "array", "items": ["type": "string", "maxLength": 50], "maxItems": 50]
-        let nullableUUID: JSONValue = ["type": ["string", "null"], "format": "uuid"]
+        let tags: JSONValue = [
+            "type": "array", "items": ["type": "string", "maxLength": 50, "pattern": .string(plainText)],
+            "maxItems": 50,
+        ]
+        let nullableUUID: JSONValue = ["type": ["string", "null"], "format": "uuid", "pattern": .string(uuidPattern)]
         let nullableString: JSONValue = ["type": ["string", "null"]]
         let nullableInteger: JSONValue = ["type": ["integer", "null"]]
+        let nullableTags: JSONValue = [
+            "type": ["array", "null"], "items": ["type": "string", "maxLength": 50, "pattern": .string(plainText)],
+            "maxItems": 50,
+        ]
         let image: [String: JSONValue] = [
             "id": uuid, "filename": ["type": "string"], "content_type": ["type": "string"],
             "format": ["type": "string", "enum": ["jpeg", "png", "webp", "gif", "tiff", "heic", "avif"]],
@@ -194,19 +223,23 @@ extension OpenAPIDocument {
             "ImageUpload": object(
                 [
                     "file": ["type": "string", "format": "binary"], "description": description,
-                    "tags": ["type": "string", "description": "Comma-separated; the field may repeat."],
+                    "tags": [
+                        "type": "string", "description": "Comma-separated; the field may repeat.",
+                        "pattern": .string(plainText),
+                    ],
                     "collection_id": uuid, "allow_duplicate": ["type": "boolean"],
                 ], required: ["file"]),
             "UpdateImage": object(
-                ["description": description, "tags": tags, "collection_id": nullableUUID], required: []),
+                ["description": description, "tags": nullableTags, "collection_id": nullableUUID], required: []),
             "SearchRequest": object(
                 [
-                    "query": ["type": "string", "maxLength": 500], "image_id": uuid,
+                    "query": ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#], "image_id": uuid,
                     "skip": ["type": "integer", "minimum": 0, "default": 0],
                     "limit": ["type": "integer", "minimum": 1, "maximum": 50, "default": 10],
                     "similarity_threshold": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
-                    "collection_id": uuid, "tags": tags, "uploaded_from": timestamp, "uploaded_to": timestamp,
-                ], required: []),
+                    "collection_id": nullableUUID, "tags": nullableTags, "uploaded_from": nullableTimestamp,
+                    "uploaded_to": nullableTimestamp,
+                ], required: [], oneOf: [["required": ["query"]], ["required": ["image_id"]]]),
             "SearchResults": object(
                 [
                     "results": [

@@ -50,7 +50,7 @@ public enum OpenAPIDocument {
     static let keyID = pathParameter("key_id", "The key's id.")
     static let skip: JSONValue = [
         "name": "skip", "in": "query", "required": false, "description": "How many items to skip.",
-        "schema": ["type": "integer", "minimum": 0, "default": 0],
+        "schema": ["type": "integer", "minimum": 0, "maximum": 2_147_483_647, "default": 0],
     ]
     static let limit: JSONValue = [
         "name": "limit", "in": "query", "required": false, "description": "How many items to return.",
@@ -113,19 +113,24 @@ public enum OpenAPIDocument {
                         [
                             "name": "team_id", "in": "query", "required": false,
                             "description": "Only this team's users.",
-                            "schema": ["type": "string", "format": "uuid"],
+                            "schema": uuid,
                         ],
                     ],
                     responses: ["200": ok("UserList", "A page of users")]),
             ],
             "/api/v1/users/me": [
                 "get": operation(
-                    "users", "Read the caller's own user", parameters: [meUserID],
+                    "users", "Read the caller's own user (development: or the user given by user_id, without a key)",
+                    management: true, parameters: [meUserID],
                     responses: ["200": ok("User", "The user"), "404": error("No such user")]),
                 "put": operation(
-                    "users", "Change the caller's own name or e-mail", parameters: [meUserID],
-                    body: ref("UpdateMe"),
-                    responses: ["200": ok("User", "The user"), "409": error("E-mail already used")]),
+                    "users",
+                    "Change the caller's own name or e-mail (development: or the user_id's, without a key)",
+                    management: true, parameters: [meUserID], body: ref("UpdateMe"),
+                    responses: [
+                        "200": ok("User", "The user"), "404": error("No such user"),
+                        "409": error("E-mail already used"),
+                    ]),
             ],
             "/api/v1/users/{user_id}": [
                 "get": operation(
@@ -171,6 +176,7 @@ public enum OpenAPIDocument {
                     responses: [
                         "201": ok("CreatedAPIKey", "The key, with its text in `key`"),
                         "403": error("The caller is not an admin"), "404": error("No such user"),
+                        "409": error("The user is deactivated"),
                     ])
             ],
             "/api/v1/auth/verify": [
@@ -185,7 +191,7 @@ public enum OpenAPIDocument {
         "name": "user_id", "in": "query", "required": false,
         "description":
             "Development: the user to act as (or send a key instead). Production: optional, must be the key owner.",
-        "schema": ["type": "string", "format": "uuid"],
+        "schema": uuid,
     ]
 
     static let status: JSONValue = [
@@ -201,7 +207,13 @@ public enum OpenAPIDocument {
         var responses = responses
         if !isPublic {
             responses["401"] = error("Missing, malformed, unknown, revoked or expired key")
-            if management { responses["403"] = error("Production only: the key's owner is not an admin") }
+            responses["429"] = error("Too many failed authentications from this client (see Retry-After)")
+            if management && responses["403"] == nil {
+                responses["403"] = error("Production only: the key's owner is not an admin")
+            }
+        }
+        if body != nil {
+            responses["415"] = error("The body is not sent as Content-Type: application/json")
         }
         if body != nil || multipart != nil || !parameters.isEmpty {
             responses["422"] = [
@@ -226,14 +238,14 @@ public enum OpenAPIDocument {
     static func pathParameter(_ name: String, _ description: String) -> JSONValue {
         [
             "name": .string(name), "in": "path", "required": true, "description": .string(description),
-            "schema": ["type": "string", "format": "uuid"],
+            "schema": uuid,
         ]
     }
 
     static func queryUUID(_ name: String, _ description: String, required: Bool) -> JSONValue {
         [
             "name": .string(name), "in": "query", "required": .bool(required), "description": .string(description),
-            "schema": ["type": "string", "format": "uuid"],
+            "schema": uuid,
         ]
     }
 
@@ -248,15 +260,44 @@ public enum OpenAPIDocument {
 
     // MARK: Schemas
 
-    static let uuid: JSONValue = ["type": "string", "format": "uuid"]
-    static let timestamp: JSONValue = ["type": "string", "format": "date-time"]
-    static let nullableTimestamp: JSONValue = ["type": ["string", "null"], "format": "date-time"]
-    static let name: JSONValue = ["type": "string", "minLength": 1, "maxLength": 100]
-    static let description: JSONValue = ["type": ["string", "null"], "maxLength": 1000]
-    static let email: JSONValue = ["type": "string", "format": "email", "maxLength": 254]
+    /// Identifiers: UUIDs, in either case.
+    static let uuidPattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    static let uuid: JSONValue = ["type": "string", "format": "uuid", "pattern": .string(uuidPattern)]
+    /// Text without control or bidirectional-control characters (what ``InputRules`` refuses).
+    static let plainText =
+        #"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069\u2028\u2029\uFFFE\uFFFF]*$"#
+    /// The same, with tab and line breaks allowed (descriptions).
+    static let multilineText =
+        #"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069\u2028\u2029\uFFFE\uFFFF]*$"#
+    static let timestampPattern =
+        #"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"#
+    static let timestamp: JSONValue = ["type": "string", "format": "date-time", "pattern": .string(timestampPattern)]
+    static let nullableTimestamp: JSONValue = [
+        "type": ["string", "null"], "format": "date-time", "pattern": .string(timestampPattern),
+    ]
 
-    static func object(_ properties: [String: JSONValue], required: [String]) -> JSONValue {
-        ["type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) })]
+    /// The same schema with `null` allowed too: optional body fields where `null` means "not given".
+    static func orNull(_ schema: JSONValue) -> JSONValue {
+        guard var object = schema.object, case .string(let type) = object["type"] else { return schema }
+        object["type"] = [.string(type), "null"]
+        return .object(object)
+    }
+    static let name: JSONValue = [
+        "type": "string", "minLength": 1, "maxLength": 100, "pattern": .string(plainText),
+    ]
+    static let description: JSONValue = [
+        "type": ["string", "null"], "maxLength": 1000, "pattern": .string(multilineText),
+    ]
+    static let email: JSONValue = [
+        "type": "string", "format": "email", "maxLength": 254, "pattern": .string(plainText),
+    ]
+
+    static func object(_ properties: [String: JSONValue], required: [String], oneOf: [JSONValue]? = nil) -> JSONValue {
+        var schema: [String: JSONValue] = [
+            "type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) }),
+        ]
+        if let oneOf { schema["oneOf"] = .array(oneOf) }
+        return .object(schema)
     }
 
     static func list(_ itemsName: String, _ item: String) -> JSONValue {
@@ -301,7 +342,13 @@ public enum OpenAPIDocument {
                 required: ["id", "name", "description", "created_at", "updated_at"]),
             "TeamList": list("teams", "Team"),
             "CreateTeam": object(["name": name, "description": description], required: ["name"]),
-            "UpdateTeam": object(["name": name, "description": description], required: []),
+            "UpdateTeam": object(
+                [
+                    "name": [
+                        "type": ["string", "null"], "minLength": 1, "maxLength": 100, "pattern": .string(plainText),
+                    ], "description": description,
+                ],
+                required: []),
             "User": object(
                 [
                     "id": uuid, "email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean"],
@@ -310,14 +357,17 @@ public enum OpenAPIDocument {
                 required: ["id", "email", "name", "team_id", "is_admin", "is_active", "created_at", "updated_at"]),
             "UserList": list("users", "User"),
             "CreateUser": object(
-                ["email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean", "default": false]],
+                [
+                    "email": email, "name": name, "team_id": uuid,
+                    "is_admin": ["type": ["boolean", "null"], "default": false],
+                ],
                 required: ["email", "name", "team_id"]),
             "UpdateUser": object(
                 [
-                    "email": email, "name": name, "team_id": uuid, "is_admin": ["type": "boolean"],
-                    "is_active": ["type": "boolean"],
+                    "email": orNull(email), "name": orNull(name), "team_id": orNull(uuid),
+                    "is_admin": ["type": ["boolean", "null"]], "is_active": ["type": ["boolean", "null"]],
                 ], required: []),
-            "UpdateMe": object(["email": email, "name": name], required: []),
+            "UpdateMe": object(["email": orNull(email), "name": orNull(name)], required: []),
             "CreateAPIKey": object(["name": name, "description": description], required: ["name"]),
             "APIKey": object(keyProperties, required: keyRequired),
             "CreatedAPIKey": object(createdKey, required: keyRequired + ["key"]),

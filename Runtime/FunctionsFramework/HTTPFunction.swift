@@ -150,6 +150,15 @@ public final class FunctionRoutes {
                 router.on(RouterPath(path), method: method) { _, _ -> Response in throw error }
             }
         }
+        // Methods outside that list (QUERY, PROPFIND, anything) find no route at all: answer them
+        // 405 too when the path is known.
+        let table = methodsByPath.map { path, methods in
+            (
+                segments: path.split(separator: "/").map { $0.hasPrefix("{") ? nil : String($0) },
+                allowed: methods.contains(.get) && !methods.contains(.head) ? methods + [.head] : methods
+            )
+        }
+        router.add(middleware: UnknownMethodMiddleware(paths: table))
     }
 }
 
@@ -229,6 +238,31 @@ public struct FunctionRequest: Sendable {
             return try JSONCoding.makeDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             throw ValidationError.fromDecoding(error)
+        }
+    }
+}
+
+/// Turns the router's 404 for a known path with an unknown method into 405 with `Allow`.
+struct UnknownMethodMiddleware: RouterMiddleware {
+    /// Each registered path's segments (`nil` for a parameter) and its methods.
+    let paths: [(segments: [String?], allowed: [HTTPRequest.Method])]
+
+    func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let segments = request.uri.path.split(separator: "/")
+            let allowed = paths.filter { path in
+                path.segments.count == segments.count
+                    && zip(path.segments, segments).allSatisfy { pattern, segment in
+                        pattern.map { $0 == segment } ?? true
+                    }
+            }.flatMap(\.allowed)
+            guard !allowed.isEmpty, !allowed.contains(request.method) else { throw error }
+            throw FunctionError.methodNotAllowed(allowed: Array(Set(allowed)))
         }
     }
 }

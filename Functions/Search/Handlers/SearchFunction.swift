@@ -60,7 +60,8 @@ public struct SearchFunction: HTTPFunction {
                 vector, request, scale: images.embedder.textRelevance, teamID: principal.teamID, excluding: nil)
         } else {
             mode = .text
-            ranked = try await textMatches(request, teamID: principal.teamID)
+            // Punctuation alone has no words to match: nothing is found, which is not an error.
+            ranked = request.words.isEmpty ? [] : try await textMatches(request, teamID: principal.teamID)
         }
         let page = ranked.dropFirst(request.skip).prefix(request.limit)
         return SearchResponse(
@@ -206,9 +207,8 @@ struct SearchRequest: Sendable {
         if let limit = body.limit, !(1...50).contains(limit) {
             rules.add(["body", "limit"], "Input should be between 1 and 50", "range")
         }
-        if let from = body.uploadedFrom, let to = body.uploadedTo, from > to {
-            rules.add(["body", "uploaded_to"], "uploaded_to should not be before uploaded_from", "value_error")
-        }
+        // uploaded_to before uploaded_from is an empty range: it matches nothing (not an error, so
+        // that what the OpenAPI document accepts, the server accepts).
         try rules.check()
         try self.init(
             query: body.query, imageID: body.imageID, skip: body.skip ?? 0, limit: body.limit ?? 10,
@@ -250,10 +250,6 @@ struct SearchRequest: Sendable {
         self.limit = limit
         self.threshold = threshold
         self.filter = filter
-        if imageID == nil, words.isEmpty {
-            throw ValidationError(
-                loc: [location, queryField], msg: "The query has no words to search for", type: "value_error")
-        }
     }
 }
 

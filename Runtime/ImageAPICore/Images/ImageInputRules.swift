@@ -40,11 +40,11 @@ extension InputRules {
 
     /// Reads an optional UUID field.
     /// - Parameters:
-    ///   - value: The raw text, if given; empty text counts as absent.
+    ///   - value: The raw text, if given; empty text and `null` (a form cannot carry JSON null) count as absent.
     ///   - location: Where the input was, for the error.
     /// - Returns: The identifier, or `nil`.
     public mutating func optionalUUID(_ value: String?, location: [String]) -> UUID? {
-        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        guard let text = value?.trimmingCharacters(in: .whitespaces), !text.isEmpty, text != "null" else { return nil }
         guard let id = UUID(uuidString: text) else {
             add(location, "Input should be a valid UUID", "uuid_parsing")
             return nil
@@ -52,9 +52,11 @@ extension InputRules {
         return id
     }
 
-    /// Reads an optional boolean form field (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    /// Reads an optional boolean form field (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty or `null` is absent).
     public mutating func optionalBool(_ value: String?, location: [String]) -> Bool? {
-        guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty else { return nil }
+        guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty, text != "null" else {
+            return nil
+        }
         switch text {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
