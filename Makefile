@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run test build format lint model bench-clip bench-search
+.PHONY: setup run test build format lint model bench-clip bench-search sanitize
 
 setup:
 	scripts/setup.sh
@@ -18,6 +18,9 @@ bench-search:
 
 bench-clip:
 	scripts/bench-clip.sh
+
+sanitize:
+	scripts/sanitize.sh
 
 build:
 	swift build

@@ -8,6 +8,7 @@ import Logging
 import PushAuthentication
 import SQLiteStorage
 import ServiceLifecycle
+import Synchronization
 
 /// Everything a function process reads from its configuration.
 public struct HostConfiguration: Sendable {
@@ -87,6 +88,23 @@ public enum FunctionHost {
         try SQLiteMetadataStore(path: settings.databasePath)
     }
 
+    /// The process's one decode-memory budget (`DECODE_MEMORY_MB`), made on first use.
+    private static let budget = Mutex<DecodeMemoryBudget?>(nil)
+
+    /// The libvips codec with the process's decode-memory budget, shared by uploads, thumbnails
+    /// and the visual-features embedder.
+    /// - Parameter settings: The image settings.
+    /// - Returns: The codec.
+    public static func codec(_ settings: ImageSettings) -> VipsImageCodec {
+        let shared = budget.withLock { budget in
+            if let budget { return budget }
+            let made = DecodeMemoryBudget(capacity: settings.decodeMemoryMegabytes << 20)
+            budget = made
+            return made
+        }
+        return VipsImageCodec(memoryBudget: shared)
+    }
+
     /// The embedder the settings choose. With `EMBEDDING_PROVIDER=auto`, CLIP is used when
     /// `CLIP_MODEL_DIR` holds a model and the visual-features embedder otherwise, with one log
     /// line saying why and how to get the model.
@@ -108,7 +126,7 @@ public enum FunctionHost {
         }
         switch settings.embeddingProvider {
         case .visual:
-            return VisualFeaturesEmbedder()
+            return VisualFeaturesEmbedder(codec: codec(settings))
         case .clip:
             return try clip()
         case .automatic:
@@ -119,7 +137,7 @@ public enum FunctionHost {
                 (image similarity only, no semantic text search). Run `make model` to download \
                 openai/clip-vit-base-patch32 there, or set CLIP_MODEL_DIR.
                 """)
-            return VisualFeaturesEmbedder()
+            return VisualFeaturesEmbedder(codec: codec(settings))
         }
     }
 
@@ -138,8 +156,7 @@ public enum FunctionHost {
         let api = APIServices(store: store, settings: settings)
         let images = ImageServices(
             store: store, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
-            codec: VipsImageCodec(
-                memoryBudget: DecodeMemoryBudget(capacity: configuration.images.decodeMemoryMegabytes << 20)),
+            codec: codec(configuration.images),
             embedder: try embedder ?? makeEmbedder(configuration.images, logger: logger),
             vectors: try SQLiteVectorIndex(store: store), deadLetters: store, settings: configuration.images)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {

@@ -16,8 +16,18 @@ public struct VipsImageCodec: ImageCodec {
         self.memoryBudget = memoryBudget
     }
 
-    /// The budget codecs share unless given their own: 1 GiB.
-    public static let sharedBudget = DecodeMemoryBudget(capacity: 1 << 30)
+    /// The budget codecs share unless given their own: 512 MiB (one 100-megapixel decode at a time).
+    public static let sharedBudget = DecodeMemoryBudget(capacity: 512 << 20)
+
+    /// The decode-memory estimate of an image held in memory, from its header alone.
+    func estimate(_ data: Data) async throws -> Int {
+        try await Vips.run {
+            let image = data.withUnsafeBytes { vshim_open_buffer($0.baseAddress, $0.count, 0) }
+            guard let image else { throw ImageDecodingError.undecodable(Vips.takeError()) }
+            defer { vshim_release(image) }
+            return DecodeMemoryBudget.estimate(width: Int(vshim_width(image)), height: Int(vshim_height(image)))
+        }
+    }
 
     /// A JPEG spends at least one bit on the DC coefficient of every 8x8 luma block, even when
     /// progressive scans code the rest of a block in runs: data shorter than this for its
@@ -76,10 +86,16 @@ public struct VipsImageCodec: ImageCodec {
         }
     }
 
-    /// Makes a JPEG thumbnail, orientation applied.
+    /// Makes a JPEG thumbnail, orientation applied, within the memory budget.
     public func thumbnail(of data: Data, size: Int) async throws -> Data {
         let quality = thumbnailQuality
-        return try await Vips.run {
+        return try await memoryBudget.withReservation(try await estimate(data)) {
+            try await thumbnailNow(of: data, size: size, quality: quality)
+        }
+    }
+
+    private func thumbnailNow(of data: Data, size: Int, quality: Int) async throws -> Data {
+        try await Vips.run {
             var output: UnsafeMutableRawPointer?
             var length = 0
             let status = data.withUnsafeBytes { bytes in
@@ -91,8 +107,15 @@ public struct VipsImageCodec: ImageCodec {
         }
     }
 
-    /// Renders an image as `width` × `height` 8-bit sRGB pixels, row by row, 3 bytes each.
+    /// Renders an image as `width` × `height` 8-bit sRGB pixels, row by row, 3 bytes each, within
+    /// the memory budget.
     public func renderSRGB(_ data: Data, width: Int, height: Int) async throws -> [UInt8] {
+        try await memoryBudget.withReservation(try await estimate(data)) {
+            try await renderNow(data, width: width, height: height)
+        }
+    }
+
+    private func renderNow(_ data: Data, width: Int, height: Int) async throws -> [UInt8] {
         try await Vips.run {
             var pixels = [UInt8](repeating: 0, count: width * height * 3)
             let status = data.withUnsafeBytes { bytes in

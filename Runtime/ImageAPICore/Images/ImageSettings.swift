@@ -35,7 +35,7 @@ public struct ImageSettings: Sendable {
     public var maxConcurrentUploads: Int
     /// `UPLOAD_QUEUE_LIMIT`: uploads that may wait for a place (default 16); more are answered 503.
     public var uploadQueueLimit: Int
-    /// `DECODE_MEMORY_MB`: the memory full decodes may hold at once, in MiB (default 1024).
+    /// `DECODE_MEMORY_MB`: the memory full decodes may hold at once, in MiB (default 512).
     public var decodeMemoryMegabytes: Int
 
     /// Creates settings.
@@ -44,7 +44,7 @@ public struct ImageSettings: Sendable {
         embeddingProvider: EmbeddingProvider = .visual, clipModelDirectory: String = Self.defaultCLIPModelDirectory,
         clipThreads: Int = ProcessInfo.processInfo.activeProcessorCount, thumbnailSize: Int = 256,
         maxProcessingAttempts: Int = 3, maxConcurrentUploads: Int = ImageSettings.defaultConcurrentUploads,
-        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 1024
+        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 512
     ) {
         self.maxConcurrentUploads = maxConcurrentUploads
         self.uploadQueueLimit = uploadQueueLimit
@@ -80,7 +80,7 @@ public struct ImageSettings: Sendable {
             maxConcurrentUploads: try variables.integer(
                 "MAX_CONCURRENT_UPLOADS", default: Self.defaultConcurrentUploads, in: 1...1024),
             uploadQueueLimit: try variables.integer("UPLOAD_QUEUE_LIMIT", default: 16, in: 0...100_000),
-            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 1024, in: 16...1_048_576))
+            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 512, in: 16...1_048_576))
     }
 }
 
