@@ -89,11 +89,16 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pid", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--big-mib", type=int, default=12, help="size of the big uploads (0 to skip them)")
     arguments = parser.parse_args()
     base = f"http://127.0.0.1:{arguments.port}"
     key = make_key(base)
     files = [("truncated-bomb.jpg", truncated_jpeg_bomb()), ("text-bomb.png", png_with_text_bomb()),
              ("progressive-10000.jpg", progressive_jpeg())]
+    if arguments.big_mib:
+        # Big bodies that are parsed, hashed and written in full before the image check refuses them.
+        big = b"\xff\xd8\xff\xe0" + os.urandom(arguments.big_mib * 1024 * 1024)
+        files.append((f"big-{arguments.big_mib}mib.jpg", big))
     print(f"idle: RSS {peak_rss_mib(arguments.pid)} MiB")
     for name, data in files:
         if data is None:
