@@ -140,6 +140,9 @@ struct EmulatorEndToEndTests {
         kill(emulator.process.processIdentifier, SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(emulator.process.isRunning, "the server waits for the request in flight")
+        #expect(throws: (any Error).self, "but accepts no new connection") {
+            _ = try RawConnection(port: emulator.port)
+        }
         writer.yield(body.getSlice(at: 10, length: body.readableBytes - 10)!)
         writer.finish()
 
