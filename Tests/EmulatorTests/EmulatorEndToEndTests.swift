@@ -91,6 +91,18 @@ struct EmulatorEndToEndTests {
         let production = try RunningFunction("manage-teams", in: folder, environment: ["ENVIRONMENT": "production"])
         #expect(try await production.waitForExit() == 78)
         #expect(production.errors.hasPrefix("invalid configuration: API_KEY_SECRET"))
+
+        // An event route open to anyone is not a production configuration.
+        let secret = ["ENVIRONMENT": "production", "API_KEY_SECRET": "an-end-to-end-secret-that-is-long-enough"]
+        let unguarded = try RunningFunction("process-embedding", in: folder, environment: secret)
+        #expect(try await unguarded.waitForExit() == 78)
+        #expect(unguarded.output.contains("PUBSUB_PUSH_TOKEN"))
+        var guarded = secret
+        guarded["PUBSUB_PUSH_TOKEN"] = "a-push-token-of-some-length"
+        let started = try RunningFunction("process-embedding", in: folder, environment: guarded)
+        try await started.waitUntilListening()
+        #expect(try await started.request(.POST, "/events/process-embedding", json: "{}").status == 401)
+        #expect(try await started.terminate() == 0)
     }
 
     @Test("production: bootstrap-admin and BOOTSTRAP_ADMIN_KEY give working admin keys")
