@@ -29,9 +29,10 @@ final class RunningFunction: @unchecked Sendable {
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder
-        process.environment = ["PATH": "/usr/bin:/bin", "PORT": "0", "DATA_DIR": folder.path].merging(environment) {
-            $1
-        }
+        // Sanitizer settings (make sanitize) reach the children too; nothing else is inherited.
+        let sanitizers = ProcessInfo.processInfo.environment.filter { $0.key.hasSuffix("SAN_OPTIONS") }
+        process.environment = ["PATH": "/usr/bin:/bin", "PORT": "0", "DATA_DIR": folder.path]
+            .merging(sanitizers) { $1 }.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         try process.run()
