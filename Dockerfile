@@ -27,5 +27,8 @@ COPY --from=build --chown=function /out/models /var/lib/image-api/models
 USER function
 WORKDIR /var/lib/image-api
 ENV PORT=8080
+# A container is reached from outside it: listen on every interface (the emulator would default to
+# loopback in development; it then logs that its public management endpoints are exposed).
+ENV HOST=0.0.0.0
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/function"]
