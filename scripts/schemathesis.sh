@@ -11,7 +11,8 @@ bin=$(swift build --show-bin-path)
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 # Generous limits: the fuzzer is one fast client, not an attacker.
-(cd "$data" && env -i PATH="$PATH" PORT=0 DATA_DIR="$data" AUTH_FAILURE_LIMIT=100000 \
+# exec: $! is then the emulator itself, which the trap stops.
+(cd "$data" && exec env -i PATH="$PATH" PORT=0 DATA_DIR="$data" AUTH_FAILURE_LIMIT=100000 \
     LOG_LEVEL=warning "$bin/emulator" >"$data/emulator.out" 2>"$data/emulator.err") &
 pid=$!
 for _ in $(seq 1 200); do
