@@ -8,7 +8,12 @@ let swiftSettings: [SwiftSetting] = [
 
 /// One standalone executable per Cloud Function: a `Main` target that only wires configuration
 /// to the importable handler library beside it.
-func function(_ name: String, product: String, extraDependencies: [Target.Dependency] = []) -> [Target] {
+/// Image functions host with `ImageHosting` (libvips, the embedders, the vector index); the
+/// management functions with `FunctionHosting` alone.
+func function(
+    _ name: String, product: String, hosting: Target.Dependency = "FunctionHosting",
+    extraDependencies: [Target.Dependency] = []
+) -> [Target] {
     [
         .target(
             name: name,
@@ -18,7 +23,7 @@ func function(_ name: String, product: String, extraDependencies: [Target.Depend
         ),
         .executableTarget(
             name: "\(name)Main",
-            dependencies: [.target(name: name), "FunctionHosting"],
+            dependencies: [.target(name: name), hosting],
             path: "Functions/\(name)/Main",
             swiftSettings: swiftSettings
         ),
@@ -94,19 +99,27 @@ let package = Package(
         // libvips behind the image-codec port, and the built-in visual-features embedder.
         .target(
             name: "ImageProcessing",
-            dependencies: ["ImageAPICore", "VipsShim", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["ImageAPICore", "VipsShim", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Runtime/ImageProcessing",
             swiftSettings: swiftSettings
         ),
         // The CLIP inference engine: Hugging Face checkpoints, tokenizer, preprocessing, both towers.
+        // A general engine: it knows nothing of the application.
         .target(
             name: "CLIPInference",
             dependencies: [
-                "ImageAPICore", "VipsShim", "COpenBLAS", "CZlib", "CLIPKernels",
+                "VipsShim", "COpenBLAS", "CZlib", "CLIPKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime/CLIPInference",
+            swiftSettings: swiftSettings
+        ),
+        // The CLIP engine behind the application's embedder port.
+        .target(
+            name: "CLIPEmbedding",
+            dependencies: ["ImageAPICore", "CLIPInference", .product(name: "Logging", package: "swift-log")],
+            path: "Runtime/CLIPEmbedding",
             swiftSettings: swiftSettings
         ),
         // Contiguous Float32 vectors scored with BLAS.
@@ -123,12 +136,41 @@ let package = Package(
             path: "Runtime/FileSystemStorage",
             swiftSettings: swiftSettings
         ),
-        // The embedded SQLite implementations: metadata, images with their outbox, vectors, the
-        // local Pub/Sub queue and its dead letters.
+        // The embedded SQLite implementations: metadata, images with their outbox, the local
+        // Pub/Sub queue and its dead letters.
         .target(
             name: "SQLiteStorage",
-            dependencies: ["ImageAPICore", "VectorMath", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ImageAPICore", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Runtime/SQLiteStorage",
+            swiftSettings: swiftSettings
+        ),
+        // The embedded vector index: vectors kept in a SQLite file, searched in memory with BLAS.
+        .target(
+            name: "EmbeddedVectorIndex",
+            dependencies: ["ImageAPICore", "VectorMath", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Runtime/EmbeddedVectorIndex",
+            swiftSettings: swiftSettings
+        ),
+        // Turns configuration into the metadata store and serves functions with it: all that
+        // the management functions link.
+        .target(
+            name: "FunctionHosting",
+            dependencies: [
+                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "PushAuthentication",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Runtime/FunctionHosting",
+            swiftSettings: swiftSettings
+        ),
+        // The image pipeline's adapters for the image functions: blob store, codec, embedders
+        // and the vector index.
+        .target(
+            name: "ImageHosting",
+            dependencies: [
+                "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "ImageProcessing",
+                "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex",
+            ],
+            path: "Runtime/ImageHosting",
             swiftSettings: swiftSettings
         ),
         // Who may deliver events: Google-signed OIDC tokens of Pub/Sub push, or a shared token.
@@ -143,21 +185,12 @@ let package = Package(
             path: "Runtime/PushAuthentication",
             swiftSettings: swiftSettings
         ),
-        // Turns configuration into adapters (store, authenticator) and serves functions with them.
-        .target(
-            name: "FunctionHosting",
-            dependencies: [
-                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "FileSystemStorage", "ImageProcessing",
-                "CLIPInference", "PushAuthentication", .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            path: "Runtime/FunctionHosting",
-            swiftSettings: swiftSettings
-        ),
         // The local function emulator: every function on one port, OpenAPI document and docs page.
         .target(
             name: "Emulator",
             dependencies: [
-                "FunctionHosting", "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage", "ProcessEmbedding", "Search",
+                "FunctionHosting", "ImageHosting", "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage",
+                "ProcessEmbedding", "Search",
             ],
             path: "Runtime/Emulator",
             swiftSettings: swiftSettings
@@ -183,14 +216,16 @@ let package = Package(
         ),
         .testTarget(
             name: "CLIPInferenceTests",
-            dependencies: ["CLIPInference", "CLIPKernels", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CLIPInference", "CLIPEmbedding", "CLIPKernels", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/CLIPInferenceTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APITests",
             dependencies: [
-                "Emulator", "PushAuthentication",
+                "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -201,7 +236,7 @@ let package = Package(
         .executableTarget(
             name: "ImageBenchmarks",
             dependencies: [
-                "Emulator", "SQLiteStorage", "ImageProcessing", "COpenBLAS",
+                "Emulator", "SQLiteStorage", "EmbeddedVectorIndex", "ImageProcessing", "COpenBLAS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/ImageBenchmarks",
@@ -216,16 +251,18 @@ let package = Package(
         .executableTarget(
             name: "SearchBenchmarks",
             dependencies: [
-                "CLIPInference", "SQLiteStorage", "ImageAPICore",
+                "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex", "ImageAPICore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/SearchBenchmarks",
             swiftSettings: swiftSettings
         ),
+        // The layers of the package graph and what each function binary links.
+        .testTarget(name: "ArchitectureTests", path: "Tests/ArchitectureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "EmulatorTests",
             dependencies: [
-                "Emulator",
+                "Emulator", "ImageHosting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/EmulatorTests",
@@ -236,9 +273,9 @@ let package = Package(
         + function("ManageUsers", product: "manage-users")
         + function("ApiKeys", product: "api-keys")
         + function(
-            "UploadImage", product: "upload-image",
+            "UploadImage", product: "upload-image", hosting: "ImageHosting",
             extraDependencies: [.product(name: "MultipartKit", package: "multipart-kit")])
-        + function("ProcessEmbedding", product: "process-embedding")
-        + function("Search", product: "search"),
+        + function("ProcessEmbedding", product: "process-embedding", hosting: "ImageHosting")
+        + function("Search", product: "search", hosting: "ImageHosting"),
     swiftLanguageModes: [.v6]
 )

@@ -7,6 +7,7 @@
 //    dimensions, against the memory-bandwidth bound of the same scan measured in the same run.
 import AsyncHTTPClient
 import COpenBLAS
+import EmbeddedVectorIndex
 import Foundation
 import ImageAPICore
 import ImageProcessing
@@ -196,7 +197,7 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-bench-vectors-\(UUID())")
     defer { try? FileManager.default.removeItem(at: folder) }
     let path = folder.appendingPathComponent("vectors.sqlite").path
-    let writer = try SQLiteVectorIndex(store: try SQLiteMetadataStore(path: path))
+    let writer = try SQLiteVectorIndex(path: path)
     let team = UUID()
     var generator = SystemRandomNumberGenerator()
     func randomUnit() -> [Float] {
@@ -212,7 +213,7 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     }
     // A fresh index, as a newly started Search process loads it.
     let loadStart = ContinuousClock.now
-    let index = try SQLiteVectorIndex(store: try SQLiteMetadataStore(path: path))
+    let index = try SQLiteVectorIndex(path: path)
     let load = seconds(ContinuousClock.now - loadStart)
     var latencies: [Double] = []
     for _ in 0..<queries {

@@ -11,7 +11,9 @@
 // and, in the same run, the parts alone in this process: embedding one query text with CLIP (the
 // same model and threads as the server) and the vector scan alone (the same index and query).
 import AsyncHTTPClient
+import CLIPEmbedding
 import CLIPInference
+import EmbeddedVectorIndex
 import Foundation
 import ImageAPICore
 import NIOCore
@@ -142,7 +144,7 @@ func seededDataFolder(count: Int, model: String, dimensions: Int, root: String) 
     guard let key = APIKeyText(parsing: benchKey) else { throw BenchError("the bench key does not parse") }
     let (admin, _) = try await AdministratorBootstrap(services: services).createAdministratorKey(
         email: "bench@example.com", name: "Bench", teamName: "Bench", keyText: key)
-    let vectors = try SQLiteVectorIndex(store: store)
+    let vectors = try SQLiteVectorIndex(path: settings.databasePath)
     var generator = SeededGenerator(state: UInt64(count))
     let start = ContinuousClock.now
     let now = Date()
@@ -258,8 +260,9 @@ for count in options.sizes {
     let embedding = try await measure(clients: 1, duration: options.seconds) { call in
         _ = model.embed(tokenSequences: [tokenized[call % tokenized.count]], threads: options.threads)
     }
-    let store = try SQLiteMetadataStore(path: APISettings(dataDirectory: folder.path).databasePath)
-    let index = try SQLiteVectorIndex(store: store)
+    let databasePath = APISettings(dataDirectory: folder.path).databasePath
+    let store = try SQLiteMetadataStore(path: databasePath)
+    let index = try SQLiteVectorIndex(path: databasePath)
     guard let teamID = try await store.user(email: "bench@example.com")?.teamID else {
         throw BenchError("the seeded folder has no bench user")
     }

@@ -13,18 +13,20 @@ import UploadImage
 /// uses, plus the documentation endpoints.
 public enum Emulator {
     /// Every function the emulator serves, in the order their routes are registered.
-    /// - Parameter services: The wired services.
+    /// - Parameters:
+    ///   - services: The wired services.
+    ///   - images: The image pipeline's ports.
     /// - Returns: The functions, documentation included.
-    public static func functions(_ services: HostedServices) -> [any HTTPFunction] {
+    public static func functions(_ services: HostedServices, images: ImageServices) -> [any HTTPFunction] {
         [
             ManageTeamsFunction(services: services.api),
             ManageUsersFunction(services: services.api),
             ApiKeysFunction(services: services.api),
-            UploadImageFunction(api: services.api, images: services.images),
+            UploadImageFunction(api: services.api, images: images),
             CloudEventEndpoint(
-                ProcessEmbeddingFunction(api: services.api, images: services.images),
+                ProcessEmbeddingFunction(api: services.api, images: images),
                 authenticator: services.eventAuthenticator),
-            SearchFunction(api: services.api, images: services.images),
+            SearchFunction(api: services.api, images: images),
             DocumentationFunction(),
         ]
     }

@@ -3,6 +3,7 @@ import Emulator
 import Foundation
 import FunctionHosting
 import ImageAPICore
+import ImageHosting
 import Logging
 
 /// `emulator`: serves every function on one port with embedded storage, or bootstraps an admin.
@@ -23,7 +24,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = HostConfiguration.loadOrExit(loopbackInDevelopment: true)
         let settings = configuration.settings
-        await FunctionHost.main(
+        await ImageHost.main(
             configuration: configuration,
             deliversToSelf: true,
             preparesEmbedder: true,
@@ -105,7 +106,7 @@ struct Embed: AsyncParsableCommand {
         logger.logLevel = .warning
         let embedder: any Embedder
         do {
-            embedder = try FunctionHost.makeEmbedder(configuration.images, logger: logger)
+            embedder = try ImageHost.makeEmbedder(configuration.images, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(78)

@@ -1,9 +1,6 @@
-import CLIPInference
-import FileSystemStorage
 import Foundation
 import FunctionsFramework
 import ImageAPICore
-import ImageProcessing
 import Logging
 import PushAuthentication
 import SQLiteStorage
@@ -54,27 +51,49 @@ public struct HostConfiguration: Sendable {
     }
 }
 
-/// The adapters a function process works with, built from its configuration.
+/// The adapters every function process works with, built from its configuration: the
+/// metadata store behind each of its ports. Image functions add their own ports on top
+/// (`ImageHost` in the `ImageHosting` target), so that management functions link no image code.
 public struct HostedServices: Sendable {
+    /// The process configuration.
+    public let configuration: HostConfiguration
     /// Teams, users, keys and access control.
     public let api: APIServices
-    /// The image pipeline's ports.
-    public let images: ImageServices
+    /// Image metadata with its outbox, in the same store.
+    public let imageStore: any ImageStore
+    /// Messages given up on.
+    public let deadLetters: any DeadLetterQueue
     /// The outbox, read as a queue by the local Pub/Sub.
     public let outbox: any OutboxQueue
+    /// The process logger.
+    public let logger: Logger
     /// Who may deliver events to the event route; `nil` accepts anyone (development only).
     public var eventAuthenticator: (any EventAuthenticator)?
 
     /// Bundles the services.
     public init(
-        api: APIServices, images: ImageServices, outbox: any OutboxQueue,
+        configuration: HostConfiguration, api: APIServices, imageStore: any ImageStore,
+        deadLetters: any DeadLetterQueue, outbox: any OutboxQueue, logger: Logger,
         eventAuthenticator: (any EventAuthenticator)? = nil
     ) {
+        self.configuration = configuration
         self.api = api
-        self.images = images
+        self.imageStore = imageStore
+        self.deadLetters = deadLetters
         self.outbox = outbox
+        self.logger = logger
         self.eventAuthenticator = eventAuthenticator
     }
+}
+
+/// A reason the process must not start because of its configuration or its files (a broken
+/// model, an unusable setting): ``FunctionHost/main(configuration:deliversToSelf:onListening:_:)``
+/// logs it and exits with status 78 (EX_CONFIG) instead of 1.
+public protocol StartupRefusal: Error {
+    /// The log line.
+    var message: String { get }
+    /// Details logged with it.
+    var metadata: Logger.Metadata { get }
 }
 
 /// Turns configuration into adapters and serves functions with them: the whole of a
@@ -88,77 +107,16 @@ public enum FunctionHost {
         try SQLiteMetadataStore(path: settings.databasePath)
     }
 
-    /// The process's one decode-memory budget (`DECODE_MEMORY_MB`), made on first use.
-    private static let budget = Mutex<DecodeMemoryBudget?>(nil)
-
-    /// The libvips codec with the process's decode-memory budget, shared by uploads, thumbnails
-    /// and the visual-features embedder.
-    /// - Parameter settings: The image settings.
-    /// - Returns: The codec.
-    public static func codec(_ settings: ImageSettings) -> VipsImageCodec {
-        let shared = budget.withLock { budget in
-            if let budget { return budget }
-            let made = DecodeMemoryBudget(capacity: settings.decodeMemoryMegabytes << 20)
-            budget = made
-            return made
-        }
-        return VipsImageCodec(memoryBudget: shared)
-    }
-
-    /// The embedder the settings choose. With `EMBEDDING_PROVIDER=auto`, CLIP is used when
-    /// `CLIP_MODEL_DIR` holds a model and the visual-features embedder otherwise, with one log
-    /// line saying why and how to get the model.
-    /// - Parameters:
-    ///   - settings: The image settings.
-    ///   - logger: Where the choice and the model's load are reported.
-    /// - Returns: The embedder.
-    /// - Throws: ``CLIPModelError`` when CLIP is chosen (or a model directory is present) but a
-    ///   file is missing or wrong: the process must not start with a model it cannot trust.
-    public static func makeEmbedder(_ settings: ImageSettings, logger: Logger) throws -> any Embedder {
-        let directory = URL(fileURLWithPath: settings.clipModelDirectory)
-        func clip() throws -> CLIPEmbedder {
-            let embedder = try CLIPEmbedder(
-                directory: directory, threads: settings.clipThreads, maxPixels: settings.maxImagePixels, logger: logger)
-            logger.info(
-                "Embedding with CLIP",
-                metadata: ["model": .string(embedder.modelID), "threads": .stringConvertible(settings.clipThreads)])
-            return embedder
-        }
-        switch settings.embeddingProvider {
-        case .visual:
-            return VisualFeaturesEmbedder(codec: codec(settings))
-        case .clip:
-            return try clip()
-        case .automatic:
-            if CLIPModelFiles.looksLikeModel(directory) { return try clip() }
-            logger.notice(
-                """
-                No CLIP model in \(settings.clipModelDirectory): using the visual-features embedder \
-                (image similarity only, no semantic text search). Run `make model` to download \
-                openai/clip-vit-base-patch32 there, or set CLIP_MODEL_DIR.
-                """)
-            return VisualFeaturesEmbedder(codec: codec(settings))
-        }
-    }
-
-    /// Opens the stores, wires the services and registers `BOOTSTRAP_ADMIN_KEY` when set.
+    /// Opens the metadata store, wires the services and registers `BOOTSTRAP_ADMIN_KEY` when set.
     /// - Parameters:
     ///   - configuration: The process configuration.
-    ///   - embedder: The embedder to use instead of the configured one (tests inject failures).
     ///   - logger: Where to report what was done.
     /// - Returns: The services.
-    /// - Throws: When a store cannot be opened or the bootstrap key conflicts.
-    public static func makeServices(
-        _ configuration: HostConfiguration, embedder: (any Embedder)? = nil, logger: Logger
-    ) async throws -> HostedServices {
+    /// - Throws: When the store cannot be opened or the bootstrap key conflicts.
+    public static func makeServices(_ configuration: HostConfiguration, logger: Logger) async throws -> HostedServices {
         let settings = configuration.settings
         let store = try openStore(settings)
         let api = APIServices(store: store, settings: settings)
-        let images = ImageServices(
-            store: store, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
-            codec: codec(configuration.images),
-            embedder: try embedder ?? makeEmbedder(configuration.images, logger: logger),
-            vectors: try SQLiteVectorIndex(store: store), deadLetters: store, settings: configuration.images)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
             let created = try await AdministratorBootstrap(services: api)
                 .ensureKey(key, email: settings.bootstrapAdminEmail)
@@ -167,7 +125,9 @@ public enum FunctionHost {
                     "Registered BOOTSTRAP_ADMIN_KEY", metadata: ["email": .string(settings.bootstrapAdminEmail)])
             }
         }
-        return HostedServices(api: api, images: images, outbox: store)
+        return HostedServices(
+            configuration: configuration, api: api, imageStore: store, deadLetters: store, outbox: store,
+            logger: logger)
     }
 
     /// Logs, once at start, which management mode is in force, loudly when development mode
@@ -228,17 +188,14 @@ public enum FunctionHost {
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
-    ///   - preparesEmbedder: Whether the embedder's model is loaded and warmed before serving
-    ///     (processes that embed: ProcessEmbedding for uploads, Search for text queries); otherwise it
-    ///     loads on first use.
     ///   - onListening: Called with the bound address once the server accepts connections.
-    ///   - makeFunctions: Builds the functions to serve from the services.
+    ///   - makeFunctions: Builds the functions to serve from the services (and whatever further
+    ///     ports they need); a ``StartupRefusal`` it throws stops the process with status 78.
     public static func main(
         configuration: HostConfiguration? = nil,
         deliversToSelf: Bool = false,
-        preparesEmbedder: Bool = false,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
-        _ makeFunctions: @escaping @Sendable (HostedServices) -> [any HTTPFunction]
+        _ makeFunctions: @escaping @Sendable (HostedServices) async throws -> [any HTTPFunction]
     ) async {
         let configuration = configuration ?? HostConfiguration.loadOrExit()
         CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
@@ -246,10 +203,9 @@ public enum FunctionHost {
         do {
             logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)
             var services = try await makeServices(configuration, logger: logger)
-            if preparesEmbedder { try await services.images.embedder.prepare() }
             let pushToken = ownPushToken(configuration, deliversToSelf: deliversToSelf)
             services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
-            let functions = makeFunctions(services)
+            let functions = try await makeFunctions(services)
             let store = services.api.store
             if configuration.settings.environment == .production, services.eventAuthenticator == nil,
                 functions.contains(where: { $0 is any EventRoute })
@@ -281,10 +237,8 @@ public enum FunctionHost {
                 })
             try await FunctionServer.run(
                 application, background: pubSub.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
-        } catch let error as CLIPModelError {
-            logger.critical(
-                "The CLIP model cannot be used; not starting",
-                metadata: ["error": "\(error)", "directory": .string(configuration.images.clipModelDirectory)])
+        } catch let refusal as any StartupRefusal {
+            logger.critical("\(refusal.message)", metadata: refusal.metadata)
             exit(78)
         } catch {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])

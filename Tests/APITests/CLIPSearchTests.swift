@@ -1,9 +1,11 @@
+import CLIPEmbedding
 import CLIPInference
 import Foundation
 import FunctionHosting
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import ImageHosting
 import ImageProcessing
 import Logging
 import Testing
@@ -163,10 +165,10 @@ struct EmbedderChoiceTests {
 
     @Test("auto uses CLIP when the directory holds a model and the visual features when it is absent")
     func automatic() throws {
-        let clip = try FunctionHost.makeEmbedder(
+        let clip = try ImageHost.makeEmbedder(
             settings(.automatic, directory: TinyCLIP.directory.path), logger: logger)
         #expect(clip.supportsText && clip.modelID.hasPrefix("clip/clip-tiny@"))
-        let absent = try FunctionHost.makeEmbedder(
+        let absent = try ImageHost.makeEmbedder(
             settings(.automatic, directory: "/nonexistent/clip-model"), logger: logger)
         #expect(absent is VisualFeaturesEmbedder)
     }
@@ -177,10 +179,10 @@ struct EmbedderChoiceTests {
         try FileManager.default.copyItem(at: TinyCLIP.directory, to: broken)
         try FileManager.default.removeItem(at: broken.appendingPathComponent("merges.txt"))
         #expect(throws: CLIPModelError.self) {
-            try FunctionHost.makeEmbedder(self.settings(.automatic, directory: broken.path), logger: self.logger)
+            try ImageHost.makeEmbedder(self.settings(.automatic, directory: broken.path), logger: self.logger)
         }
         #expect(throws: CLIPModelError.self) {
-            try FunctionHost.makeEmbedder(self.settings(.clip, directory: "/nonexistent"), logger: self.logger)
+            try ImageHost.makeEmbedder(self.settings(.clip, directory: "/nonexistent"), logger: self.logger)
         }
     }
 }

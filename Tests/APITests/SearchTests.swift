@@ -1,3 +1,4 @@
+import EmbeddedVectorIndex
 import Foundation
 import FunctionsFramework
 import HTTPTypes
@@ -155,7 +156,7 @@ struct VectorIndexTests {
     @Test("a second process's index sees vectors written and deleted by the first")
     func crossProcess() async throws {
         let api = try TestAPI()
-        let other = try SQLiteVectorIndex(store: try SQLiteMetadataStore(path: api.databasePath))
+        let other = try SQLiteVectorIndex(path: api.databasePath)
         let team = UUID()
         let (a, b) = (UUID(), UUID())
         try await api.vectors.upsert(
@@ -185,7 +186,7 @@ struct VectorIndexTests {
     @Test("exact top-k matches a brute-force ranking; a trimmed change log forces a full reload")
     func exactAndReload() async throws {
         let api = try TestAPI()
-        let other = try SQLiteVectorIndex(store: try SQLiteMetadataStore(path: api.databasePath))
+        let other = try SQLiteVectorIndex(path: api.databasePath)
         let team = UUID()
         var generator = SystemRandomNumberGenerator()
         var stored: [(UUID, [Float])] = []

@@ -1,3 +1,4 @@
+import EmbeddedVectorIndex
 import Emulator
 import FileSystemStorage
 import Foundation
@@ -60,7 +61,7 @@ struct TestAPI {
         store = try SQLiteMetadataStore(path: settings.databasePath)
         clock = ManualClock()
         services = APIServices(store: store, settings: settings, clock: clock)
-        vectors = try SQLiteVectorIndex(store: store)
+        vectors = try SQLiteVectorIndex(path: settings.databasePath)
         images = ImageServices(
             store: store, blobs: try FileSystemBlobStore(root: blobFolder), codec: VipsImageCodec(),
             embedder: embedder ?? VisualFeaturesEmbedder(), vectors: vectors, deadLetters: store,
@@ -71,9 +72,11 @@ struct TestAPI {
     /// `deliver()` runs the local Pub/Sub once, pushing through the same router.
     func run<T: Sendable>(_ body: @Sendable (APIClient) async throws -> T) async throws -> T {
         let hosted = HostedServices(
-            api: services, images: images, outbox: store, eventAuthenticator: eventAuthenticator)
+            configuration: try HostConfiguration(EnvironmentVariables(["DATA_DIR": folder])), api: services,
+            imageStore: store, deadLetters: store, outbox: store, logger: Logger(label: "test-api"),
+            eventAuthenticator: eventAuthenticator)
         let (router, _) = FunctionServer.buildRouter(
-            functions: Emulator.functions(hosted), configuration: ServerConfiguration(),
+            functions: Emulator.functions(hosted, images: images), configuration: ServerConfiguration(),
             readiness: { [store] in try await store.checkReady() })
         return try await Application(router: router).test(.router) { client in
             let pubSub = LocalPubSub(

@@ -1,3 +1,4 @@
+import CLIPEmbedding
 import CLIPInference
 import Foundation
 import Logging

@@ -3,6 +3,7 @@ import Foundation
 import FunctionHosting
 import FunctionsFramework
 import ImageAPICore
+import ImageHosting
 import Logging
 import Testing
 
@@ -12,8 +13,10 @@ struct OpenAPIDocumentTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID())").path
         let configuration = try HostConfiguration(EnvironmentVariables(["DATA_DIR": folder]))
         let services = try await FunctionHost.makeServices(configuration, logger: Logger(label: "openapi-test"))
+        let images = try await ImageHost.makeImageServices(services)
         let (_, routes) = FunctionServer.buildRouter(
-            functions: Emulator.functions(services), configuration: ServerConfiguration(), readiness: {})
+            functions: Emulator.functions(services, images: images), configuration: ServerConfiguration(), readiness: {}
+        )
         return Set(routes.endpoints.map(\.description))
     }
 

@@ -1,11 +1,11 @@
-import FunctionHosting
 import FunctionsFramework
+import ImageHosting
 import ProcessEmbedding
 
-await FunctionHost.main(preparesEmbedder: true) { services in
+await ImageHost.main(preparesEmbedder: true) { services, images in
     [
         CloudEventEndpoint(
-            ProcessEmbeddingFunction(api: services.api, images: services.images),
+            ProcessEmbeddingFunction(api: services.api, images: images),
             authenticator: services.eventAuthenticator)
     ]
 }

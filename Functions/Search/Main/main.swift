@@ -1,8 +1,8 @@
-import FunctionHosting
+import ImageHosting
 import Search
 
 // The embedder is loaded and warmed before the server listens, so that the first semantic query
 // after a start pays no model load.
-await FunctionHost.main(preparesEmbedder: true) { services in
-    [SearchFunction(api: services.api, images: services.images)]
+await ImageHost.main(preparesEmbedder: true) { services, images in
+    [SearchFunction(api: services.api, images: images)]
 }

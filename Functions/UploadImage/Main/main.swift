@@ -1,4 +1,4 @@
-import FunctionHosting
+import ImageHosting
 import UploadImage
 
-await FunctionHost.main { services in [UploadImageFunction(api: services.api, images: services.images)] }
+await ImageHost.main { services, images in [UploadImageFunction(api: services.api, images: images)] }

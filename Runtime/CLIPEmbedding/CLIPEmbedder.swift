@@ -1,3 +1,4 @@
+import CLIPInference
 import Dispatch
 import Foundation
 import ImageAPICore
@@ -185,23 +186,7 @@ public final class CLIPEmbedder: Embedder {
     }
 }
 
-/// The process's resident memory, from `/proc/self/status`.
-public enum ProcessMemory {
-    /// Current resident set size in bytes (0 where `/proc` is unavailable).
-    public static func residentBytes() -> Int { field("VmRSS:") }
-    /// Peak resident set size in bytes (0 where `/proc` is unavailable).
-    public static func peakResidentBytes() -> Int { field("VmHWM:") }
-
-    private static func field(_ name: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
-            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return 0 }
-        return kilobytes * 1024
-    }
-}
-
 extension Duration {
     /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -48,13 +48,43 @@ public final class SQLiteVectorIndex: VectorIndex {
         }
     }
 
-    /// Opens the index in the metadata database and loads every vector into memory.
-    /// - Parameter store: The SQLite store whose database holds the vectors.
-    public init(store: SQLiteMetadataStore) throws {
-        self.pool = store.pool
+    /// Opens the index in a SQLite file (by default the metadata database's file, beside its
+    /// tables), creates its tables when missing and loads every vector into memory.
+    /// - Parameter path: The database file.
+    /// - Throws: When the file cannot be opened or read.
+    public init(path: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        self.pool = try DatabasePool(path: path, configuration: configuration)
         self.state = Mutex(State())
+        try pool.write { db in try db.execute(sql: Self.schema) }
         try pool.read { db in try self.reload(db) }
     }
+
+    /// The index's tables. Written with `IF NOT EXISTS`: databases made before the index had its
+    /// own target got the same tables from the metadata store's second migration.
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS vectors (
+            image_id TEXT PRIMARY KEY NOT NULL,
+            team_id TEXT NOT NULL,
+            collection_id TEXT,
+            model TEXT NOT NULL,
+            dimensions INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            updated_at DATETIME NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS vectors_by_team ON vectors(team_id, collection_id);
+        -- Every vector write appends the image id here, so each process can bring its in-memory
+        -- copy up to date by reading what changed since the last sequence it saw.
+        CREATE TABLE IF NOT EXISTS vector_changes (
+            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id TEXT NOT NULL
+        );
+        """
 
     /// How many vectors this process holds in memory.
     public var count: Int { state.withLock { $0.payloads.count } }
@@ -225,9 +255,16 @@ public final class SQLiteVectorIndex: VectorIndex {
         }
         let vector = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         return VectorEntry(
-            imageID: try SQLiteMetadataStore.uuid(row, "image_id"),
-            teamID: try SQLiteMetadataStore.uuid(row, "team_id"),
+            imageID: try uuid(row, "image_id"), teamID: try uuid(row, "team_id"),
             collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)), model: row["model"],
             vector: vector)
+    }
+
+    private static func uuid(_ row: Row, _ column: String) throws -> UUID {
+        let text: String = row[column]
+        guard let id = UUID(uuidString: text) else {
+            throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")
+        }
+        return id
     }
 }

@@ -1,0 +1,134 @@
+import CLIPEmbedding
+import CLIPInference
+import EmbeddedVectorIndex
+import FileSystemStorage
+import Foundation
+import FunctionHosting
+import FunctionsFramework
+import ImageAPICore
+import ImageProcessing
+import Logging
+import Synchronization
+
+/// A CLIP model directory that cannot be used: the process stops with status 78.
+public struct UnusableEmbeddingModel: StartupRefusal {
+    /// What is wrong, naming the file.
+    public let error: CLIPModelError
+    /// The model directory.
+    public let directory: String
+
+    /// The log line.
+    public var message: String { "The CLIP model cannot be used; not starting" }
+    /// The error and the directory.
+    public var metadata: Logger.Metadata { ["error": "\(error)", "directory": .string(directory)] }
+}
+
+/// Builds the image pipeline's ports (blob store, codec, embedder, vector index) for the
+/// functions that use them: UploadImage, ProcessEmbedding, Search and the emulator. Management
+/// functions never import this target, so they link neither libvips nor OpenBLAS nor CLIP.
+public enum ImageHost {
+    /// The process's one decode-memory budget (`DECODE_MEMORY_MB`), made on first use.
+    private static let budget = Mutex<DecodeMemoryBudget?>(nil)
+
+    /// The libvips codec with the process's decode-memory budget, shared by uploads, thumbnails
+    /// and the visual-features embedder.
+    /// - Parameter settings: The image settings.
+    /// - Returns: The codec.
+    public static func codec(_ settings: ImageSettings) -> VipsImageCodec {
+        let shared = budget.withLock { budget in
+            if let budget { return budget }
+            let made = DecodeMemoryBudget(capacity: settings.decodeMemoryMegabytes << 20)
+            budget = made
+            return made
+        }
+        return VipsImageCodec(memoryBudget: shared)
+    }
+
+    /// The embedder the settings choose. With `EMBEDDING_PROVIDER=auto`, CLIP is used when
+    /// `CLIP_MODEL_DIR` holds a model and the visual-features embedder otherwise, with one log
+    /// line saying why and how to get the model.
+    /// - Parameters:
+    ///   - settings: The image settings.
+    ///   - logger: Where the choice and the model's load are reported.
+    /// - Returns: The embedder.
+    /// - Throws: ``CLIPModelError`` when CLIP is chosen (or a model directory is present) but a
+    ///   file is missing or wrong: the process must not start with a model it cannot trust.
+    public static func makeEmbedder(_ settings: ImageSettings, logger: Logger) throws -> any Embedder {
+        let directory = URL(fileURLWithPath: settings.clipModelDirectory)
+        func clip() throws -> CLIPEmbedder {
+            let embedder = try CLIPEmbedder(
+                directory: directory, threads: settings.clipThreads, maxPixels: settings.maxImagePixels, logger: logger)
+            logger.info(
+                "Embedding with CLIP",
+                metadata: ["model": .string(embedder.modelID), "threads": .stringConvertible(settings.clipThreads)])
+            return embedder
+        }
+        switch settings.embeddingProvider {
+        case .visual:
+            return VisualFeaturesEmbedder(codec: codec(settings))
+        case .clip:
+            return try clip()
+        case .automatic:
+            if CLIPModelFiles.looksLikeModel(directory) { return try clip() }
+            logger.notice(
+                """
+                No CLIP model in \(settings.clipModelDirectory): using the visual-features embedder \
+                (image similarity only, no semantic text search). Run `make model` to download \
+                openai/clip-vit-base-patch32 there, or set CLIP_MODEL_DIR.
+                """)
+            return VisualFeaturesEmbedder(codec: codec(settings))
+        }
+    }
+
+    /// Builds the image ports over the process's metadata store.
+    /// - Parameters:
+    ///   - services: The process's hosted services.
+    ///   - embedder: The embedder to use instead of the configured one (tests inject failures).
+    ///   - preparesEmbedder: Whether the embedder's model is loaded and warmed now (processes that
+    ///     embed: ProcessEmbedding for uploads, Search for text queries); otherwise it loads on
+    ///     first use.
+    /// - Returns: The image services.
+    /// - Throws: ``UnusableEmbeddingModel`` for a broken model directory, or when a store cannot
+    ///   be opened.
+    public static func makeImageServices(
+        _ services: HostedServices, embedder: (any Embedder)? = nil, preparesEmbedder: Bool = false
+    ) async throws -> ImageServices {
+        let configuration = services.configuration
+        let chosen: any Embedder
+        do {
+            chosen = try embedder ?? makeEmbedder(configuration.images, logger: services.logger)
+        } catch let error as CLIPModelError {
+            throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
+        }
+        let images = ImageServices(
+            store: services.imageStore, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
+            codec: codec(configuration.images), embedder: chosen,
+            vectors: try SQLiteVectorIndex(path: configuration.settings.databasePath),
+            deadLetters: services.deadLetters, settings: configuration.images)
+        if preparesEmbedder { try await images.embedder.prepare() }
+        return images
+    }
+
+    /// Runs an image function process: ``FunctionHost/main(configuration:deliversToSelf:onListening:_:)``
+    /// with the image ports built before the functions.
+    /// - Parameters:
+    ///   - configuration: The configuration, when the caller has already read it.
+    ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
+    ///   - preparesEmbedder: Whether the model is loaded and warmed before serving.
+    ///   - onListening: Called with the bound address once the server accepts connections.
+    ///   - makeFunctions: Builds the functions from the services and the image ports.
+    public static func main(
+        configuration: HostConfiguration? = nil,
+        deliversToSelf: Bool = false,
+        preparesEmbedder: Bool = false,
+        onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
+        _ makeFunctions: @escaping @Sendable (HostedServices, ImageServices) -> [any HTTPFunction]
+    ) async {
+        await FunctionHost.main(
+            configuration: configuration, deliversToSelf: deliversToSelf, onListening: onListening
+        ) { services in
+            let images = try await makeImageServices(services, preparesEmbedder: preparesEmbedder)
+            return makeFunctions(services, images)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+
+/// The package's targets and what each depends on directly, read from
+/// `swift package dump-package`.
+struct PackageGraph {
+    /// Target name to the names of the targets (not products) it depends on.
+    let targets: [String: Set<String>]
+    /// Target name to the external products it depends on.
+    let products: [String: Set<String>]
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The graph, read once per test process.
+    static let current = Result { try load() }
+
+    static func load() throws -> PackageGraph {
+        // Its own scratch folder: `swift test` holds the lock on `.build` while the tests run.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dump-package-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["swift", "package", "--scratch-path", scratch.path, "dump-package"]
+        process.currentDirectoryURL = root
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw LayeringError("swift package dump-package exited with \(process.terminationStatus)")
+        }
+        guard let manifest = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let targets = manifest["targets"] as? [[String: Any]]
+        else { throw LayeringError("dump-package printed no targets") }
+        var local: [String: Set<String>] = [:]
+        var external: [String: Set<String>] = [:]
+        for target in targets {
+            guard let name = target["name"] as? String else { continue }
+            local[name] = []
+            external[name] = []
+            for dependency in target["dependencies"] as? [[String: Any]] ?? [] {
+                if let named = (dependency["byName"] ?? dependency["target"]) as? [Any],
+                    let first = named.first as? String
+                {
+                    local[name, default: []].insert(first)
+                } else if let product = dependency["product"] as? [Any], let first = product.first as? String {
+                    external[name, default: []].insert(first)
+                }
+            }
+        }
+        return PackageGraph(targets: local, products: external)
+    }
+
+    /// Every target `name` reaches through target dependencies, itself excluded.
+    func closure(of name: String) -> Set<String> {
+        var seen: Set<String> = []
+        var pending = Array(targets[name] ?? [])
+        while let next = pending.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            pending.append(contentsOf: targets[next] ?? [])
+        }
+        return seen
+    }
+}
+
+struct LayeringError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The layers the README draws, checked against the package manifest so the picture cannot rot.
+@Suite("Layering")
+struct LayeringTests {
+    /// General engines and C shims: they know nothing of the application.
+    static let engines: Set<String> = [
+        "CLIPInference", "CLIPKernels", "VectorMath", "VipsShim", "CVips", "COpenBLAS", "CZlib",
+    ]
+    /// One target per backend behind a port of the domain.
+    static let adapters: Set<String> = [
+        "SQLiteStorage", "FileSystemStorage", "EmbeddedVectorIndex", "ImageProcessing", "CLIPEmbedding",
+        "PushAuthentication",
+    ]
+    /// The handler libraries of the functions.
+    static let functions: Set<String> = [
+        "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage", "ProcessEmbedding", "Search",
+    ]
+    /// Functions that manage teams, users and keys: they never link the image pipeline.
+    static let managementMains: Set<String> = ["ManageTeamsMain", "ManageUsersMain", "ApiKeysMain"]
+    /// What the image pipeline brings in: libvips, OpenBLAS, CLIP and the vectors.
+    static let imagePipeline: Set<String> = [
+        "ImageHosting", "ImageProcessing", "CLIPInference", "CLIPEmbedding", "CLIPKernels", "EmbeddedVectorIndex",
+        "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage",
+    ]
+    /// The application's own layers above the engines.
+    static var application: Set<String> {
+        adapters.union(functions).union([
+            "FunctionsFramework", "ImageAPICore", "FunctionHosting", "ImageHosting", "Emulator", "EmulatorMain",
+        ])
+    }
+
+    let graph: PackageGraph
+
+    init() throws { graph = try PackageGraph.current.get() }
+
+    @Test("the manifest lists every target this test sorts into a layer")
+    func knowsEveryTarget() {
+        for name in Self.engines.union(Self.application).union(Self.managementMains) {
+            #expect(graph.targets[name] != nil, "\(name) is not a target of the package any more")
+        }
+    }
+
+    @Test("engines depend on no part of the application")
+    func enginesStandAlone() {
+        for engine in Self.engines {
+            let reached = graph.closure(of: engine).intersection(Self.application)
+            #expect(reached.isEmpty, "\(engine) depends on \(reached.sorted())")
+        }
+    }
+
+    @Test("an adapter depends on the domain and engines, never on another adapter, a function or a host")
+    func adaptersDependOnTheDomainOnly() {
+        let allowed = Self.engines.union(["ImageAPICore", "FunctionsFramework"])
+        for adapter in Self.adapters {
+            let direct = graph.targets[adapter] ?? []
+            #expect(
+                direct.subtracting(allowed).isEmpty, "\(adapter) depends on \(direct.subtracting(allowed).sorted())")
+        }
+    }
+
+    @Test("the domain depends on no adapter, engine, host or function, and on no database library")
+    func domainStandsAlone() {
+        let direct = graph.targets["ImageAPICore"] ?? []
+        // The HTTP layer below the domain remains until its errors are mapped in the HTTP layer.
+        #expect(direct.subtracting(["FunctionsFramework"]).isEmpty, "ImageAPICore depends on \(direct.sorted())")
+        let products = graph.products["ImageAPICore"] ?? []
+        #expect(products.isDisjoint(with: ["GRDB", "PostgresNIO", "AsyncHTTPClient"]), "\(products.sorted())")
+    }
+
+    @Test("function handlers depend on the framework and the domain only")
+    func handlersDependOnTheDomain() {
+        for function in Self.functions {
+            let direct = graph.targets[function] ?? []
+            let other = direct.subtracting(["FunctionsFramework", "ImageAPICore"])
+            #expect(other.isEmpty, "\(function) depends on \(other.sorted())")
+        }
+    }
+
+    @Test("management functions reach no part of the image pipeline")
+    func managementLinksNoImageCode() {
+        for main in Self.managementMains {
+            let reached = graph.closure(of: main).intersection(Self.imagePipeline)
+            #expect(reached.isEmpty, "\(main) reaches \(reached.sorted())")
+        }
+        // The check can fail: the image functions do reach it.
+        #expect(graph.closure(of: "SearchMain").contains("CLIPInference"))
+    }
+
+    @Test("the metadata host builds no image adapter")
+    func functionHostingHasNoImageAdapters() {
+        let reached = graph.closure(of: "FunctionHosting").intersection(Self.imagePipeline)
+        #expect(reached.isEmpty, "FunctionHosting reaches \(reached.sorted())")
+    }
+}
