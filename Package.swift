@@ -144,6 +144,13 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
+        // Every metadata port and a vector index in memory: not durable, for tests and demos.
+        .target(
+            name: "MemoryStorage",
+            dependencies: ["ImageAPICore"],
+            path: "Runtime/MemoryStorage",
+            swiftSettings: swiftSettings
+        ),
         // The embedded vector index: vectors kept in a SQLite file, searched in memory with BLAS.
         .target(
             name: "EmbeddedVectorIndex",
@@ -156,7 +163,7 @@ let package = Package(
         .target(
             name: "FunctionHosting",
             dependencies: [
-                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "PushAuthentication",
+                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "PushAuthentication",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
@@ -168,7 +175,7 @@ let package = Package(
             name: "ImageHosting",
             dependencies: [
                 "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "ImageProcessing",
-                "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex",
+                "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage",
             ],
             path: "Runtime/ImageHosting",
             swiftSettings: swiftSettings
@@ -255,6 +262,13 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/SearchBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        // One contract suite per port, run against every backend of that port.
+        .testTarget(
+            name: "ContractTests",
+            dependencies: ["ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex"],
+            path: "Tests/ContractTests",
             swiftSettings: swiftSettings
         ),
         // The layers of the package graph and what each function binary links.

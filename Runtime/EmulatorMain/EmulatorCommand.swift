@@ -72,8 +72,17 @@ struct BootstrapAdmin: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = HostConfiguration.loadOrExit()
+        guard configuration.backends.metadata != .memory else {
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    error: METADATA_BACKEND=memory keeps nothing after this command ends; set BOOTSTRAP_ADMIN_KEY for                     the emulator instead
+
+                    """.utf8))
+            throw ExitCode(78)
+        }
         let services = APIServices(
-            store: try FunctionHost.openStore(configuration.settings), settings: configuration.settings)
+            store: try FunctionHost.openStore(configuration), settings: configuration.settings)
         let (user, key) = try await AdministratorBootstrap(services: services)
             .createAdministratorKey(email: email, name: name, teamName: team)
         print(

@@ -2,6 +2,7 @@ import Foundation
 import FunctionsFramework
 import ImageAPICore
 import Logging
+import MemoryStorage
 import PushAuthentication
 import SQLiteStorage
 import ServiceLifecycle
@@ -19,6 +20,8 @@ public struct HostConfiguration: Sendable {
     public let pubSub: LocalPubSubSettings
     /// Who may deliver events to the event route.
     public let pushAuthentication: PushAuthenticationSettings
+    /// Which backend serves each group of ports.
+    public let backends: BackendSelection
 
     /// Reads and validates every configuration variable.
     /// - Parameters:
@@ -35,6 +38,7 @@ public struct HostConfiguration: Sendable {
         self.images = try ImageSettings(variables, dataDirectory: settings.dataDirectory)
         self.pubSub = try LocalPubSubSettings(variables)
         self.pushAuthentication = try PushAuthenticationSettings(variables)
+        self.backends = try BackendSelection(variables)
     }
 
     /// Reads the configuration of this process, or prints the one-line reason and exits with
@@ -99,12 +103,17 @@ public protocol StartupRefusal: Error {
 /// Turns configuration into adapters and serves functions with them: the whole of a
 /// function's `main`, so that each executable only says which functions it serves.
 public enum FunctionHost {
-    /// Opens the metadata store the settings name (the embedded SQLite file).
-    /// - Parameter settings: The application settings.
-    /// - Returns: The store, migrated.
+    /// Opens the metadata store `METADATA_BACKEND` names: one object serves every metadata port.
+    /// - Parameter configuration: The process configuration.
+    /// - Returns: The store (migrated, for SQLite).
     /// - Throws: When the store cannot be opened.
-    public static func openStore(_ settings: APISettings) throws -> SQLiteMetadataStore {
-        try SQLiteMetadataStore(path: settings.databasePath)
+    public static func openStore(
+        _ configuration: HostConfiguration
+    ) throws -> any MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue {
+        switch configuration.backends.metadata {
+        case .sqlite: try SQLiteMetadataStore(path: configuration.settings.databasePath)
+        case .memory: MemoryMetadataStore()
+        }
     }
 
     /// Opens the metadata store, wires the services and registers `BOOTSTRAP_ADMIN_KEY` when set.
@@ -115,7 +124,12 @@ public enum FunctionHost {
     /// - Throws: When the store cannot be opened or the bootstrap key conflicts.
     public static func makeServices(_ configuration: HostConfiguration, logger: Logger) async throws -> HostedServices {
         let settings = configuration.settings
-        let store = try openStore(settings)
+        let store = try openStore(configuration)
+        if configuration.backends.metadata == .memory {
+            logger.warning(
+                "METADATA_BACKEND=memory: metadata lives in this process only and is lost when it stops (tests and demos)"
+            )
+        }
         let api = APIServices(store: store, settings: settings)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
             let created = try await AdministratorBootstrap(services: api)

@@ -8,6 +8,7 @@ import FunctionsFramework
 import ImageAPICore
 import ImageProcessing
 import Logging
+import MemoryStorage
 import Synchronization
 
 /// A CLIP model directory that cannot be used: the process stops with status 78.
@@ -80,6 +81,17 @@ public enum ImageHost {
         }
     }
 
+    /// The vector index `VECTOR_BACKEND` names.
+    /// - Parameter configuration: The process configuration.
+    /// - Returns: The index, loaded.
+    /// - Throws: When the index cannot be opened.
+    public static func makeVectorIndex(_ configuration: HostConfiguration) throws -> any VectorIndex {
+        switch configuration.backends.vectors {
+        case .embedded: try SQLiteVectorIndex(path: configuration.settings.databasePath)
+        case .memory: MemoryVectorIndex()
+        }
+    }
+
     /// Builds the image ports over the process's metadata store.
     /// - Parameters:
     ///   - services: The process's hosted services.
@@ -103,7 +115,7 @@ public enum ImageHost {
         let images = ImageServices(
             store: services.imageStore, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
             codec: codec(configuration.images), embedder: chosen,
-            vectors: try SQLiteVectorIndex(path: configuration.settings.databasePath),
+            vectors: try makeVectorIndex(configuration),
             deadLetters: services.deadLetters, settings: configuration.images)
         if preparesEmbedder { try await images.embedder.prepare() }
         return images

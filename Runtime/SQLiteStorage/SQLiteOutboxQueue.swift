@@ -47,9 +47,10 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
             try db.execute(
                 sql: """
                     INSERT OR REPLACE INTO dead_letters (message_id, topic, data, attempts, last_error, source, dead_at)
-                    SELECT message_id, topic, data, attempts, ?, 'delivery', ? FROM outbox WHERE message_id = ?
+                    SELECT message_id, topic, substr(data, 1, ?), attempts, ?, 'delivery', ? FROM outbox
+                    WHERE message_id = ?
                     """,
-                arguments: [String(error.prefix(2000)), date, messageID])
+                arguments: [DeadLetter.maximumStoredBytes, String(error.prefix(2000)), date, messageID])
             try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageID])
         }
     }

@@ -79,7 +79,8 @@ struct LayeringTests {
     ]
     /// One target per backend behind a port of the domain.
     static let adapters: Set<String> = [
-        "SQLiteStorage", "FileSystemStorage", "EmbeddedVectorIndex", "ImageProcessing", "CLIPEmbedding",
+        "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "EmbeddedVectorIndex", "ImageProcessing",
+        "CLIPEmbedding",
         "PushAuthentication",
     ]
     /// The handler libraries of the functions.

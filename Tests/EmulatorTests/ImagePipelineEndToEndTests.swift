@@ -74,4 +74,38 @@ struct ImagePipelineEndToEndTests {
         #expect(try await emulator.terminate() == 0)
         #expect(try await search.terminate() == 0)
     }
+
+    @Test("METADATA_BACKEND=memory and VECTOR_BACKEND=memory: the whole pipeline runs and nothing is written to disk")
+    func memoryBackends() async throws {
+        let folder = try makeTemporaryFolder()
+        let data = folder.appendingPathComponent("data")
+        let environment = [
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "METADATA_BACKEND": "memory", "VECTOR_BACKEND": "memory",
+            "DATA_DIR": data.path,
+        ]
+        let emulator = try RunningFunction("emulator", in: folder, environment: environment)
+        try await emulator.waitUntilListening()
+        #expect(emulator.output.contains("METADATA_BACKEND=memory"))
+        let first = try #require(try json(try await upload("sunset.jpg", to: emulator).body)["id"] as? String)
+        let second = try #require(try json(try await upload("sunset-small.jpg", to: emulator).body)["id"] as? String)
+        _ = try await waitForStatus(first, "success", on: emulator)
+        _ = try await waitForStatus(second, "success", on: emulator)
+        let found = try await emulator.request(
+            .POST, "/api/v1/search", key: Self.adminKey, json: #"{"image_id": "\#(first)"}"#)
+        let results = try #require(try json(found.body)["results"] as? [[String: Any]])
+        #expect(results.compactMap { ($0["image"] as? [String: Any])?["id"] as? String } == [second])
+        #expect(try await emulator.terminate() == 0)
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: data.path)) ?? []
+        #expect(!files.contains { $0.hasSuffix(".sqlite") }, "files in DATA_DIR: \(files)")
+
+        // Unknown backends stop the process with the accepted values named.
+        let unknown = try RunningFunction("emulator", in: folder, environment: ["METADATA_BACKEND": "elastic"])
+        #expect(try await unknown.waitForExit() == 78)
+        #expect(
+            unknown.errors
+                == "invalid configuration: METADATA_BACKEND must be one of sqlite, memory (got \"elastic\")\n")
+        let vectors = try RunningFunction("search", in: folder, environment: ["VECTOR_BACKEND": "qdrant"])
+        #expect(try await vectors.waitForExit() == 78)
+        #expect(vectors.errors.contains("VECTOR_BACKEND must be one of embedded, memory"))
+    }
 }

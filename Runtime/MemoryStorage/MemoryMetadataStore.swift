@@ -1,0 +1,440 @@
+import Foundation
+import ImageAPICore
+
+/// Every metadata port in one actor's memory: teams, users, keys, images with their outbox,
+/// the outbox read as a queue, and dead letters.
+///
+/// Not durable: everything is gone when the process ends. For tests and demos
+/// (`METADATA_BACKEND=memory`). Each method runs on the actor, so each is one transaction: a
+/// method that writes several things checks every rule first and then writes them all.
+public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLetterQueue {
+    private var teamsByID: [UUID: Team] = [:]
+    private var usersByID: [UUID: User] = [:]
+    private var keysByID: [UUID: APIKey] = [:]
+    private var bootstrapKeys: [UUID: Data] = [:]
+    /// Images with the order they were inserted in (the tie-breaker of every image ordering).
+    private var imagesByID: [UUID: StoredImage] = [:]
+    private var nextImageNumber = 0
+    private var outbox: [String: OutboxEntry] = [:]
+    private var nextOutboxSequence = 0
+    private var deadLettersByID: [String: DeadLetter] = [:]
+
+    private struct StoredImage {
+        var record: ImageRecord
+        var number: Int
+    }
+
+    private struct OutboxEntry {
+        var message: OutboxMessage
+        var sequence: Int
+        var publishedAt: Date
+        var attempts: Int
+        var nextAttemptAt: Date
+        var lastError: String?
+    }
+
+    /// Creates an empty store.
+    public init() {}
+
+    /// Always ready: the store is this process's memory.
+    public func checkReady() async throws {}
+
+    // MARK: Teams
+
+    /// Stores a new team.
+    public func insertTeam(_ team: Team) async throws {
+        teamsByID[team.id] = team
+    }
+
+    /// Reads a team.
+    public func team(id: UUID) async throws -> Team? { teamsByID[id] }
+
+    /// Lists teams, oldest first (then by id).
+    public func teams(_ page: PageRequest) async throws -> Page<Team> {
+        Self.page(
+            teamsByID.values.sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) },
+            page)
+    }
+
+    /// Replaces a team's fields.
+    public func updateTeam(_ team: Team) async throws -> Bool {
+        guard teamsByID[team.id] != nil else { return false }
+        teamsByID[team.id] = team
+        return true
+    }
+
+    /// Deletes a team that has neither users nor images.
+    public func deleteTeam(id: UUID) async throws -> TeamDeletion {
+        guard teamsByID[id] != nil else { return .notFound }
+        if usersByID.values.contains(where: { $0.teamID == id }) { return .inUse }
+        if imagesByID.values.contains(where: { $0.record.teamID == id }) { return .inUse }
+        teamsByID[id] = nil
+        return .deleted
+    }
+
+    // MARK: Users
+
+    /// Stores a new user in an existing team with a free e-mail.
+    public func insertUser(_ user: User) async throws {
+        try checkInsertable(user)
+        usersByID[user.id] = user
+    }
+
+    /// Reads a user.
+    public func user(id: UUID) async throws -> User? { usersByID[id] }
+
+    /// Reads a user by e-mail (compared without case).
+    public func user(email: String) async throws -> User? {
+        let wanted = email.lowercased()
+        return usersByID.values.first { $0.email == wanted }
+    }
+
+    /// Lists users, optionally of one team, oldest first (then by id).
+    public func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User> {
+        Self.page(
+            usersByID.values.filter { teamID == nil || $0.teamID == teamID }
+                .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
+    }
+
+    /// Replaces a user's fields; their keys follow them to a new team.
+    public func updateUser(_ user: User) async throws -> Bool {
+        guard usersByID[user.id] != nil else { return false }
+        guard teamsByID[user.teamID] != nil else { throw MetadataStoreError.teamNotFound }
+        if let holder = usersByID.values.first(where: { $0.email == user.email }), holder.id != user.id {
+            throw MetadataStoreError.emailTaken
+        }
+        usersByID[user.id] = user
+        for (id, key) in keysByID where key.userID == user.id {
+            keysByID[id]?.teamID = user.teamID
+        }
+        return true
+    }
+
+    /// Deletes a user and every key of theirs.
+    public func deleteUser(id: UUID) async throws -> Bool {
+        guard usersByID.removeValue(forKey: id) != nil else { return false }
+        keysByID = keysByID.filter { $0.value.userID != id }
+        return true
+    }
+
+    // MARK: API keys
+
+    /// Stores a new key of an existing user.
+    public func insertAPIKey(_ key: APIKey) async throws {
+        try checkInsertable(key, pendingUser: nil)
+        keysByID[key.id] = key
+    }
+
+    /// Reads a key.
+    public func apiKey(id: UUID) async throws -> APIKey? { keysByID[id] }
+
+    /// Lists a user's keys, oldest first (then by id).
+    public func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey> {
+        Self.page(
+            keysByID.values.filter { $0.userID == userID }
+                .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
+    }
+
+    /// Marks a key revoked.
+    public func revokeAPIKey(id: UUID) async throws -> Bool {
+        guard keysByID[id] != nil else { return false }
+        keysByID[id]?.isActive = false
+        return true
+    }
+
+    /// Records when a key last authenticated a request.
+    public func recordAPIKeyUse(id: UUID, at date: Date) async throws {
+        keysByID[id]?.lastUsedAt = date
+    }
+
+    // MARK: Administrators
+
+    /// Writes a team, its admin and their key, all or nothing.
+    public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
+        guard teamsByID[team.id] == nil else { throw MemoryStoreError.duplicateID("team", team.id) }
+        if usersByID.values.contains(where: { $0.email == user.email }) { throw MetadataStoreError.emailTaken }
+        guard usersByID[user.id] == nil else { throw MemoryStoreError.duplicateID("user", user.id) }
+        try checkInsertable(key, pendingUser: user)
+        teamsByID[team.id] = team
+        usersByID[user.id] = user
+        keysByID[key.id] = key
+    }
+
+    /// The secret hash of a bootstrap key registered once.
+    public func bootstrapKeyHash(id: UUID) async throws -> Data? { bootstrapKeys[id] }
+
+    /// Records a bootstrap key; the first record stays.
+    public func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws {
+        if bootstrapKeys[id] == nil { bootstrapKeys[id] = secretHash }
+    }
+
+    private func checkInsertable(_ user: User) throws {
+        guard teamsByID[user.teamID] != nil else { throw MetadataStoreError.teamNotFound }
+        if usersByID.values.contains(where: { $0.email == user.email }) { throw MetadataStoreError.emailTaken }
+        guard usersByID[user.id] == nil else { throw MemoryStoreError.duplicateID("user", user.id) }
+    }
+
+    private func checkInsertable(_ key: APIKey, pendingUser: User?) throws {
+        guard usersByID[key.userID] != nil || pendingUser?.id == key.userID else {
+            throw MetadataStoreError.userNotFound
+        }
+        guard keysByID[key.id] == nil else { throw MetadataStoreError.keyIDTaken }
+    }
+
+    // MARK: Images
+
+    /// Stores an image and its processing message together; a second copy of a team's bytes
+    /// only when duplicates are allowed.
+    public func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws
+    {
+        if !allowDuplicate, let existing = firstImage(sha256: image.sha256, teamID: image.teamID) {
+            throw DuplicateImageError(existingImageID: existing.id)
+        }
+        guard imagesByID[image.id] == nil else { throw MemoryStoreError.duplicateID("image", image.id) }
+        nextImageNumber += 1
+        imagesByID[image.id] = StoredImage(record: image, number: nextImageNumber)
+        enqueue(message, at: image.createdAt)
+    }
+
+    /// One of a team's images.
+    public func image(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+        imagesByID[id].flatMap { $0.record.teamID == teamID ? $0.record : nil }
+    }
+
+    /// Several of a team's images.
+    public func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord] {
+        Set(ids).compactMap { id in imagesByID[id].flatMap { $0.record.teamID == teamID ? $0.record : nil } }
+    }
+
+    /// A page of a team's images, newest first (then last inserted first).
+    public func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+        Self.page(
+            imagesByID.values.filter { $0.record.teamID == teamID && filter.admits($0.record) }
+                .sorted { ($0.record.createdAt, $0.number) > ($1.record.createdAt, $1.number) }.map(\.record), page)
+    }
+
+    /// A team's oldest image with these bytes.
+    public func image(sha256: String, teamID: UUID) async throws -> ImageRecord? {
+        firstImage(sha256: sha256, teamID: teamID)
+    }
+
+    /// Replaces description, tags, collection and updated-at.
+    public func updateImage(_ image: ImageRecord) async throws -> Bool {
+        guard var stored = imagesByID[image.id], stored.record.teamID == image.teamID else { return false }
+        stored.record.description = image.description
+        stored.record.tags = image.tags
+        stored.record.collectionID = image.collectionID
+        stored.record.updatedAt = image.updatedAt
+        imagesByID[image.id] = stored
+        return true
+    }
+
+    /// Deletes an image's metadata.
+    public func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+        guard let stored = imagesByID[id], stored.record.teamID == teamID else { return nil }
+        imagesByID[id] = nil
+        return stored.record
+    }
+
+    /// Starts an attempt unless the image is gone, done with `model`, or out of attempts.
+    public func beginProcessing(
+        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
+    ) async throws -> ProcessingStart {
+        guard var stored = imagesByID[id], stored.record.teamID == teamID else { return .missing }
+        let image = stored.record
+        if image.embeddingStatus == .success && image.embeddingModel == model { return .alreadyDone(image) }
+        if image.embeddingStatus == .failed || image.embeddingAttempts >= maxAttempts { return .exhausted(image) }
+        stored.record.embeddingStatus = .processing
+        stored.record.embeddingAttempts += 1
+        stored.record.updatedAt = date
+        imagesByID[id] = stored
+        return .started(stored.record)
+    }
+
+    /// Marks the image embedded.
+    public func completeProcessing(id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date) async throws {
+        modifyImage(id: id, teamID: teamID) { image in
+            image.embeddingStatus = .success
+            image.embeddingError = nil
+            image.embeddingModel = model
+            image.embeddingDimensions = dimensions
+            image.embeddedAt = date
+            image.updatedAt = date
+        }
+    }
+
+    /// Records a failed attempt.
+    public func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws {
+        modifyImage(id: id, teamID: teamID) { image in
+            image.embeddingStatus = final ? .failed : .pending
+            image.embeddingError = String(error.prefix(2000))
+            image.updatedAt = date
+        }
+    }
+
+    /// Sets the image pending again and publishes its message.
+    public func requeueImage(
+        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+    ) async throws -> ImageRecord? {
+        guard imagesByID[id]?.record.teamID == teamID else { return nil }
+        modifyImage(id: id, teamID: teamID) { Self.markPending(&$0, at: date) }
+        enqueue(message, at: date)
+        return imagesByID[id]?.record
+    }
+
+    /// Queues a team's stale and failed images (or all of them) for re-embedding.
+    public func requeueImages(
+        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+    ) async throws -> Int {
+        let chosen = imagesByID.values.filter { stored in
+            let image = stored.record
+            guard image.teamID == teamID, image.embeddingStatus == .success || image.embeddingStatus == .failed
+            else { return false }
+            return includeCurrent || image.embeddingStatus == .failed || image.embeddingModel != model
+        }.sorted { $0.number < $1.number }
+        for stored in chosen {
+            modifyImage(id: stored.record.id, teamID: teamID) { Self.markPending(&$0, at: date) }
+            enqueue(
+                .processing(ImageProcessingRequest(imageID: stored.record.id, teamID: teamID, reason: reason)), at: date
+            )
+        }
+        return chosen.count
+    }
+
+    /// Counts a team's images by embedding state against `model`.
+    public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
+        var summary = EmbeddingSummary(
+            model: model, total: 0, current: 0, stale: 0, pending: 0, processing: 0, failed: 0)
+        for stored in imagesByID.values where stored.record.teamID == teamID {
+            summary.total += 1
+            switch stored.record.embeddingStatus {
+            case .success where stored.record.embeddingModel == model: summary.current += 1
+            case .success: summary.stale += 1
+            case .pending: summary.pending += 1
+            case .processing: summary.processing += 1
+            case .failed: summary.failed += 1
+            }
+        }
+        return summary
+    }
+
+    /// Full-text search over file name, description, tags and EXIF text: every image with a word
+    /// starting with a query word, with the share of query words it matches and a BM25 relevance.
+    public func searchText(
+        _ words: [String], teamID: UUID, filter: ImageFilter, limit: Int
+    ) async throws
+        -> [TextMatch]
+    {
+        let terms = words.map { TextIndex.words(in: $0) }.filter { !$0.isEmpty }.map { $0.joined(separator: " ") }
+        guard !terms.isEmpty, limit > 0 else { return [] }
+        let candidates = imagesByID.values.filter { $0.record.teamID == teamID && filter.admits($0.record) }
+        let documents = candidates.map { (stored: $0, words: TextIndex.words(of: $0.record)) }
+        let scorer = TextIndex.BM25(
+            documents: imagesByID.values.filter { $0.record.teamID == teamID }.map {
+                TextIndex.words(of: $0.record)
+            })
+        var matches: [(match: TextMatch, number: Int)] = []
+        for (stored, words) in documents {
+            let matched = terms.filter { term in words.contains { $0.hasPrefix(term) } }
+            guard !matched.isEmpty else { continue }
+            matches.append(
+                (
+                    TextMatch(
+                        image: stored.record, coverage: Double(matched.count) / Double(terms.count),
+                        bm25: scorer.score(terms, in: words)), stored.number
+                ))
+        }
+        return
+            matches.sorted { ($0.match.bm25, $0.number) > ($1.match.bm25, $1.number) }.prefix(limit).map(\.match)
+    }
+
+    private func firstImage(sha256: String, teamID: UUID) -> ImageRecord? {
+        imagesByID.values.filter { $0.record.teamID == teamID && $0.record.sha256 == sha256 }
+            .min { $0.number < $1.number }?.record
+    }
+
+    private func modifyImage(id: UUID, teamID: UUID, _ change: (inout ImageRecord) -> Void) {
+        guard var stored = imagesByID[id], stored.record.teamID == teamID else { return }
+        change(&stored.record)
+        imagesByID[id] = stored
+    }
+
+    private static func markPending(_ image: inout ImageRecord, at date: Date) {
+        image.embeddingStatus = .pending
+        image.embeddingError = nil
+        image.embeddingAttempts = 0
+        image.updatedAt = date
+    }
+
+    // MARK: Outbox and dead letters
+
+    private func enqueue(_ message: OutboxMessage, at date: Date) {
+        nextOutboxSequence += 1
+        outbox[message.messageID] = OutboxEntry(
+            message: message, sequence: nextOutboxSequence, publishedAt: date, attempts: 0, nextAttemptAt: date)
+    }
+
+    /// Claims due messages, counting an attempt and hiding each until `leaseUntil`.
+    public func claimDueMessages(now: Date, leaseUntil: Date, limit: Int) async throws -> [QueuedMessage] {
+        let due = outbox.values.filter { $0.nextAttemptAt <= now }
+            .sorted { ($0.nextAttemptAt, $0.sequence) < ($1.nextAttemptAt, $1.sequence) }.prefix(max(0, limit))
+        return due.map { entry in
+            outbox[entry.message.messageID]?.attempts += 1
+            outbox[entry.message.messageID]?.nextAttemptAt = leaseUntil
+            return QueuedMessage(message: entry.message, publishedAt: entry.publishedAt, attempts: entry.attempts + 1)
+        }
+    }
+
+    /// Removes a delivered message.
+    public func acknowledge(messageID: String) async throws {
+        outbox[messageID] = nil
+    }
+
+    /// Records a failed delivery and when to try again.
+    public func scheduleRetry(messageID: String, error: String, at date: Date) async throws {
+        outbox[messageID]?.lastError = String(error.prefix(2000))
+        outbox[messageID]?.nextAttemptAt = date
+    }
+
+    /// Moves a message to the dead letters.
+    public func moveToDeadLetters(messageID: String, error: String, at date: Date) async throws {
+        guard let entry = outbox.removeValue(forKey: messageID) else { return }
+        deadLettersByID[messageID] = DeadLetter(
+            messageID: messageID, topic: entry.message.topic, data: entry.message.data, attempts: entry.attempts,
+            lastError: error, source: "delivery", deadAt: date)
+    }
+
+    /// When the next message falls due.
+    public func nextDueDate() async throws -> Date? { outbox.values.map(\.nextAttemptAt).min() }
+
+    /// Adds or replaces a dead letter.
+    public func deadLetter(_ letter: DeadLetter) async throws {
+        deadLettersByID[letter.messageID] = letter
+    }
+
+    /// Every dead letter, oldest first.
+    public func deadLetters() async throws -> [DeadLetter] {
+        deadLettersByID.values.sorted { ($0.deadAt, $0.messageID) < ($1.deadAt, $1.messageID) }
+    }
+
+    // MARK: Helpers
+
+    private static func page<Item: Sendable>(_ sorted: [Item], _ request: PageRequest) -> Page<Item> {
+        let start = min(sorted.count, request.skip)
+        let end = min(sorted.count, start + request.limit)
+        return Page(items: Array(sorted[start..<end]), total: sorted.count)
+    }
+}
+
+/// Why the in-memory store refused a write that a database would refuse with a key violation.
+public enum MemoryStoreError: Error, Equatable, CustomStringConvertible {
+    /// A record of this kind with this id exists.
+    case duplicateID(String, UUID)
+
+    /// A short explanation.
+    public var description: String {
+        switch self {
+        case .duplicateID(let kind, let id): "a \(kind) with id \(id.lowercasedString) already exists"
+        }
+    }
+}

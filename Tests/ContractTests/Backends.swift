@@ -1,0 +1,98 @@
+import EmbeddedVectorIndex
+import Foundation
+import ImageAPICore
+import MemoryStorage
+import SQLiteStorage
+import Testing
+
+/// Everything a metadata backend implements: one object per backend serves every metadata port.
+typealias MetadataBackendStore = MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue
+
+/// The metadata backends every metadata contract runs against. A new backend adds a case here.
+enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case sqlite
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with a fresh, empty store; its files (if any) are removed afterwards.
+    func withStore<T: Sendable>(_ body: (any MetadataBackendStore) async throws -> T) async throws -> T {
+        switch self {
+        case .memory:
+            return try await body(MemoryMetadataStore())
+        case .sqlite:
+            return try await TemporaryFolder.with { folder in
+                try await body(try SQLiteMetadataStore(path: folder.appendingPathComponent("metadata.sqlite").path))
+            }
+        }
+    }
+}
+
+/// The vector backends every vector-index contract runs against. A new backend adds a case here.
+enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case embedded
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with a fresh, empty index; its files (if any) are removed afterwards.
+    func withIndex<T: Sendable>(_ body: (any VectorIndex) async throws -> T) async throws -> T {
+        switch self {
+        case .memory:
+            return try await body(MemoryVectorIndex())
+        case .embedded:
+            return try await TemporaryFolder.with { folder in
+                try await body(try SQLiteVectorIndex(path: folder.appendingPathComponent("vectors.sqlite").path))
+            }
+        }
+    }
+}
+
+/// A folder that exists for one test and is removed after it.
+enum TemporaryFolder {
+    static func with<T>(_ body: (URL) async throws -> T) async throws -> T {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("contract-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await body(folder)
+    }
+}
+
+/// Records with fixed, whole-second dates (every backend stores at least millisecond precision).
+enum Make {
+    static let epoch = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func date(_ seconds: Int) -> Date { epoch.addingTimeInterval(TimeInterval(seconds)) }
+
+    static func team(_ name: String = "Team", at seconds: Int = 0) -> Team {
+        Team(id: UUID(), name: name, description: nil, createdAt: date(seconds), updatedAt: date(seconds))
+    }
+
+    static func user(_ email: String, team: Team, at seconds: Int = 0, admin: Bool = false) -> User {
+        User(
+            id: UUID(), email: email, name: "Someone", teamID: team.id, isAdmin: admin, isActive: true,
+            createdAt: date(seconds), updatedAt: date(seconds))
+    }
+
+    static func key(for user: User, at seconds: Int = 0) -> APIKey {
+        APIKey(
+            id: UUID(), name: "key", description: nil, prefix: "prefix", userID: user.id, teamID: user.teamID,
+            secretHash: Data(repeating: 7, count: 32), createdAt: date(seconds), expiresAt: date(seconds + 86_400),
+            lastUsedAt: nil, isActive: true)
+    }
+
+    static func image(
+        team: Team, sha256: String? = nil, filename: String = "photo.jpg", description: String? = nil,
+        tags: [String] = [], collection: UUID? = nil, at seconds: Int = 0
+    ) -> ImageRecord {
+        ImageRecord(
+            id: UUID(), teamID: team.id, uploaderID: UUID(), collectionID: collection, filename: filename,
+            contentType: "image/jpeg", format: "jpeg", fileSize: 1000, width: 10, height: 10, orientation: nil,
+            sha256: sha256 ?? UUID().lowercasedString, description: description, tags: tags, exif: [:],
+            createdAt: date(seconds))
+    }
+
+    static func message(for image: ImageRecord) -> OutboxMessage {
+        .processing(ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload"))
+    }
+}

@@ -1,0 +1,338 @@
+import Foundation
+import ImageAPICore
+import Testing
+
+/// The contract of the image-store port (with its outbox and text search) and of the outbox
+/// queue and dead letters, run against every backend in ``MetadataBackend``.
+@Suite("Image store contract")
+struct ImageStoreContractTests {
+    @Test("an image and its processing message are stored together", arguments: MetadataBackend.allCases)
+    func imageWithItsMessage(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            let image = Make.image(team: team, at: 5)
+            let message = Make.message(for: image)
+            try await store.insertImage(image, publishing: message, allowDuplicate: false)
+            #expect(try await store.image(id: image.id, teamID: team.id) == image)
+            let claimed = try await store.claimDueMessages(now: Make.date(5), leaseUntil: Make.date(65), limit: 10)
+            #expect(claimed.map(\.message) == [message])
+            #expect(claimed.first?.attempts == 1)
+            #expect(claimed.first?.publishedAt == Make.date(5))
+        }
+    }
+
+    @Test(
+        "a team's second copy of the same bytes is refused, naming the first, and publishes nothing",
+        arguments: MetadataBackend.allCases)
+    func duplicates(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            let other = Make.team("Other")
+            try await store.insertTeam(team)
+            try await store.insertTeam(other)
+            let first = Make.image(team: team, sha256: "same", at: 1)
+            try await store.insertImage(first, publishing: Make.message(for: first), allowDuplicate: false)
+            let second = Make.image(team: team, sha256: "same", at: 2)
+            await #expect(throws: DuplicateImageError(existingImageID: first.id)) {
+                try await store.insertImage(second, publishing: Make.message(for: second), allowDuplicate: false)
+            }
+            #expect(try await store.image(id: second.id, teamID: team.id) == nil)
+            #expect(
+                try await store.claimDueMessages(now: Make.date(9), leaseUntil: Make.date(99), limit: 10).count == 1)
+
+            // Another team may hold the same bytes; with duplicates allowed, so may this one.
+            let elsewhere = Make.image(team: other, sha256: "same", at: 3)
+            try await store.insertImage(elsewhere, publishing: Make.message(for: elsewhere), allowDuplicate: false)
+            let allowed = Make.image(team: team, sha256: "same", at: 4)
+            try await store.insertImage(allowed, publishing: Make.message(for: allowed), allowDuplicate: true)
+            #expect(try await store.image(sha256: "same", teamID: team.id)?.id == first.id)
+            #expect(try await store.image(sha256: "same", teamID: other.id)?.id == elsewhere.id)
+        }
+    }
+
+    @Test("of 20 concurrent inserts of the same bytes exactly one is stored", arguments: MetadataBackend.allCases)
+    func concurrentDuplicates(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            let stored = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        let image = Make.image(team: team, sha256: "contended", at: index)
+                        do {
+                            try await store.insertImage(
+                                image, publishing: Make.message(for: image), allowDuplicate: false)
+                            return true
+                        } catch is DuplicateImageError {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(stored == 1)
+            #expect(try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest()).total == 1)
+        }
+    }
+
+    @Test(
+        "listings are newest first, filtered, paged, with totals, and never show another team's images",
+        arguments: MetadataBackend.allCases)
+    func listings(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            let other = Make.team("Other")
+            try await store.insertTeam(team)
+            try await store.insertTeam(other)
+            let collection = UUID()
+            var images: [ImageRecord] = []
+            for index in 0..<6 {
+                let image = Make.image(
+                    team: team, tags: index.isMultiple(of: 2) ? ["even", "all"] : ["all"],
+                    collection: index < 3 ? collection : nil, at: index * 10)
+                images.append(image)
+                try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+            }
+            let foreign = Make.image(team: other, tags: ["all"], at: 100)
+            try await store.insertImage(foreign, publishing: Make.message(for: foreign), allowDuplicate: false)
+
+            let all = try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest(skip: 1, limit: 2))
+            #expect(all.total == 6)
+            #expect(all.items.map(\.id) == [images[4].id, images[3].id])
+            let even = try await store.images(
+                teamID: team.id, filter: ImageFilter(tags: ["even", "all"]), PageRequest())
+            #expect(even.items.map(\.id) == [images[4].id, images[2].id, images[0].id])
+            let inCollection = try await store.images(
+                teamID: team.id, filter: ImageFilter(collectionID: collection), PageRequest())
+            #expect(Set(inCollection.items.map(\.id)) == Set(images[0..<3].map(\.id)))
+            let window = try await store.images(
+                teamID: team.id, filter: ImageFilter(uploadedFrom: Make.date(10), uploadedTo: Make.date(30)),
+                PageRequest())
+            #expect(window.items.map(\.id) == [images[3].id, images[2].id, images[1].id])
+            #expect(window.total == 3)
+            #expect(try await store.image(id: foreign.id, teamID: team.id) == nil)
+            #expect(
+                try await store.images(ids: [foreign.id, images[0].id], teamID: team.id).map(\.id) == [images[0].id])
+        }
+    }
+
+    @Test("editable fields are updated; a delete leaves nothing behind", arguments: MetadataBackend.allCases)
+    func updateAndDelete(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            var image = Make.image(team: team, filename: "harbour.jpg")
+            try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+            image.description = "boats at dusk"
+            image.tags = ["sea"]
+            image.collectionID = UUID()
+            image.updatedAt = Make.date(30)
+            image.filename = "ignored.jpg"
+            #expect(try await store.updateImage(image))
+            let updated = try #require(try await store.image(id: image.id, teamID: team.id))
+            #expect(updated.description == "boats at dusk" && updated.tags == ["sea"])
+            #expect(updated.collectionID == image.collectionID && updated.updatedAt == Make.date(30))
+            #expect(updated.filename == "harbour.jpg")
+            #expect(try await store.searchText(["boats"], teamID: team.id, filter: ImageFilter(), limit: 10).count == 1)
+
+            #expect(try await store.deleteImage(id: image.id, teamID: UUID()) == nil)
+            #expect(try await store.deleteImage(id: image.id, teamID: team.id)?.id == image.id)
+            #expect(try await store.image(id: image.id, teamID: team.id) == nil)
+            #expect(try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest()).total == 0)
+            #expect(try await store.searchText(["boats"], teamID: team.id, filter: ImageFilter(), limit: 10).isEmpty)
+            #expect(try await store.image(sha256: image.sha256, teamID: team.id) == nil)
+            #expect(try await store.updateImage(image) == false)
+        }
+    }
+
+    @Test(
+        "processing: attempts are counted up to the limit, never past it, and requeueing starts over",
+        arguments: MetadataBackend.allCases)
+    func processingStateMachine(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            let image = Make.image(team: team)
+            try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+            let id = image.id
+            func begin() async throws -> ProcessingStart {
+                try await store.beginProcessing(id: id, teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(1))
+            }
+            guard case .started(let first) = try await begin() else { Issue.record("not started"); return }
+            #expect(first.embeddingStatus == .processing && first.embeddingAttempts == 1)
+            try await store.failProcessing(id: id, teamID: team.id, error: "boom", final: false, at: Make.date(2))
+            #expect(try await store.image(id: id, teamID: team.id)?.embeddingStatus == .pending)
+            guard case .started(let second) = try await begin() else { Issue.record("not restarted"); return }
+            #expect(second.embeddingAttempts == 2)
+            try await store.failProcessing(
+                id: id, teamID: team.id, error: String(repeating: "x", count: 5000), final: true, at: Make.date(3))
+            let failed = try #require(try await store.image(id: id, teamID: team.id))
+            #expect(failed.embeddingStatus == .failed && failed.embeddingError?.count == 2000)
+            guard case .exhausted(let spent) = try await begin() else { Issue.record("not exhausted"); return }
+            #expect(spent.embeddingAttempts == 2)
+
+            let requeued = try await store.requeueImage(
+                id: id, teamID: team.id, at: Make.date(4), publishing: Make.message(for: image))
+            #expect(requeued?.embeddingStatus == .pending && requeued?.embeddingAttempts == 0)
+            #expect(requeued?.embeddingError == nil)
+            #expect(
+                try await store.requeueImage(
+                    id: id, teamID: UUID(), at: Make.date(4), publishing: Make.message(for: image))
+                    == nil)
+            guard case .started = try await begin() else { Issue.record("not started after requeue"); return }
+            try await store.completeProcessing(id: id, teamID: team.id, model: "m1", dimensions: 4, at: Make.date(5))
+            let done = try #require(try await store.image(id: id, teamID: team.id))
+            #expect(done.embeddingStatus == .success && done.embeddingModel == "m1" && done.embeddingDimensions == 4)
+            #expect(done.embeddedAt == Make.date(5))
+            guard case .alreadyDone = try await begin() else { Issue.record("not already done"); return }
+            #expect(
+                try await store.beginProcessing(
+                    id: UUID(), teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(6))
+                    == .missing)
+        }
+    }
+
+    @Test(
+        "re-embedding picks stale and failed images (or all), leaves queued ones, and counts by state",
+        arguments: MetadataBackend.allCases)
+    func reembedding(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            var images: [ImageRecord] = []
+            for index in 0..<5 {
+                let image = Make.image(team: team, at: index)
+                images.append(image)
+                try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+            }
+            for (index, model) in [(0, "current"), (1, "old")] {
+                _ = try await store.beginProcessing(
+                    id: images[index].id, teamID: team.id, model: model, maxAttempts: 3, at: Make.date(10))
+                try await store.completeProcessing(
+                    id: images[index].id, teamID: team.id, model: model, dimensions: 4, at: Make.date(11))
+            }
+            _ = try await store.beginProcessing(
+                id: images[2].id, teamID: team.id, model: "current", maxAttempts: 3, at: Make.date(10))
+            try await store.failProcessing(
+                id: images[2].id, teamID: team.id, error: "bad", final: true, at: Make.date(11))
+            _ = try await store.beginProcessing(
+                id: images[3].id, teamID: team.id, model: "current", maxAttempts: 3, at: Make.date(10))
+            #expect(
+                try await store.embeddingSummary(teamID: team.id, model: "current")
+                    == EmbeddingSummary(
+                        model: "current", total: 5, current: 1, stale: 1, pending: 1, processing: 1, failed: 1))
+            _ = try await store.claimDueMessages(now: Make.date(100), leaseUntil: Make.date(200), limit: 100)
+            for message in try await store.claimDueMessages(now: Make.date(300), leaseUntil: Make.date(400), limit: 100)
+            {
+                try await store.acknowledge(messageID: message.message.messageID)
+            }
+
+            let queued = try await store.requeueImages(
+                teamID: team.id, notEmbeddedWith: "current", includeCurrent: false, reason: "model", at: Make.date(20))
+            #expect(queued == 2)
+            let messages = try await store.claimDueMessages(now: Make.date(20), leaseUntil: Make.date(80), limit: 100)
+            #expect(
+                Set(messages.compactMap { $0.message.attributes["image_id"] })
+                    == Set([images[1].id, images[2].id].map(\.lowercasedString)))
+            #expect(
+                try await store.embeddingSummary(teamID: team.id, model: "current")
+                    == EmbeddingSummary(
+                        model: "current", total: 5, current: 1, stale: 0, pending: 3, processing: 1, failed: 0))
+            #expect(
+                try await store.requeueImages(
+                    teamID: team.id, notEmbeddedWith: "current", includeCurrent: true, reason: "all", at: Make.date(30))
+                    == 1)
+        }
+    }
+
+    @Test(
+        "text search finds word prefixes in names, descriptions and tags, ranks fuller matches first, within the team and filter",
+        arguments: MetadataBackend.allCases)
+    func textSearch(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            let other = Make.team("Other")
+            try await store.insertTeam(team)
+            try await store.insertTeam(other)
+            let both = Make.image(team: team, filename: "red_car-at.night.jpg", at: 1)
+            let red = Make.image(team: team, filename: "apple.jpg", description: "A red apple", at: 2)
+            let tagged = Make.image(team: team, filename: "x.jpg", tags: ["cars"], collection: UUID(), at: 3)
+            let unrelated = Make.image(team: team, filename: "sea.jpg", description: "waves", at: 4)
+            let foreign = Make.image(team: other, filename: "red_car.jpg", at: 5)
+            for image in [both, red, tagged, unrelated, foreign] {
+                try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+            }
+            let matches = try await store.searchText(["red", "car"], teamID: team.id, filter: ImageFilter(), limit: 10)
+            #expect(Set(matches.map(\.image.id)) == Set([both.id, red.id, tagged.id]))
+            let coverage = Dictionary(uniqueKeysWithValues: matches.map { ($0.image.id, $0.coverage) })
+            #expect(coverage[both.id] == 1 && coverage[red.id] == 0.5 && coverage[tagged.id] == 0.5)
+            #expect(matches.allSatisfy { $0.bm25 > 0 })
+            let ranked = matches.sorted { $0.coverage > $1.coverage }
+            #expect(ranked.first?.image.id == both.id)
+            let filtered = try await store.searchText(
+                ["car"], teamID: team.id, filter: ImageFilter(collectionID: tagged.collectionID), limit: 10)
+            #expect(filtered.map(\.image.id) == [tagged.id])
+            #expect(try await store.searchText(["red"], teamID: team.id, filter: ImageFilter(), limit: 1).count == 1)
+            #expect(try await store.searchText(["zebra"], teamID: team.id, filter: ImageFilter(), limit: 10).isEmpty)
+            #expect(try await store.searchText([], teamID: team.id, filter: ImageFilter(), limit: 10).isEmpty)
+        }
+    }
+
+    @Test(
+        "the outbox leases claims, retries when told, and moves given-up messages to the dead letters",
+        arguments: MetadataBackend.allCases)
+    func outboxQueue(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            let images = (0..<2).map { Make.image(team: team, at: $0) }
+            let messages = images.map(Make.message(for:))
+            for (image, message) in zip(images, messages) {
+                try await store.insertImage(image, publishing: message, allowDuplicate: false)
+            }
+            #expect(try await store.nextDueDate() == Make.date(0))
+            let first = try await store.claimDueMessages(now: Make.date(0), leaseUntil: Make.date(60), limit: 10)
+            #expect(first.map(\.message.messageID) == [messages[0].messageID])
+            // Claimed messages are hidden until their lease ends.
+            let second = try await store.claimDueMessages(now: Make.date(1), leaseUntil: Make.date(61), limit: 10)
+            #expect(second.map(\.message.messageID) == [messages[1].messageID])
+            #expect(try await store.claimDueMessages(now: Make.date(2), leaseUntil: Make.date(62), limit: 10).isEmpty)
+            try await store.acknowledge(messageID: messages[1].messageID)
+            try await store.scheduleRetry(messageID: messages[0].messageID, error: "503", at: Make.date(10))
+            #expect(try await store.nextDueDate() == Make.date(10))
+            let retried = try await store.claimDueMessages(now: Make.date(10), leaseUntil: Make.date(70), limit: 10)
+            #expect(retried.map(\.attempts) == [2])
+            try await store.moveToDeadLetters(messageID: messages[0].messageID, error: "gave up", at: Make.date(11))
+            #expect(try await store.nextDueDate() == nil)
+            let dead = try await store.deadLetters()
+            #expect(dead.map(\.messageID) == [messages[0].messageID])
+            #expect(dead.first?.attempts == 2 && dead.first?.lastError == "gave up" && dead.first?.source == "delivery")
+            #expect(dead.first?.data == messages[0].data)
+        }
+    }
+
+    @Test(
+        "dead letters are one per message id, oldest first, with bounded payloads", arguments: MetadataBackend.allCases)
+    func deadLetters(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let big = Data(repeating: 1, count: 100_000)
+            try await store.deadLetter(
+                DeadLetter(
+                    messageID: "b", topic: "t", data: big, attempts: 3, lastError: "e", source: "handler",
+                    deadAt: Make.date(2)))
+            try await store.deadLetter(
+                DeadLetter(
+                    messageID: "a", topic: "t", data: Data([1]), attempts: 1, lastError: "e", source: "handler",
+                    deadAt: Make.date(5)))
+            try await store.deadLetter(
+                DeadLetter(
+                    messageID: "a", topic: "t", data: Data([2]), attempts: 2, lastError: "f", source: "handler",
+                    deadAt: Make.date(1)))
+            let letters = try await store.deadLetters()
+            #expect(letters.map(\.messageID) == ["a", "b"])
+            #expect(letters.first?.data == Data([2]))
+            #expect(letters.last?.data.count == DeadLetter.maximumStoredBytes)
+        }
+    }
+}
