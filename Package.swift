@@ -1,9 +1,11 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
-/// Settings shared by every target: Swift 6 language mode plus explicit existentials.
+/// Settings shared by every target: Swift 6 language mode, explicit existentials, and no
+/// warnings (each is an error, in the project's own code; dependencies are not affected).
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny")
+    .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
 ]
 
 /// One standalone executable per Cloud Function: a `Main` target that only wires configuration

@@ -234,9 +234,9 @@ public enum FunctionHost {
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
-            let pubSub =
+            let relay =
                 deliversToSelf || configuration.pubSub.pushEndpoint != nil
-                ? LocalPubSub(
+                ? OutboxRelay.localPush(
                     queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
                 : nil
             let application = FunctionServer.buildApplication(
@@ -244,13 +244,13 @@ public enum FunctionHost {
                 readiness: { try await store.checkReady() }, logger: logger,
                 onListening: { host, port in
                     let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-                    if let url = URL(string: "http://\(local):\(port)\(LocalPubSub.defaultPushPath)") {
+                    if let url = URL(string: "http://\(local):\(port)\(LocalPushPublisher.defaultPushPath)") {
                         transport.useIfUnset(url)
                     }
                     await onListening(host, port)
                 })
             try await FunctionServer.run(
-                application, background: pubSub.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
+                application, background: relay.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
         } catch let refusal as any StartupRefusal {
             logger.critical("\(refusal.message)", metadata: refusal.metadata)
             exit(78)

@@ -104,114 +104,30 @@ public struct PushError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// The emulator's Pub/Sub: delivers outbox messages to a push endpoint as binary-mode
-/// CloudEvents (`google.cloud.pubsub.topic.v1.messagePublished`), as a Pub/Sub push subscription
-/// through Eventarc does.
-///
-/// A 2xx answer acknowledges the message. Anything else, or no answer within the ack deadline,
-/// schedules a retry after `base × 2^(attempt-1)`; after the last attempt the message moves to
-/// the dead-letter table with the last error. Messages live in SQLite, so pending deliveries
-/// survive a restart, and a delivery cut short by a crash is retried once its lease runs out.
-public final class LocalPubSub: Service, Sendable {
+/// The local push subscription: delivers each message to a push endpoint as a binary-mode
+/// CloudEvent (`google.cloud.pubsub.topic.v1.messagePublished`), as a Pub/Sub push subscription
+/// through Eventarc does. A 2xx answer means the message was taken; anything else, or no answer,
+/// is an error, so the relay retries it.
+public struct LocalPushPublisher: EventPublisher {
     /// The ProcessEmbedding route the emulator pushes to by default.
     public static let defaultPushPath = "/events/process-embedding"
 
-    private let queue: any OutboxQueue
-    private let settings: LocalPubSubSettings
     private let transport: any PushTransport
-    private let clock: any TimeSource
-    private let logger: Logger
-    private let pollInterval: Duration = .milliseconds(50)
-    private let batchSize = 4
 
-    /// Creates the relay.
-    /// - Parameters:
-    ///   - queue: The outbox.
-    ///   - settings: Attempts, backoff and ack deadline.
-    ///   - transport: Where deliveries go.
-    ///   - clock: The time source for due dates and backoff.
-    ///   - logger: Where deliveries are logged.
-    public init(
-        queue: any OutboxQueue, settings: LocalPubSubSettings, transport: any PushTransport,
-        clock: any TimeSource = SystemTimeSource(), logger: Logger
-    ) {
-        self.queue = queue
-        self.settings = settings
+    /// Creates the publisher.
+    /// - Parameter transport: Where deliveries go.
+    public init(transport: any PushTransport) {
         self.transport = transport
-        self.clock = clock
-        self.logger = logger
     }
 
-    /// Delivers until the service group shuts down.
-    public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    if try await deliverDueMessages() == 0 { try await Task.sleep(for: pollInterval) }
-                } catch is CancellationError {
-                    return
-                } catch {
-                    logger.error("Pub/Sub delivery loop failed", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
-        } onGracefulShutdown: {
-        }
-    }
+    /// Whether the endpoint is known.
+    public var isReady: Bool { transport.isReady }
 
-    /// Claims the messages that are due and delivers them, concurrently.
-    /// - Returns: How many deliveries were attempted.
-    @discardableResult
-    public func deliverDueMessages() async throws -> Int {
-        guard transport.isReady else { return 0 }
-        let now = clock.now()
-        guard let due = try await queue.nextDueDate(), due <= now else { return 0 }
-        let claimed = try await queue.claimDueMessages(
-            now: now, leaseUntil: now.addingTimeInterval(Double(settings.ackDeadlineSeconds) + 5), limit: batchSize)
-        await withTaskGroup(of: Void.self) { group in
-            for message in claimed {
-                group.addTask { await self.deliver(message) }
-            }
-        }
-        return claimed.count
-    }
-
-    private func deliver(_ queued: QueuedMessage) async {
-        let message = queued.message
-        let reason: String
-        do {
-            let answer = try await transport.push(headers: Self.headers(for: queued), body: try Self.body(for: queued))
-            if (200..<300).contains(answer.status) {
-                try await queue.acknowledge(messageID: message.messageID)
-                logger.debug("Delivered", metadata: ["message_id": .string(message.messageID)])
-                return
-            }
-            reason = "HTTP \(answer.status): \(answer.body.prefix(500))"
-        } catch {
-            reason = "\(error)"
-        }
-        do {
-            if queued.attempts >= settings.maxDeliveryAttempts {
-                try await queue.moveToDeadLetters(messageID: message.messageID, error: reason, at: clock.now())
-                logger.error(
-                    "Message dead-lettered",
-                    metadata: [
-                        "message_id": .string(message.messageID), "attempts": .stringConvertible(queued.attempts),
-                        "error": .string(reason),
-                    ])
-            } else {
-                let delay = Double(settings.retryBaseMilliseconds) / 1000 * pow(2, Double(queued.attempts - 1))
-                try await queue.scheduleRetry(
-                    messageID: message.messageID, error: reason, at: clock.now().addingTimeInterval(delay))
-                logger.warning(
-                    "Delivery failed; will retry",
-                    metadata: [
-                        "message_id": .string(message.messageID), "attempt": .stringConvertible(queued.attempts),
-                        "retry_in_seconds": .stringConvertible(delay), "error": .string(reason),
-                    ])
-            }
-        } catch {
-            logger.error("Could not record a failed delivery", metadata: ["error": "\(error)"])
+    /// Pushes the message and checks the answer.
+    public func publish(_ queued: QueuedMessage) async throws {
+        let answer = try await transport.push(headers: Self.headers(for: queued), body: try Self.body(for: queued))
+        guard (200..<300).contains(answer.status) else {
+            throw PushError("HTTP \(answer.status): \(answer.body.prefix(500))")
         }
     }
 

@@ -81,8 +81,8 @@ struct EventAuthenticationTests {
             message: OutboxMessage(topic: message.topic, messageID: id, data: message.data), publishedAt: date,
             attempts: 1)
         var headers: HTTPFields = [:]
-        for (name, value) in LocalPubSub.headers(for: queued) { headers[HTTPField.Name(name)!] = value }
-        return (headers, String(decoding: try LocalPubSub.body(for: queued), as: UTF8.self))
+        for (name, value) in LocalPushPublisher.headers(for: queued) { headers[HTTPField.Name(name)!] = value }
+        return (headers, String(decoding: try LocalPushPublisher.body(for: queued), as: UTF8.self))
     }
 
     @Test("a shared push token: refused without it or with another, accepted as Bearer or ?token=")
@@ -96,30 +96,32 @@ struct EventAuthenticationTests {
             let image = try await client.upload("sunset.jpg", key: member.key).decode(ImageRecord.self)
             var (headers, body) = try delivery(for: image, at: api.clock.now())
 
-            let missing = try await client.send(.post, LocalPubSub.defaultPushPath, headers: headers, json: body)
+            let missing = try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body)
             #expect(missing.status == .unauthorized)
             #expect(missing.detail?.contains("push token") == true)
             #expect(missing.headers[.wwwAuthenticate] != nil)
             headers[.authorization] = "Bearer not-the-push-token-at-all"
             #expect(
-                try await client.send(.post, LocalPubSub.defaultPushPath, headers: headers, json: body).status
+                try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body).status
                     == .unauthorized)
             headers[.authorization] = nil
             #expect(
-                try await client.send(.post, LocalPubSub.defaultPushPath + "?token=wrong", headers: headers, json: body)
-                    .status == .unauthorized)
+                try await client.send(
+                    .post, LocalPushPublisher.defaultPushPath + "?token=wrong", headers: headers, json: body
+                )
+                .status == .unauthorized)
             // Nothing was processed by the refused deliveries.
             var stored = try await client.getImage(image.id, key: member.key).decode(ImageRecord.self)
             #expect(stored.embeddingStatus == .pending && stored.embeddingAttempts == 0)
 
             let accepted = try await client.send(
-                .post, LocalPubSub.defaultPushPath + "?token=\(token)", headers: headers, json: body)
+                .post, LocalPushPublisher.defaultPushPath + "?token=\(token)", headers: headers, json: body)
             #expect(accepted.status == .noContent)
             stored = try await client.getImage(image.id, key: member.key).decode(ImageRecord.self)
             #expect(stored.embeddingStatus == .success && stored.embeddingAttempts == 1)
             headers[.authorization] = "Bearer \(token)"
             #expect(
-                try await client.send(.post, LocalPubSub.defaultPushPath, headers: headers, json: body).status
+                try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body).status
                     == .noContent)
         }
     }
@@ -141,7 +143,8 @@ struct EventAuthenticationTests {
                 var (headers, body) = try delivery(for: image, at: api.clock.now())
                 func post(_ token: String?) async throws -> Reply {
                     headers[.authorization] = token.map { "Bearer \($0)" }
-                    return try await client.send(.post, LocalPubSub.defaultPushPath, headers: headers, json: body)
+                    return try await client.send(
+                        .post, LocalPushPublisher.defaultPushPath, headers: headers, json: body)
                 }
                 let otherKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
                 let refused: [(String?, HTTPResponse.Status, String)] = [

@@ -188,7 +188,7 @@ struct ImageProcessingTests {
             let transport = RouterPushTransport(client: client.client)
             for _ in 0..<2 {
                 let answer = try await transport.push(
-                    headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                    headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
                 #expect(answer.status == 204)
             }
             #expect(embedder.callCount == 1)
@@ -198,7 +198,7 @@ struct ImageProcessingTests {
 
             #expect(try await client.deleteImage(image.id, key: ann.key).status == .noContent)
             let late = try await transport.push(
-                headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
             #expect(late.status == 204)
             #expect(api.vectors.count == 0)
             #expect(try api.blobFiles().isEmpty)
@@ -222,7 +222,7 @@ struct ImageProcessingTests {
                     topic: ImageProcessingRequest.topic, messageID: "forged-\(replay)", data: letter.data)
                 let queued = QueuedMessage(message: message, publishedAt: api.clock.now(), attempts: 1)
                 let answer = try await transport.push(
-                    headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                    headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
                 #expect(answer.status == 204)
             }
             #expect(embedder.callCount == 3)
@@ -240,7 +240,7 @@ struct ImageProcessingTests {
             let message = OutboxMessage(topic: ImageProcessingRequest.topic, messageID: "m-huge", data: huge)
             let queued = QueuedMessage(message: message, publishedAt: api.clock.now(), attempts: 1)
             let answer = try await RouterPushTransport(client: client.client).push(
-                headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
             #expect(answer.status == 204)
             let letter = try #require(try await api.store.deadLetters().first)
             #expect(letter.data.count == DeadLetter.maximumStoredBytes)
@@ -256,7 +256,7 @@ struct ImageProcessingTests {
                 topic: ImageProcessingRequest.topic, messageID: "m-1", data: Data(#"{"image_id": 7}"#.utf8))
             let queued = QueuedMessage(message: message, publishedAt: api.clock.now(), attempts: 1)
             let answer = try await RouterPushTransport(client: client.client).push(
-                headers: LocalPubSub.headers(for: queued), body: try LocalPubSub.body(for: queued))
+                headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
             #expect(answer.status == 204)
             let letters = try await api.store.deadLetters()
             #expect(letters.map(\.messageID) == ["m-1"])
@@ -270,7 +270,7 @@ struct ImageProcessingTests {
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let image = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
-            let pubSub = LocalPubSub(
+            let pubSub = OutboxRelay.localPush(
                 queue: api.store, settings: api.pubSubSettings, transport: UnreachableTransport(), clock: api.clock,
                 logger: Logger(label: "test"))
             #expect(try await pubSub.deliverDueMessages() == 1)

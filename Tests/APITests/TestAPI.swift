@@ -79,7 +79,7 @@ struct TestAPI {
             functions: Emulator.functions(hosted, images: images), configuration: ServerConfiguration(),
             readiness: { [store] in try await store.checkReady() })
         return try await Application(router: router).test(.router) { client in
-            let pubSub = LocalPubSub(
+            let pubSub = OutboxRelay.localPush(
                 queue: store, settings: pubSubSettings, transport: RouterPushTransport(client: client), clock: clock,
                 logger: Logger(label: "test-pubsub"))
             return try await body(APIClient(client: client, pubSub: pubSub))
@@ -160,7 +160,7 @@ struct RouterPushTransport: PushTransport {
         var fields: HTTPFields = [:]
         for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
         let response = try await client.executeRequest(
-            uri: LocalPubSub.defaultPushPath, method: .post, headers: fields, body: ByteBuffer(bytes: body))
+            uri: LocalPushPublisher.defaultPushPath, method: .post, headers: fields, body: ByteBuffer(bytes: body))
         return (Int(response.status.code), String(buffer: response.body))
     }
 }
@@ -168,7 +168,7 @@ struct RouterPushTransport: PushTransport {
 /// One async helper per endpoint, over the in-process router.
 struct APIClient: Sendable {
     let client: any TestClientProtocol
-    let pubSub: LocalPubSub
+    let pubSub: OutboxRelay
 
     func send(
         _ method: HTTPRequest.Method, _ uri: String, key: String? = nil, json: String? = nil
