@@ -26,6 +26,7 @@ public enum Emulator {
             CloudEventEndpoint(
                 ProcessEmbeddingFunction(api: services.api, images: images),
                 authenticator: services.eventAuthenticator),
+            DeadLettersFunction(api: services.api, images: images),
             SearchFunction(api: services.api, images: images),
             DocumentationFunction(),
         ]

@@ -130,6 +130,39 @@ extension OpenAPIDocument {
                         "409": error("image_id has no embedding yet"),
                     ]),
             ],
+            "/api/v1/admin/dead-letters": [
+                "get": operation(
+                    "images",
+                    """
+                    The team's processing dead letters, oldest first (admin): messages given up on after the last \
+                    processing attempt or delivery
+                    """,
+                    parameters: [skip, limit],
+                    responses: [
+                        "200": ok("DeadLetterList", "A page of dead letters"),
+                        "403": error("Admin privileges required"),
+                    ])
+            ],
+            "/api/v1/admin/dead-letters/{message_id}/replay": [
+                "post": operation(
+                    "images",
+                    """
+                    Replay a dead letter (admin): its image is queued again with its attempts reset, and the dead \
+                    letter is removed
+                    """,
+                    parameters: [
+                        [
+                            "name": "message_id", "in": "path", "required": true,
+                            "description": "The dead letter's message id.",
+                            "schema": ["type": "string", "minLength": 1, "maxLength": 200],
+                        ]
+                    ],
+                    responses: [
+                        "202": ok("Image", "The image, pending again"), "403": error("Admin privileges required"),
+                        "404": error("No such dead letter in the team, or its image no longer exists"),
+                        "409": error("The image is already pending or processing"),
+                    ])
+            ],
             "/events/process-embedding": [
                 "post": operation(
                     "events",
@@ -169,7 +202,7 @@ extension OpenAPIDocument {
                         "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
                     ],
                     "attributes": ["type": ["object", "null"], "additionalProperties": ["type": "string"]],
-                    "messageId": ["type": "string"], "publishTime": timestamp,
+                    "messageId": ["type": "string"], "publishTime": inputTimestamp,
                 ], required: ["messageId", "publishTime"]),
             "subscription": ["type": ["string", "null"]], "deliveryAttempt": ["type": ["integer", "null"]],
         ], required: ["message"])
@@ -220,6 +253,16 @@ extension OpenAPIDocument {
                 ], required: ["scope", "queued", "progress"]),
             "Image": object(image, required: image.keys.sorted()),
             "ImageList": list("images", "Image"),
+            "DeadLetter": object(
+                [
+                    "message_id": ["type": "string"], "topic": ["type": "string"], "image_id": uuid,
+                    "reason": ["type": "string"], "attempts": ["type": "integer"], "last_error": ["type": "string"],
+                    "source": ["type": "string", "enum": ["handler", "delivery"]], "dead_at": timestamp,
+                ],
+                required: [
+                    "message_id", "topic", "image_id", "reason", "attempts", "last_error", "source", "dead_at",
+                ]),
+            "DeadLetterList": list("dead_letters", "DeadLetter"),
             "ImageUpload": object(
                 [
                     "file": ["type": "string", "format": "binary"], "description": description,
@@ -237,8 +280,8 @@ extension OpenAPIDocument {
                     "skip": ["type": "integer", "minimum": 0, "default": 0],
                     "limit": ["type": "integer", "minimum": 1, "maximum": 50, "default": 10],
                     "similarity_threshold": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
-                    "collection_id": nullableUUID, "tags": nullableTags, "uploaded_from": nullableTimestamp,
-                    "uploaded_to": nullableTimestamp,
+                    "collection_id": nullableUUID, "tags": nullableTags, "uploaded_from": nullableInputTimestamp,
+                    "uploaded_to": nullableInputTimestamp,
                 ], required: [], oneOf: [["required": ["query"]], ["required": ["image_id"]]]),
             "SearchResults": object(
                 [

@@ -269,11 +269,22 @@ public enum OpenAPIDocument {
     /// The same, with tab and line breaks allowed (descriptions).
     static let multilineText =
         #"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069\u2028\u2029\uFFFE\uFFFF]*$"#
+    /// RFC 3339 timestamps as the server writes them (any day of the month).
     static let timestampPattern =
-        #"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"#
+        #"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"#
     static let timestamp: JSONValue = ["type": "string", "format": "date-time", "pattern": .string(timestampPattern)]
     static let nullableTimestamp: JSONValue = [
         "type": ["string", "null"], "format": "date-time", "pattern": .string(timestampPattern),
+    ]
+    /// Timestamps a client sends: days 01-28 only, so that every string the pattern admits is a
+    /// real date (a generator would otherwise send February 30th, which the server refuses).
+    static let inputTimestampPattern =
+        #"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"#
+    static let inputTimestamp: JSONValue = [
+        "type": "string", "format": "date-time", "pattern": .string(inputTimestampPattern),
+    ]
+    static let nullableInputTimestamp: JSONValue = [
+        "type": ["string", "null"], "format": "date-time", "pattern": .string(inputTimestampPattern),
     ]
 
     /// The same schema with `null` allowed too: optional body fields where `null` means "not given".

@@ -417,6 +417,14 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         deadLettersByID.values.sorted { ($0.deadAt, $0.messageID) < ($1.deadAt, $1.messageID) }
     }
 
+    /// One dead letter.
+    public func deadLetter(messageID: String) async throws -> DeadLetter? { deadLettersByID[messageID] }
+
+    /// Removes a dead letter.
+    public func removeDeadLetter(messageID: String) async throws -> Bool {
+        deadLettersByID.removeValue(forKey: messageID) != nil
+    }
+
     // MARK: Helpers
 
     private static func page<Item: Sendable>(_ sorted: [Item], _ request: PageRequest) -> Page<Item> {

@@ -78,11 +78,29 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
     /// Every dead letter, oldest first.
     public func deadLetters() async throws -> [DeadLetter] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY dead_at, message_id").map { row in
-                DeadLetter(
-                    messageID: row["message_id"], topic: row["topic"], data: row["data"], attempts: row["attempts"],
-                    lastError: row["last_error"], source: row["source"], deadAt: row["dead_at"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY dead_at, message_id").map(Self.deadLetter)
         }
+    }
+
+    /// One dead letter.
+    public func deadLetter(messageID: String) async throws -> DeadLetter? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE message_id = ?", arguments: [messageID])
+                .map(Self.deadLetter)
+        }
+    }
+
+    /// Removes a dead letter.
+    public func removeDeadLetter(messageID: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM dead_letters WHERE message_id = ?", arguments: [messageID])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func deadLetter(_ row: Row) -> DeadLetter {
+        DeadLetter(
+            messageID: row["message_id"], topic: row["topic"], data: row["data"], attempts: row["attempts"],
+            lastError: row["last_error"], source: row["source"], deadAt: row["dead_at"])
     }
 }

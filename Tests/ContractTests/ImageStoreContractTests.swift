@@ -333,6 +333,11 @@ struct ImageStoreContractTests {
             #expect(letters.map(\.messageID) == ["a", "b"])
             #expect(letters.first?.data == Data([2]))
             #expect(letters.last?.data.count == DeadLetter.maximumStoredBytes)
+            #expect(try await store.deadLetter(messageID: "b")?.attempts == 3)
+            #expect(try await store.deadLetter(messageID: "c") == nil)
+            #expect(try await store.removeDeadLetter(messageID: "a"))
+            #expect(try await store.removeDeadLetter(messageID: "a") == false)
+            #expect(try await store.deadLetters().map(\.messageID) == ["b"])
         }
     }
 }

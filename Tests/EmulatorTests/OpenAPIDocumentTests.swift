@@ -55,4 +55,24 @@ struct OpenAPIDocumentTests {
             #expect(schemas[name] != nil, "unresolved \(reference)")
         }
     }
+
+    @Test("response timestamps match the documented pattern on every day of the month")
+    func responseTimestampsMatch() throws {
+        let data = try JSONEncoder().encode(OpenAPIDocument.document)
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let team = try #require((schemas["Team"] as? [String: Any])?["properties"] as? [String: Any])
+        let pattern = try #require((team["created_at"] as? [String: Any])?["pattern"] as? String)
+        let expression = try NSRegularExpression(pattern: pattern)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for (month, day) in [(1, 1), (2, 28), (2, 29), (11, 30), (12, 31)] {
+            let date = try #require(
+                calendar.date(
+                    from: DateComponents(year: 2028, month: month, day: day, hour: 23, minute: 59, second: 58)))
+            let text = JSONCoding.timestamp(date.addingTimeInterval(0.123))
+            let range = NSRange(text.startIndex..., in: text)
+            #expect(expression.firstMatch(in: text, range: range) != nil, "\(text) does not match \(pattern)")
+        }
+    }
 }

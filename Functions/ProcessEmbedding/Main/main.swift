@@ -6,6 +6,7 @@ await ImageHost.main(preparesEmbedder: true) { services, images in
     [
         CloudEventEndpoint(
             ProcessEmbeddingFunction(api: services.api, images: images),
-            authenticator: services.eventAuthenticator)
+            authenticator: services.eventAuthenticator),
+        DeadLettersFunction(api: services.api, images: images),
     ]
 }

@@ -201,6 +201,10 @@ public protocol DeadLetterQueue: Sendable {
     func deadLetter(_ letter: DeadLetter) async throws
     /// Every entry, oldest first.
     func deadLetters() async throws -> [DeadLetter]
+    /// One entry, by message id.
+    func deadLetter(messageID: String) async throws -> DeadLetter?
+    /// Removes an entry (once replayed); `false` when there was none.
+    func removeDeadLetter(messageID: String) async throws -> Bool
 }
 
 /// Stores image bytes under slash-separated keys.

@@ -1,0 +1,51 @@
+import Foundation
+import FunctionsFramework
+import ImageAPICore
+
+/// The dead letters of image processing, for the team's admins: `GET /api/v1/admin/dead-letters`
+/// and `POST /api/v1/admin/dead-letters/{message_id}/replay`. Served by the process-embedding
+/// binary beside its event route, and by the emulator.
+public struct DeadLettersFunction: HTTPFunction {
+    /// The function's name (it is deployed within the process-embedding service).
+    public let name = "dead-letters"
+
+    private let api: APIServices
+    private let service: DeadLetterService
+
+    /// Creates the function.
+    /// - Parameters:
+    ///   - api: Keys and access rules.
+    ///   - images: The image ports.
+    public init(api: APIServices, images: ImageServices) {
+        self.api = api
+        self.service = DeadLetterService(letters: images.deadLetters, images: images.store)
+    }
+
+    /// Registers the two endpoints.
+    /// - Parameter routes: The route table.
+    public func registerEndpoints(on routes: FunctionRoutes) {
+        routes.on(.get, "/api/v1/admin/dead-letters") { call in try await list(call) }
+        routes.on(.post, "/api/v1/admin/dead-letters/{message_id}/replay", status: .accepted) { call in
+            try await replay(call)
+        }
+    }
+
+    func list(_ call: FunctionRequest) async throws -> ListResponse<DeadLetterView> {
+        let principal = try await api.access.requireAdmin(call)
+        let page = try PageRequest(query: call.query)
+        return ListResponse("dead_letters", page: try await service.list(teamID: principal.teamID, page), request: page)
+    }
+
+    func replay(_ call: FunctionRequest) async throws -> ImageRecord {
+        let principal = try await api.access.requireAdmin(call)
+        let messageID = call.context.parameters.get("message_id") ?? ""
+        let image = try await service.replay(messageID: messageID, teamID: principal.teamID, at: api.clock.now())
+        call.logger.notice(
+            "Dead letter replayed",
+            metadata: [
+                "message_id": .string(messageID), "image_id": .string(image.id.lowercasedString),
+                "actor_key_id": .string(principal.key.id.lowercasedString),
+            ])
+        return image
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import FunctionsFramework
+
+/// A dead letter as an admin sees it: the processing message that was given up on, and why.
+public struct DeadLetterView: Encodable, Sendable, Equatable {
+    /// The message id (the id to replay).
+    public let messageID: String
+    /// The topic it was published on.
+    public let topic: String
+    /// The image it was about.
+    public let imageID: UUID
+    /// Why it was published (`upload`, `reprocess`, ...).
+    public let reason: String
+    /// Deliveries or processing attempts made.
+    public let attempts: Int
+    /// The last error.
+    public let lastError: String
+    /// `handler` (processing kept failing) or `delivery` (the push endpoint kept failing).
+    public let source: String
+    /// When it was given up on.
+    public let deadAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case messageID = "message_id"
+        case topic
+        case imageID = "image_id"
+        case reason
+        case attempts
+        case lastError = "last_error"
+        case source
+        case deadAt = "dead_at"
+    }
+
+    /// Writes the view with a lower-case image id.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(messageID, forKey: .messageID)
+        try container.encode(topic, forKey: .topic)
+        try container.encode(imageID.lowercasedString, forKey: .imageID)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(source, forKey: .source)
+        try container.encode(deadAt, forKey: .deadAt)
+    }
+}
+
+/// The dead letters of image processing, for a team's admins: list them and replay one.
+///
+/// A dead letter belongs to the team named in its processing message; letters whose payload is
+/// not a processing message (malformed deliveries, payloads cut at 4 KiB) belong to no team and
+/// are seen by no one through the API, only in the logs.
+public struct DeadLetterService: Sendable {
+    private let letters: any DeadLetterQueue
+    private let images: any ImageStore
+
+    /// Creates the service.
+    /// - Parameters:
+    ///   - letters: The dead letters.
+    ///   - images: The image store whose outbox a replay publishes through.
+    public init(letters: any DeadLetterQueue, images: any ImageStore) {
+        self.letters = letters
+        self.images = images
+    }
+
+    /// A page of the team's dead letters, oldest first.
+    public func list(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetterView> {
+        let own = try await letters.deadLetters().compactMap { Self.view($0, teamID: teamID) }
+        let start = min(own.count, page.skip)
+        return Page(items: Array(own[start..<min(own.count, start + page.limit)]), total: own.count)
+    }
+
+    /// Replays a dead letter: its image is queued again with its attempts reset, through the
+    /// outbox (as `reprocess` does), and the dead letter is removed.
+    ///
+    /// The requeue (with its message) and the removal are two writes: after a crash between them
+    /// the letter is still listed, and replaying it again queues the image again, which
+    /// processing treats as any redelivery.
+    /// - Returns: The image, pending again.
+    /// - Throws: 404 for a letter or image the team does not have; 409 while the image is queued.
+    public func replay(messageID: String, teamID: UUID, at date: Date) async throws -> ImageRecord {
+        guard let letter = try await letters.deadLetter(messageID: messageID),
+            let view = Self.view(letter, teamID: teamID)
+        else { throw FunctionError.notFound("Dead letter not found") }
+        guard let image = try await images.image(id: view.imageID, teamID: teamID) else {
+            throw FunctionError.notFound("The image of this dead letter no longer exists")
+        }
+        guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
+            throw FunctionError.conflict(
+                "The image is already queued (embedding_status is \(image.embeddingStatus.rawValue))")
+        }
+        let message = OutboxMessage.processing(
+            ImageProcessingRequest(imageID: image.id, teamID: teamID, reason: "replay"))
+        guard let requeued = try await images.requeueImage(id: image.id, teamID: teamID, at: date, publishing: message)
+        else { throw FunctionError.notFound("The image of this dead letter no longer exists") }
+        _ = try await letters.removeDeadLetter(messageID: messageID)
+        return requeued
+    }
+
+    /// The view of a processing dead letter of `teamID`, or `nil`.
+    static func view(_ letter: DeadLetter, teamID: UUID) -> DeadLetterView? {
+        guard letter.topic == ImageProcessingRequest.topic,
+            let request = try? JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: letter.data),
+            request.teamID == teamID
+        else { return nil }
+        return DeadLetterView(
+            messageID: letter.messageID, topic: letter.topic, imageID: request.imageID, reason: request.reason,
+            attempts: letter.attempts, lastError: letter.lastError, source: letter.source, deadAt: letter.deadAt)
+    }
+}
