@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "FunctionsFramework",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime/ImageAPICore",
             swiftSettings: swiftSettings

@@ -160,12 +160,20 @@ public enum OpenAPIDocument {
                         "409": error("The user is deactivated"),
                     ]),
                 "get": operation(
-                    "api-keys", "List the caller's own keys (never their text)", parameters: [skip, limit],
-                    responses: ["200": ok("APIKeyList", "A page of keys")]),
+                    "api-keys",
+                    "List the caller's own keys, or (admin) any user's with user_id; never their text",
+                    parameters: [
+                        skip, limit, queryUUID("user_id", "Whose keys (admin; default: the caller).", required: false),
+                    ],
+                    responses: [
+                        "200": ok("APIKeyList", "A page of keys"),
+                        "403": error("user_id names another user and the caller is not an admin"),
+                        "404": error("No such user"),
+                    ]),
             ],
             "/api/v1/auth/api-keys/{key_id}": [
                 "delete": operation(
-                    "api-keys", "Revoke one of the caller's keys, or, for an admin, any key of their team",
+                    "api-keys", "Revoke one of the caller's keys, or, for an admin, any key of any team",
                     parameters: [keyID],
                     responses: ["204": ["description": "Revoked"], "404": error("No such key visible to the caller")])
             ],

@@ -1,5 +1,6 @@
 import Foundation
 import FunctionsFramework
+import Logging
 
 /// Decides who may call what, by deployment environment.
 ///
@@ -99,5 +100,26 @@ public struct APIServices: Sendable {
             environment: settings.environment, keys: keys,
             failures: FailedAuthenticationLimiter(
                 capacity: settings.authFailureLimit, window: Double(settings.authFailureWindowSeconds)))
+    }
+}
+
+extension Principal {
+    /// Logs an audit line when an administrator acts on the management data (team, users, keys)
+    /// of a team other than their own: actor key, user and team, the action and its targets.
+    /// Administrators manage every team; these lines are how that power is accounted for.
+    /// - Parameters:
+    ///   - action: What was done, in `snake_case` (`revoke_api_key`, `update_user`, ...).
+    ///   - team: The team acted on.
+    ///   - targets: The ids acted on, by name (`user_id`, `key_id`, ...).
+    ///   - logger: The request's logger.
+    public func audit(_ action: String, team: UUID, targets: [String: UUID] = [:], logger: Logger) {
+        guard team != teamID else { return }
+        var metadata: Logger.Metadata = [
+            "audit": "cross_team_management", "action": .string(action),
+            "actor_key_id": .string(key.id.lowercasedString), "actor_user_id": .string(user.id.lowercasedString),
+            "actor_team_id": .string(teamID.lowercasedString), "target_team_id": .string(team.lowercasedString),
+        ]
+        for (name, id) in targets { metadata[name] = .string(id.lowercasedString) }
+        logger.notice("Administrator acted on another team", metadata: metadata)
     }
 }

@@ -84,24 +84,74 @@ struct AuthenticationTests {
 
 @Suite("Team isolation: another team's ids answer 404")
 struct IsolationTests {
-    @Test("a user cannot revoke another team's key; an admin only their own team's")
+    @Test("a user cannot revoke another user's key; an admin revokes any team's, with an audit line for another team")
     func revokeAcrossTeams() async throws {
         let api = try TestAPI()
         try await api.run { (client) async throws in
             let (teamA, _, keyA) = try await client.member(email: "a@example.com")
             let (_, _, keyB) = try await client.member(email: "b@example.com")
-            let (_, _, adminB) = try await client.member(email: "admin-b@example.com", isAdmin: true)
-            let (_, _, adminA) = try await client.member(of: teamA, email: "admin-a@example.com", isAdmin: true)
+            let (teamB, _, adminB) = try await client.member(email: "admin-b@example.com", isAdmin: true)
+            let (_, adminAUser, adminA) = try await client.member(
+                of: teamA, email: "admin-a@example.com", isAdmin: true)
             let idA = try #require(APIKeyText(parsing: keyA)).keyID
+            let idB = try #require(APIKeyText(parsing: keyB)).keyID
 
             let byOtherUser = try await client.revokeKey(idA, key: keyB)
             #expect(byOtherUser.status == .notFound)
             #expect(byOtherUser.detail == "API key not found")
-            #expect(try await client.revokeKey(idA, key: adminB).status == .notFound)
             #expect(try await client.verify(key: keyA).status == .ok)
+            #expect(api.logs.matching("audit", "cross_team_management").isEmpty)
 
-            #expect(try await client.revokeKey(idA, key: adminA).status == .noContent)
+            // Administrators manage every team's keys: B's admin revokes a key of team A.
+            #expect(try await client.revokeKey(idA, key: adminB).status == .noContent)
             #expect(try await client.verify(key: keyA).status == .unauthorized)
+            let audit = try #require(api.logs.matching("audit", "cross_team_management").first)
+            #expect(audit["action"] as? String == "revoke_api_key")
+            #expect(audit["key_id"] as? String == idA.lowercasedString)
+            #expect(audit["target_team_id"] as? String == teamA.id.lowercasedString)
+            #expect(audit["actor_team_id"] as? String == teamB.id.lowercasedString)
+            #expect(audit["actor_key_id"] as? String == APIKeyText(parsing: adminB)?.keyID.lowercasedString)
+
+            // And the other way round; an admin acting in their own team leaves no audit line.
+            #expect(try await client.revokeKey(idB, key: adminA).status == .noContent)
+            #expect(api.logs.matching("audit", "cross_team_management").count == 2)
+            let ownKey = try await client.createKey(userID: adminAUser.id, teamID: teamA.id)
+            #expect(ownKey.status == .created)
+            let ownID = try ownKey.decode(APIKeyView.self).id
+            #expect(try await client.revokeKey(ownID, key: adminA).status == .noContent)
+            #expect(api.logs.matching("audit", "cross_team_management").count == 2)
+        }
+    }
+
+    @Test("an admin lists any user's keys with user_id; others may list only their own")
+    func adminListsKeysOfAnyTeam() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let (_, userB, keyB) = try await client.member(email: "b@example.com")
+            let (_, userA, adminA) = try await client.member(email: "admin-a@example.com", isAdmin: true)
+            let listed = try await client.listKeys("?user_id=\(userB.id.lowercasedString)", key: adminA)
+            #expect(listed.status == .ok)
+            #expect(try listed.decode(ListReply<APIKeyView>.self).items.map(\.userID) == [userB.id])
+            #expect(api.logs.matching("action", "list_api_keys").count == 1)
+            #expect(try await client.listKeys("?user_id=\(userA.id.lowercasedString)", key: keyB).status == .forbidden)
+            #expect(try await client.listKeys("?user_id=\(userB.id.lowercasedString)", key: keyB).status == .ok)
+            #expect(try await client.listKeys("?user_id=\(UUID().uuidString)", key: adminA).status == .notFound)
+        }
+    }
+
+    @Test("administrators never see another team's data: images, search and dead letters stay with the key's team")
+    func adminDataStaysInTeam() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let (_, _, keyB) = try await client.member(email: "b@example.com")
+            let (_, _, adminA) = try await client.member(email: "admin-a@example.com", isAdmin: true)
+            let image = try await client.uploadProcessed("sunset.jpg", key: keyB)
+            #expect(try await client.getImage(image.id, key: adminA).status == .notFound)
+            #expect(try await client.listImages(key: adminA).decode(ListReply<ImageRecord>.self).total == 0)
+            let search = try await client.search(json: #"{"image_id": "\#(image.id.lowercasedString)"}"#, key: adminA)
+            #expect(search.status == .notFound)
+            #expect(try await client.deleteImage(image.id, key: adminA).status == .notFound)
+            #expect(try await client.getImage(image.id, key: keyB).status == .ok)
         }
     }
 

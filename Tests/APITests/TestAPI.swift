@@ -27,6 +27,22 @@ final class ManualClock: TimeSource {
     func advance(seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
+/// Every log line the router wrote during a test, as Cloud Logging JSON.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    var all: [String] { lines.withLock { $0 } }
+
+    /// The lines whose JSON has `field` equal to `value`.
+    func matching(_ field: String, _ value: String) -> [[String: Any]] {
+        all.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }.filter { $0[field] as? String == value }
+    }
+}
+
 /// The API wired as the emulator wires it, over a real SQLite file, a real blob folder and the
 /// real libvips codec, in a fresh temporary folder.
 struct TestAPI {
@@ -42,6 +58,8 @@ struct TestAPI {
     let pubSubSettings = LocalPubSubSettings(maxDeliveryAttempts: 3, retryBaseMilliseconds: 1000)
     /// Who may deliver events (`nil`: anyone, as in development).
     let eventAuthenticator: (any EventAuthenticator)?
+    /// What the router logged.
+    let logs = LogLines()
 
     init(
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
@@ -78,7 +96,11 @@ struct TestAPI {
         let (router, _) = FunctionServer.buildRouter(
             functions: Emulator.functions(hosted, images: images), configuration: ServerConfiguration(),
             readiness: { [store] in try await store.checkReady() })
-        return try await Application(router: router).test(.router) { client in
+        let logs = logs
+        let logger = Logger(label: "test-api") { label in
+            CloudLoggingLogHandler(label: label, level: .info) { line in logs.append(line) }
+        }
+        return try await Application(router: router, logger: logger).test(.router) { client in
             let pubSub = OutboxRelay.localPush(
                 queue: store, settings: pubSubSettings, transport: RouterPushTransport(client: client), clock: clock,
                 logger: Logger(label: "test-pubsub"))

@@ -6,8 +6,9 @@ import ImageAPICore
 /// The ApiKeys function: create, list, revoke and verify API keys under `/api/v1/auth`.
 ///
 /// Creating a key for a user is a management call (public in development, admin key in
-/// production). Listing, revoking and verifying always need a key: a caller sees only their own
-/// keys, and an admin may also revoke any key of their own team.
+/// production). Listing, revoking and verifying always need a key: a caller sees and revokes
+/// their own keys; an administrator manages the keys of every team (`?user_id=` to list another
+/// user's), each such action on another team logged as an audit line.
 public struct ApiKeysFunction: HTTPFunction {
     /// The deployed service name.
     public let name = "api-keys"
@@ -38,12 +39,15 @@ public struct ApiKeysFunction: HTTPFunction {
     @Sendable func createKey(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
         let userID = try call.query.requiredUUID("user_id")
         let teamID = try call.query.requiredUUID("team_id")
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         guard try await services.store.team(id: teamID) != nil else { throw FunctionError.notFound("Team not found") }
         guard let user = try await services.store.user(id: userID), user.teamID == teamID else {
             throw FunctionError.notFound("User not found in this team")
         }
-        return try await issue(input, for: user, call)
+        let view = try await issue(input, for: user, call)
+        admin?.audit(
+            "create_api_key", team: teamID, targets: ["user_id": userID, "key_id": view.id], logger: call.logger)
+        return view
     }
 
     @Sendable func createKeyAsAdmin(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
@@ -57,26 +61,41 @@ public struct ApiKeysFunction: HTTPFunction {
             metadata: [
                 "admin_id": .string(admin.user.id.lowercasedString), "user_id": .string(userID.lowercasedString),
             ])
-        return try await issue(input, for: user, call)
+        let view = try await issue(input, for: user, call)
+        admin.audit(
+            "create_api_key", team: user.teamID, targets: ["user_id": userID, "key_id": view.id], logger: call.logger)
+        return view
     }
 
     @Sendable func listKeys(_ call: FunctionRequest) async throws -> ListResponse<APIKeyView> {
         let principal = try await services.access.authenticate(call)
         let page = try PageRequest(query: call.query)
-        let keys = try await services.store.apiKeys(userID: principal.user.id, page)
+        var owner = principal.user
+        if let requested = try call.query.uuid("user_id"), requested != principal.user.id {
+            guard principal.isAdmin else {
+                throw FunctionError.forbidden("Admin privileges required to list another user's keys")
+            }
+            guard let user = try await services.store.user(id: requested) else {
+                throw FunctionError.notFound("User not found")
+            }
+            owner = user
+            principal.audit("list_api_keys", team: user.teamID, targets: ["user_id": user.id], logger: call.logger)
+        }
+        let keys = try await services.store.apiKeys(userID: owner.id, page)
         return ListResponse("api_keys", page: keys, request: page) { APIKeyView($0) }
     }
 
     @Sendable func revokeKey(_ call: FunctionRequest) async throws -> NoContent {
         let id = try call.pathUUID("key_id")
         let principal = try await services.access.authenticate(call)
-        guard let key = try await services.store.apiKey(id: id),
-            key.userID == principal.user.id || (principal.isAdmin && key.teamID == principal.teamID)
+        guard let key = try await services.store.apiKey(id: id), key.userID == principal.user.id || principal.isAdmin
         else {
             throw FunctionError.notFound("API key not found")
         }
         guard try await services.store.revokeAPIKey(id: id) else { throw FunctionError.notFound("API key not found") }
         call.logger.info("API key revoked", metadata: ["key_id": .string(id.lowercasedString)])
+        principal.audit(
+            "revoke_api_key", team: key.teamID, targets: ["key_id": id, "user_id": key.userID], logger: call.logger)
         return NoContent()
     }
 

@@ -27,7 +27,7 @@ public struct ManageTeamsFunction: HTTPFunction {
     }
 
     @Sendable func createTeam(_ input: CreateTeamRequest, _ call: FunctionRequest) async throws -> Team {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         var rules = InputRules()
         let name = rules.name(input.name)
         let description = rules.description(input.description)
@@ -36,6 +36,7 @@ public struct ManageTeamsFunction: HTTPFunction {
         let team = Team(id: UUID(), name: name, description: description, createdAt: now, updatedAt: now)
         try await services.store.insertTeam(team)
         call.logger.info("Team created", metadata: ["team_id": .string(team.id.lowercasedString)])
+        admin?.audit("create_team", team: team.id, logger: call.logger)
         return team
     }
 
@@ -51,7 +52,7 @@ public struct ManageTeamsFunction: HTTPFunction {
     }
 
     @Sendable func updateTeam(_ input: UpdateTeamRequest, _ call: FunctionRequest) async throws -> Team {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         var team = try await existingTeam(try call.pathUUID("team_id"))
         var rules = InputRules()
         if let name = input.name { team.name = rules.name(name) }
@@ -59,15 +60,17 @@ public struct ManageTeamsFunction: HTTPFunction {
         try rules.check()
         team.updatedAt = services.clock.now()
         guard try await services.store.updateTeam(team) else { throw FunctionError.notFound("Team not found") }
+        admin?.audit("update_team", team: team.id, logger: call.logger)
         return team
     }
 
     @Sendable func deleteTeam(_ call: FunctionRequest) async throws -> NoContent {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         let id = try call.pathUUID("team_id")
         switch try await services.store.deleteTeam(id: id) {
         case .deleted:
             call.logger.info("Team deleted", metadata: ["team_id": .string(id.lowercasedString)])
+            admin?.audit("delete_team", team: id, logger: call.logger)
             return NoContent()
         case .notFound:
             throw FunctionError.notFound("Team not found")

@@ -31,7 +31,7 @@ public struct ManageUsersFunction: HTTPFunction {
     }
 
     @Sendable func createUser(_ input: CreateUserRequest, _ call: FunctionRequest) async throws -> User {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         var rules = InputRules()
         let email = rules.email(input.email)
         let name = rules.name(input.name)
@@ -42,6 +42,7 @@ public struct ManageUsersFunction: HTTPFunction {
             isActive: true, createdAt: now, updatedAt: now)
         try await storeWrite { try await services.store.insertUser(user) }
         call.logger.info("User created", metadata: ["user_id": .string(user.id.lowercasedString)])
+        admin?.audit("create_user", team: user.teamID, targets: ["user_id": user.id], logger: call.logger)
         return user
     }
 
@@ -58,8 +59,9 @@ public struct ManageUsersFunction: HTTPFunction {
     }
 
     @Sendable func updateUser(_ input: UpdateUserRequest, _ call: FunctionRequest) async throws -> User {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         var user = try await existingUser(try call.pathUUID("user_id"))
+        let formerTeam = user.teamID
         var rules = InputRules()
         if let email = input.email { user.email = rules.email(email) }
         if let name = input.name { user.name = rules.name(name) }
@@ -70,14 +72,19 @@ public struct ManageUsersFunction: HTTPFunction {
         user.updatedAt = services.clock.now()
         let found = try await storeWrite { try await services.store.updateUser(user) }
         guard found else { throw FunctionError.notFound("User not found") }
+        for team in Set([formerTeam, user.teamID]) {
+            admin?.audit("update_user", team: team, targets: ["user_id": user.id], logger: call.logger)
+        }
         return user
     }
 
     @Sendable func deleteUser(_ call: FunctionRequest) async throws -> NoContent {
-        _ = try await services.access.authorizeManagement(call)
+        let admin = try await services.access.authorizeManagement(call)
         let id = try call.pathUUID("user_id")
+        let user = try await existingUser(id)
         guard try await services.store.deleteUser(id: id) else { throw FunctionError.notFound("User not found") }
         call.logger.info("User deleted and their API keys revoked", metadata: ["user_id": .string(id.lowercasedString)])
+        admin?.audit("delete_user", team: user.teamID, targets: ["user_id": id], logger: call.logger)
         return NoContent()
     }
 
