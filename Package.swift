@@ -227,7 +227,8 @@ let package = Package(
         .testTarget(
             name: "CLIPInferenceTests",
             dependencies: [
-                "CLIPInference", "CLIPEmbedding", "CLIPKernels", .product(name: "Logging", package: "swift-log"),
+                "CLIPInference", "CLIPEmbedding", "CLIPKernels", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/CLIPInferenceTests",
             swiftSettings: swiftSettings
@@ -235,7 +236,7 @@ let package = Package(
         .testTarget(
             name: "APITests",
             dependencies: [
-                "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding",
+                "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -267,6 +268,8 @@ let package = Package(
             path: "Benchmarks/SearchBenchmarks",
             swiftSettings: swiftSettings
         ),
+        // What several test targets share: the seeded random generator.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // One contract suite per port, run against every backend of that port.
         .testTarget(
             name: "ContractTests",

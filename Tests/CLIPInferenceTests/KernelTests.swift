@@ -1,28 +1,17 @@
 import CLIPInference
 import CLIPKernels
 import Foundation
+import TestSupport
 import Testing
 
 /// The packed product kernels and the worker pool under the engine.
 @Suite("CLIP kernels and worker pool")
 struct KernelTests {
-    /// A deterministic generator (SplitMix64) for the test matrices.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// `C += A · Wᵀ` for one column range, at one kernel level.
     static func product(
         level: Int32, rows: Int, inputs: Int, outputs: Int, columns: Range<Int>, seed: UInt64
     ) -> [Float] {
-        var generator = SeededGenerator(state: seed)
+        var generator = SeededGenerator(seed: seed)
         let a = (0..<rows * inputs).map { _ in Float.random(in: -1...1, using: &generator) }
         let w = (0..<outputs * inputs).map { _ in Float.random(in: -1...1, using: &generator) }
         var c = (0..<rows * outputs).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -50,7 +39,7 @@ struct KernelTests {
                 level: 2, rows: rows, inputs: inputs, outputs: outputs, columns: columns, seed: seed)
             let narrow = Self.product(
                 level: 1, rows: rows, inputs: inputs, outputs: outputs, columns: columns, seed: seed)
-            #expect(wide == narrow, "rows \(rows), \(inputs) → \(outputs), columns \(columns)")
+            #expect(wide == narrow, "rows \(rows), \(inputs) → \(outputs), columns \(columns), seed \(seed)")
             // Columns outside the range are left as they were.
             let untouched = Self.product(
                 level: 2, rows: rows, inputs: inputs, outputs: outputs, columns: 0..<0, seed: seed)

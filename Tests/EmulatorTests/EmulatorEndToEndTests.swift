@@ -139,29 +139,26 @@ struct EmulatorEndToEndTests {
         let folder = try makeTemporaryFolder()
         let emulator = try RunningFunction("emulator", in: folder, environment: [:])
         try await emulator.waitUntilListening()
-        let body = ByteBuffer(string: #"{"name": "Arrived during shutdown", "description": "slowly"}"#)
-        let (chunks, writer) = AsyncStream.makeStream(of: ByteBuffer.self)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(emulator.port)/api/v1/teams")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .stream(chunks, length: .known(Int64(body.readableBytes)))
-        let response = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(30)) }
-
-        writer.yield(body.getSlice(at: 0, length: 10)!)
-        try await Task.sleep(for: .milliseconds(300))
-        kill(emulator.process.processIdentifier, SIGTERM)
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(emulator.process.isRunning, "the server waits for the request in flight")
-        #expect(throws: (any Error).self, "but accepts no new connection") {
-            _ = try RawConnection(port: emulator.port)
+        let body = #"{"name": "Arrived during shutdown", "description": "slowly"}"#
+        let connection = try RawConnection(port: emulator.port)
+        connection.send(
+            """
+            POST /api/v1/teams HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+            Content-Length: \(body.utf8.count)\r\n\r\n\(body.prefix(10))
+            """)
+        // The request is in flight once the server has read its head and first bytes.
+        try await waitUntil("the server has read the request's head") {
+            try KernelSocket.serverHasReadEverything(port: emulator.port, newSince: [])
         }
-        writer.yield(body.getSlice(at: 10, length: body.readableBytes - 10)!)
-        writer.finish()
+        kill(emulator.process.processIdentifier, SIGTERM)
+        try await waitUntil("the listener is closed") { (try? RawConnection(port: emulator.port)) == nil }
+        #expect(emulator.process.isRunning, "the server waits for the request in flight")
+        connection.send(String(body.dropFirst(10)))
 
-        let answer = try await response.value
-        #expect(answer.status == .created)
-        let created = try json(String(buffer: try await answer.body.collect(upTo: 1 << 16)))
-        #expect(created["name"] as? String == "Arrived during shutdown")
+        let (closed, answer) = connection.waitForClose(timeout: .seconds(10))
+        #expect(closed)
+        #expect(answer.hasPrefix("HTTP/1.1 201"), "\(answer)")
+        #expect(answer.contains(#""name":"Arrived during shutdown""#), "\(answer)")
         #expect(try await emulator.waitForExit() == 0)
     }
 }

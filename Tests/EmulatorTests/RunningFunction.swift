@@ -115,3 +115,65 @@ func makeTemporaryFolder() throws -> URL {
 func json(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
 }
+
+/// Waits until `condition` holds, checking every 10 ms, or fails after `timeout`.
+func waitUntil(
+    _ description: String, timeout: Duration = .seconds(10), _ condition: () throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        guard ContinuousClock.now < deadline else {
+            throw RunningFunction.StartError("never: \(description)")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// An IPv4 TCP socket as the kernel lists it in `/proc/net/tcp`.
+struct KernelSocket {
+    let localPort: Int
+    let remotePort: Int
+    /// `1` is ESTABLISHED.
+    let state: Int
+    /// Bytes written and not yet acknowledged by the peer.
+    let sendQueue: Int
+    /// Bytes received and not yet read by the process.
+    let receiveQueue: Int
+
+    static func all() throws -> [KernelSocket] {
+        // procfs files report no size, so read to the end rather than trusting a length.
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/net/tcp"))
+        defer { try? handle.close() }
+        let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        return text.split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 4 else { return nil }
+            let port = { (address: Substring) in Int(address.split(separator: ":").last ?? "", radix: 16) }
+            let queues = fields[4].split(separator: ":")
+            guard let local = port(fields[1]), let remote = port(fields[2]), let state = Int(fields[3], radix: 16),
+                queues.count == 2, let send = Int(queues[0], radix: 16), let receive = Int(queues[1], radix: 16)
+            else { return nil }
+            return KernelSocket(
+                localPort: local, remotePort: remote, state: state, sendQueue: send, receiveQueue: receive)
+        }
+    }
+
+    /// The local ports of the client ends of established connections to `port`.
+    static func clientPorts(connectedTo port: Int) throws -> Set<Int> {
+        Set(try all().filter { $0.state == 1 && $0.remotePort == port }.map(\.localPort))
+    }
+
+    /// Whether a connection to `port` that is not one of `earlier` is established, and every byte
+    /// its client sent has been acknowledged and read by the server process.
+    static func serverHasReadEverything(port: Int, newSince earlier: Set<Int>) throws -> Bool {
+        let sockets = try all().filter { $0.state == 1 }
+        let clients = sockets.filter { $0.remotePort == port && !earlier.contains($0.localPort) }
+        return !clients.isEmpty
+            && clients.allSatisfy { client in
+                client.sendQueue == 0
+                    && sockets.contains {
+                        $0.localPort == port && $0.remotePort == client.localPort && $0.receiveQueue == 0
+                    }
+            }
+    }
+}
