@@ -135,7 +135,7 @@ let package = Package(
         // The embedded blob store: files under the data directory.
         .target(
             name: "FileSystemStorage",
-            dependencies: ["ImageAPICore"],
+            dependencies: ["ImageAPICore", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Runtime/FileSystemStorage",
             swiftSettings: swiftSettings
         ),
@@ -273,7 +273,11 @@ let package = Package(
         // One contract suite per port, run against every backend of that port.
         .testTarget(
             name: "ContractTests",
-            dependencies: ["ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex"],
+            dependencies: [
+                "ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex", "FileSystemStorage",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings
         ),

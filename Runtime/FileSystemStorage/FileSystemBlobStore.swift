@@ -1,6 +1,7 @@
 import Foundation
 import ImageAPICore
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The embedded blob store: one file per blob under a root folder.
@@ -8,7 +9,8 @@ import Synchronization
 /// New blobs are written to a staging file, flushed to disk (`fsync`) and renamed into place,
 /// and the folder is flushed too, so a crash never leaves a partial file under a real key.
 /// Staging files that a crash left behind are swept when a store opens, and deleting a blob
-/// removes the folders it leaves empty.
+/// removes the folders it leaves empty. Every file-system call runs on NIO's blocking-I/O thread
+/// pool, never on the Swift concurrency pool that serves requests.
 public struct FileSystemBlobStore: BlobStore {
     /// Staging files older than this are left over from a crash (no upload takes this long) and
     /// are removed when a store opens; younger ones may belong to another process's upload.
@@ -59,7 +61,8 @@ public struct FileSystemBlobStore: BlobStore {
 
     /// Starts a staged upload.
     public func beginUpload() async throws -> any BlobUpload {
-        try StagedFile(path: stagingFolder.appendingPathComponent(UUID().uuidString).path, store: self)
+        let path = stagingFolder.appendingPathComponent(UUID().uuidString).path
+        return try await blocking { try StagedFile(path: path, store: self) }
     }
 
     /// Writes a blob through a staged file.
@@ -77,44 +80,57 @@ public struct FileSystemBlobStore: BlobStore {
     /// Reads a whole blob.
     public func data(at key: String) async throws -> Data? {
         let url = try fileURL(for: key)
-        do {
-            return try Data(contentsOf: url)
-        } catch CocoaError.fileReadNoSuchFile {
-            return nil
+        return try await blocking {
+            do {
+                return try Data(contentsOf: url)
+            } catch CocoaError.fileReadNoSuchFile {
+                return nil
+            }
         }
     }
 
     /// The size of a blob.
     public func size(at key: String) async throws -> Int? {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: try fileURL(for: key).path)
-        return (attributes?[.size] as? NSNumber)?.intValue
+        let path = try fileURL(for: key).path
+        return try await blocking {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            return (attributes?[.size] as? NSNumber)?.intValue
+        }
     }
 
     /// Streams a blob in chunks, optionally one byte range of it.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<ByteBuffer, any Error> {
-        let handle = try FileHandle(forReadingFrom: try fileURL(for: key))
-        if let range { try handle.seek(toOffset: UInt64(range.lowerBound)) }
-        let reader = ChunkReader(handle: handle, remaining: range?.count ?? Int.max, chunkSize: chunkSize)
-        return AsyncThrowingStream { () async throws -> ByteBuffer? in try reader.next() }
+        let url = try fileURL(for: key)
+        let chunkSize = chunkSize
+        let reader = try await blocking {
+            let handle = try FileHandle(forReadingFrom: url)
+            if let range { try handle.seek(toOffset: UInt64(range.lowerBound)) }
+            return ChunkReader(handle: handle, remaining: range?.count ?? Int.max, chunkSize: chunkSize)
+        }
+        return AsyncThrowingStream { () async throws -> ByteBuffer? in try await blocking { try reader.next() } }
     }
 
     /// Removes a blob, then the folders it leaves empty (up to the root), and flushes them.
     public func delete(at key: String) async throws {
         let url = try fileURL(for: key)
-        guard unlink(url.path) == 0 || errno == ENOENT else {
-            throw BlobStoreError.io("cannot delete \(key): \(String(cString: strerror(errno)))")
+        let root = root
+        try await blocking {
+            guard unlink(url.path) == 0 || errno == ENOENT else {
+                throw BlobStoreError.io("cannot delete \(key): \(String(cString: strerror(errno)))")
+            }
+            var folder = url.deletingLastPathComponent()
+            // rmdir refuses a folder that is not empty, which ends the climb.
+            while folder.path.count > root.path.count, rmdir(folder.path) == 0 {
+                folder = folder.deletingLastPathComponent()
+            }
+            Self.syncFolder(folder.path)
         }
-        var folder = url.deletingLastPathComponent()
-        // rmdir refuses a folder that is not empty, which ends the climb.
-        while folder.path.count > root.path.count, rmdir(folder.path) == 0 {
-            folder = folder.deletingLastPathComponent()
-        }
-        Self.syncFolder(folder.path)
     }
 
     /// Whether a blob exists.
     public func exists(at key: String) async throws -> Bool {
-        FileManager.default.fileExists(atPath: try fileURL(for: key).path)
+        let path = try fileURL(for: key).path
+        return try await blocking { FileManager.default.fileExists(atPath: path) }
     }
 
     static func syncFolder(_ path: String) {
@@ -123,6 +139,11 @@ public struct FileSystemBlobStore: BlobStore {
         fsync(descriptor)
         close(descriptor)
     }
+}
+
+/// Runs blocking file-system work on NIO's thread pool for blocking I/O.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await NIOThreadPool.singleton.runIfActive(body)
 }
 
 /// Errors of the filesystem blob store.
@@ -191,6 +212,10 @@ final class StagedFile: BlobUpload, @unchecked Sendable {
     }
 
     func write(_ bytes: ByteBuffer) async throws {
+        try await blocking { try self.writeNow(bytes) }
+    }
+
+    private func writeNow(_ bytes: ByteBuffer) throws {
         try lock.withLock {
             try bytes.withUnsafeReadableBytes { raw in
                 var offset = 0
@@ -208,6 +233,10 @@ final class StagedFile: BlobUpload, @unchecked Sendable {
 
     func commit(as key: String) async throws {
         let target = try store.fileURL(for: key)
+        try await blocking { try self.commitNow(to: target) }
+    }
+
+    private func commitNow(to target: URL) throws {
         try lock.withLock {
             guard !closed else { throw BlobStoreError.io("upload already finished") }
             closed = true
@@ -232,13 +261,15 @@ final class StagedFile: BlobUpload, @unchecked Sendable {
     }
 
     func abandon() async {
-        lock.withLock {
-            if !closed {
-                closed = true
-                close(descriptor)
+        _ = try? await blocking {
+            self.lock.withLock {
+                if !self.closed {
+                    self.closed = true
+                    close(self.descriptor)
+                }
             }
+            unlink(self.stagingPath)
         }
-        unlink(stagingPath)
     }
 
     deinit {

@@ -1,4 +1,5 @@
 import EmbeddedVectorIndex
+import FileSystemStorage
 import Foundation
 import ImageAPICore
 import MemoryStorage
@@ -43,6 +44,23 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
         case .embedded:
             return try await TemporaryFolder.with { folder in
                 try await body(try SQLiteVectorIndex(path: folder.appendingPathComponent("vectors.sqlite").path))
+            }
+        }
+    }
+}
+
+/// The blob backends every blob-store contract runs against. A new backend adds a case here.
+enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case filesystem
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with a fresh, empty store; its files are removed afterwards.
+    func withStore<T: Sendable>(_ body: (any BlobStore) async throws -> T) async throws -> T {
+        switch self {
+        case .filesystem:
+            return try await TemporaryFolder.with { folder in
+                try await body(try FileSystemBlobStore(root: folder.appendingPathComponent("blobs").path))
             }
         }
     }

@@ -1,0 +1,77 @@
+import Foundation
+import ImageAPICore
+import NIOCore
+import TestSupport
+import Testing
+
+/// The contract of the blob-store port, run against every backend in ``BlobBackend``.
+@Suite("Blob store contract")
+struct BlobStoreContractTests {
+    static func bytes(_ count: Int, seed: UInt64) -> Data {
+        var generator = SeededGenerator(seed: seed)
+        return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    static func collect(_ stream: AsyncThrowingStream<ByteBuffer, any Error>) async throws -> Data {
+        var data = Data()
+        for try await chunk in stream { data.append(contentsOf: chunk.readableBytesView) }
+        return data
+    }
+
+    @Test(
+        "a blob put under a key reads back whole, by range and by size; absent keys read as absent",
+        arguments: BlobBackend.allCases)
+    func putAndRead(backend: BlobBackend) async throws {
+        try await backend.withStore { store in
+            let data = Self.bytes(700_000, seed: 1)
+            try await store.put(data, at: "team/image/original")
+            #expect(try await store.data(at: "team/image/original") == data)
+            #expect(try await store.size(at: "team/image/original") == data.count)
+            #expect(try await store.exists(at: "team/image/original"))
+            #expect(try await Self.collect(store.read(at: "team/image/original", range: nil)) == data)
+            let range = 300_000..<650_001
+            #expect(try await Self.collect(store.read(at: "team/image/original", range: range)) == data[range])
+            #expect(try await store.data(at: "team/other/original") == nil)
+            #expect(try await store.size(at: "team/other/original") == nil)
+            #expect(try await store.exists(at: "team/other/original") == false)
+        }
+    }
+
+    @Test(
+        "a staged upload appears only when committed; an abandoned one leaves nothing", arguments: BlobBackend.allCases)
+    func stagedUploads(backend: BlobBackend) async throws {
+        try await backend.withStore { store in
+            let data = Self.bytes(300_000, seed: 2)
+            let upload = try await store.beginUpload()
+            try await upload.write(ByteBuffer(bytes: data.prefix(100_000)))
+            try await upload.write(ByteBuffer(bytes: data.dropFirst(100_000)))
+            #expect(try await store.exists(at: "a/b") == false)
+            try await upload.commit(as: "a/b")
+            #expect(try await store.data(at: "a/b") == data)
+
+            let abandoned = try await store.beginUpload()
+            try await abandoned.write(ByteBuffer(bytes: data))
+            await abandoned.abandon()
+            #expect(try await store.exists(at: "a/c") == false)
+            #expect(FileManager.default.fileExists(atPath: abandoned.stagingPath) == false)
+
+            // A second put replaces the first.
+            try await store.put(Data("second".utf8), at: "a/b")
+            #expect(try await store.data(at: "a/b") == Data("second".utf8))
+        }
+    }
+
+    @Test("a delete leaves nothing behind and deleting twice is fine", arguments: BlobBackend.allCases)
+    func deletes(backend: BlobBackend) async throws {
+        try await backend.withStore { store in
+            try await store.put(Data("x".utf8), at: "t/i/original")
+            try await store.put(Data("y".utf8), at: "t/i/thumbnail.jpg")
+            try await store.delete(at: "t/i/original")
+            try await store.delete(at: "t/i/original")
+            #expect(try await store.exists(at: "t/i/original") == false)
+            #expect(try await store.data(at: "t/i/thumbnail.jpg") == Data("y".utf8))
+            try await store.delete(at: "t/i/thumbnail.jpg")
+            #expect(try await store.exists(at: "t/i/thumbnail.jpg") == false)
+        }
+    }
+}
