@@ -82,6 +82,8 @@ let package = Package(
                 "FunctionsFramework",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Runtime/ImageAPICore",
             swiftSettings: swiftSettings

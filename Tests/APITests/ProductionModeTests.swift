@@ -1,3 +1,4 @@
+import Emulator
 import Foundation
 import FunctionsFramework
 import HTTPTypes
@@ -56,6 +57,24 @@ struct ProductionModeTests {
             #expect(try await client.getMe("?user_id=\(user.id.lowercasedString)").status == .unauthorized)
             let renamed = try await client.updateMe(json: #"{"name": "Ada L."}"#, key: key)
             #expect(try renamed.decode(User.self).name == "Ada L.")
+        }
+    }
+
+    @Test("every /api/v1 operation in the OpenAPI document answers 401 without a key, before reading its body")
+    func everyOperationNeedsAKey() async throws {
+        let api = try TestAPI(environment: .production)
+        try await api.run { (client) async throws in
+            let operations = OpenAPIDocument.operations.filter { $0.contains(" /api/v1/") }
+            #expect(operations.count >= 25)
+            for operation in operations.sorted() {
+                let parts = operation.split(separator: " ", maxSplits: 1).map(String.init)
+                let path = parts[1].replacingOccurrences(
+                    of: #"\{[a-z_]+\}"#, with: UUID().uuidString.lowercased(), options: .regularExpression)
+                let method = HTTPRequest.Method(parts[0])!
+                // A body the handlers would refuse: authentication must answer first.
+                let reply = try await client.send(method, path, json: method == .get ? nil : "not json")
+                #expect(reply.status == .unauthorized, "\(operation): \(reply.status)")
+            }
         }
     }
 }

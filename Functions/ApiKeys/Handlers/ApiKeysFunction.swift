@@ -25,21 +25,23 @@ public struct ApiKeysFunction: HTTPFunction {
     public func registerEndpoints(on routes: FunctionRoutes) {
         // The answer holds the key's secret, shown once: no cache may keep it.
         let secret: HTTPFields = [.cacheControl: "no-store"]
-        routes.on(
+        let keyHolders = routes.authenticated(.key, by: services.access)
+        routes.management(by: services.access).on(
             .post, "/api/v1/auth/api-keys", status: .created, headers: secret, body: CreateKeyRequest.self,
             handler: createKey)
-        routes.on(.get, "/api/v1/auth/api-keys", handler: listKeys)
-        routes.on(.delete, "/api/v1/auth/api-keys/{key_id}", handler: revokeKey)
-        routes.on(
+        keyHolders.on(.get, "/api/v1/auth/api-keys", handler: listKeys)
+        keyHolders.on(.delete, "/api/v1/auth/api-keys/{key_id}", handler: revokeKey)
+        routes.authenticated(.admin, by: services.access).on(
             .post, "/api/v1/auth/admin/api-keys/{user_id}", status: .created, headers: secret,
             body: CreateKeyRequest.self, handler: createKeyAsAdmin)
-        routes.on(.get, "/api/v1/auth/verify", handler: verify)
+        keyHolders.on(.get, "/api/v1/auth/verify", handler: verify)
     }
 
-    @Sendable func createKey(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
+    @Sendable func createKey(
+        _ input: CreateKeyRequest, _ call: FunctionRequest, _ admin: Principal?
+    ) async throws -> APIKeyView {
         let userID = try call.query.requiredUUID("user_id")
         let teamID = try call.query.requiredUUID("team_id")
-        let admin = try await services.access.authorizeManagement(call)
         guard try await services.store.team(id: teamID) != nil else { throw FunctionError.notFound("Team not found") }
         guard let user = try await services.store.user(id: userID), user.teamID == teamID else {
             throw FunctionError.notFound("User not found in this team")
@@ -50,9 +52,10 @@ public struct ApiKeysFunction: HTTPFunction {
         return view
     }
 
-    @Sendable func createKeyAsAdmin(_ input: CreateKeyRequest, _ call: FunctionRequest) async throws -> APIKeyView {
+    @Sendable func createKeyAsAdmin(
+        _ input: CreateKeyRequest, _ call: FunctionRequest, _ admin: Principal
+    ) async throws -> APIKeyView {
         let userID = try call.pathUUID("user_id")
-        let admin = try await services.access.requireAdmin(call)
         guard let user = try await services.store.user(id: userID) else {
             throw FunctionError.notFound("User not found")
         }
@@ -67,8 +70,7 @@ public struct ApiKeysFunction: HTTPFunction {
         return view
     }
 
-    @Sendable func listKeys(_ call: FunctionRequest) async throws -> ListResponse<APIKeyView> {
-        let principal = try await services.access.authenticate(call)
+    @Sendable func listKeys(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<APIKeyView> {
         let page = try PageRequest(query: call.query)
         var owner = principal.user
         if let requested = try call.query.uuid("user_id"), requested != principal.user.id {
@@ -85,9 +87,8 @@ public struct ApiKeysFunction: HTTPFunction {
         return ListResponse("api_keys", page: keys, request: page) { APIKeyView($0) }
     }
 
-    @Sendable func revokeKey(_ call: FunctionRequest) async throws -> NoContent {
+    @Sendable func revokeKey(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
         let id = try call.pathUUID("key_id")
-        let principal = try await services.access.authenticate(call)
         guard let key = try await services.store.apiKey(id: id), key.userID == principal.user.id || principal.isAdmin
         else {
             throw FunctionError.notFound("API key not found")
@@ -99,8 +100,8 @@ public struct ApiKeysFunction: HTTPFunction {
         return NoContent()
     }
 
-    @Sendable func verify(_ call: FunctionRequest) async throws -> KeyVerification {
-        KeyVerification(try await services.access.authenticate(call))
+    @Sendable func verify(_ call: FunctionRequest, _ principal: Principal) async throws -> KeyVerification {
+        KeyVerification(principal)
     }
 
     private func issue(_ input: CreateKeyRequest, for user: User, _ call: FunctionRequest) async throws -> APIKeyView {

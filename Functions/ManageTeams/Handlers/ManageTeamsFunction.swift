@@ -19,15 +19,17 @@ public struct ManageTeamsFunction: HTTPFunction {
     /// Registers the team endpoints.
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.post, "/api/v1/teams", status: .created, body: CreateTeamRequest.self, handler: createTeam)
-        routes.on(.get, "/api/v1/teams", handler: listTeams)
-        routes.on(.get, "/api/v1/teams/{team_id}", handler: getTeam)
-        routes.on(.put, "/api/v1/teams/{team_id}", body: UpdateTeamRequest.self, handler: updateTeam)
-        routes.on(.delete, "/api/v1/teams/{team_id}", handler: deleteTeam)
+        let management = routes.management(by: services.access)
+        management.on(.post, "/api/v1/teams", status: .created, body: CreateTeamRequest.self, handler: createTeam)
+        management.on(.get, "/api/v1/teams", handler: listTeams)
+        management.on(.get, "/api/v1/teams/{team_id}", handler: getTeam)
+        management.on(.put, "/api/v1/teams/{team_id}", body: UpdateTeamRequest.self, handler: updateTeam)
+        management.on(.delete, "/api/v1/teams/{team_id}", handler: deleteTeam)
     }
 
-    @Sendable func createTeam(_ input: CreateTeamRequest, _ call: FunctionRequest) async throws -> Team {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func createTeam(
+        _ input: CreateTeamRequest, _ call: FunctionRequest, _ admin: Principal?
+    ) async throws -> Team {
         var rules = InputRules()
         let name = rules.name(input.name)
         let description = rules.description(input.description)
@@ -40,19 +42,18 @@ public struct ManageTeamsFunction: HTTPFunction {
         return team
     }
 
-    @Sendable func listTeams(_ call: FunctionRequest) async throws -> ListResponse<Team> {
-        _ = try await services.access.authorizeManagement(call)
+    @Sendable func listTeams(_ call: FunctionRequest, _ admin: Principal?) async throws -> ListResponse<Team> {
         let page = try PageRequest(query: call.query)
         return ListResponse("teams", page: try await services.store.teams(page), request: page)
     }
 
-    @Sendable func getTeam(_ call: FunctionRequest) async throws -> Team {
-        _ = try await services.access.authorizeManagement(call)
+    @Sendable func getTeam(_ call: FunctionRequest, _ admin: Principal?) async throws -> Team {
         return try await existingTeam(try call.pathUUID("team_id"))
     }
 
-    @Sendable func updateTeam(_ input: UpdateTeamRequest, _ call: FunctionRequest) async throws -> Team {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func updateTeam(
+        _ input: UpdateTeamRequest, _ call: FunctionRequest, _ admin: Principal?
+    ) async throws -> Team {
         var team = try await existingTeam(try call.pathUUID("team_id"))
         var rules = InputRules()
         if let name = input.name { team.name = rules.name(name) }
@@ -64,8 +65,7 @@ public struct ManageTeamsFunction: HTTPFunction {
         return team
     }
 
-    @Sendable func deleteTeam(_ call: FunctionRequest) async throws -> NoContent {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func deleteTeam(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
         let id = try call.pathUUID("team_id")
         switch try await services.store.deleteTeam(id: id) {
         case .deleted:

@@ -21,17 +21,20 @@ public struct ManageUsersFunction: HTTPFunction {
     /// Registers the user endpoints.
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.post, "/api/v1/users", status: .created, body: CreateUserRequest.self, handler: createUser)
-        routes.on(.get, "/api/v1/users", handler: listUsers)
+        let management = routes.management(by: services.access)
+        management.on(.post, "/api/v1/users", status: .created, body: CreateUserRequest.self, handler: createUser)
+        management.on(.get, "/api/v1/users", handler: listUsers)
+        // `/users/me` decides itself: a key in production; in development a key or a user_id.
         routes.on(.get, "/api/v1/users/me", handler: getMe)
-        routes.on(.put, "/api/v1/users/me", body: UpdateMeRequest.self, handler: updateMe)
-        routes.on(.get, "/api/v1/users/{user_id}", handler: getUser)
-        routes.on(.put, "/api/v1/users/{user_id}", body: UpdateUserRequest.self, handler: updateUser)
-        routes.on(.delete, "/api/v1/users/{user_id}", handler: deleteUser)
+        routes.on(.put, "/api/v1/users/me", handler: updateMe)
+        management.on(.get, "/api/v1/users/{user_id}", handler: getUser)
+        management.on(.put, "/api/v1/users/{user_id}", body: UpdateUserRequest.self, handler: updateUser)
+        management.on(.delete, "/api/v1/users/{user_id}", handler: deleteUser)
     }
 
-    @Sendable func createUser(_ input: CreateUserRequest, _ call: FunctionRequest) async throws -> User {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func createUser(
+        _ input: CreateUserRequest, _ call: FunctionRequest, _ admin: Principal?
+    ) async throws -> User {
         var rules = InputRules()
         let email = rules.email(input.email)
         let name = rules.name(input.name)
@@ -46,20 +49,19 @@ public struct ManageUsersFunction: HTTPFunction {
         return user
     }
 
-    @Sendable func listUsers(_ call: FunctionRequest) async throws -> ListResponse<User> {
-        _ = try await services.access.authorizeManagement(call)
+    @Sendable func listUsers(_ call: FunctionRequest, _ admin: Principal?) async throws -> ListResponse<User> {
         let page = try PageRequest(query: call.query)
         let teamID = try call.query.uuid("team_id")
         return ListResponse("users", page: try await services.store.users(teamID: teamID, page), request: page)
     }
 
-    @Sendable func getUser(_ call: FunctionRequest) async throws -> User {
-        _ = try await services.access.authorizeManagement(call)
+    @Sendable func getUser(_ call: FunctionRequest, _ admin: Principal?) async throws -> User {
         return try await existingUser(try call.pathUUID("user_id"))
     }
 
-    @Sendable func updateUser(_ input: UpdateUserRequest, _ call: FunctionRequest) async throws -> User {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func updateUser(
+        _ input: UpdateUserRequest, _ call: FunctionRequest, _ admin: Principal?
+    ) async throws -> User {
         var user = try await existingUser(try call.pathUUID("user_id"))
         let formerTeam = user.teamID
         var rules = InputRules()
@@ -78,8 +80,7 @@ public struct ManageUsersFunction: HTTPFunction {
         return user
     }
 
-    @Sendable func deleteUser(_ call: FunctionRequest) async throws -> NoContent {
-        let admin = try await services.access.authorizeManagement(call)
+    @Sendable func deleteUser(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
         let id = try call.pathUUID("user_id")
         let user = try await existingUser(id)
         guard try await services.store.deleteUser(id: id) else { throw FunctionError.notFound("User not found") }
@@ -92,8 +93,10 @@ public struct ManageUsersFunction: HTTPFunction {
         try await currentUser(call)
     }
 
-    @Sendable func updateMe(_ input: UpdateMeRequest, _ call: FunctionRequest) async throws -> User {
+    @Sendable func updateMe(_ call: FunctionRequest) async throws -> User {
+        // The caller is identified before the body is read.
         var user = try await currentUser(call)
+        let input = try await call.decodeBody(UpdateMeRequest.self)
         var rules = InputRules()
         if let email = input.email { user.email = rules.email(email) }
         if let name = input.name { user.name = rules.name(name) }

@@ -24,20 +24,19 @@ public struct DeadLettersFunction: HTTPFunction {
     /// Registers the two endpoints.
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.get, "/api/v1/admin/dead-letters") { call in try await list(call) }
-        routes.on(.post, "/api/v1/admin/dead-letters/{message_id}/replay", status: .accepted) { call in
-            try await replay(call)
+        let admins = routes.authenticated(.admin, by: api.access)
+        admins.on(.get, "/api/v1/admin/dead-letters") { call, principal in try await list(call, principal) }
+        admins.on(.post, "/api/v1/admin/dead-letters/{message_id}/replay", status: .accepted) { call, principal in
+            try await replay(call, principal)
         }
     }
 
-    func list(_ call: FunctionRequest) async throws -> ListResponse<DeadLetterView> {
-        let principal = try await api.access.requireAdmin(call)
+    func list(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<DeadLetterView> {
         let page = try PageRequest(query: call.query)
         return ListResponse("dead_letters", page: try await service.list(teamID: principal.teamID, page), request: page)
     }
 
-    func replay(_ call: FunctionRequest) async throws -> ImageRecord {
-        let principal = try await api.access.requireAdmin(call)
+    func replay(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         let messageID = call.context.parameters.get("message_id") ?? ""
         let image = try await service.replay(messageID: messageID, teamID: principal.teamID, at: api.clock.now())
         call.logger.notice(

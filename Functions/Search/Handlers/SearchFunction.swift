@@ -37,13 +37,12 @@ public struct SearchFunction: HTTPFunction {
 
     /// Registers the search routes.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.get, "/api/v1/search") { call in
-            let principal = try await api.access.authenticate(call)
-            return try await search(try SearchRequest(query: call.query), principal: principal)
+        let members = routes.authenticated(.key, by: api.access)
+        members.on(.get, "/api/v1/search") { call, principal in
+            try await search(try SearchRequest(query: call.query), principal: principal)
         }
-        routes.on(.post, "/api/v1/search", body: SearchRequest.Body.self) { body, call in
-            let principal = try await api.access.authenticate(call)
-            return try await search(try SearchRequest(body: body), principal: principal)
+        members.on(.post, "/api/v1/search", body: SearchRequest.Body.self) { body, _, principal in
+            try await search(try SearchRequest(body: body), principal: principal)
         }
     }
 

@@ -28,27 +28,38 @@ public struct UploadImageFunction: HTTPFunction {
 
     /// Registers the image routes.
     public func registerEndpoints(on routes: FunctionRoutes) {
-        routes.on(.post, "/api/v1/images", status: .created) { call in try await upload(call) }
-        routes.on(.get, "/api/v1/images") { call in try await list(call) }
-        routes.on(.get, "/api/v1/images/{image_id}") { call in try await image(call) }
-        routes.on(.put, "/api/v1/images/{image_id}", body: ImageUpdate.self) { update, call in
-            try await self.update(update, call)
+        let members = routes.authenticated(.key, by: api.access)
+        let admins = routes.authenticated(.admin, by: api.access)
+        members.on(.post, "/api/v1/images", status: .created) { call, principal in try await upload(call, principal) }
+        members.on(.get, "/api/v1/images") { call, principal in try await list(call, principal) }
+        members.on(.get, "/api/v1/images/{image_id}") { call, principal in try await image(call, principal) }
+        members.on(.put, "/api/v1/images/{image_id}", body: ImageUpdate.self) { update, call, principal in
+            try await self.update(update, call, principal)
         }
-        routes.on(.delete, "/api/v1/images/{image_id}") { call -> NoContent in try await delete(call) }
-        routes.on(.get, "/api/v1/images/{image_id}/download") { call in try await download(call) }
-        routes.on(.get, "/api/v1/images/{image_id}/thumbnail") { call in try await thumbnail(call) }
-        routes.on(.post, "/api/v1/images/reprocess-all", status: .accepted) { call in try await reprocessAll(call) }
-        routes.on(.get, "/api/v1/images/reprocess-all") { call in try await reprocessProgress(call) }
-        routes.on(.post, "/api/v1/images/{image_id}/reprocess", status: .accepted) { call in
-            try await reprocess(call)
+        members.on(.delete, "/api/v1/images/{image_id}") { call, principal -> NoContent in
+            try await delete(call, principal)
+        }
+        members.on(.get, "/api/v1/images/{image_id}/download") { call, principal -> Response in
+            try await download(call, principal)
+        }
+        members.on(.get, "/api/v1/images/{image_id}/thumbnail") { call, principal -> Response in
+            try await thumbnail(call, principal)
+        }
+        admins.on(.post, "/api/v1/images/reprocess-all", status: .accepted) { call, principal in
+            try await reprocessAll(call, principal)
+        }
+        admins.on(.get, "/api/v1/images/reprocess-all") { call, principal in
+            try await reprocessProgress(call, principal)
+        }
+        members.on(.post, "/api/v1/images/{image_id}/reprocess", status: .accepted) { call, principal in
+            try await reprocess(call, principal)
         }
     }
 
     // MARK: Upload
 
-    func upload(_ call: FunctionRequest) async throws -> ImageRecord {
-        let principal = try await api.access.authenticate(call)
-        return try await uploads.run { try await self.upload(call, principal: principal) }
+    func upload(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
+        try await uploads.run { try await self.upload(call, principal: principal) }
     }
 
     private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {
@@ -140,8 +151,7 @@ public struct UploadImageFunction: HTTPFunction {
 
     // MARK: Reading
 
-    func list(_ call: FunctionRequest) async throws -> ListResponse<ImageRecord> {
-        let principal = try await api.access.authenticate(call)
+    func list(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<ImageRecord> {
         let page = try PageRequest(query: call.query)
         let filter = ImageFilter(collectionID: try call.query.uuid("collection_id"))
         return ListResponse(
@@ -149,8 +159,7 @@ public struct UploadImageFunction: HTTPFunction {
         )
     }
 
-    func image(_ call: FunctionRequest) async throws -> ImageRecord {
-        let principal = try await api.access.authenticate(call)
+    func image(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         return try await ownImage(call, principal)
     }
 
@@ -162,16 +171,14 @@ public struct UploadImageFunction: HTTPFunction {
         return image
     }
 
-    func download(_ call: FunctionRequest) async throws -> Response {
-        let principal = try await api.access.authenticate(call)
+    func download(_ call: FunctionRequest, _ principal: Principal) async throws -> Response {
         let image = try await ownImage(call, principal)
         return try await BlobResponse.make(
             call, blobs: images.blobs, key: image.originalBlobKey, contentType: image.contentType,
             etag: "\"\(image.sha256)\"", filename: image.filename)
     }
 
-    func thumbnail(_ call: FunctionRequest) async throws -> Response {
-        let principal = try await api.access.authenticate(call)
+    func thumbnail(_ call: FunctionRequest, _ principal: Principal) async throws -> Response {
         let image = try await ownImage(call, principal)
         guard try await images.blobs.exists(at: image.thumbnailBlobKey) else {
             throw FunctionError.notFound(
@@ -185,8 +192,7 @@ public struct UploadImageFunction: HTTPFunction {
 
     // MARK: Changing
 
-    func update(_ update: ImageUpdate, _ call: FunctionRequest) async throws -> ImageRecord {
-        let principal = try await api.access.authenticate(call)
+    func update(_ update: ImageUpdate, _ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         var image = try await ownImage(call, principal)
         var rules = InputRules()
         if case .set(let description) = update.description { image.description = rules.description(description) }
@@ -202,8 +208,7 @@ public struct UploadImageFunction: HTTPFunction {
         return image
     }
 
-    func delete(_ call: FunctionRequest) async throws -> NoContent {
-        let principal = try await api.access.authenticate(call)
+    func delete(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
         let id = try call.pathUUID("image_id")
         // Metadata first: from here on the image is gone for every reader; then what hangs off it.
         guard let image = try await images.store.deleteImage(id: id, teamID: principal.teamID) else {
@@ -216,8 +221,7 @@ public struct UploadImageFunction: HTTPFunction {
         return NoContent()
     }
 
-    func reprocess(_ call: FunctionRequest) async throws -> ImageRecord {
-        let principal = try await api.access.authenticate(call)
+    func reprocess(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         let image = try await ownImage(call, principal)
         guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
             throw FunctionError.conflict(
@@ -236,8 +240,7 @@ public struct UploadImageFunction: HTTPFunction {
     /// for re-embedding with the current model, through the same outbox and Pub/Sub as uploads.
     /// `stale` (the default) takes images embedded with another model and failed ones; `all`
     /// also re-embeds images that are current. Queued and in-progress images are left alone.
-    func reprocessAll(_ call: FunctionRequest) async throws -> ReprocessAllResponse {
-        let principal = try await api.access.requireAdmin(call)
+    func reprocessAll(_ call: FunctionRequest, _ principal: Principal) async throws -> ReprocessAllResponse {
         let scopeText = call.query.string("scope") ?? ReprocessScope.stale.rawValue
         guard let scope = ReprocessScope(rawValue: scopeText) else {
             throw ValidationError([
@@ -258,8 +261,7 @@ public struct UploadImageFunction: HTTPFunction {
 
     /// `GET /api/v1/images/reprocess-all` (admin): the team's images counted by embedding state
     /// against the current model; re-embedding is done when `current + failed == total`.
-    func reprocessProgress(_ call: FunctionRequest) async throws -> EmbeddingSummary {
-        let principal = try await api.access.requireAdmin(call)
+    func reprocessProgress(_ call: FunctionRequest, _ principal: Principal) async throws -> EmbeddingSummary {
         return try await images.store.embeddingSummary(teamID: principal.teamID, model: images.embedder.modelID)
     }
 }
