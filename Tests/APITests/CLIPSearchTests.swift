@@ -177,6 +177,7 @@ struct EmbedderChoiceTests {
     func brokenModel() throws {
         let broken = FileManager.default.temporaryDirectory.appendingPathComponent("clip-broken-\(UUID())")
         try FileManager.default.copyItem(at: TinyCLIP.directory, to: broken)
+        defer { try? FileManager.default.removeItem(at: broken) }
         try FileManager.default.removeItem(at: broken.appendingPathComponent("merges.txt"))
         #expect(throws: CLIPModelError.self) {
             try ImageHost.makeEmbedder(self.settings(.automatic, directory: broken.path), logger: self.logger)

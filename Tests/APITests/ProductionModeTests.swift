@@ -167,6 +167,11 @@ struct SQLiteStoreTests {
     func concurrentOpening() async throws {
         for _ in 0..<10 {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("race-\(UUID()).sqlite").path
+            defer {
+                for suffix in ["", "-wal", "-shm", ".migration-lock"] {
+                    try? FileManager.default.removeItem(atPath: path + suffix)
+                }
+            }
             let opened = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
@@ -183,7 +188,6 @@ struct SQLiteStoreTests {
     @Test("the database runs in WAL mode")
     func walMode() throws {
         let api = try TestAPI()
-        _ = api.store
         #expect(FileManager.default.fileExists(atPath: api.databasePath + "-wal"))
     }
 

@@ -43,6 +43,15 @@ final class LogLines: Sendable {
     }
 }
 
+/// Removes a test's data folder once every `TestAPI` over it is gone.
+final class FolderRemovedWhenDone: Sendable {
+    let path: String
+
+    init(_ path: String) { self.path = path }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
 /// The API wired as the emulator wires it, over a real SQLite file, a real blob folder and the
 /// real libvips codec, in a fresh temporary folder.
 struct TestAPI {
@@ -55,6 +64,8 @@ struct TestAPI {
     let blobFolder: String
     /// The data folder (a second `TestAPI` can reopen it, as a restarted process would).
     let folder: String
+    /// Removes the folder after the last `TestAPI` over it.
+    let folderRemoval: FolderRemovedWhenDone
     let pubSubSettings = LocalPubSubSettings(maxDeliveryAttempts: 3, retryBaseMilliseconds: 1000)
     /// Who may deliver events (`nil`: anyone, as in development).
     let eventAuthenticator: (any EventAuthenticator)?
@@ -71,6 +82,7 @@ struct TestAPI {
             earlier.map { URL(fileURLWithPath: $0.folder) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("image-api-tests-\(UUID())")
         self.folder = folder.path
+        self.folderRemoval = earlier?.folderRemoval ?? FolderRemovedWhenDone(folder.path)
         let settings = APISettings(
             environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
             apiKeyExpiryDays: expiryDays, dataDirectory: folder.path, authFailureLimit: authFailureLimit)

@@ -17,8 +17,14 @@ struct PackageGraph {
 
     static func load() throws -> PackageGraph {
         // Its own scratch folder: `swift test` holds the lock on `.build` while the tests run.
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dump-package-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: scratch) }
+        let temporary = FileManager.default.temporaryDirectory
+        let scratch = temporary.appendingPathComponent("dump-package-\(UUID())")
+        defer {
+            try? FileManager.default.removeItem(at: scratch)
+            // SwiftPM's lock for that scratch folder, named after its path, in the temporary folder.
+            let lock = "_" + scratch.path.dropFirst().replacingOccurrences(of: "/", with: "_") + ".lock"
+            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(lock))
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["swift", "package", "--scratch-path", scratch.path, "dump-package"]

@@ -10,6 +10,7 @@ struct CLIPEndToEndTests {
     @Test("with a model directory the emulator loads CLIP at start, embeds uploads and answers semantic queries")
     func semanticPipeline() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction(
             "emulator", in: folder,
             environment: ["BOOTSTRAP_ADMIN_KEY": ImagePipelineEndToEndTests.adminKey, "CLIP_MODEL_DIR": Self.tinyModel])
@@ -32,6 +33,7 @@ struct CLIPEndToEndTests {
     @Test("the search binary loads and warms CLIP before it listens, so no query pays the load")
     func searchWarmsModelBeforeListening() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         defer { try? FileManager.default.removeItem(at: folder) }
         let search = try RunningFunction(
             "search", in: folder,
@@ -59,6 +61,7 @@ struct CLIPEndToEndTests {
     @Test("without a model the emulator falls back to the visual features with one line; a broken one stops it")
     func fallbackAndBrokenModel() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let plain = try RunningFunction("emulator", in: folder, environment: [:])
         try await plain.waitUntilListening()
         let notices = plain.output.split(separator: "\n").filter { $0.contains("No CLIP model in") }
@@ -77,6 +80,7 @@ struct CLIPEndToEndTests {
     @Test("emulator embed prints the normalised embedding as JSON with the model id")
     func embedCommand() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let text = try RunningFunction(
             "emulator", arguments: ["embed", "--text", "a dog on a beach"], in: folder,
             environment: ["CLIP_MODEL_DIR": Self.tinyModel])

@@ -63,6 +63,7 @@ struct ConnectionLimitTests {
     @Test("connections above MAX_CONNECTIONS are closed at once; the held ones time out; the server serves again")
     func connectionCap() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction(
             "emulator", in: folder, environment: ["MAX_CONNECTIONS": "8", "HTTP_HEADER_TIMEOUT_SECONDS": "4"])
         try await emulator.waitUntilListening()
@@ -87,6 +88,7 @@ struct ConnectionLimitTests {
     @Test("a trickled head, a trickled body and an idle keep-alive connection are each closed by the server")
     func slowClients() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction(
             "emulator", in: folder,
             environment: [
@@ -125,6 +127,7 @@ struct ConnectionLimitTests {
     @Test("requests the HTTP parser refuses (a bad chunk size, a bad header line, no method) answer one JSON 400")
     func parserRejections() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction("emulator", in: folder, environment: [:])
         try await emulator.waitUntilListening()
         let requests = [

@@ -9,6 +9,7 @@ struct EmulatorEndToEndTests {
     @Test("the emulator serves every function, keeps data across a restart and stops cleanly on SIGTERM")
     func emulator() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction("emulator", in: folder, environment: [:])
         try await emulator.waitUntilListening()
         #expect(emulator.output.contains("Image API emulator listening on http://127.0.0.1:\(emulator.port)"))
@@ -53,6 +54,7 @@ struct EmulatorEndToEndTests {
     @Test("each function binary serves its own routes alone, sharing one database with the others")
     func functionsAlone() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let environment = ["K_SERVICE": "under-test", "K_REVISION": "under-test-00001"]
         let teams = try RunningFunction("manage-teams", in: folder, environment: environment)
         let users = try RunningFunction("manage-users", in: folder, environment: environment)
@@ -85,6 +87,7 @@ struct EmulatorEndToEndTests {
     @Test("an invalid variable stops startup with one line naming it and status 78")
     func invalidConfiguration() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction("emulator", in: folder, environment: ["PORT": "eighty"])
         #expect(try await emulator.waitForExit() == 78)
         #expect(emulator.errors == "invalid configuration: PORT must be an integer from 0 to 65535 (got \"eighty\")\n")
@@ -108,6 +111,7 @@ struct EmulatorEndToEndTests {
     @Test("production: bootstrap-admin and BOOTSTRAP_ADMIN_KEY give working admin keys")
     func productionBootstrap() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let production = [
             "ENVIRONMENT": "production", "API_KEY_SECRET": "an-end-to-end-secret-that-is-long-enough",
         ]
@@ -137,6 +141,7 @@ struct EmulatorEndToEndTests {
     @Test("SIGTERM lets a request that is still arriving finish before the process exits")
     func gracefulShutdown() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let emulator = try RunningFunction("emulator", in: folder, environment: [:])
         try await emulator.waitUntilListening()
         let body = #"{"name": "Arrived during shutdown", "description": "slowly"}"#

@@ -39,6 +39,7 @@ struct ImagePipelineEndToEndTests {
     @Test("an upload accepted just before a crash is processed after the restart; Search sees new vectors")
     func crashBetweenCommitAndDelivery() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let environment = ["BOOTSTRAP_ADMIN_KEY": Self.adminKey, "PUBSUB_RETRY_BASE_MS": "100"]
         // The standalone upload function has no push endpoint: its events wait in the outbox.
         let uploader = try RunningFunction("upload-image", in: folder, environment: environment)
@@ -78,6 +79,7 @@ struct ImagePipelineEndToEndTests {
     @Test("METADATA_BACKEND=memory and VECTOR_BACKEND=memory: the whole pipeline runs and nothing is written to disk")
     func memoryBackends() async throws {
         let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
         let data = folder.appendingPathComponent("data")
         let environment = [
             "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "METADATA_BACKEND": "memory", "VECTOR_BACKEND": "memory",

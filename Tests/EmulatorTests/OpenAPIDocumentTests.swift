@@ -11,6 +11,7 @@ import Testing
 struct OpenAPIDocumentTests {
     func servedEndpoints() async throws -> Set<String> {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let configuration = try HostConfiguration(EnvironmentVariables(["DATA_DIR": folder]))
         let services = try await FunctionHost.makeServices(configuration, logger: Logger(label: "openapi-test"))
         let images = try await ImageHost.makeImageServices(services)
