@@ -1,8 +1,8 @@
 extension SQLiteMetadataStore {
     /// Migration v2: images with their full-text index, the outbox and dead letters of the local
-    /// Pub/Sub, and the vector index with its change log (the vector tables now belong to the
-    /// `EmbeddedVectorIndex` target, which creates them itself; `IF NOT EXISTS` lets either open
-    /// a fresh file first).
+    /// Pub/Sub. (Databases migrated before the vector index had its own target also got its
+    /// `vectors` and `vector_changes` tables here; the `EmbeddedVectorIndex` target now creates
+    /// them itself, `IF NOT EXISTS`, when it opens the file.)
     static let imagesSchema = """
         CREATE TABLE images (
             number INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,22 +57,6 @@ extension SQLiteMetadataStore {
             last_error TEXT NOT NULL,
             source TEXT NOT NULL,
             dead_at DATETIME NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS vectors (
-            image_id TEXT PRIMARY KEY NOT NULL,
-            team_id TEXT NOT NULL,
-            collection_id TEXT,
-            model TEXT NOT NULL,
-            dimensions INTEGER NOT NULL,
-            vector BLOB NOT NULL,
-            updated_at DATETIME NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS vectors_by_team ON vectors(team_id, collection_id);
-        -- Every vector write appends the image id here, so each process can bring its in-memory
-        -- copy up to date by reading what changed since the last sequence it saw.
-        CREATE TABLE IF NOT EXISTS vector_changes (
-            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
-            image_id TEXT NOT NULL
         );
         """
 }
