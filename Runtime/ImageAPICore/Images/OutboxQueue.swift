@@ -1,0 +1,33 @@
+import Foundation
+
+/// A message waiting in the outbox, as the local Pub/Sub delivers it.
+public struct QueuedMessage: Sendable, Equatable {
+    /// The message.
+    public var message: OutboxMessage
+    /// When it was published (committed).
+    public var publishedAt: Date
+    /// Delivery attempts so far, counting the one this claim starts.
+    public var attempts: Int
+
+    /// Creates a queued message.
+    public init(message: OutboxMessage, publishedAt: Date, attempts: Int) {
+        self.message = message
+        self.publishedAt = publishedAt
+        self.attempts = attempts
+    }
+}
+
+/// The outbox read as a durable queue: what the emulator's Pub/Sub delivers from.
+public protocol OutboxQueue: Sendable {
+    /// Claims messages that are due: each gets one more attempt counted and is hidden from other
+    /// claims until `leaseUntil` (so a crash mid-delivery means redelivery, never loss).
+    func claimDueMessages(now: Date, leaseUntil: Date, limit: Int) async throws -> [QueuedMessage]
+    /// Removes a delivered message.
+    func acknowledge(messageID: String) async throws
+    /// Records a failed delivery and when to try again.
+    func scheduleRetry(messageID: String, error: String, at date: Date) async throws
+    /// Moves a message to the dead-letter queue with its last error.
+    func moveToDeadLetters(messageID: String, error: String, at date: Date) async throws
+    /// When the next message falls due, if any is waiting.
+    func nextDueDate() async throws -> Date?
+}
