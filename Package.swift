@@ -239,6 +239,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
+                "MemoryStorage",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -50,7 +50,7 @@ struct APIKeysTests {
 
     @Test("only an HMAC of the secret is stored in the SQLite file")
     func storedHash() async throws {
-        let api = try TestAPI()
+        let api = try TestAPI(metadata: .sqlite)
         let text = try await api.run { try await $0.member(email: "ada@example.com").key }
         let parsed = try #require(APIKeyText(parsing: text))
         let queue = try DatabaseQueue(path: api.databasePath)

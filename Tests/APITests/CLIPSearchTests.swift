@@ -95,7 +95,7 @@ struct CLIPSearchTests {
 
     @Test("reprocess-all re-embeds a team's stale images with the new model, with progress")
     func reprocessAll() async throws {
-        let before = try TestAPI()
+        let before = try TestAPI(metadata: .sqlite)
         let (admin, other, member) = try await before.run { (client) async throws in
             let admin = try await client.member(email: "root@example.com", isAdmin: true)
             let member = try await client.member(of: admin.team, email: "ann@example.com")

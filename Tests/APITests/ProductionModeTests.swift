@@ -114,7 +114,7 @@ struct SettingsTests {
 
     @Test("BOOTSTRAP_ADMIN_KEY is registered once, then accepted; a clashing secret is refused")
     func bootstrapKey() async throws {
-        let api = try TestAPI(environment: .production)
+        let api = try TestAPI(environment: .production, metadata: .sqlite)
         var generator = SeededGenerator(seed: 98)
         let text = APIKeyText.generate(using: &generator)
         let bootstrap = AdministratorBootstrap(services: api.services)
@@ -154,7 +154,7 @@ struct SettingsTests {
 struct SQLiteStoreTests {
     @Test("data survives closing and reopening the file; migrations run once")
     func persistence() async throws {
-        let api = try TestAPI()
+        let api = try TestAPI(metadata: .sqlite)
         let (team, user, key) = try await api.run { try await $0.member(email: "ada@example.com") }
         let reopened = try SQLiteMetadataStore(path: api.databasePath)
         #expect(try await reopened.team(id: team.id) == team)
@@ -187,13 +187,13 @@ struct SQLiteStoreTests {
 
     @Test("the database runs in WAL mode")
     func walMode() throws {
-        let api = try TestAPI()
+        let api = try TestAPI(metadata: .sqlite)
         #expect(FileManager.default.fileExists(atPath: api.databasePath + "-wal"))
     }
 
     @Test("an administrator's team, user and key are written together or not at all")
     func administratorIsAtomic() async throws {
-        let api = try TestAPI()
+        let api = try TestAPI(metadata: .sqlite)
         _ = try await api.run { try await $0.member(email: "taken@example.com") }
         let before = try await api.store.teams(PageRequest()).total
         await #expect(throws: MetadataStoreError.emailTaken) {

@@ -10,6 +10,7 @@ import HummingbirdTesting
 import ImageAPICore
 import ImageProcessing
 import Logging
+import MemoryStorage
 import SQLiteStorage
 import Synchronization
 import Testing
@@ -52,10 +53,12 @@ final class FolderRemovedWhenDone: Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// The API wired as the emulator wires it, over a real SQLite file, a real blob folder and the
-/// real libvips codec, in a fresh temporary folder.
+/// The API wired as the emulator wires it, over the in-memory metadata store (or a real SQLite
+/// file), a real vector index and blob folder and the real libvips codec, in a fresh temporary folder.
 struct TestAPI {
-    let store: SQLiteMetadataStore
+    /// Every metadata port: in memory (the default, fast) or the SQLite file, for the tests of
+    /// durability and of what SQLite itself stores.
+    let store: any MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue
     let services: APIServices
     let images: ImageServices
     let vectors: SQLiteVectorIndex
@@ -75,7 +78,8 @@ struct TestAPI {
     init(
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
         imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil,
-        eventAuthenticator: (any EventAuthenticator)? = nil, authFailureLimit: Int = 20
+        eventAuthenticator: (any EventAuthenticator)? = nil, authFailureLimit: Int = 20,
+        metadata: BackendSelection.Metadata = .memory
     ) throws {
         self.eventAuthenticator = eventAuthenticator
         let folder =
@@ -88,7 +92,10 @@ struct TestAPI {
             apiKeyExpiryDays: expiryDays, dataDirectory: folder.path, authFailureLimit: authFailureLimit)
         databasePath = settings.databasePath
         blobFolder = folder.appendingPathComponent("blobs").path
-        store = try SQLiteMetadataStore(path: settings.databasePath)
+        switch earlier == nil ? metadata : .sqlite {
+        case .sqlite: store = try SQLiteMetadataStore(path: settings.databasePath)
+        case .memory: store = MemoryMetadataStore()
+        }
         clock = ManualClock()
         services = APIServices(store: store, settings: settings, clock: clock)
         vectors = try SQLiteVectorIndex(path: settings.databasePath)
