@@ -81,6 +81,16 @@ public enum ImageHost {
         }
     }
 
+    /// The blob store `BLOB_BACKEND` names.
+    /// - Parameter configuration: The process configuration.
+    /// - Returns: The store.
+    /// - Throws: When the store cannot be opened.
+    public static func makeBlobStore(_ configuration: HostConfiguration) throws -> any BlobStore {
+        switch configuration.backends.blobs {
+        case .filesystem: try FileSystemBlobStore(root: configuration.images.blobDirectory)
+        }
+    }
+
     /// The vector index `VECTOR_BACKEND` names.
     /// - Parameter configuration: The process configuration.
     /// - Returns: The index, loaded.
@@ -113,7 +123,7 @@ public enum ImageHost {
             throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
         }
         let images = ImageServices(
-            store: services.imageStore, blobs: try FileSystemBlobStore(root: configuration.images.blobDirectory),
+            store: services.imageStore, blobs: try makeBlobStore(configuration),
             codec: codec(configuration.images), embedder: chosen,
             vectors: try makeVectorIndex(configuration),
             deadLetters: services.deadLetters, settings: configuration.images)

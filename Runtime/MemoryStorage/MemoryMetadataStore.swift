@@ -327,12 +327,11 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     {
         let terms = words.map { TextIndex.words(in: $0) }.filter { !$0.isEmpty }.map { $0.joined(separator: " ") }
         guard !terms.isEmpty, limit > 0 else { return [] }
-        let candidates = imagesByID.values.filter { $0.record.teamID == teamID && filter.admits($0.record) }
-        let documents = candidates.map { (stored: $0, words: TextIndex.words(of: $0.record)) }
-        let scorer = TextIndex.BM25(
-            documents: imagesByID.values.filter { $0.record.teamID == teamID }.map {
-                TextIndex.words(of: $0.record)
-            })
+        // Each of the team's images is split into words once; relevance counts over the whole team.
+        let team = imagesByID.values.filter { $0.record.teamID == teamID }
+            .map { (stored: $0, words: TextIndex.words(of: $0.record)) }
+        let scorer = TextIndex.BM25(terms: terms, documents: team.map(\.words))
+        let documents = team.filter { filter.admits($0.stored.record) }
         var matches: [(match: TextMatch, number: Int)] = []
         for (stored, words) in documents {
             let matched = terms.filter { term in words.contains { $0.hasPrefix(term) } }
@@ -341,7 +340,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
                 (
                     TextMatch(
                         image: stored.record, coverage: Double(matched.count) / Double(terms.count),
-                        bm25: scorer.score(terms, in: words)), stored.number
+                        bm25: scorer.score(words)), stored.number
                 ))
         }
         return

@@ -17,27 +17,29 @@ enum TextIndex {
             + image.exif.values.sorted().flatMap(words(in:))
     }
 
-    /// Okapi BM25 (k1 = 1.2, b = 0.75) over a set of documents, with prefix terms.
+    /// Okapi BM25 (k1 = 1.2, b = 0.75) of prefix terms over a set of documents; each term's
+    /// inverse document frequency is counted once, when the scorer is made.
     struct BM25 {
-        let documents: [[String]]
+        let terms: [(prefix: String, inverse: Double)]
         let averageLength: Double
 
-        init(documents: [[String]]) {
-            self.documents = documents
+        init(terms: [String], documents: [[String]]) {
+            let count = Double(documents.count)
+            self.terms = terms.map { term in
+                let holders = Double(documents.filter { $0.contains { $0.hasPrefix(term) } }.count)
+                return (term, log((count - holders + 0.5) / (holders + 0.5) + 1))
+            }
             let total = documents.reduce(0) { $0 + $1.count }
             averageLength = documents.isEmpty ? 1 : max(1, Double(total) / Double(documents.count))
         }
 
-        /// The relevance of `words` to the prefix terms; larger is better, 0 when none matches.
-        func score(_ terms: [String], in words: [String]) -> Double {
-            let count = Double(documents.count)
+        /// The relevance of `words`; larger is better, 0 when no term matches.
+        func score(_ words: [String]) -> Double {
+            let length = Double(words.count) / averageLength
             return terms.reduce(0) { sum, term in
-                let frequency = Double(words.filter { $0.hasPrefix(term) }.count)
+                let frequency = Double(words.filter { $0.hasPrefix(term.prefix) }.count)
                 guard frequency > 0 else { return sum }
-                let holders = Double(documents.filter { $0.contains { $0.hasPrefix(term) } }.count)
-                let inverse = log((count - holders + 0.5) / (holders + 0.5) + 1)
-                let length = Double(words.count) / averageLength
-                return sum + inverse * frequency * 2.2 / (frequency + 1.2 * (0.25 + 0.75 * length))
+                return sum + term.inverse * frequency * 2.2 / (frequency + 1.2 * (0.25 + 0.75 * length))
             }
         }
     }
