@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the emulator from its own /openapi.json with schemathesis (every check, every operation,
-# a fixed seed and example count), so the document and the server cannot drift apart. Run by
-# scripts/test.sh after the Swift tests; needs the debug build (`swift build`) and the test
-# virtual environment (scripts/setup.sh --test makes it).
+# Fuzzes the emulator from its own /openapi.json with schemathesis (every check on every operation
+# but one, see schemathesis.toml; a fixed seed and example count), so the document and the server
+# cannot drift apart. Run by scripts/test.sh after the Swift tests; needs the debug build
+# (`swift build`) and the test virtual environment (scripts/setup.sh --test makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
@@ -34,8 +34,10 @@ print(post(f"/api/v1/auth/api-keys?user_id={user['id']}&team_id={team['id']}", {
 PY
 )
 echo "==> schemathesis: every check on every operation of $base/openapi.json ($examples examples each, seed 20261125)"
-"$venv/bin/st" run "$base/openapi.json" --url "$base" -H "X-API-Key: $key" --checks all --seed 20261125 \
-    --max-examples "$examples" --generation-deterministic --workers 2 --request-timeout 30 \
+"$venv/bin/st" --config-file scripts/schemathesis.toml run "$base/openapi.json" --url "$base" -H "X-API-Key: $key" --seed 20261125 \
+    --max-examples "$examples" --generation-deterministic --workers 1 --request-timeout 30 \
+    `# One worker: the same requests in the same order on every run (two workers interleave them` \
+    `# differently from run to run, so a failure could appear in one CI run and not the next).` \
     --suppress-health-check all --no-color \
     `# schemathesis 4.32.5 crashes inside hypothesis while generating for this operation's enum query` \
     `# parameter (a KeyError in get_pretty_function_description); the Swift tests cover it.` \

@@ -109,7 +109,7 @@ extension OpenAPIDocument {
                     parameters: [
                         [
                             "name": "q", "in": "query", "required": true,
-                            "schema": ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#],
+                            "schema": searchText,
                         ],
                         skip,
                         [
@@ -214,6 +214,9 @@ extension OpenAPIDocument {
         ]
     }
 
+    /// A text query: up to 500 characters, at least one of them not a space.
+    static let searchText: JSONValue = ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#]
+
     static var imageSchemas: [String: JSONValue] {
         let tags: JSONValue = [
             "type": "array", "items": ["type": "string", "maxLength": 50, "pattern": .string(plainText)],
@@ -276,13 +279,20 @@ extension OpenAPIDocument {
                 ["description": description, "tags": nullableTags, "collection_id": nullableUUID], required: []),
             "SearchRequest": object(
                 [
-                    "query": ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#], "image_id": uuid,
-                    "skip": ["type": "integer", "minimum": 0, "default": 0],
-                    "limit": ["type": "integer", "minimum": 1, "maximum": 50, "default": 10],
-                    "similarity_threshold": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
+                    // `null` anywhere means "not given"; exactly one of query and image_id is given.
+                    "query": orNull(searchText), "image_id": nullableUUID,
+                    "skip": ["type": ["integer", "null"], "minimum": 0, "default": 0],
+                    "limit": ["type": ["integer", "null"], "minimum": 1, "maximum": 50, "default": 10],
+                    "similarity_threshold": [
+                        "type": ["number", "null"], "minimum": 0, "maximum": 1, "default": .decimal(0.7),
+                    ],
                     "collection_id": nullableUUID, "tags": nullableTags, "uploaded_from": nullableInputTimestamp,
                     "uploaded_to": nullableInputTimestamp,
-                ], required: [], oneOf: [["required": ["query"]], ["required": ["image_id"]]]),
+                ], required: [],
+                oneOf: [
+                    ["required": ["query"], "properties": ["query": searchText]],
+                    ["required": ["image_id"], "properties": ["image_id": uuid]],
+                ]),
             "SearchResults": object(
                 [
                     "results": [

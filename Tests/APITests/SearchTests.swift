@@ -131,6 +131,16 @@ struct SearchTests {
             #expect(both.status == .unprocessableContent)
             let neither = try await client.search(json: #"{"limit": 5}"#, key: ann.key)
             #expect(neither.status == .unprocessableContent)
+            let blank = try await client.search(json: #"{"query": " ", "image_id": "\#(UUID())"}"#, key: ann.key)
+            #expect(blank.status == .unprocessableContent)
+            #expect(blank.issues.first?.loc == ["body", "query"])
+            // `null` means "not given", as the OpenAPI document says: the defaults apply.
+            let nulls = try await client.search(
+                json: #"{"query": "a", "image_id": null, "skip": null, "limit": null, "similarity_threshold": null}"#,
+                key: ann.key)
+            #expect(nulls.status == .ok)
+            let defaults = try JSONSerialization.jsonObject(with: nulls.body) as? [String: Any]
+            #expect(defaults?["skip"] as? Int == 0 && defaults?["limit"] as? Int == 10)
             let dates = try await client.search(
                 json:
                     #"{"query": "a", "uploaded_from": "2025-02-01T00:00:00Z", "uploaded_to": "2025-01-01T00:00:00Z"}"#,

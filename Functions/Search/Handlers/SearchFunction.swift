@@ -225,7 +225,12 @@ struct SearchRequest: Sendable {
         var rules = InputRules()
         let trimmed = query?.trimmingCharacters(in: .whitespacesAndNewlines)
         let text = trimmed?.isEmpty == false ? trimmed : nil
-        if imageID != nil && text != nil {
+        if query != nil && text == nil {
+            // A query given blank is a mistake to name, not a query to drop (beside an image_id too).
+            rules.add(
+                [location, queryField], "String should contain a character that is not a space",
+                "string_pattern_mismatch")
+        } else if imageID != nil && text != nil {
             rules.add([location, queryField], "Give either \(queryField) or image_id, not both", "value_error")
         } else if imageID == nil && text == nil {
             rules.add(
