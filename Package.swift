@@ -19,7 +19,7 @@ func function(
     [
         .target(
             name: name,
-            dependencies: ["FunctionsFramework", "ImageAPICore"] + extraDependencies,
+            dependencies: ["FunctionsFramework", "ImageAPICore", "ImageAPIHTTP"] + extraDependencies,
             path: "Functions/\(name)/Handlers",
             swiftSettings: swiftSettings
         ),
@@ -61,10 +61,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
+        // Foundation-only helpers every layer shares: environment variables, JSON conventions.
+        .target(name: "RuntimeSupport", path: "Runtime/RuntimeSupport", swiftSettings: swiftSettings),
         // The functions framework: HTTP and CloudEvent functions, errors, logging, configuration.
         .target(
             name: "FunctionsFramework",
             dependencies: [
+                "RuntimeSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -75,17 +78,27 @@ let package = Package(
             path: "Runtime/FunctionsFramework",
             swiftSettings: swiftSettings
         ),
-        // The domain model, the storage ports, API keys and the shared endpoint plumbing.
+        // The domain: models, ports, domain errors and the services on them. No HTTP.
         .target(
             name: "ImageAPICore",
             dependencies: [
-                "FunctionsFramework",
+                "RuntimeSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Runtime/ImageAPICore",
+            swiftSettings: swiftSettings
+        ),
+        // The domain over HTTP: domain errors as answers, callers from requests, input rules
+        // (422 with `loc`) and route groups that authenticate before their handlers run.
+        .target(
+            name: "ImageAPIHTTP",
+            dependencies: [
+                "ImageAPICore", "FunctionsFramework",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            path: "Runtime/ImageAPICore",
+            path: "Runtime/ImageAPIHTTP",
             swiftSettings: swiftSettings
         ),
         // C libraries from Debian: libvips (decoding, EXIF, thumbnails) and OpenBLAS.
@@ -145,7 +158,7 @@ let package = Package(
         // Pub/Sub queue and its dead letters.
         .target(
             name: "SQLiteStorage",
-            dependencies: ["ImageAPICore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ImageAPICore", "RuntimeSupport", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
@@ -252,6 +265,7 @@ let package = Package(
             dependencies: [
                 "Emulator", "SQLiteStorage", "EmbeddedVectorIndex", "ImageProcessing", "COpenBLAS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             path: "Benchmarks/ImageBenchmarks",
             swiftSettings: swiftSettings
@@ -279,7 +293,6 @@ let package = Package(
             dependencies: [
                 "ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex", "FileSystemStorage",
                 "TestSupport",
-                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings

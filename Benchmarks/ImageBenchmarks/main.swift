@@ -12,6 +12,7 @@ import Foundation
 import ImageAPICore
 import ImageProcessing
 import NIOCore
+import NIOFoundationCompat
 import SQLiteStorage
 
 let arguments = CommandLine.arguments.dropFirst()

@@ -65,7 +65,7 @@ struct BootstrapAdmin: AsyncParsableCommand {
     var team = "Administrators"
 
     func validate() throws {
-        guard InputRules.isPlausibleEmail(email.lowercased()) else {
+        guard EmailAddress.isPlausible(email.lowercased()) else {
             throw ValidationError("--email must be an e-mail address")
         }
     }

@@ -69,7 +69,7 @@ public struct FileSystemBlobStore: BlobStore {
     public func put(_ data: Data, at key: String) async throws {
         let upload = try await beginUpload()
         do {
-            try await upload.write(ByteBuffer(bytes: data))
+            try await upload.write(data)
             try await upload.commit(as: key)
         } catch {
             await upload.abandon()
@@ -99,7 +99,7 @@ public struct FileSystemBlobStore: BlobStore {
     }
 
     /// Streams a blob in chunks, optionally one byte range of it.
-    public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<ByteBuffer, any Error> {
+    public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error> {
         let url = try fileURL(for: key)
         let chunkSize = chunkSize
         let reader = try await blocking {
@@ -107,7 +107,7 @@ public struct FileSystemBlobStore: BlobStore {
             if let range { try handle.seek(toOffset: UInt64(range.lowerBound)) }
             return ChunkReader(handle: handle, remaining: range?.count ?? Int.max, chunkSize: chunkSize)
         }
-        return AsyncThrowingStream { () async throws -> ByteBuffer? in try await blocking { try reader.next() } }
+        return AsyncThrowingStream { () async throws -> Data? in try await blocking { try reader.next() } }
     }
 
     /// Removes a blob, then the folders it leaves empty (up to the root), and flushes them.
@@ -177,7 +177,7 @@ final class ChunkReader: Sendable {
     }
 
     /// The next chunk, or `nil` (and the file closed) at the end.
-    func next() throws -> ByteBuffer? {
+    func next() throws -> Data? {
         try state.withLock { state in
             guard let handle = state.handle else { return nil }
             guard state.remaining > 0, let chunk = try handle.read(upToCount: min(chunkSize, state.remaining)),
@@ -188,7 +188,7 @@ final class ChunkReader: Sendable {
                 return nil
             }
             state.remaining -= chunk.count
-            return ByteBuffer(bytes: chunk)
+            return chunk
         }
     }
 }
@@ -211,13 +211,13 @@ final class StagedFile: BlobUpload, @unchecked Sendable {
         }
     }
 
-    func write(_ bytes: ByteBuffer) async throws {
+    func write(_ bytes: Data) async throws {
         try await blocking { try self.writeNow(bytes) }
     }
 
-    private func writeNow(_ bytes: ByteBuffer) throws {
+    private func writeNow(_ bytes: Data) throws {
         try lock.withLock {
-            try bytes.withUnsafeReadableBytes { raw in
+            try bytes.withUnsafeBytes { raw in
                 var offset = 0
                 while offset < raw.count {
                     let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)

@@ -67,6 +67,13 @@ public struct FunctionError: HTTPResponseError, Sendable, Equatable {
     }
 }
 
+/// An error of another layer that answers as a ``FunctionError``: a domain's refusals, mapped
+/// to statuses by the layer that serves the domain over HTTP.
+public protocol FunctionErrorConvertible: Error {
+    /// The answer the error gives.
+    var functionError: FunctionError { get }
+}
+
 /// A 422 answer listing every invalid field, in the shape FastAPI clients already parse:
 /// `{"detail": [{"loc": ["body", "name"], "msg": "...", "type": "..."}]}`.
 public struct ValidationError: HTTPResponseError, Sendable, Equatable {

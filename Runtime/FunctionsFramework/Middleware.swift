@@ -44,6 +44,8 @@ public struct ErrorMiddleware: RouterMiddleware {
             return try error.response(from: request, context: context)
         case let error as ValidationError:
             return try error.response(from: request, context: context)
+        case let error as any FunctionErrorConvertible:
+            return try error.functionError.response(from: request, context: context)
         case let error as HTTPParserError:
             // The body could not be parsed (a bad chunk size, say): the connection cannot be
             // trusted to carry another request.

@@ -1,8 +1,5 @@
 import Crypto
 import Foundation
-import FunctionsFramework
-import HTTPTypes
-import Hummingbird
 
 /// Who made a request: the key that authenticated it and the key's owner.
 public struct Principal: Sendable {
@@ -92,50 +89,34 @@ public struct APIKeyService: Sendable {
         return APIKeyView(record, plaintext: text.text)
     }
 
-    /// The key a request presents in `X-API-Key` or `Authorization: Bearer`, if any.
-    /// - Parameter headers: The request headers.
-    /// - Returns: The presented text, or `nil` when neither header is present.
-    /// - Throws: ``FunctionError`` 401 when `Authorization` uses another scheme.
-    public static func presentedKey(in headers: HTTPFields) throws -> String? {
-        if let key = headers[HTTPField.Name("X-API-Key")!] {
-            return key.trimmingCharacters(in: .whitespaces)
-        }
-        guard let authorization = headers[.authorization] else { return nil }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw FunctionError.unauthorized("Authorization header must use the Bearer scheme")
-        }
-        return parts[1].trimmingCharacters(in: .whitespaces)
-    }
-
-    /// Authenticates a request by its key.
+    /// Authenticates a caller by the key it presents.
     ///
     /// Missing, malformed, unknown, revoked and expired keys, wrong secrets and keys of deleted
-    /// or deactivated users are all refused with 401 and a `WWW-Authenticate` challenge. The
-    /// secret is compared in constant time.
-    /// - Parameter headers: The request headers.
+    /// or deactivated users are all refused as ``DomainError/Kind/unauthenticated``. The secret
+    /// is compared in constant time.
+    /// - Parameter presented: The key text the caller presented, or `nil` when none.
     /// - Returns: The principal.
-    /// - Throws: ``FunctionError`` 401.
-    public func authenticate(_ headers: HTTPFields) async throws -> Principal {
-        guard let presented = try Self.presentedKey(in: headers) else {
-            throw FunctionError.unauthorized("Missing API key: send it in X-API-Key or Authorization: Bearer")
+    /// - Throws: ``DomainError`` (unauthenticated).
+    public func authenticate(presented: String?) async throws -> Principal {
+        guard let presented else {
+            throw DomainError.unauthenticated("Missing API key: send it in X-API-Key or Authorization: Bearer")
         }
         guard let text = APIKeyText(parsing: presented) else {
-            throw FunctionError.unauthorized("Malformed API key")
+            throw DomainError.unauthenticated("Malformed API key")
         }
         guard let key = try await store.apiKey(id: text.keyID),
             HMAC<SHA256>.isValidAuthenticationCode(
                 key.secretHash, authenticating: Data(text.secret.utf8), using: hmacKey)
         else {
-            throw FunctionError.unauthorized("Invalid API key")
+            throw DomainError.unauthenticated("Invalid API key")
         }
-        guard key.isActive else { throw FunctionError.unauthorized("API key has been revoked") }
+        guard key.isActive else { throw DomainError.unauthenticated("API key has been revoked") }
         let now = clock.now()
-        guard now < key.expiresAt else { throw FunctionError.unauthorized("API key has expired") }
+        guard now < key.expiresAt else { throw DomainError.unauthenticated("API key has expired") }
         guard let user = try await store.user(id: key.userID) else {
-            throw FunctionError.unauthorized("Invalid API key")
+            throw DomainError.unauthenticated("Invalid API key")
         }
-        guard user.isActive else { throw FunctionError.unauthorized("User is deactivated") }
+        guard user.isActive else { throw DomainError.unauthenticated("User is deactivated") }
         var used = key
         if key.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUsedResolution }) ?? true {
             try await store.recordAPIKeyUse(id: key.id, at: now)

@@ -1,5 +1,5 @@
 import Foundation
-import FunctionsFramework
+import RuntimeSupport
 
 /// Whether management endpoints are open (development) or need an admin key (production).
 public enum DeploymentEnvironment: String, Sendable {
@@ -73,7 +73,7 @@ public struct APISettings: Sendable {
                 variable: "BOOTSTRAP_ADMIN_KEY", reason: "must be a key in the form \(APIKeyText.formatDescription)")
         }
         let email = (variables["BOOTSTRAP_ADMIN_EMAIL"] ?? "admin@image-api.local").lowercased()
-        guard InputRules.isPlausibleEmail(email) else {
+        guard EmailAddress.isPlausible(email) else {
             throw ConfigurationError(variable: "BOOTSTRAP_ADMIN_EMAIL", reason: "must be an e-mail address")
         }
         self.init(

@@ -1,5 +1,4 @@
 import Foundation
-import FunctionsFramework
 import Logging
 
 /// Decides who may call what, by deployment environment.
@@ -31,44 +30,67 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Authorises a management call.
-    /// - Parameter call: The request.
+    /// - Parameter caller: Who is calling.
     /// - Returns: `nil` in development (public); the admin principal in production.
-    /// - Throws: 401 without a valid key, 403 for a non-admin key (production only).
-    public func authorizeManagement(_ call: FunctionRequest) async throws -> Principal? {
+    /// - Throws: ``DomainError`` unauthenticated without a valid key, forbidden for a non-admin
+    ///   key (production only).
+    public func authorizeManagement(_ caller: Caller) async throws -> Principal? {
         guard environment == .production else { return nil }
-        return try await requireAdmin(call)
+        return try await requireAdmin(caller)
     }
 
-    /// Requires a valid key. A client that has presented too many invalid keys is answered 429
-    /// with `Retry-After` until its allowance refills; a request without any key does not count.
-    /// - Parameter call: The request.
+    /// Requires a valid key. A client that has presented too many invalid keys is refused
+    /// (rate limited) until its allowance refills; a caller presenting no key does not count.
+    /// - Parameter caller: Who is calling.
     /// - Returns: The principal.
-    /// - Throws: 401 without a valid key, 429 after too many failures.
-    public func authenticate(_ call: FunctionRequest) async throws -> Principal {
-        let client = call.clientAddress
-        let presentsKey = (try? APIKeyService.presentedKey(in: call.headers)) != nil
-        if presentsKey, let wait = failures.retryAfter(client: client) {
-            throw FunctionError(
-                .tooManyRequests, "Too many failed authentications; try again in \(wait) s",
-                headers: [.retryAfter: String(wait)])
+    /// - Throws: ``DomainError`` unauthenticated without a valid key, rate limited after too many
+    ///   failures.
+    public func authenticate(_ caller: Caller) async throws -> Principal {
+        let presentsKey = caller.presentedKey != nil
+        if presentsKey, let wait = failures.retryAfter(client: caller.client) {
+            throw DomainError(
+                .rateLimited(retryAfterSeconds: wait), "Too many failed authentications; try again in \(wait) s")
         }
         do {
-            return try await keys.authenticate(call.headers)
-        } catch let error as FunctionError where error.status == .unauthorized && presentsKey {
-            failures.recordFailure(client: client)
-            call.logger.notice("Failed authentication", metadata: ["client": .string(client)])
+            return try await keys.authenticate(presented: caller.presentedKey)
+        } catch let error as DomainError where error.kind == .unauthenticated && presentsKey {
+            failures.recordFailure(client: caller.client)
+            caller.logger.notice("Failed authentication", metadata: ["client": .string(caller.client)])
             throw error
         }
     }
 
     /// Requires a valid admin key.
-    /// - Parameter call: The request.
+    /// - Parameter caller: Who is calling.
     /// - Returns: The admin principal.
-    /// - Throws: 401 without a valid key, 403 when its owner is not an admin.
-    public func requireAdmin(_ call: FunctionRequest) async throws -> Principal {
-        let principal = try await authenticate(call)
-        guard principal.isAdmin else { throw FunctionError.forbidden("Admin privileges required") }
+    /// - Throws: ``DomainError`` unauthenticated without a valid key, forbidden when its owner is
+    ///   not an admin.
+    public func requireAdmin(_ caller: Caller) async throws -> Principal {
+        let principal = try await authenticate(caller)
+        guard principal.isAdmin else { throw DomainError.forbidden("Admin privileges required") }
         return principal
+    }
+}
+
+/// Who is calling, as far as access rules care: the key presented, where from, and the log of
+/// the call. The HTTP layer makes one from each request.
+public struct Caller: Sendable {
+    /// The key text presented, or `nil` when none.
+    public let presentedKey: String?
+    /// The client's address, which failed authentications are counted by.
+    public let client: String
+    /// The call's logger.
+    public let logger: Logger
+
+    /// Describes a caller.
+    /// - Parameters:
+    ///   - presentedKey: The key text presented, or `nil`.
+    ///   - client: The client's address.
+    ///   - logger: The call's logger.
+    public init(presentedKey: String?, client: String, logger: Logger) {
+        self.presentedKey = presentedKey
+        self.client = client
+        self.logger = logger
     }
 }
 

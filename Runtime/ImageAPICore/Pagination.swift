@@ -1,5 +1,3 @@
-import FunctionsFramework
-
 /// Which slice of a listing to return: `skip` (≥ 0, default 0) and `limit` (1–100, default 50).
 public struct PageRequest: Sendable, Equatable {
     /// The largest `limit` accepted.
@@ -19,15 +17,6 @@ public struct PageRequest: Sendable, Equatable {
     public init(skip: Int = 0, limit: Int = defaultLimit) {
         self.skip = skip
         self.limit = limit
-    }
-
-    /// Reads `skip` and `limit` from the query; out-of-range values are refused with 422, not clamped.
-    /// - Parameter query: The query parameters.
-    /// - Throws: ``ValidationError`` naming the bad parameter.
-    public init(query: QueryParameters) throws {
-        self.init(
-            skip: try query.integer("skip", default: 0, in: 0...Int(Int32.max)),
-            limit: try query.integer("limit", default: Self.defaultLimit, in: 1...Self.maximumLimit))
     }
 }
 

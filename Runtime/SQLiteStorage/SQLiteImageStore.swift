@@ -1,7 +1,7 @@
 import Foundation
-import FunctionsFramework
 import GRDB
 import ImageAPICore
+import RuntimeSupport
 
 /// Images, their full-text index and the transactional outbox, in the metadata database.
 extension SQLiteMetadataStore: ImageStore {

@@ -103,9 +103,17 @@ struct LayeringTests {
     /// The application's own layers above the engines.
     static var application: Set<String> {
         adapters.union(functions).union([
-            "FunctionsFramework", "ImageAPICore", "FunctionHosting", "ImageHosting", "Emulator", "EmulatorMain",
+            "FunctionsFramework", "ImageAPICore", "ImageAPIHTTP", "FunctionHosting", "ImageHosting", "Emulator",
+            "EmulatorMain",
         ])
     }
+    /// Foundation-only helpers that any layer may use (environment variables, JSON conventions).
+    static let support: Set<String> = ["RuntimeSupport"]
+    /// Modules the domain must not import: HTTP, NIO, the functions framework and databases.
+    static let forbiddenInDomain: Set<String> = [
+        "FunctionsFramework", "Hummingbird", "HTTPTypes", "NIO", "NIOCore", "NIOPosix", "NIOHTTP1", "GRDB",
+        "PostgresNIO", "AsyncHTTPClient", "ImageAPIHTTP",
+    ]
 
     let graph: PackageGraph
 
@@ -113,7 +121,7 @@ struct LayeringTests {
 
     @Test("the manifest lists every target this test sorts into a layer")
     func knowsEveryTarget() {
-        for name in Self.engines.union(Self.application).union(Self.managementMains) {
+        for name in Self.engines.union(Self.application).union(Self.managementMains).union(Self.support) {
             #expect(graph.targets[name] != nil, "\(name) is not a target of the package any more")
         }
     }
@@ -128,7 +136,8 @@ struct LayeringTests {
 
     @Test("an adapter depends on the domain and engines, never on another adapter, a function or a host")
     func adaptersDependOnTheDomainOnly() {
-        let allowed = Self.engines.union(["ImageAPICore", "FunctionsFramework"])
+        // FunctionsFramework for the one port it defines itself: who may deliver events.
+        let allowed = Self.engines.union(Self.support).union(["ImageAPICore", "FunctionsFramework"])
         for adapter in Self.adapters {
             let direct = graph.targets[adapter] ?? []
             #expect(
@@ -136,20 +145,42 @@ struct LayeringTests {
         }
     }
 
-    @Test("the domain depends on no adapter, engine, host or function, and on no database library")
+    @Test("the domain depends on nothing of HTTP, NIO or databases, and on no other layer")
     func domainStandsAlone() {
         let direct = graph.targets["ImageAPICore"] ?? []
-        // The HTTP layer below the domain remains until its errors are mapped in the HTTP layer.
-        #expect(direct.subtracting(["FunctionsFramework"]).isEmpty, "ImageAPICore depends on \(direct.sorted())")
+        #expect(direct.subtracting(Self.support).isEmpty, "ImageAPICore depends on \(direct.sorted())")
+        let reached = graph.closure(of: "ImageAPICore")
+        #expect(reached.isDisjoint(with: Self.application), "ImageAPICore reaches \(reached.sorted())")
         let products = graph.products["ImageAPICore"] ?? []
-        #expect(products.isDisjoint(with: ["GRDB", "PostgresNIO", "AsyncHTTPClient"]), "\(products.sorted())")
+        #expect(products.isDisjoint(with: Self.forbiddenInDomain), "ImageAPICore uses \(products.sorted())")
     }
 
-    @Test("function handlers depend on the framework and the domain only")
+    @Test("no source file of the domain imports HTTP, NIO, the framework or a database")
+    func domainSourcesImportNoHTTP() throws {
+        let folder = PackageGraph.root.appendingPathComponent("Runtime/ImageAPICore")
+        let files = try #require(FileManager.default.enumerator(atPath: folder.path)).compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".swift") }
+        #expect(files.count > 10, "the domain's sources were not found under \(folder.path)")
+        for file in files {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }
+                .map { String($0.dropFirst("import ".count)).trimmingCharacters(in: .whitespaces) }
+            let forbidden = Set(imports).intersection(Self.forbiddenInDomain)
+            #expect(forbidden.isEmpty, "\(file) imports \(forbidden.sorted())")
+        }
+    }
+
+    @Test("the domain's HTTP layer depends on the domain and the framework only")
+    func httpLayerSitsOnTheDomain() {
+        let direct = graph.targets["ImageAPIHTTP"] ?? []
+        #expect(direct == ["ImageAPICore", "FunctionsFramework"], "ImageAPIHTTP depends on \(direct.sorted())")
+    }
+
+    @Test("function handlers depend on the framework, the domain and its HTTP layer only")
     func handlersDependOnTheDomain() {
         for function in Self.functions {
             let direct = graph.targets[function] ?? []
-            let other = direct.subtracting(["FunctionsFramework", "ImageAPICore"])
+            let other = direct.subtracting(["FunctionsFramework", "ImageAPICore", "ImageAPIHTTP"])
             #expect(other.isEmpty, "\(function) depends on \(other.sorted())")
         }
     }

@@ -1,6 +1,5 @@
 import Foundation
 import ImageAPICore
-import NIOCore
 import TestSupport
 import Testing
 
@@ -12,9 +11,9 @@ struct BlobStoreContractTests {
         return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 
-    static func collect(_ stream: AsyncThrowingStream<ByteBuffer, any Error>) async throws -> Data {
+    static func collect(_ stream: AsyncThrowingStream<Data, any Error>) async throws -> Data {
         var data = Data()
-        for try await chunk in stream { data.append(contentsOf: chunk.readableBytesView) }
+        for try await chunk in stream { data.append(chunk) }
         return data
     }
 
@@ -43,14 +42,14 @@ struct BlobStoreContractTests {
         try await backend.withStore { store in
             let data = Self.bytes(300_000, seed: 2)
             let upload = try await store.beginUpload()
-            try await upload.write(ByteBuffer(bytes: data.prefix(100_000)))
-            try await upload.write(ByteBuffer(bytes: data.dropFirst(100_000)))
+            try await upload.write(data.prefix(100_000))
+            try await upload.write(data.dropFirst(100_000))
             #expect(try await store.exists(at: "a/b") == false)
             try await upload.commit(as: "a/b")
             #expect(try await store.data(at: "a/b") == data)
 
             let abandoned = try await store.beginUpload()
-            try await abandoned.write(ByteBuffer(bytes: data))
+            try await abandoned.write(data)
             await abandoned.abandon()
             #expect(try await store.exists(at: "a/c") == false)
             #expect(FileManager.default.fileExists(atPath: abandoned.stagingPath) == false)

@@ -2,6 +2,7 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The ApiKeys function: create, list, revoke and verify API keys under `/api/v1/auth`.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The ManageTeams function: create, list, read, update and delete teams under `/api/v1/teams`.
 ///

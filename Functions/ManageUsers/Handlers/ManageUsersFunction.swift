@@ -1,6 +1,7 @@
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The ManageUsers function: users under `/api/v1/users`, and the caller's own profile at
 /// `/api/v1/users/me`.
@@ -112,7 +113,7 @@ public struct ManageUsersFunction: HTTPFunction {
     /// when a key is sent instead.
     private func currentUser(_ call: FunctionRequest) async throws -> User {
         let requested = try call.query.uuid("user_id")
-        let presentsKey = try APIKeyService.presentedKey(in: call.headers) != nil
+        let presentsKey = try Caller.presentedKey(in: call.headers) != nil
         if services.settings.environment == .production || (requested == nil && presentsKey) {
             let principal = try await services.access.authenticate(call)
             if let requested, requested != principal.user.id {

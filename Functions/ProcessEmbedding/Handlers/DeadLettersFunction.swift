@@ -1,6 +1,7 @@
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The dead letters of image processing, for the team's admins: `GET /api/v1/admin/dead-letters`
 /// and `POST /api/v1/admin/dead-letters/{message_id}/replay`. Served by the process-embedding

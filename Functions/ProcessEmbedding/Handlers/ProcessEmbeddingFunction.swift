@@ -2,6 +2,7 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The ProcessEmbedding function: a CloudEvent function triggered by the Pub/Sub message an
 /// upload publishes. It makes the thumbnail, computes the embedding and stores the vector.

@@ -2,6 +2,7 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The Search function: `GET` and `POST /api/v1/search`, within the key's team.
 ///

@@ -3,6 +3,7 @@ import FunctionsFramework
 import HTTPTypes
 import Hummingbird
 import ImageAPICore
+import ImageAPIHTTP
 import NIOCore
 
 /// Streams a blob as an HTTP response with `ETag` revalidation (304) and single byte ranges
@@ -42,8 +43,8 @@ enum BlobResponse {
         }
         headers[.contentType] = contentType
         headers[.contentLength] = String(range?.count ?? size)
-        let stream = try await blobs.read(at: key, range: range)
-        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: stream))
+        let chunks = try await blobs.read(at: key, range: range).map { ByteBuffer(bytes: $0) }
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: chunks))
     }
 
     /// Whether an `If-None-Match` list names the entity (weak comparison, as RFC 9110 asks).

@@ -3,6 +3,7 @@ import Foundation
 import FunctionsFramework
 import Hummingbird
 import ImageAPICore
+import ImageAPIHTTP
 import MultipartKit
 import NIOCore
 
@@ -175,7 +176,7 @@ struct MultipartUpload {
                                 at: buffer.readerIndex,
                                 length: min(buffer.readableBytes, ImageFormat.sniffLength - prefix.count)) ?? []
                     }
-                    try await blob!.write(buffer)
+                    try await blob!.write(Data(buffer.readableBytesView))
                 } else if partName != nil {
                     fieldBytes += buffer.readableBytesView
                     if fieldBytes.count > MultipartUpload.maxFieldBytes {

@@ -3,6 +3,7 @@ import FunctionsFramework
 import HTTPTypes
 import Hummingbird
 import ImageAPICore
+import ImageAPIHTTP
 
 /// The UploadImage function: upload, list, read, download, update, delete and reprocess a team's
 /// images under `/api/v1/images`. Every route needs an API key and sees only the key's team.

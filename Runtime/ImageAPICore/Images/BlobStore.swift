@@ -1,5 +1,4 @@
 import Foundation
-import NIOCore
 
 /// Stores image bytes under slash-separated keys.
 public protocol BlobStore: Sendable {
@@ -12,8 +11,8 @@ public protocol BlobStore: Sendable {
     func data(at key: String) async throws -> Data?
     /// The size of a blob, or `nil` when absent.
     func size(at key: String) async throws -> Int?
-    /// Streams a blob, or part of it.
-    func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<ByteBuffer, any Error>
+    /// Streams a blob, or part of it, in chunks.
+    func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error>
     /// Removes a blob; absent blobs are not an error.
     func delete(at key: String) async throws
     /// Whether a blob exists.
@@ -23,7 +22,7 @@ public protocol BlobStore: Sendable {
 /// A blob being written.
 public protocol BlobUpload: Sendable {
     /// Appends bytes.
-    func write(_ bytes: ByteBuffer) async throws
+    func write(_ bytes: Data) async throws
     /// A local file holding the bytes written so far, for decoders that read files.
     var stagingPath: String { get }
     /// Makes the blob durable and visible under `key`.

@@ -1,5 +1,5 @@
 import Foundation
-import FunctionsFramework
+import RuntimeSupport
 
 /// A dead letter as an admin sees it: the processing message that was given up on, and why.
 public struct DeadLetterView: Encodable, Sendable, Equatable {
@@ -81,18 +81,18 @@ public struct DeadLetterService: Sendable {
     public func replay(messageID: String, teamID: UUID, at date: Date) async throws -> ImageRecord {
         guard let letter = try await letters.deadLetter(messageID: messageID),
             let view = Self.view(letter, teamID: teamID)
-        else { throw FunctionError.notFound("Dead letter not found") }
+        else { throw DomainError.notFound("Dead letter not found") }
         guard let image = try await images.image(id: view.imageID, teamID: teamID) else {
-            throw FunctionError.notFound("The image of this dead letter no longer exists")
+            throw DomainError.notFound("The image of this dead letter no longer exists")
         }
         guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
-            throw FunctionError.conflict(
+            throw DomainError.conflict(
                 "The image is already queued (embedding_status is \(image.embeddingStatus.rawValue))")
         }
         let message = OutboxMessage.processing(
             ImageProcessingRequest(imageID: image.id, teamID: teamID, reason: "replay"))
         guard let requeued = try await images.requeueImage(id: image.id, teamID: teamID, at: date, publishing: message)
-        else { throw FunctionError.notFound("The image of this dead letter no longer exists") }
+        else { throw DomainError.notFound("The image of this dead letter no longer exists") }
         _ = try await letters.removeDeadLetter(messageID: messageID)
         return requeued
     }

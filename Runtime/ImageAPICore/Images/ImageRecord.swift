@@ -1,5 +1,5 @@
 import Foundation
-import FunctionsFramework
+import RuntimeSupport
 
 /// Where an image is in the embedding pipeline.
 public enum EmbeddingStatus: String, Codable, Sendable, CaseIterable {

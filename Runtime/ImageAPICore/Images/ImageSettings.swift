@@ -1,5 +1,5 @@
 import Foundation
-import FunctionsFramework
+import RuntimeSupport
 
 /// Which embedder computes image vectors.
 public enum EmbeddingProvider: String, Sendable, CaseIterable {

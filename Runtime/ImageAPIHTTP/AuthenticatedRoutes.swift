@@ -1,6 +1,7 @@
 import FunctionsFramework
 import HTTPTypes
 import Hummingbird
+import ImageAPICore
 
 /// What a group of routes requires of its caller.
 public enum RouteAccess: Sendable {

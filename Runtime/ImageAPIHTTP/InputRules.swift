@@ -1,5 +1,6 @@
 import Foundation
 import FunctionsFramework
+import ImageAPICore
 
 /// The limits on user input and the checks that collect every violation into one 422.
 public struct InputRules {
@@ -8,7 +9,7 @@ public struct InputRules {
     /// The longest description.
     public static let maximumDescriptionLength = 1000
     /// The longest e-mail address (RFC 5321).
-    public static let maximumEmailLength = 254
+    public static let maximumEmailLength = EmailAddress.maximumLength
 
     private var issues: [ValidationError.Issue] = []
 
@@ -62,7 +63,7 @@ public struct InputRules {
     public mutating func email(_ value: String) -> String {
         let normalised = text(value, location: ["body", "email"], allowsLineBreaks: false)
             .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        if !Self.isPlausibleEmail(normalised) {
+        if !EmailAddress.isPlausible(normalised) {
             issues.append(
                 .init(loc: ["body", "email"], msg: "value is not a valid email address", type: "value_error"))
         }
@@ -117,19 +118,6 @@ public struct InputRules {
     /// - Throws: ``ValidationError`` when any check failed.
     public func check() throws {
         if !issues.isEmpty { throw ValidationError(issues) }
-    }
-
-    /// Whether text looks like an address: one `@`, a non-empty local part, a dotted domain,
-    /// no spaces, at most 254 characters.
-    /// - Parameter email: The address.
-    /// - Returns: `true` when plausible.
-    public static func isPlausibleEmail(_ email: String) -> Bool {
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= maximumEmailLength, parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64,
-            !email.contains(where: { $0.isWhitespace || $0.isNewline })
-        else { return false }
-        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
-        return labels.count >= 2 && labels.allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import FunctionsFramework
+import ImageAPICore
 
 extension InputRules {
     /// The most tags an image may carry.

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 
 /// An invalid configuration variable. Startup prints ``description`` as its one line and exits.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -144,77 +143,5 @@ public struct EnvironmentVariables: Sendable {
             return items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    }
-}
-
-/// The settings every function server reads, whatever the function.
-public struct ServerConfiguration: Sendable, Equatable {
-    /// The default request-body limit: 1 MiB, ample for JSON bodies.
-    public static let defaultMaxRequestBodyBytes = 1 << 20
-
-    /// `HOST`: the address to bind (default `0.0.0.0`).
-    public var host: String
-    /// `PORT`: the port to bind (default 8080; 0 picks a free port and logs it).
-    public var port: Int
-    /// `LOG_LEVEL`: the lowest level written (default `info`).
-    public var logLevel: Logger.Level
-    /// `CORS_ORIGINS`: origins allowed to call from browsers; `*` allows any; empty disables CORS.
-    public var corsOrigins: [String]
-    /// `MAX_REQUEST_BODY_BYTES`: the largest request body accepted (default 1 MiB).
-    public var maxRequestBodyBytes: Int
-    /// `K_SERVICE`: the Cloud Run service name, when deployed.
-    public var service: String?
-    /// `K_REVISION`: the Cloud Run revision, when deployed.
-    public var revision: String?
-    /// `GOOGLE_CLOUD_PROJECT`: qualifies trace ids in logs.
-    public var projectID: String?
-    /// `MAX_CONNECTIONS` and the `HTTP_*_TIMEOUT_SECONDS` limits on connections.
-    public var connections: ConnectionLimits
-
-    /// Creates a configuration from values.
-    /// - Parameters:
-    ///   - host: The bind address.
-    ///   - port: The port.
-    ///   - logLevel: The lowest level logged.
-    ///   - corsOrigins: Allowed browser origins.
-    ///   - maxRequestBodyBytes: The body limit.
-    ///   - service: The Cloud Run service.
-    ///   - revision: The Cloud Run revision.
-    ///   - projectID: The Google Cloud project.
-    ///   - connections: The limits on connections.
-    public init(
-        host: String = "0.0.0.0", port: Int = 8080, logLevel: Logger.Level = .info, corsOrigins: [String] = [],
-        maxRequestBodyBytes: Int = defaultMaxRequestBodyBytes, service: String? = nil, revision: String? = nil,
-        projectID: String? = nil, connections: ConnectionLimits = ConnectionLimits()
-    ) {
-        self.connections = connections
-        self.host = host
-        self.port = port
-        self.logLevel = logLevel
-        self.corsOrigins = corsOrigins
-        self.maxRequestBodyBytes = maxRequestBodyBytes
-        self.service = service
-        self.revision = revision
-        self.projectID = projectID
-    }
-
-    /// Reads and validates the server variables.
-    /// - Parameter variables: The process's configuration variables.
-    /// - Throws: ``ConfigurationError`` naming the first invalid variable.
-    public init(_ variables: EnvironmentVariables) throws {
-        let levelNames = Logger.Level.allCases.map(\.rawValue)
-        let levelName = try variables.choice("LOG_LEVEL", default: "info", allowed: levelNames)
-        self.init(
-            host: variables["HOST"] ?? "0.0.0.0",
-            port: try variables.integer("PORT", default: 8080, in: 0...65535),
-            logLevel: Logger.Level(rawValue: levelName) ?? .info,
-            corsOrigins: try variables.list("CORS_ORIGINS"),
-            maxRequestBodyBytes: try variables.integer(
-                "MAX_REQUEST_BODY_BYTES", default: Self.defaultMaxRequestBodyBytes, in: 1024...(1 << 30)),
-            service: variables["K_SERVICE"],
-            revision: variables["K_REVISION"],
-            projectID: variables["GOOGLE_CLOUD_PROJECT"],
-            connections: try ConnectionLimits(variables)
-        )
     }
 }
