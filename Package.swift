@@ -292,7 +292,7 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex", "FileSystemStorage",
-                "TestSupport",
+                "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings

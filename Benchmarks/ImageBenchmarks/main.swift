@@ -208,7 +208,9 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     }
     for batch in stride(from: 0, to: count, by: 5000) {
         let entries = (batch..<min(batch + 5000, count)).map { _ in
-            VectorEntry(imageID: UUID(), teamID: team, collectionID: nil, model: "bench", vector: randomUnit())
+            VectorEntry(
+                imageID: UUID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "bench",
+                vector: randomUnit())
         }
         try await writer.upsert(contentsOf: entries)
     }
@@ -220,10 +222,9 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     for _ in 0..<queries {
         let query = randomUnit()
         let start = ContinuousClock.now
-        let hits = try await index.search(
-            query, model: "bench", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
+        let matches = try await index.search(VectorQuery(vector: query, model: "bench", teamID: team, limit: 10))
         latencies.append(seconds(ContinuousClock.now - start))
-        precondition(hits.count == 10)
+        precondition(matches.hits.count == 10 && matches.total == count)
     }
     let bytes = Double(count * dimensions * 4)
     let bandwidth = readBandwidth([Float](repeating: 1, count: max(count * dimensions, 64 << 20)), repeats: 5)

@@ -24,27 +24,29 @@ public final class SQLiteVectorIndex: VectorIndex {
         var model: String
     }
 
-    struct Payload: Sendable {
+    /// A stored row as this process holds it: where its vector is, and what it is filtered by.
+    struct Stored: Sendable {
         var bucket: Bucket
-        var collectionID: UUID?
+        var vector: [Float]
+        var payload: VectorPayload
     }
 
     struct State: Sendable {
         var matrices: [Bucket: VectorMatrix<UUID>] = [:]
-        var payloads: [UUID: Payload] = [:]
+        var payloads: [UUID: (bucket: Bucket, payload: VectorPayload)] = [:]
         var lastSequence: Int64 = 0
 
-        mutating func apply(_ entry: VectorEntry) {
-            remove(entry.imageID)
-            let bucket = Bucket(teamID: entry.teamID, model: entry.model)
-            matrices[bucket, default: VectorMatrix(dimensions: entry.vector.count)].upsert(entry.imageID, entry.vector)
-            payloads[entry.imageID] = Payload(bucket: bucket, collectionID: entry.collectionID)
+        mutating func apply(_ imageID: UUID, _ stored: Stored) {
+            remove(imageID)
+            matrices[stored.bucket, default: VectorMatrix(dimensions: stored.vector.count)].upsert(
+                imageID, stored.vector)
+            payloads[imageID] = (stored.bucket, stored.payload)
         }
 
         mutating func remove(_ imageID: UUID) {
-            guard let payload = payloads.removeValue(forKey: imageID) else { return }
-            matrices[payload.bucket]?.remove(imageID)
-            if matrices[payload.bucket]?.count == 0 { matrices[payload.bucket] = nil }
+            guard let (bucket, _) = payloads.removeValue(forKey: imageID) else { return }
+            matrices[bucket]?.remove(imageID)
+            if matrices[bucket]?.count == 0 { matrices[bucket] = nil }
         }
     }
 
@@ -61,7 +63,16 @@ public final class SQLiteVectorIndex: VectorIndex {
         configuration.busyMode = .timeout(10)
         self.pool = try DatabasePool(path: path, configuration: configuration)
         self.state = Mutex(State())
-        try pool.write { db in try db.execute(sql: Self.schema) }
+        try pool.write { db in
+            try db.execute(sql: Self.schema)
+            // Databases from before the index kept tags and upload times: add the columns; their
+            // rows stay NULL there (unknown) until the image is embedded or updated again.
+            let columns = Set(try Row.fetchAll(db, sql: "PRAGMA table_info(vectors)").map { $0["name"] as String })
+            if !columns.contains("tags") { try db.execute(sql: "ALTER TABLE vectors ADD COLUMN tags TEXT") }
+            if !columns.contains("created_at") {
+                try db.execute(sql: "ALTER TABLE vectors ADD COLUMN created_at DATETIME")
+            }
+        }
         try pool.read { db in try self.reload(db) }
     }
 
@@ -72,6 +83,8 @@ public final class SQLiteVectorIndex: VectorIndex {
             image_id TEXT PRIMARY KEY NOT NULL,
             team_id TEXT NOT NULL,
             collection_id TEXT,
+            tags TEXT, -- a JSON array; NULL for rows written before tags were kept
+            created_at DATETIME,
             model TEXT NOT NULL,
             dimensions INTEGER NOT NULL,
             vector BLOB NOT NULL,
@@ -99,15 +112,17 @@ public final class SQLiteVectorIndex: VectorIndex {
         try await pool.write { db in
             let statement = try db.makeStatement(
                 sql: """
-                    INSERT OR REPLACE INTO vectors (image_id, team_id, collection_id, model, dimensions, vector, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR REPLACE INTO vectors
+                        (image_id, team_id, collection_id, tags, created_at, model, dimensions, vector, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             let now = Date()
             for entry in entries {
                 let blob = entry.vector.withUnsafeBufferPointer { Data(buffer: $0) }
                 try statement.execute(arguments: [
                     entry.imageID.lowercasedString, entry.teamID.lowercasedString,
-                    entry.collectionID?.lowercasedString, entry.model, entry.vector.count, blob, now,
+                    entry.collectionID?.lowercasedString, try Self.encode(entry.tags), entry.createdAt, entry.model,
+                    entry.vector.count, blob, now,
                 ])
                 try Self.recordChange(entry.imageID, db)
             }
@@ -144,42 +159,43 @@ public final class SQLiteVectorIndex: VectorIndex {
         return removed
     }
 
-    /// Changes the collection an image's vector is filed under.
-    public func updateCollection(imageID: UUID, collectionID: UUID?) async throws {
+    /// Changes the collection and tags an image's vector is filtered by.
+    public func updatePayload(imageID: UUID, collectionID: UUID?, tags: [String]) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "UPDATE vectors SET collection_id = ? WHERE image_id = ?",
-                arguments: [collectionID?.lowercasedString, imageID.lowercasedString])
+                sql: "UPDATE vectors SET collection_id = ?, tags = ? WHERE image_id = ?",
+                arguments: [collectionID?.lowercasedString, try Self.encode(tags), imageID.lowercasedString])
             if db.changesCount > 0 { try Self.recordChange(imageID, db) }
         }
         try await catchUp()
     }
 
-    /// Reads an image's stored vector.
-    public func vector(imageID: UUID, teamID: UUID) async throws -> VectorEntry? {
+    /// Reads one of a team's stored vectors.
+    public func vector(imageID: UUID, teamID: UUID) async throws -> [Float]? {
         try await pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM vectors WHERE image_id = ? AND team_id = ?",
                 arguments: [imageID.lowercasedString, teamID.lowercasedString]
-            ).map(Self.entry)
+            ).map { try Self.stored($0).vector }
         }
     }
 
-    /// Exact cosine top-k within a team (and collection), after catching up with other processes.
-    public func search(
-        _ query: [Float], model: String, teamID: UUID, collectionID: UUID?, minimumCosine: Float, limit: Int
-    ) async throws -> [VectorHit] {
+    /// Exact cosine ranking of a team's vectors of one model, filtered in memory, after catching
+    /// up with other processes: one page and the number of all matches.
+    public func search(_ query: VectorQuery) async throws -> VectorMatches {
         try await catchUp()
-        let bucket = Bucket(teamID: teamID, model: model)
+        let bucket = Bucket(teamID: query.teamID, model: query.model)
         // Copy out (copy-on-write: no vector is copied) and score outside the lock.
-        let (matrix, payloads) = state.withLock { state in
-            (state.matrices[bucket], collectionID == nil ? [:] : state.payloads)
+        let (matrix, payloads) = state.withLock { state in (state.matrices[bucket], state.payloads) }
+        guard let matrix, matrix.dimensions == query.vector.count else { return VectorMatches(hits: [], total: 0) }
+        let ranked = matrix.page(
+            query.vector, skip: query.skip, limit: query.limit, minimumScore: query.minimumCosine
+        ) { imageID in
+            guard let stored = payloads[imageID] else { return false }
+            return query.admits(teamID: query.teamID, model: query.model, imageID: imageID, payload: stored.payload)
         }
-        guard let matrix, matrix.dimensions == query.count else { return [] }
-        let hits = matrix.nearest(query, limit: limit, minimumScore: minimumCosine) { imageID in
-            collectionID == nil || payloads[imageID]?.collectionID == collectionID
-        }
-        return hits.map { VectorHit(imageID: $0.key, cosine: $0.score) }
+        return VectorMatches(
+            hits: ranked.page.map { VectorHit(imageID: $0.key, cosine: $0.score) }, total: ranked.total)
     }
 
     // MARK: Keeping the in-memory copy current
@@ -200,22 +216,23 @@ public final class SQLiteVectorIndex: VectorIndex {
             let changed = try String.fetchAll(
                 db, sql: "SELECT DISTINCT image_id FROM vector_changes WHERE sequence > ? AND sequence <= ?",
                 arguments: [seen, high])
-            var current: [String: VectorEntry] = [:]
+            var current: [String: Stored] = [:]
             for chunk in stride(from: 0, to: changed.count, by: 500) {
                 let ids = Array(changed[chunk..<min(chunk + 500, changed.count)])
                 let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
                 for row in try Row.fetchAll(
                     db, sql: "SELECT * FROM vectors WHERE image_id IN (\(marks))", arguments: StatementArguments(ids))
                 {
-                    current[row["image_id"]] = try Self.entry(row)
+                    current[row["image_id"]] = try Self.stored(row)
                 }
             }
             self.state.withLock { state in
                 guard state.lastSequence < high else { return }
                 for id in changed {
-                    if let entry = current[id] {
-                        state.apply(entry)
-                    } else if let uuid = UUID(uuidString: id) {
+                    guard let uuid = UUID(uuidString: id) else { continue }
+                    if let stored = current[id] {
+                        state.apply(uuid, stored)
+                    } else {
                         state.remove(uuid)
                     }
                 }
@@ -229,7 +246,7 @@ public final class SQLiteVectorIndex: VectorIndex {
         fresh.lastSequence = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM vector_changes") ?? 0
         let rows = try Row.fetchCursor(db, sql: "SELECT * FROM vectors")
         while let row = try rows.next() {
-            fresh.apply(try Self.entry(row))
+            fresh.apply(try Self.uuid(row, "image_id"), try Self.stored(row))
         }
         state.withLock { $0 = fresh }
     }
@@ -247,17 +264,25 @@ public final class SQLiteVectorIndex: VectorIndex {
         }
     }
 
-    private static func entry(_ row: Row) throws -> VectorEntry {
+    private static func stored(_ row: Row) throws -> Stored {
         let blob: Data = row["vector"]
         let dimensions: Int = row["dimensions"]
         guard blob.count == dimensions * MemoryLayout<Float>.size else {
             throw DatabaseError(message: "vector of \(row["image_id"] as String) has \(blob.count) bytes")
         }
         let vector = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        return VectorEntry(
-            imageID: try uuid(row, "image_id"), teamID: try uuid(row, "team_id"),
-            collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)), model: row["model"],
-            vector: vector)
+        let tags = try (row["tags"] as String?).map { text in
+            Set(try JSONDecoder().decode([String].self, from: Data(text.utf8)))
+        }
+        return Stored(
+            bucket: Bucket(teamID: try uuid(row, "team_id"), model: row["model"]), vector: vector,
+            payload: VectorPayload(
+                collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)), tags: tags,
+                createdAt: row["created_at"]))
+    }
+
+    private static func encode(_ tags: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(tags), as: UTF8.self)
     }
 
     private static func uuid(_ row: Row, _ column: String) throws -> UUID {

@@ -29,27 +29,32 @@ public actor MemoryVectorIndex: VectorIndex {
         return doomed.count
     }
 
-    /// Files an image's vector under another collection.
-    public func updateCollection(imageID: UUID, collectionID: UUID?) async throws {
+    /// Changes the collection and tags an image's vector is filtered by.
+    public func updatePayload(imageID: UUID, collectionID: UUID?, tags: [String]) async throws {
         entries[imageID]?.collectionID = collectionID
+        entries[imageID]?.tags = tags
     }
 
     /// One of a team's vectors.
-    public func vector(imageID: UUID, teamID: UUID) async throws -> VectorEntry? {
-        entries[imageID].flatMap { $0.teamID == teamID ? $0 : nil }
+    public func vector(imageID: UUID, teamID: UUID) async throws -> [Float]? {
+        entries[imageID].flatMap { $0.teamID == teamID ? $0.vector : nil }
     }
 
-    /// The team's vectors of `model` nearest to `query`, best first.
-    public func search(
-        _ query: [Float], model: String, teamID: UUID, collectionID: UUID?, minimumCosine: Float, limit: Int
-    ) async throws -> [VectorHit] {
+    /// A page of the team's vectors of the query's model that pass its filter, best first (equal
+    /// cosines by image id), and how many pass in all.
+    public func search(_ query: VectorQuery) async throws -> VectorMatches {
         let hits = entries.values.compactMap { entry -> VectorHit? in
-            guard entry.teamID == teamID, entry.model == model, entry.vector.count == query.count,
-                collectionID == nil || entry.collectionID == collectionID
+            guard entry.vector.count == query.vector.count,
+                query.admits(
+                    teamID: entry.teamID, model: entry.model, imageID: entry.imageID, payload: VectorPayload(entry))
             else { return nil }
-            let cosine = zip(entry.vector, query).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-            return cosine >= minimumCosine ? VectorHit(imageID: entry.imageID, cosine: cosine) : nil
+            let cosine = zip(entry.vector, query.vector).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            return cosine >= query.minimumCosine ? VectorHit(imageID: entry.imageID, cosine: cosine) : nil
         }
-        return Array(hits.sorted { $0.cosine > $1.cosine }.prefix(max(0, limit)))
+        let ranked = hits.sorted {
+            $0.cosine != $1.cosine ? $0.cosine > $1.cosine : $0.imageID.uuidString < $1.imageID.uuidString
+        }
+        return VectorMatches(
+            hits: Array(ranked.dropFirst(max(0, query.skip)).prefix(max(0, query.limit))), total: ranked.count)
     }
 }

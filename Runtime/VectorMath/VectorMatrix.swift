@@ -91,6 +91,34 @@ public struct VectorMatrix<Key: Hashable & Sendable>: Sendable {
     }
 }
 
+extension VectorMatrix {
+    /// One page of the rows scoring at least `minimumScore` that `admit` accepts, best first
+    /// (ties broken by row order), and how many rows qualify in all.
+    /// - Parameters:
+    ///   - query: The query vector.
+    ///   - skip: Qualifying rows to skip, best first.
+    ///   - limit: Rows to return at most.
+    ///   - minimumScore: The least dot product a row may have.
+    ///   - admit: Which keys may qualify.
+    /// - Returns: The page and the number of qualifying rows.
+    public func page(
+        _ query: [Float], skip: Int, limit: Int, minimumScore: Float = -.infinity,
+        where admit: (Key) -> Bool = { _ in true }
+    ) -> (page: [(key: Key, score: Float)], total: Int) {
+        let scores = dotProducts(query)
+        // Never more than there are rows: `skip` may be anything a client sends.
+        let wanted = min(scores.count, skip.addingReportingOverflow(max(0, limit)).overflow ? .max : skip + limit)
+        var best = TopK(capacity: max(0, wanted))
+        var total = 0
+        for row in 0..<scores.count where scores[row] >= minimumScore && admit(keys[row]) {
+            total += 1
+            if wanted > 0 { best.offer(row: row, score: scores[row]) }
+        }
+        let page = best.sorted().dropFirst(max(0, skip)).prefix(max(0, limit)).map { (keys[$0.row], $0.score) }
+        return (Array(page), total)
+    }
+}
+
 /// Keeps the `capacity` best (row, score) pairs seen, in a min-heap on score.
 struct TopK {
     let capacity: Int

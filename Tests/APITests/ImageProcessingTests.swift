@@ -70,8 +70,8 @@ struct ImageProcessingTests {
             #expect(image.embeddingDimensions == 144)
             #expect(image.embeddingAttempts == 1 && image.embeddingError == nil && image.embeddedAt != nil)
             let vector = try #require(try await api.vectors.vector(imageID: image.id, teamID: ann.team.id))
-            #expect(vector.vector.count == 144)
-            let norm = vector.vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            #expect(vector.count == 144)
+            let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
             #expect(abs(norm - 1) < 1e-4)
             #expect(try await api.store.nextDueDate() == nil)
 

@@ -76,6 +76,36 @@ struct SearchTests {
         }
     }
 
+    @Test("similar mode filters in the index: tags and retags count in total; pages slice the ranking")
+    func similarFiltersAndTotals() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let query = try await client.uploadProcessed("sunset.jpg", key: ann.key)
+            var tagged: [ImageRecord] = []
+            for (index, fixture) in ["sunset-small.jpg", "lake.png", "forest.webp", "sunset.tiff"].enumerated() {
+                tagged.append(
+                    try await client.uploadProcessed(
+                        fixture, fields: [("tags", index < 3 ? "trip" : "home")], key: ann.key))
+            }
+            func similar(_ extra: String) async throws -> SearchReply {
+                let body = #"{"image_id": "\#(query.id.uuidString)", "similarity_threshold": 0\#(extra)}"#
+                return try await client.search(json: body, key: ann.key).decode(SearchReply.self)
+            }
+            let all = try await similar("")
+            #expect(all.total == 4 && all.results.count == 4)
+            let trip = try await similar(#", "tags": ["trip"]"#)
+            #expect(trip.total == 3 && Set(trip.results.map(\.image.id)) == Set(tagged.prefix(3).map(\.id)))
+            let second = try await similar(#", "tags": ["trip"], "skip": 1, "limit": 1"#)
+            #expect(second.total == 3 && second.results.map(\.image.id) == [trip.results[1].image.id])
+            // Retagging reaches the index: the image leaves the "trip" matches and their total.
+            let retag = try await client.updateImage(tagged[0].id, json: #"{"tags": ["home"]}"#, key: ann.key)
+            #expect(retag.status == .ok)
+            let after = try await similar(#", "tags": ["trip"]"#)
+            #expect(after.total == 2 && !after.results.contains { $0.image.id == tagged[0].id })
+        }
+    }
+
     @Test("filters: collection, tags and upload dates; paging with a total")
     func filtersAndPaging() async throws {
         let api = try TestAPI()
@@ -171,26 +201,46 @@ struct VectorIndexTests {
         let team = UUID()
         let (a, b) = (UUID(), UUID())
         try await api.vectors.upsert(
-            VectorEntry(imageID: a, teamID: team, collectionID: nil, model: "m", vector: unit([1, 0, 0])))
+            VectorEntry(
+                imageID: a, teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                vector: unit([1, 0, 0])))
         try await api.vectors.upsert(
-            VectorEntry(imageID: b, teamID: team, collectionID: nil, model: "m", vector: unit([1, 1, 0])))
+            VectorEntry(
+                imageID: b, teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                vector: unit([1, 1, 0])))
         var hits = try await other.search(
-            unit([1, 0.1, 0]), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
+            VectorQuery(
+                vector: unit([1, 0.1, 0]), model: "m", teamID: team, filter: ImageFilter(collectionID: nil),
+                minimumCosine: -1, limit: 10)
+        ).hits
         #expect(hits.map(\.imageID) == [a, b])
         try await api.vectors.delete(imageID: a)
         hits = try await other.search(
-            unit([1, 0.1, 0]), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
+            VectorQuery(
+                vector: unit([1, 0.1, 0]), model: "m", teamID: team, filter: ImageFilter(collectionID: nil),
+                minimumCosine: -1, limit: 10)
+        ).hits
         #expect(hits.map(\.imageID) == [b])
         // Another team, another model and a collection filter never leak in.
         try await api.vectors.upsert(
-            VectorEntry(imageID: UUID(), teamID: UUID(), collectionID: nil, model: "m", vector: unit([1, 0, 0])))
+            VectorEntry(
+                imageID: UUID(), teamID: UUID(), collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                vector: unit([1, 0, 0])))
         try await api.vectors.upsert(
-            VectorEntry(imageID: UUID(), teamID: team, collectionID: nil, model: "n", vector: unit([1, 0, 0])))
+            VectorEntry(
+                imageID: UUID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "n",
+                vector: unit([1, 0, 0])))
         hits = try await other.search(
-            unit([1, 0, 0]), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
+            VectorQuery(
+                vector: unit([1, 0, 0]), model: "m", teamID: team, filter: ImageFilter(collectionID: nil),
+                minimumCosine: -1, limit: 10)
+        ).hits
         #expect(hits.map(\.imageID) == [b])
         hits = try await other.search(
-            unit([1, 0, 0]), model: "m", teamID: team, collectionID: UUID(), minimumCosine: -1, limit: 10)
+            VectorQuery(
+                vector: unit([1, 0, 0]), model: "m", teamID: team, filter: ImageFilter(collectionID: UUID()),
+                minimumCosine: -1, limit: 10)
+        ).hits
         #expect(hits.isEmpty)
     }
 
@@ -206,17 +256,25 @@ struct VectorIndexTests {
             let id = UUID()
             stored.append((id, vector))
             try await api.vectors.upsert(
-                VectorEntry(imageID: id, teamID: team, collectionID: nil, model: "m", vector: vector))
+                VectorEntry(
+                    imageID: id, teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                    vector: vector))
         }
         let query = unit((0..<32).map { _ in Float.random(in: -1...1, using: &generator) })
         let expected = stored.map { ($0.0, zip($0.1, query).reduce(0) { $0 + $1.0 * $1.1 }) }
             .sorted { $0.1 > $1.1 }.prefix(10)
         let hits = try await other.search(
-            query, model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
+            VectorQuery(
+                vector: query, model: "m", teamID: team, filter: ImageFilter(collectionID: nil), minimumCosine: -1,
+                limit: 10)
+        ).hits
         #expect(hits.map(\.imageID) == expected.map(\.0), "\(generator)")
         for (hit, want) in zip(hits, expected) { #expect(abs(hit.cosine - want.1) < 1e-5) }
         let above = try await other.search(
-            query, model: "m", teamID: team, collectionID: nil, minimumCosine: 0.2, limit: 1000)
+            VectorQuery(
+                vector: query, model: "m", teamID: team, filter: ImageFilter(collectionID: nil), minimumCosine: 0.2,
+                limit: 1000)
+        ).hits
         #expect(above.count == stored.filter { zip($0.1, query).reduce(0) { $0 + $1.0 * $1.1 } >= 0.2 }.count)
 
         // Far more writes than the change log keeps: the other index reloads and stays exact.
@@ -224,13 +282,17 @@ struct VectorIndexTests {
             for (id, vector) in stored {
                 try await api.vectors.upsert(
                     VectorEntry(
-                        imageID: id, teamID: team, collectionID: round % 2 == 0 ? nil : team, model: "m", vector: vector
+                        imageID: id, teamID: team, collectionID: round % 2 == 0 ? nil : team, tags: [],
+                        createdAt: Date(), model: "m", vector: vector
                     ))
             }
         }
         try await api.vectors.delete(imageID: stored[0].0)
         let after = try await other.search(
-            query, model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 1000)
+            VectorQuery(
+                vector: query, model: "m", teamID: team, filter: ImageFilter(collectionID: nil), minimumCosine: -1,
+                limit: 1000)
+        ).hits
         #expect(after.count == 299)
         #expect(other.count == 299)
     }

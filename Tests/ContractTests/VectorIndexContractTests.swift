@@ -1,5 +1,8 @@
+import EmbeddedVectorIndex
 import Foundation
+import GRDB
 import ImageAPICore
+import TestSupport
 import Testing
 
 /// The contract of the vector-index port, run against every backend in ``VectorBackend``.
@@ -8,10 +11,27 @@ struct VectorIndexContractTests {
     /// A unit vector at `angle` radians in the plane of the first two axes (4 dimensions).
     static func unit(_ angle: Float) -> [Float] { [cos(angle), sin(angle), 0, 0] }
 
+    static let epoch = Date(timeIntervalSince1970: 1_800_000_000)
+
     static func entry(
-        _ team: UUID, _ angle: Float, model: String = "m", collection: UUID? = nil
+        _ team: UUID, _ angle: Float, model: String = "m", collection: UUID? = nil, tags: [String] = [],
+        day: Int = 0
     ) -> VectorEntry {
-        VectorEntry(imageID: UUID(), teamID: team, collectionID: collection, model: model, vector: unit(angle))
+        VectorEntry(
+            imageID: UUID(), teamID: team, collectionID: collection, tags: tags,
+            createdAt: epoch.addingTimeInterval(Double(day) * 86_400), model: model, vector: unit(angle))
+    }
+
+    /// The ids of a search from the direction of angle 0, with everything else as given.
+    static func ids(
+        _ index: any VectorIndex, team: UUID, model: String = "m", filter: ImageFilter = ImageFilter(),
+        minimumCosine: Float = -1, excluding: UUID? = nil, skip: Int = 0, limit: Int = 10
+    ) async throws -> (ids: [UUID], total: Int) {
+        let matches = try await index.search(
+            VectorQuery(
+                vector: unit(0), model: model, teamID: team, filter: filter, minimumCosine: minimumCosine,
+                excluding: excluding, skip: skip, limit: limit))
+        return (matches.hits.map(\.imageID), matches.total)
     }
 
     @Test(
@@ -24,43 +44,88 @@ struct VectorIndexContractTests {
             for entry in entries { try await index.upsert(entry) }
             try await index.upsert(Self.entry(UUID(), 0))
             try await index.upsert(Self.entry(team, 0, model: "other"))
-            let hits = try await index.search(
-                Self.unit(0), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
-            #expect(hits.map(\.imageID) == entries.map(\.imageID))
-            #expect(abs(hits[0].cosine - cos(0.1)) < 1e-5)
-            let close = try await index.search(
-                Self.unit(0), model: "m", teamID: team, collectionID: nil, minimumCosine: cos(0.6), limit: 10)
-            #expect(close.map(\.imageID) == Array(entries.prefix(2)).map(\.imageID))
-            let top = try await index.search(
-                Self.unit(0), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 3)
-            #expect(top.count == 3)
-            #expect(
-                try await index.search(
-                    Self.unit(0), model: "m", teamID: UUID(), collectionID: nil, minimumCosine: -1, limit: 10
-                )
-                .isEmpty)
+            let all = try await index.search(VectorQuery(vector: Self.unit(0), model: "m", teamID: team, limit: 10))
+            #expect(all.hits.map(\.imageID) == entries.map(\.imageID))
+            #expect(all.total == 4)
+            #expect(abs(all.hits[0].cosine - cos(0.1)) < 1e-5)
+            let close = try await Self.ids(index, team: team, minimumCosine: cos(0.6))
+            #expect(close.ids == Array(entries.prefix(2)).map(\.imageID) && close.total == 2)
+            #expect(try await Self.ids(index, team: UUID()).total == 0)
+            #expect(try await Self.ids(index, team: team, model: "other").total == 1)
         }
     }
 
-    @Test("collections filter, move with their image, and can be cleared alone", arguments: VectorBackend.allCases)
-    func collections(backend: VectorBackend) async throws {
+    @Test(
+        "pages: skip and limit slice the ranking, total counts every match, a huge skip is empty",
+        arguments: VectorBackend.allCases)
+    func pagination(backend: VectorBackend) async throws {
+        try await backend.withIndex { index in
+            let team = UUID()
+            let entries = (0..<25).map { Self.entry(team, Float($0) * 0.05) }
+            var generator = SeededGenerator(seed: 25)
+            for entry in entries.shuffled(using: &generator) { try await index.upsert(entry) }
+            var seen: [UUID] = []
+            for skip in stride(from: 0, to: 25, by: 10) {
+                let page = try await Self.ids(index, team: team, skip: skip, limit: 10)
+                #expect(page.total == 25)
+                seen += page.ids
+            }
+            #expect(seen == entries.map(\.imageID))
+            let beyond = try await Self.ids(index, team: team, skip: Int(Int32.max), limit: 50)
+            #expect(beyond.ids.isEmpty && beyond.total == 25)
+            // A threshold counts only what passes it, on every page.
+            let strict = try await Self.ids(index, team: team, minimumCosine: cos(0.52), skip: 5, limit: 3)
+            #expect(strict.total == 11 && strict.ids == entries[5..<8].map(\.imageID))
+        }
+    }
+
+    @Test(
+        "the whole filter applies in the index: collection, every tag, upload dates, the excluded image",
+        arguments: VectorBackend.allCases)
+    func filters(backend: VectorBackend) async throws {
+        try await backend.withIndex { index in
+            let team = UUID()
+            let album = UUID()
+            let red = Self.entry(team, 0.1, collection: album, tags: ["red", "car"], day: 1)
+            let redOld = Self.entry(team, 0.2, tags: ["red"], day: -10)
+            let blue = Self.entry(team, 0.3, collection: album, tags: ["blue", "car"], day: 5)
+            for entry in [red, redOld, blue] { try await index.upsert(entry) }
+            let inAlbum = try await Self.ids(index, team: team, filter: ImageFilter(collectionID: album))
+            #expect(inAlbum.ids == [red.imageID, blue.imageID] && inAlbum.total == 2)
+            let redOnes = try await Self.ids(index, team: team, filter: ImageFilter(tags: ["red"]))
+            #expect(redOnes.ids == [red.imageID, redOld.imageID])
+            let redCars = try await Self.ids(index, team: team, filter: ImageFilter(tags: ["red", "car"]))
+            #expect(redCars.ids == [red.imageID] && redCars.total == 1)
+            let recent = try await Self.ids(
+                index, team: team, filter: ImageFilter(uploadedFrom: Self.epoch, uploadedTo: Self.epoch + 2 * 86_400))
+            #expect(recent.ids == [red.imageID])
+            let others = try await Self.ids(index, team: team, excluding: red.imageID, limit: 1)
+            #expect(others.ids == [redOld.imageID] && others.total == 2)
+        }
+    }
+
+    @Test(
+        "payload updates move an image between collections and tags; a team or collection clears alone",
+        arguments: VectorBackend.allCases)
+    func payloads(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
             let team = UUID()
             let album = UUID()
             let inAlbum = Self.entry(team, 0.2, collection: album)
-            let loose = Self.entry(team, 0.1)
+            let loose = Self.entry(team, 0.1, tags: ["old"])
             try await index.upsert(inAlbum)
             try await index.upsert(loose)
-            func albumHits() async throws -> [UUID] {
-                try await index.search(
-                    Self.unit(0), model: "m", teamID: team, collectionID: album, minimumCosine: -1, limit: 10
-                ).map(\.imageID)
+            func albumIDs() async throws -> [UUID] {
+                try await Self.ids(index, team: team, filter: ImageFilter(collectionID: album)).ids
             }
-            #expect(try await albumHits() == [inAlbum.imageID])
-            try await index.updateCollection(imageID: loose.imageID, collectionID: album)
-            #expect(try await albumHits() == [loose.imageID, inAlbum.imageID])
+            #expect(try await albumIDs() == [inAlbum.imageID])
+            try await index.updatePayload(imageID: loose.imageID, collectionID: album, tags: ["new"])
+            #expect(try await albumIDs() == [loose.imageID, inAlbum.imageID])
+            #expect(try await Self.ids(index, team: team, filter: ImageFilter(tags: ["old"])).total == 0)
+            #expect(try await Self.ids(index, team: team, filter: ImageFilter(tags: ["new"])).ids == [loose.imageID])
+            try await index.updatePayload(imageID: UUID(), collectionID: nil, tags: [])
             #expect(try await index.deleteAll(teamID: team, collectionID: album) == 2)
-            #expect(try await albumHits().isEmpty)
+            #expect(try await albumIDs().isEmpty)
         }
     }
 
@@ -72,11 +137,10 @@ struct VectorIndexContractTests {
             try await index.upsert(entry)
             entry.vector = Self.unit(1.0)
             try await index.upsert(entry)
-            #expect(try await index.vector(imageID: entry.imageID, teamID: team) == entry)
+            #expect(try await index.vector(imageID: entry.imageID, teamID: team) == entry.vector)
             #expect(try await index.vector(imageID: entry.imageID, teamID: UUID()) == nil)
-            let hits = try await index.search(
-                Self.unit(0), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10)
-            #expect(hits.count == 1 && abs(hits[0].cosine - cos(1.0)) < 1e-5)
+            let hits = try await index.search(VectorQuery(vector: Self.unit(0), model: "m", teamID: team, limit: 10))
+            #expect(hits.total == 1 && abs(hits.hits[0].cosine - cos(1.0)) < 1e-5)
             try await index.delete(imageID: entry.imageID)
             try await index.delete(imageID: UUID())
             #expect(try await index.vector(imageID: entry.imageID, teamID: team) == nil)
@@ -85,12 +149,47 @@ struct VectorIndexContractTests {
             let foreign = Self.entry(UUID(), 0)
             try await index.upsert(foreign)
             #expect(try await index.deleteAll(teamID: team, collectionID: nil) == 2)
-            #expect(
-                try await index.search(
-                    Self.unit(0), model: "m", teamID: team, collectionID: nil, minimumCosine: -1, limit: 10
-                )
-                .isEmpty)
-            #expect(try await index.vector(imageID: foreign.imageID, teamID: foreign.teamID) == foreign)
+            #expect(try await Self.ids(index, team: team).total == 0)
+            #expect(try await index.vector(imageID: foreign.imageID, teamID: foreign.teamID) == foreign.vector)
         }
+    }
+}
+
+@Suite("Embedded vector index upgrades")
+struct EmbeddedVectorIndexUpgradeTests {
+    @Test("a file from before tags and upload times were kept opens; its rows pass those filters until updated")
+    func oldRowsPassUnknownFilters() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vectors-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("metadata.sqlite").path
+        let team = UUID()
+        let image = UUID()
+        do {
+            // The table as the index wrote it before: no tags, no created_at.
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE vectors (image_id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,
+                            collection_id TEXT, model TEXT NOT NULL, dimensions INTEGER NOT NULL,
+                            vector BLOB NOT NULL, updated_at DATETIME NOT NULL);
+                        CREATE TABLE vector_changes (sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                            image_id TEXT NOT NULL);
+                        """)
+                let blob = VectorIndexContractTests.unit(0).withUnsafeBufferPointer { Data(buffer: $0) }
+                try db.execute(
+                    sql: "INSERT INTO vectors VALUES (?, ?, NULL, 'm', 4, ?, ?)",
+                    arguments: [image.uuidString.lowercased(), team.uuidString.lowercased(), blob, Date()])
+            }
+        }
+        let index = try SQLiteVectorIndex(path: path)
+        let tagged = try await VectorIndexContractTests.ids(index, team: team, filter: ImageFilter(tags: ["red"]))
+        #expect(tagged.ids == [image], "tags unknown: the row is not excluded by a tag filter")
+        try await index.updatePayload(imageID: image, collectionID: nil, tags: ["blue"])
+        #expect(
+            try await VectorIndexContractTests.ids(index, team: team, filter: ImageFilter(tags: ["red"])).total == 0)
+        #expect(
+            try await VectorIndexContractTests.ids(index, team: team, filter: ImageFilter(tags: ["blue"])).total == 1)
     }
 }

@@ -108,13 +108,19 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
         }
         try await images.vectors.upsert(
             VectorEntry(
-                imageID: image.id, teamID: image.teamID, collectionID: image.collectionID,
-                model: images.embedder.modelID, vector: vector))
+                imageID: image.id, teamID: image.teamID, collectionID: image.collectionID, tags: image.tags,
+                createdAt: image.createdAt, model: images.embedder.modelID, vector: vector))
         try await images.store.completeProcessing(
             id: image.id, teamID: image.teamID, model: images.embedder.modelID, dimensions: vector.count,
             at: api.clock.now())
-        // Deleted while it was being processed: take back what this run added.
-        if try await images.store.image(id: image.id, teamID: image.teamID) == nil {
+        if let current = try await images.store.image(id: image.id, teamID: image.teamID) {
+            // Moved or retagged while it was being processed: the index filters by what is current.
+            if current.collectionID != image.collectionID || current.tags != image.tags {
+                try await images.vectors.updatePayload(
+                    imageID: image.id, collectionID: current.collectionID, tags: current.tags)
+            }
+        } else {
+            // Deleted while it was being processed: take back what this run added.
             try await images.vectors.delete(imageID: image.id)
             try await images.blobs.delete(at: image.thumbnailBlobKey)
         }

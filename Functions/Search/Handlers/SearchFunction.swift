@@ -21,8 +21,8 @@ import ImageAPIHTTP
 public struct SearchFunction: HTTPFunction {
     /// The deployed service name.
     public let name = "search"
-    /// How many vector matches are ranked before filtering and paging; `total` counts at most
-    /// this many.
+    /// How many text matches are ranked before paging; in text mode `total` counts at most this
+    /// many. (Vector searches filter and count inside the index: their `total` is exact.)
     public static let maxMatches = 1000
     /// The most words a text query is split into.
     public static let maxQueryWords = 16
@@ -48,33 +48,31 @@ public struct SearchFunction: HTTPFunction {
     }
 
     func search(_ request: SearchRequest, principal: Principal) async throws -> SearchResponse {
-        let ranked: [(ImageRecord, Double)]
+        let found: (page: [(ImageRecord, Double)], total: Int)
         let mode: SearchMode
         if let imageID = request.imageID {
             mode = .similar
-            ranked = try await similar(to: imageID, request, teamID: principal.teamID)
+            found = try await similar(to: imageID, request, teamID: principal.teamID)
         } else if images.embedder.supportsText {
             mode = .semantic
             let vector = try await images.embedder.embed(text: request.query ?? "")
-            ranked = try await nearest(
+            found = try await nearest(
                 vector, request, scale: images.embedder.textRelevance, teamID: principal.teamID, excluding: nil)
         } else {
             mode = .text
             // Punctuation alone has no words to match: nothing is found, which is not an error.
-            ranked = request.words.isEmpty ? [] : try await textMatches(request, teamID: principal.teamID)
+            let ranked = request.words.isEmpty ? [] : try await textMatches(request, teamID: principal.teamID)
+            found = (Array(ranked.dropFirst(request.skip).prefix(request.limit)), ranked.count)
         }
-        let page = ranked.dropFirst(request.skip).prefix(request.limit)
         return SearchResponse(
-            results: page.map { SearchResult(image: $0.0, score: $0.1) }, total: ranked.count, skip: request.skip,
-            limit: request.limit, similarityThreshold: request.threshold, query: request.query,
+            results: found.page.map { SearchResult(image: $0.0, score: $0.1) }, total: found.total,
+            skip: request.skip, limit: request.limit, similarityThreshold: request.threshold, query: request.query,
             imageID: request.imageID, mode: mode, model: mode == .text ? nil : images.embedder.modelID)
     }
 
     private func similar(
         to imageID: UUID, _ request: SearchRequest, teamID: UUID
-    ) async throws -> [(
-        ImageRecord, Double
-    )] {
+    ) async throws -> (page: [(ImageRecord, Double)], total: Int) {
         guard let image = try await images.store.image(id: imageID, teamID: teamID) else {
             throw FunctionError.notFound("Image not found")
         }
@@ -86,32 +84,36 @@ public struct SearchFunction: HTTPFunction {
                 """)
         }
         guard image.embeddingStatus == .success,
-            let entry = try await images.vectors.vector(imageID: imageID, teamID: teamID)
+            let vector = try await images.vectors.vector(imageID: imageID, teamID: teamID)
         else {
             throw FunctionError.conflict(
                 "Image has no embedding yet (embedding_status is \(image.embeddingStatus.rawValue))")
         }
         return try await nearest(
-            entry.vector, request, scale: images.embedder.imageRelevance, teamID: teamID, excluding: imageID)
+            vector, request, scale: images.embedder.imageRelevance, teamID: teamID, excluding: imageID)
     }
 
+    /// The page of nearest images and the number of all matches: the index filters (team, model,
+    /// collection, tags, upload dates, threshold) and counts; the page is checked against the
+    /// image records, which are the truth (an image deleted or retagged a moment ago, or a vector
+    /// stored before the index kept tags, is dropped from the page).
     private func nearest(
         _ vector: [Float], _ request: SearchRequest, scale: RelevanceScale, teamID: UUID, excluding: UUID?
-    ) async throws
-        -> [(ImageRecord, Double)]
-    {
+    ) async throws -> (page: [(ImageRecord, Double)], total: Int) {
         // Scores rise with the cosine, so score >= threshold  <=>  cosine >= the scale's bound.
-        let hits = try await images.vectors.search(
-            vector, model: images.embedder.modelID, teamID: teamID, collectionID: request.filter.collectionID,
-            minimumCosine: scale.minimumCosine(forScore: request.threshold), limit: Self.maxMatches)
-        let records = try await images.store.images(ids: hits.map(\.imageID), teamID: teamID)
+        let matches = try await images.vectors.search(
+            VectorQuery(
+                vector: vector, model: images.embedder.modelID, teamID: teamID, filter: request.filter,
+                minimumCosine: scale.minimumCosine(forScore: request.threshold), excluding: excluding,
+                skip: request.skip, limit: request.limit))
+        let records = try await images.store.images(ids: matches.hits.map(\.imageID), teamID: teamID)
         let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return hits.compactMap { hit in
-            guard hit.imageID != excluding, let image = byID[hit.imageID], image.embeddingStatus == .success,
-                request.filter.admits(image)
+        let page = matches.hits.compactMap { hit -> (ImageRecord, Double)? in
+            guard let image = byID[hit.imageID], image.embeddingStatus == .success, request.filter.admits(image)
             else { return nil }
             return (image, scale.score(cosine: hit.cosine))
         }
+        return (page, matches.total)
     }
 
     private func textMatches(_ request: SearchRequest, teamID: UUID) async throws -> [(ImageRecord, Double)] {

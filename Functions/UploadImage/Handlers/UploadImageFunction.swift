@@ -195,16 +195,17 @@ public struct UploadImageFunction: HTTPFunction {
 
     func update(_ update: ImageUpdate, _ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         var image = try await ownImage(call, principal)
+        let before = (collection: image.collectionID, tags: image.tags)
         var rules = InputRules()
         if case .set(let description) = update.description { image.description = rules.description(description) }
         if case .set(let tags) = update.tags { image.tags = rules.tags(tags ?? []) }
-        let oldCollection = image.collectionID
         if case .set(let collection) = update.collectionID { image.collectionID = collection }
         try rules.check()
         image.updatedAt = api.clock.now()
         guard try await images.store.updateImage(image) else { throw FunctionError.notFound("Image not found") }
-        if image.collectionID != oldCollection {
-            try await images.vectors.updateCollection(imageID: image.id, collectionID: image.collectionID)
+        if image.collectionID != before.collection || image.tags != before.tags {
+            try await images.vectors.updatePayload(
+                imageID: image.id, collectionID: image.collectionID, tags: image.tags)
         }
         return image
     }
