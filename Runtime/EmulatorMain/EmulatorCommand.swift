@@ -26,7 +26,7 @@ struct Serve: AsyncParsableCommand {
         let settings = configuration.settings
         await ImageHost.main(
             configuration: configuration,
-            deliversToSelf: true,
+            localDelivery: .ownEventRoute(configuration),
             preparesEmbedder: true,
             onListening: { host, port in
                 let shown = host == "0.0.0.0" ? "127.0.0.1" : host

@@ -91,7 +91,7 @@ public struct HostedServices: Sendable {
 }
 
 /// A reason the process must not start because of its configuration or its files (a broken
-/// model, an unusable setting): ``FunctionHost/main(configuration:deliversToSelf:onListening:_:)``
+/// model, an unusable setting): ``FunctionHost/main(configuration:localDelivery:onListening:_:)``
 /// logs it and exits with status 78 (EX_CONFIG) instead of 1.
 public protocol StartupRefusal: Error {
     /// The log line.
@@ -178,36 +178,21 @@ public enum FunctionHost {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    /// The token this process's local Pub/Sub presents: `PUBSUB_PUSH_TOKEN` when set; in
-    /// production, when the process delivers to itself, a random one made at start (so that its
-    /// own event route stays closed to everyone else); otherwise none.
-    /// - Parameters:
-    ///   - configuration: The process configuration.
-    ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process.
-    /// - Returns: The token, if any.
-    public static func ownPushToken(_ configuration: HostConfiguration, deliversToSelf: Bool) -> String? {
-        if let token = configuration.pushAuthentication.token { return token }
-        guard configuration.settings.environment == .production, deliversToSelf,
-            configuration.pubSub.pushEndpoint == nil
-        else { return nil }
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
-
     /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
     /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
     ///
-    /// When `PUBSUB_PUSH_ENDPOINT` is set, or `deliversToSelf` is true, the process also runs the
-    /// local Pub/Sub that delivers the outbox (to its own ProcessEmbedding route by default).
+    /// When `PUBSUB_PUSH_ENDPOINT` is set, or a `localDelivery` target is given, the process also
+    /// runs the local Pub/Sub that delivers the outbox.
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
-    ///   - deliversToSelf: Whether the local Pub/Sub pushes to this process when no endpoint is set.
+    ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set
+    ///     (the emulator's own event route); `nil` for the function binaries.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions to serve from the services (and whatever further
     ///     ports they need); a ``StartupRefusal`` it throws stops the process with status 78.
     public static func main(
         configuration: HostConfiguration? = nil,
-        deliversToSelf: Bool = false,
+        localDelivery: LocalDeliveryTarget? = nil,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
         _ makeFunctions: @escaping @Sendable (HostedServices) async throws -> [any HTTPFunction]
     ) async {
@@ -217,7 +202,7 @@ public enum FunctionHost {
         do {
             logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)
             var services = try await makeServices(configuration, logger: logger)
-            let pushToken = ownPushToken(configuration, deliversToSelf: deliversToSelf)
+            let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
             services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
             let functions = try await makeFunctions(services)
             let store = services.api.store
@@ -235,7 +220,7 @@ public enum FunctionHost {
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
             let relay =
-                deliversToSelf || configuration.pubSub.pushEndpoint != nil
+                localDelivery != nil || configuration.pubSub.pushEndpoint != nil
                 ? OutboxRelay.localPush(
                     queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
                 : nil
@@ -243,10 +228,7 @@ public enum FunctionHost {
                 functions: functions, configuration: configuration.server,
                 readiness: { try await store.checkReady() }, logger: logger,
                 onListening: { host, port in
-                    let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-                    if let url = URL(string: "http://\(local):\(port)\(LocalPushPublisher.defaultPushPath)") {
-                        transport.useIfUnset(url)
-                    }
+                    if let url = localDelivery?.endpoint(host, port) { transport.useIfUnset(url) }
                     await onListening(host, port)
                 })
             try await FunctionServer.run(

@@ -159,3 +159,22 @@ public struct LocalPushPublisher: EventPublisher {
         return try JSONCoding.makeEncoder().encode(JSONValue.object(payload))
     }
 }
+
+/// Where a process's local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set, and the token
+/// it presents there: given by a host that serves the event route itself (the emulator, whose
+/// target makes it); the function binaries have none.
+public struct LocalDeliveryTarget: Sendable {
+    /// The token presented on each push (checked by the process's own event route), if any.
+    public let token: String?
+    /// The push URL, once the server's bound address is known.
+    public let endpoint: @Sendable (_ host: String, _ port: Int) -> URL?
+
+    /// Creates a target.
+    /// - Parameters:
+    ///   - token: The token presented on each push.
+    ///   - endpoint: The push URL for the bound address.
+    public init(token: String?, endpoint: @escaping @Sendable (_ host: String, _ port: Int) -> URL?) {
+        self.token = token
+        self.endpoint = endpoint
+    }
+}

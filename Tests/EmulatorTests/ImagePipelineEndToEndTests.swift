@@ -76,6 +76,24 @@ struct ImagePipelineEndToEndTests {
         #expect(try await search.terminate() == 0)
     }
 
+    @Test("production emulator: its local Pub/Sub delivers to its own event route, which refuses everyone else")
+    func productionDeliversToItself() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let environment = [
+            "ENVIRONMENT": "production", "API_KEY_SECRET": "an-end-to-end-secret-that-is-long-enough",
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "METADATA_BACKEND": "memory", "VECTOR_BACKEND": "memory",
+            "DATA_DIR": folder.appendingPathComponent("data").path,
+        ]
+        let emulator = try RunningFunction("emulator", in: folder, environment: environment)
+        try await emulator.waitUntilListening()
+        let id = try #require(try json(try await upload("sunset.jpg", to: emulator).body)["id"] as? String)
+        _ = try await waitForStatus(id, "success", on: emulator)
+        let outsider = try await emulator.request(.POST, "/events/process-embedding", json: "{}")
+        #expect(outsider.status == 401)
+        #expect(try await emulator.terminate() == 0)
+    }
+
     @Test("METADATA_BACKEND=memory and VECTOR_BACKEND=memory: the whole pipeline runs and nothing is written to disk")
     func memoryBackends() async throws {
         let folder = try makeTemporaryFolder()
