@@ -340,11 +340,11 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
                 (
                     TextMatch(
                         image: stored.record, coverage: Double(matched.count) / Double(terms.count),
-                        bm25: scorer.score(words)), stored.number
+                        weight: scorer.score(words)), stored.number
                 ))
         }
         return
-            matches.sorted { ($0.match.bm25, $0.number) > ($1.match.bm25, $1.number) }.prefix(limit).map(\.match)
+            matches.sorted { ($0.match.weight, $0.number) > ($1.match.weight, $1.number) }.prefix(limit).map(\.match)
     }
 
     private func firstImage(sha256: String, teamID: UUID) -> ImageRecord? {

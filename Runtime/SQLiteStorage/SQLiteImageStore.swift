@@ -302,7 +302,7 @@ extension SQLiteMetadataStore: ImageStore {
                 TextMatch(
                     image: try Self.image(row),
                     coverage: Double(wordCounts[row["number"], default: 0]) / Double(terms.count),
-                    bm25: row["relevance"])
+                    weight: row["relevance"])
             }
         }
     }

@@ -267,7 +267,7 @@ struct ImageStoreContractTests {
             #expect(Set(matches.map(\.image.id)) == Set([both.id, red.id, tagged.id]))
             let coverage = Dictionary(uniqueKeysWithValues: matches.map { ($0.image.id, $0.coverage) })
             #expect(coverage[both.id] == 1 && coverage[red.id] == 0.5 && coverage[tagged.id] == 0.5)
-            #expect(matches.allSatisfy { $0.bm25 > 0 })
+            #expect(matches.allSatisfy { $0.weight > 0 })
             let ranked = matches.sorted { $0.coverage > $1.coverage }
             #expect(ranked.first?.image.id == both.id)
             let filtered = try await store.searchText(

@@ -119,12 +119,8 @@ public struct SearchFunction: HTTPFunction {
     private func textMatches(_ request: SearchRequest, teamID: UUID) async throws -> [(ImageRecord, Double)] {
         let matches = try await images.store.searchText(
             request.words, teamID: teamID, filter: request.filter, limit: Self.maxMatches)
-        let best = matches.map(\.bm25).max() ?? 0
-        return
-            matches
-            .map { match in (match.image, 0.7 * match.coverage + 0.3 * (best > 0 ? max(0, match.bm25) / best : 1)) }
-            .filter { $0.1 >= request.threshold }
-            .sorted { $0.1 > $1.1 }
+        return TextMatch.relevance(of: matches).filter { $0.relevance >= request.threshold }
+            .sorted { $0.relevance > $1.relevance }
     }
 }
 
