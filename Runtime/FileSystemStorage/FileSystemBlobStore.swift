@@ -6,10 +6,10 @@ import Synchronization
 
 /// The embedded blob store: one file per blob under a root folder.
 ///
-/// New blobs are written to a staging file, flushed to disk (`fsync`) and renamed into place,
-/// and the folder is flushed too, so a crash never leaves a partial file under a real key.
-/// Staging files that a crash left behind are swept when a store opens, and deleting a blob
-/// removes the folders it leaves empty. Every file-system call runs on NIO's blocking-I/O thread
+/// New blobs are written to a staging file (or taken from the caller's local file), flushed to
+/// disk (`fsync`) and renamed into place, and the folder is flushed too, so a crash never leaves
+/// a partial file under a real key. Staging files that a crash left behind are swept when a
+/// store opens, and deleting a blob removes the folders it leaves empty. Every file-system call runs on NIO's blocking-I/O thread
 /// pool, never on the Swift concurrency pool that serves requests.
 public struct FileSystemBlobStore: BlobStore {
     /// Staging files older than this are left over from a crash (no upload takes this long) and
@@ -59,22 +59,74 @@ public struct FileSystemBlobStore: BlobStore {
         return root.appendingPathComponent(key)
     }
 
-    /// Starts a staged upload.
-    public func beginUpload() async throws -> any BlobUpload {
-        let path = stagingFolder.appendingPathComponent(UUID().uuidString).path
-        return try await blocking { try StagedFile(path: path, store: self) }
+    /// Writes a blob through a staging file of the store's own: written, flushed, renamed into place.
+    public func put(_ data: Data, at key: String) async throws {
+        let target = try fileURL(for: key)
+        let staging = stagingFolder.appendingPathComponent(UUID().uuidString).path
+        try await blocking {
+            guard FileManager.default.createFile(atPath: staging, contents: data) else {
+                throw BlobStoreError.io("cannot write \(staging): \(String(cString: strerror(errno)))")
+            }
+            do {
+                try Self.flush(staging)
+                try Self.moveIntoPlace(staging, target)
+            } catch {
+                unlink(staging)
+                throw error
+            }
+        }
     }
 
-    /// Writes a blob through a staged file.
-    public func put(_ data: Data, at key: String) async throws {
-        let upload = try await beginUpload()
-        do {
-            try await upload.write(data)
-            try await upload.commit(as: key)
-        } catch {
-            await upload.abandon()
-            throw error
+    /// Takes a local file as a blob: flushed, then renamed into place (copied first when it lies
+    /// on another file system).
+    public func put(fileAt path: String, at key: String) async throws {
+        let target = try fileURL(for: key)
+        let staging = stagingFolder.appendingPathComponent(UUID().uuidString).path
+        try await blocking {
+            try Self.flush(path)
+            do {
+                try Self.moveIntoPlace(path, target)
+            } catch BlobStoreError.crossDevice {
+                do {
+                    try FileManager.default.copyItem(atPath: path, toPath: staging)
+                    try Self.flush(staging)
+                    try Self.moveIntoPlace(staging, target)
+                } catch {
+                    unlink(staging)
+                    throw error
+                }
+                unlink(path)
+            }
         }
+    }
+
+    /// Flushes a file's bytes to disk.
+    static func flush(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw BlobStoreError.io("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else {
+            throw BlobStoreError.io("cannot flush \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Renames a flushed file to its key's place and flushes the folder.
+    static func moveIntoPlace(_ path: String, _ target: URL) throws {
+        let folder = target.deletingLastPathComponent()
+        // A delete may remove the folder between its creation and the rename: create it again.
+        var attempts = 0
+        while true {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            if rename(path, target.path) == 0 { break }
+            if errno == EXDEV { throw BlobStoreError.crossDevice }
+            attempts += 1
+            guard errno == ENOENT, attempts < 5 else {
+                throw BlobStoreError.io("cannot move blob into place: \(String(cString: strerror(errno)))")
+            }
+        }
+        syncFolder(folder.path)
     }
 
     /// Reads a whole blob.
@@ -152,12 +204,15 @@ public enum BlobStoreError: Error, Equatable, CustomStringConvertible {
     case invalidKey(String)
     /// A filesystem call failed.
     case io(String)
+    /// A rename across file systems, which the store answers by copying.
+    case crossDevice
 
     /// A readable explanation.
     public var description: String {
         switch self {
         case .invalidKey(let key): "invalid blob key '\(key)'"
         case .io(let reason): reason
+        case .crossDevice: "the file lies on another file system"
         }
     }
 }
@@ -189,93 +244,6 @@ final class ChunkReader: Sendable {
             }
             state.remaining -= chunk.count
             return chunk
-        }
-    }
-}
-
-/// A staging file being written; committed by fsync and rename.
-final class StagedFile: BlobUpload, @unchecked Sendable {
-    let stagingPath: String
-    private let store: FileSystemBlobStore
-    private let descriptor: Int32
-    // One writer at a time: a request body is written sequentially by its handler.
-    private let lock = NSLock()
-    private var closed = false
-
-    init(path: String, store: FileSystemBlobStore) throws {
-        self.stagingPath = path
-        self.store = store
-        self.descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw BlobStoreError.io("cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    func write(_ bytes: Data) async throws {
-        try await blocking { try self.writeNow(bytes) }
-    }
-
-    private func writeNow(_ bytes: Data) throws {
-        try lock.withLock {
-            try bytes.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw BlobStoreError.io("cannot write \(stagingPath): \(String(cString: strerror(errno)))")
-                    }
-                    offset += written
-                }
-            }
-        }
-    }
-
-    func commit(as key: String) async throws {
-        let target = try store.fileURL(for: key)
-        try await blocking { try self.commitNow(to: target) }
-    }
-
-    private func commitNow(to target: URL) throws {
-        try lock.withLock {
-            guard !closed else { throw BlobStoreError.io("upload already finished") }
-            closed = true
-            guard fsync(descriptor) == 0 else {
-                close(descriptor)
-                throw BlobStoreError.io("cannot flush \(stagingPath): \(String(cString: strerror(errno)))")
-            }
-            close(descriptor)
-        }
-        let folder = target.deletingLastPathComponent()
-        // A delete may remove the folder between its creation and the rename: create it again.
-        var attempts = 0
-        while true {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            if rename(stagingPath, target.path) == 0 { break }
-            attempts += 1
-            guard errno == ENOENT, attempts < 5 else {
-                throw BlobStoreError.io("cannot move blob into place: \(String(cString: strerror(errno)))")
-            }
-        }
-        FileSystemBlobStore.syncFolder(folder.path)
-    }
-
-    func abandon() async {
-        _ = try? await blocking {
-            self.lock.withLock {
-                if !self.closed {
-                    self.closed = true
-                    close(self.descriptor)
-                }
-            }
-            unlink(self.stagingPath)
-        }
-    }
-
-    deinit {
-        if !closed {
-            close(descriptor)
-            unlink(stagingPath)
         }
     }
 }

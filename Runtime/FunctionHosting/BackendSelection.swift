@@ -17,6 +17,8 @@ public struct BackendSelection: Sendable, Equatable {
     public enum Blobs: String, Sendable, CaseIterable {
         /// Files under `DATA_DIR/blobs` (the default).
         case filesystem
+        /// In this process only (tests and demos): lost when it stops.
+        case memory
     }
 
     /// Where vectors are kept and searched.

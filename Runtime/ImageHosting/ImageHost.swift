@@ -88,6 +88,7 @@ public enum ImageHost {
     public static func makeBlobStore(_ configuration: HostConfiguration) throws -> any BlobStore {
         switch configuration.backends.blobs {
         case .filesystem: try FileSystemBlobStore(root: configuration.images.blobDirectory)
+        case .memory: MemoryBlobStore()
         }
     }
 

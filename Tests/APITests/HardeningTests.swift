@@ -112,7 +112,7 @@ struct HardeningTests {
         }
     }
 
-    @Test("staging files a crash left behind are swept when the store opens; fresh ones are kept")
+    @Test("staging files a crash left behind are swept when the store or the upload staging opens; fresh ones are kept")
     func stagingSweep() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("blobs-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -128,6 +128,20 @@ struct HardeningTests {
         _ = try FileSystemBlobStore(root: folder)
         #expect(!FileManager.default.fileExists(atPath: old))
         #expect(FileManager.default.fileExists(atPath: fresh))
+
+        // The same for uploads staged by the upload function.
+        let uploads = folder + "/.uploads"
+        let staged = try await StagingFolder(path: uploads).begin()
+        try await staged.write(Data(repeating: 3, count: 100))
+        try await staged.finish()
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-2 * StagingFolder.abandonedAge)], ofItemAtPath: staged.path)
+        let current = try await StagingFolder(path: uploads).begin()
+        _ = StagingFolder(path: uploads)
+        #expect(!FileManager.default.fileExists(atPath: staged.path))
+        #expect(FileManager.default.fileExists(atPath: current.path))
+        await current.remove()
+        #expect(!FileManager.default.fileExists(atPath: current.path))
     }
 
     @Test("deleting an image leaves no empty folders behind")
@@ -138,7 +152,10 @@ struct HardeningTests {
             let image = try await client.uploadProcessed("sunset.jpg", key: ann.key)
             #expect(try await client.deleteImage(image.id, key: ann.key).status == .noContent)
             let entries = try FileManager.default.contentsOfDirectory(atPath: api.blobFolder)
-            #expect(entries == [".staging"])
+            #expect(Set(entries) == [".staging", ".uploads"])
+            // The upload's staged file was taken as the blob: nothing of it stays behind.
+            let staged = try FileManager.default.contentsOfDirectory(atPath: api.blobFolder + "/.uploads")
+            #expect(staged.isEmpty)
         }
     }
 
@@ -228,7 +245,7 @@ struct HardeningTests {
             let reply = try await client.upload(data: data, filename: "bomb.jpg", key: ann.key)
             #expect(reply.status == .unprocessableContent)
             #expect(reply.issues.first?.loc == ["body", "file"])
-            #expect(!String(decoding: reply.body, as: UTF8.self).contains(".staging"))
+            #expect(!String(decoding: reply.body, as: UTF8.self).contains(".uploads"))
             #expect(try api.blobFiles().isEmpty)
         }
     }

@@ -52,6 +52,7 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
 /// The blob backends every blob-store contract runs against. A new backend adds a case here.
 enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case filesystem
+    case memory
 
     var testDescription: String { rawValue }
 
@@ -62,6 +63,8 @@ enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return try await TemporaryFolder.with { folder in
                 try await body(try FileSystemBlobStore(root: folder.appendingPathComponent("blobs").path))
             }
+        case .memory:
+            return try await body(MemoryBlobStore(chunkSize: 64 * 1024))
         }
     }
 }

@@ -8,10 +8,10 @@ import MultipartKit
 import NIOCore
 
 /// A `multipart/form-data` upload read as it arrives: the `file` part is streamed into a staged
-/// blob (hashed and size-checked on the way), the small text fields are kept in memory.
+/// local file (hashed and size-checked on the way), the small text fields are kept in memory.
 struct MultipartUpload {
-    /// The staged file, not yet committed.
-    let blob: any BlobUpload
+    /// The file part, staged locally; not yet stored.
+    let file: StagedFile
     /// The file name the client gave.
     let filename: String?
     /// The file's size in bytes.
@@ -28,8 +28,9 @@ struct MultipartUpload {
 
     /// Reads the request body.
     /// - Throws: 413 when the file exceeds `maxFileBytes`, 422 when the form is malformed or has
-    ///   no `file` part. The staged blob is abandoned on any error.
-    static func read(_ call: FunctionRequest, blobs: any BlobStore, maxFileBytes: Int) async throws -> MultipartUpload {
+    ///   no `file` part. The staged file is removed on any error.
+    static func read(_ call: FunctionRequest, staging: StagingFolder, maxFileBytes: Int) async throws -> MultipartUpload
+    {
         guard let boundary = boundary(call.headers[.contentType]) else {
             throw ValidationError(
                 loc: ["body"], msg: "Expected a multipart/form-data body with a boundary", type: "multipart_expected")
@@ -51,19 +52,19 @@ struct MultipartUpload {
                 let items = events.items
                 events.items.removeAll(keepingCapacity: true)
                 for item in items {
-                    try await state.handle(item, blobs: blobs, maxFileBytes: maxFileBytes)
+                    try await state.handle(item, staging: staging, maxFileBytes: maxFileBytes)
                 }
             }
         } catch {
-            await state.blob?.abandon()
+            await state.blob?.remove()
             throw error
         }
         guard let blob = state.blob, state.fileComplete else {
-            await state.blob?.abandon()
+            await state.blob?.remove()
             throw ValidationError(loc: ["body", "file"], msg: "Field required", type: "missing")
         }
         return MultipartUpload(
-            blob: blob, filename: state.filename, size: state.fileSize,
+            file: blob, filename: state.filename, size: state.fileSize,
             sha256: state.hasher.finalize().map { String(format: "%02x", $0) }.joined(), prefix: state.prefix,
             fields: state.fields)
     }
@@ -138,7 +139,7 @@ struct MultipartUpload {
         var partName: String?
         var partFilename: String?
         var fieldBytes: [UInt8] = []
-        var blob: (any BlobUpload)?
+        var blob: StagedFile?
         var filename: String?
         var fileSize = 0
         var fileComplete = false
@@ -146,7 +147,7 @@ struct MultipartUpload {
         var hasher = SHA256()
         var fields: [String: [String]] = [:]
 
-        mutating func handle(_ event: Event, blobs: any BlobStore, maxFileBytes: Int) async throws {
+        mutating func handle(_ event: Event, staging: StagingFolder, maxFileBytes: Int) async throws {
             switch event {
             case .header(let name, let value):
                 if name.lowercased() == "content-disposition" {
@@ -160,7 +161,7 @@ struct MultipartUpload {
                             loc: ["body", "file"], msg: "Only one file may be sent", type: "too_many_files")
                     }
                     if blob == nil {
-                        blob = try await blobs.beginUpload()
+                        blob = try await staging.begin()
                         filename = partFilename
                     }
                     fileSize += buffer.readableBytes
@@ -188,7 +189,7 @@ struct MultipartUpload {
             case .partComplete:
                 if partName == "file" {
                     if blob == nil {  // an empty file part
-                        blob = try await blobs.beginUpload()
+                        blob = try await staging.begin()
                         filename = partFilename
                     }
                     fileComplete = true

@@ -13,6 +13,8 @@ public struct UploadImageFunction: HTTPFunction {
     let api: APIServices
     let images: ImageServices
     let uploads: ConcurrencyGate
+    /// Where upload bodies are written as they arrive, before they are checked and stored.
+    let staging: StagingFolder
 
     /// Creates the function.
     public init(api: APIServices, images: ImageServices) {
@@ -20,6 +22,7 @@ public struct UploadImageFunction: HTTPFunction {
         self.images = images
         self.uploads = ConcurrencyGate(
             limit: images.settings.maxConcurrentUploads, queueLimit: images.settings.uploadQueueLimit)
+        self.staging = StagingFolder(path: images.settings.uploadStagingDirectory)
     }
 
     /// Multipart framing and text fields on top of the largest file.
@@ -65,7 +68,7 @@ public struct UploadImageFunction: HTTPFunction {
 
     private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {
         let upload = try await MultipartUpload.read(
-            call, blobs: images.blobs, maxFileBytes: images.settings.maxUploadBytes)
+            call, staging: staging, maxFileBytes: images.settings.maxUploadBytes)
         do {
             let image = try await accept(upload, principal: principal, call: call)
             call.logger.info(
@@ -76,7 +79,7 @@ public struct UploadImageFunction: HTTPFunction {
                 ])
             return image
         } catch {
-            await upload.blob.abandon()
+            await upload.file.remove()
             throw error
         }
     }
@@ -108,7 +111,7 @@ public struct UploadImageFunction: HTTPFunction {
         let inspection: ImageInspection
         do {
             inspection = try await images.codec.inspect(
-                fileAt: upload.blob.stagingPath, maxPixels: images.settings.maxImagePixels)
+                fileAt: upload.file.path, maxPixels: images.settings.maxImagePixels)
         } catch let error as ImageDecodingError {
             call.logger.notice("Upload refused", metadata: ["reason": .string(error.detail)])
             throw ValidationError(loc: ["body", "file"], msg: error.description, type: "image_invalid")
@@ -125,7 +128,9 @@ public struct UploadImageFunction: HTTPFunction {
             exif: inspection.exif, createdAt: api.clock.now())
         // Bytes first (durable under their real name), then metadata and the processing message
         // in one transaction: an accepted upload always has its bytes and its event.
-        try await upload.blob.commit(as: image.originalBlobKey)
+        try await upload.file.finish()
+        try await images.blobs.put(fileAt: upload.file.path, at: image.originalBlobKey)
+        await upload.file.remove()
         do {
             try await images.store.insertImage(
                 image,

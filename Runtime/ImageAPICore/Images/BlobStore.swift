@@ -1,12 +1,14 @@
 import Foundation
 
-/// Stores image bytes under slash-separated keys.
+/// Stores image bytes under slash-separated keys. Every write is durable and all or nothing: a
+/// reader sees the whole blob under its key or none.
 public protocol BlobStore: Sendable {
-    /// Begins a new blob: bytes are appended to a staging area and only appear under the key
-    /// when ``BlobUpload/commit(as:)`` is called.
-    func beginUpload() async throws -> any BlobUpload
-    /// Stores bytes under a key at once (replacing any blob there).
+    /// Stores bytes under a key (replacing any blob there).
     func put(_ data: Data, at key: String) async throws
+    /// Stores the bytes of a local file under a key (replacing any blob there). The store may
+    /// take the file (move it into place): the caller must not rely on it afterwards, and
+    /// removes it if it is still there.
+    func put(fileAt path: String, at key: String) async throws
     /// Reads a whole blob, or `nil` when absent.
     func data(at key: String) async throws -> Data?
     /// The size of a blob, or `nil` when absent.
@@ -17,16 +19,4 @@ public protocol BlobStore: Sendable {
     func delete(at key: String) async throws
     /// Whether a blob exists.
     func exists(at key: String) async throws -> Bool
-}
-
-/// A blob being written.
-public protocol BlobUpload: Sendable {
-    /// Appends bytes.
-    func write(_ bytes: Data) async throws
-    /// A local file holding the bytes written so far, for decoders that read files.
-    var stagingPath: String { get }
-    /// Makes the blob durable and visible under `key`.
-    func commit(as key: String) async throws
-    /// Throws the staged bytes away.
-    func abandon() async
 }

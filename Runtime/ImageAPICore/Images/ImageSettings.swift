@@ -20,6 +20,9 @@ public struct ImageSettings: Sendable {
     public var maxImagePixels: Int
     /// `BLOB_DIR`: where the filesystem blob store keeps bytes (default `DATA_DIR/blobs`).
     public var blobDirectory: String
+    /// Where uploads are written as they arrive: `.uploads` in `BLOB_DIR`, beside the blobs, so
+    /// that the filesystem blob store takes an accepted file with a rename.
+    public var uploadStagingDirectory: String { (blobDirectory as NSString).appendingPathComponent(".uploads") }
     /// `EMBEDDING_PROVIDER`: `auto` (the default), `clip` or `visual`.
     public var embeddingProvider: EmbeddingProvider
     /// `CLIP_MODEL_DIR`: the Hugging Face CLIP directory (default `./models/clip-vit-base-patch32`).
