@@ -2,6 +2,10 @@ import FunctionsFramework
 
 extension OpenAPIDocument {
     static let imageID = pathParameter("image_id", "The image's id.")
+    static let messageID: JSONValue = [
+        "name": "message_id", "in": "path", "required": true, "description": "The dead letter's message id.",
+        "schema": ["type": "string", "minLength": 1, "maxLength": 200],
+    ]
 
     static var imagePaths: [String: JSONValue] {
         [
@@ -143,6 +147,19 @@ extension OpenAPIDocument {
                         "403": error("Admin privileges required"),
                     ])
             ],
+            "/api/v1/admin/dead-letters/{message_id}": [
+                "delete": operation(
+                    "images",
+                    """
+                    Discard a dead letter without replaying it (admin): for one whose image was deleted, or whose \
+                    failure is understood
+                    """,
+                    parameters: [messageID],
+                    responses: [
+                        "204": ["description": "Discarded"], "403": error("Admin privileges required"),
+                        "404": error("No such dead letter in the team"),
+                    ])
+            ],
             "/api/v1/admin/dead-letters/{message_id}/replay": [
                 "post": operation(
                     "images",
@@ -150,13 +167,7 @@ extension OpenAPIDocument {
                     Replay a dead letter (admin): its image is queued again with its attempts reset, and the dead \
                     letter is removed
                     """,
-                    parameters: [
-                        [
-                            "name": "message_id", "in": "path", "required": true,
-                            "description": "The dead letter's message id.",
-                            "schema": ["type": "string", "minLength": 1, "maxLength": 200],
-                        ]
-                    ],
+                    parameters: [messageID],
                     responses: [
                         "202": ok("Image", "The image, pending again"), "403": error("Admin privileges required"),
                         "404": error("No such dead letter in the team, or its image no longer exists"),

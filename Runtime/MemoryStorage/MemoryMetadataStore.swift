@@ -411,9 +411,11 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         deadLettersByID[letter.messageID] = letter
     }
 
-    /// Every dead letter, oldest first.
-    public func deadLetters() async throws -> [DeadLetter] {
-        deadLettersByID.values.sorted { ($0.deadAt, $0.messageID) < ($1.deadAt, $1.messageID) }
+    /// A page of a team's dead letters, oldest first.
+    public func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter> {
+        Self.page(
+            deadLettersByID.values.filter { $0.teamID == teamID }
+                .sorted { ($0.deadAt, $0.messageID) < ($1.deadAt, $1.messageID) }, page)
     }
 
     /// One dead letter.

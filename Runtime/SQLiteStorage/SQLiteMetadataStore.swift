@@ -107,8 +107,23 @@ public final class SQLiteMetadataStore: MetadataStore {
                     );
                     """)
         }
+        migrator.registerMigration("v4: dead letters by team") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE dead_letters ADD COLUMN team_id TEXT;
+                    UPDATE dead_letters SET team_id = \(teamOfPayload);
+                    CREATE INDEX dead_letters_by_team ON dead_letters(team_id, dead_at, message_id);
+                    """)
+        }
         return migrator
     }
+
+    /// SQL for the team an image-processing payload in the `data` column names (NULL for any
+    /// other payload), lower-cased as every stored id.
+    static let teamOfPayload = """
+        CASE WHEN topic = '\(ImageProcessingRequest.topic)' AND json_valid(CAST(data AS TEXT))
+        THEN lower(json_extract(CAST(data AS TEXT), '$.team_id')) END
+        """
 
     // MARK: Readiness
 

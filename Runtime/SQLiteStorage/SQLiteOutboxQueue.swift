@@ -46,8 +46,10 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    INSERT OR REPLACE INTO dead_letters (message_id, topic, data, attempts, last_error, source, dead_at)
-                    SELECT message_id, topic, substr(data, 1, ?), attempts, ?, 'delivery', ? FROM outbox
+                    INSERT OR REPLACE INTO dead_letters
+                        (message_id, topic, data, attempts, last_error, source, dead_at, team_id)
+                    SELECT message_id, topic, substr(data, 1, ?), attempts, ?, 'delivery', ?,
+                        \(SQLiteMetadataStore.teamOfPayload) FROM outbox
                     WHERE message_id = ?
                     """,
                 arguments: [DeadLetter.maximumStoredBytes, String(error.prefix(2000)), date, messageID])
@@ -65,20 +67,29 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                    INSERT OR REPLACE INTO dead_letters (message_id, topic, data, attempts, last_error, source, dead_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR REPLACE INTO dead_letters
+                        (message_id, topic, data, attempts, last_error, source, dead_at, team_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     letter.messageID, letter.topic, letter.data, letter.attempts, String(letter.lastError.prefix(2000)),
-                    letter.source, letter.deadAt,
+                    letter.source, letter.deadAt, letter.teamID?.lowercasedString,
                 ])
         }
     }
 
-    /// Every dead letter, oldest first.
-    public func deadLetters() async throws -> [DeadLetter] {
+    /// A page of a team's dead letters, oldest first.
+    public func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter> {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY dead_at, message_id").map(Self.deadLetter)
+            let team = teamID.lowercasedString
+            let items = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM dead_letters WHERE team_id = ? ORDER BY dead_at, message_id LIMIT ? OFFSET ?",
+                arguments: [team, page.limit, page.skip]
+            ).map(Self.deadLetter)
+            let total = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM dead_letters WHERE team_id = ?", arguments: [team])
+            return Page(items: items, total: total ?? 0)
         }
     }
 
@@ -101,6 +112,7 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
     private static func deadLetter(_ row: Row) -> DeadLetter {
         DeadLetter(
             messageID: row["message_id"], topic: row["topic"], data: row["data"], attempts: row["attempts"],
-            lastError: row["last_error"], source: row["source"], deadAt: row["dead_at"])
+            lastError: row["last_error"], source: row["source"], deadAt: row["dead_at"],
+            teamID: (row["team_id"] as String?).flatMap(UUID.init(uuidString:)))
     }
 }

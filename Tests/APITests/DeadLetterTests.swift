@@ -10,9 +10,12 @@ extension APIClient {
     func replayDeadLetter(_ messageID: String, key: String?) async throws -> Reply {
         try await send(.post, "/api/v1/admin/dead-letters/\(messageID)/replay", key: key)
     }
+    func discardDeadLetter(_ messageID: String, key: String?) async throws -> Reply {
+        try await send(.delete, "/api/v1/admin/dead-letters/\(messageID)", key: key)
+    }
 }
 
-@Suite("Dead letters: listed and replayed by the team's admins")
+@Suite("Dead letters: listed, replayed and discarded by the team's admins")
 struct DeadLetterTests {
     struct Letter: Decodable {
         let messageID: String
@@ -102,6 +105,35 @@ struct DeadLetterTests {
             #expect(refused.status == .conflict)
             #expect(refused.detail?.contains("already queued") == true)
             #expect(try await client.listDeadLetters(key: admin.key).decode(Letters.self).total == 1)
+        }
+    }
+
+    @Test("a dead letter whose image was deleted cannot be replayed but can be discarded, by its team's admin only")
+    func discardAfterDelete() async throws {
+        let api = try TestAPI(embedder: FlakyEmbedder(failures: .max))
+        try await api.run { (client) async throws in
+            let admin = try await client.member(email: "admin@example.com", isAdmin: true)
+            let otherAdmin = try await client.member(email: "other@example.com", isAdmin: true)
+            var uploaded: [ImageRecord] = []
+            for fixture in ["sunset.jpg", "lake.png", "forest.webp"] {
+                uploaded.append(try await client.upload(fixture, key: admin.key).decode(ImageRecord.self))
+            }
+            try await client.deliverThroughRetries(advancing: api.clock)
+            try await client.deliver()
+            let all = try await client.listDeadLetters(key: admin.key).decode(Letters.self)
+            #expect(all.total == 3)
+            // Pages of the team's letters, oldest first, with the team's total.
+            let second = try await client.listDeadLetters("?skip=1&limit=1", key: admin.key).decode(Letters.self)
+            #expect(second.total == 3 && second.deadLetters.map(\.messageID) == [all.deadLetters[1].messageID])
+
+            let letter = try #require(all.deadLetters.first { $0.imageID == uploaded[0].id })
+            #expect(try await client.deleteImage(uploaded[0].id, key: admin.key).status == .noContent)
+            #expect(try await client.replayDeadLetter(letter.messageID, key: admin.key).status == .notFound)
+            #expect(try await client.discardDeadLetter(letter.messageID, key: otherAdmin.key).status == .notFound)
+            #expect(try await client.discardDeadLetter(letter.messageID, key: admin.key).status == .noContent)
+            #expect(try await client.discardDeadLetter(letter.messageID, key: admin.key).status == .notFound)
+            let left = try await client.listDeadLetters(key: admin.key).decode(Letters.self)
+            #expect(left.total == 2 && !left.deadLetters.contains { $0.messageID == letter.messageID })
         }
     }
 }

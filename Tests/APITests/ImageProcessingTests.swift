@@ -118,7 +118,7 @@ struct ImageProcessingTests {
             image = try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self)
             #expect(image.embeddingStatus == .success)
             #expect(image.embeddingAttempts == 3 && image.embeddingError == nil)
-            #expect(try await api.store.deadLetters().isEmpty)
+            #expect(try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).total == 0)
             #expect(try await api.store.nextDueDate() == nil)
         }
     }
@@ -137,7 +137,7 @@ struct ImageProcessingTests {
             #expect(image.embeddingStatus == .failed)
             #expect(image.embeddingAttempts == 3)
             #expect(image.embeddingError == "injected failure 3")
-            let letters = try await api.store.deadLetters()
+            let letters = try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).items
             #expect(letters.count == 1)
             #expect(letters.first?.source == "handler")
             #expect(letters.first?.lastError == "injected failure 3")
@@ -202,7 +202,7 @@ struct ImageProcessingTests {
             #expect(late.status == 204)
             #expect(api.vectors.count == 0)
             #expect(try api.blobFiles().isEmpty)
-            #expect(try await api.store.deadLetters().isEmpty)
+            #expect(try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).total == 0)
         }
     }
 
@@ -215,7 +215,7 @@ struct ImageProcessingTests {
             let uploaded = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
             try await client.deliverThroughRetries(advancing: api.clock)
             #expect(embedder.callCount == 3)
-            let letter = try #require(try await api.store.deadLetters().first)
+            let letter = try #require(try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).items.first)
             let transport = RouterPushTransport(client: client.client)
             for replay in 0..<5 {
                 let message = OutboxMessage(
@@ -228,7 +228,7 @@ struct ImageProcessingTests {
             #expect(embedder.callCount == 3)
             let image = try await client.getImage(uploaded.id, key: ann.key).decode(ImageRecord.self)
             #expect(image.embeddingStatus == .failed && image.embeddingAttempts == 3)
-            #expect(try await api.store.deadLetters().count == 1)
+            #expect(try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).total == 1)
         }
     }
 
@@ -242,7 +242,7 @@ struct ImageProcessingTests {
             let answer = try await RouterPushTransport(client: client.client).push(
                 headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
             #expect(answer.status == 204)
-            let letter = try #require(try await api.store.deadLetters().first)
+            let letter = try #require(try await api.store.deadLetter(messageID: "m-huge"))
             #expect(letter.data.count == DeadLetter.maximumStoredBytes)
             #expect(letter.data == huge.prefix(DeadLetter.maximumStoredBytes))
         }
@@ -258,9 +258,9 @@ struct ImageProcessingTests {
             let answer = try await RouterPushTransport(client: client.client).push(
                 headers: LocalPushPublisher.headers(for: queued), body: try LocalPushPublisher.body(for: queued))
             #expect(answer.status == 204)
-            let letters = try await api.store.deadLetters()
-            #expect(letters.map(\.messageID) == ["m-1"])
-            #expect(letters.first?.lastError.hasPrefix("malformed message") == true)
+            let letter = try await api.store.deadLetter(messageID: "m-1")
+            #expect(letter?.lastError.hasPrefix("malformed message") == true)
+            #expect(letter?.teamID == nil, "a payload naming no team is listed for no team")
         }
     }
 
@@ -281,7 +281,7 @@ struct ImageProcessingTests {
             #expect(try await pubSub.deliverDueMessages() == 0)
             api.clock.advance(seconds: 1.0)
             #expect(try await pubSub.deliverDueMessages() == 1)
-            let letters = try await api.store.deadLetters()
+            let letters = try await api.store.deadLetters(teamID: ann.team.id, PageRequest()).items
             #expect(letters.count == 1)
             #expect(letters.first?.source == "delivery")
             #expect(letters.first?.attempts == 3)

@@ -1,6 +1,9 @@
 import Foundation
+import GRDB
 import ImageAPICore
 import Testing
+
+@testable import SQLiteStorage
 
 /// The contract of the image-store port (with its outbox and text search) and of the outbox
 /// queue and dead letters, run against every backend in ``MetadataBackend``.
@@ -305,39 +308,88 @@ struct ImageStoreContractTests {
             #expect(retried.map(\.attempts) == [2])
             try await store.moveToDeadLetters(messageID: messages[0].messageID, error: "gave up", at: Make.date(11))
             #expect(try await store.nextDueDate() == nil)
-            let dead = try await store.deadLetters()
+            let dead = try await store.deadLetters(teamID: team.id, PageRequest()).items
             #expect(dead.map(\.messageID) == [messages[0].messageID])
+            #expect(dead.first?.teamID == team.id)
+            #expect(try await store.deadLetters(teamID: UUID(), PageRequest()).total == 0)
             #expect(dead.first?.attempts == 2 && dead.first?.lastError == "gave up" && dead.first?.source == "delivery")
             #expect(dead.first?.data == messages[0].data)
         }
     }
 
     @Test(
-        "dead letters are one per message id, oldest first, with bounded payloads", arguments: MetadataBackend.allCases)
+        "dead letters are one per message id, listed by team oldest first in pages, with bounded payloads",
+        arguments: MetadataBackend.allCases)
     func deadLetters(backend: MetadataBackend) async throws {
         try await backend.withStore { store in
-            let big = Data(repeating: 1, count: 100_000)
+            let (team, other) = (UUID(), UUID())
+            func payload(_ team: UUID, padding: Int = 0) throws -> Data {
+                var data = try JSONEncoder().encode(
+                    ImageProcessingRequest(imageID: UUID(), teamID: team, reason: "upload"))
+                // Whitespace after the JSON: the team is read from the whole payload, before it is cut.
+                data.append(Data(repeating: 0x20, count: padding))
+                return data
+            }
+            func letter(
+                _ id: String, _ team: UUID, attempts: Int = 1, at day: Int, padding: Int = 0
+            ) throws -> DeadLetter {
+                DeadLetter(
+                    messageID: id, topic: ImageProcessingRequest.topic, data: try payload(team, padding: padding),
+                    attempts: attempts, lastError: "e", source: "handler", deadAt: Make.date(day))
+            }
+            try await store.deadLetter(try letter("b", team, attempts: 3, at: 2, padding: 100_000))
+            try await store.deadLetter(try letter("a", team, at: 5))
+            try await store.deadLetter(try letter("a", team, attempts: 2, at: 1))
+            try await store.deadLetter(try letter("c", team, at: 3))
+            try await store.deadLetter(try letter("x", other, at: 0))
             try await store.deadLetter(
                 DeadLetter(
-                    messageID: "b", topic: "t", data: big, attempts: 3, lastError: "e", source: "handler",
-                    deadAt: Make.date(2)))
-            try await store.deadLetter(
-                DeadLetter(
-                    messageID: "a", topic: "t", data: Data([1]), attempts: 1, lastError: "e", source: "handler",
-                    deadAt: Make.date(5)))
-            try await store.deadLetter(
-                DeadLetter(
-                    messageID: "a", topic: "t", data: Data([2]), attempts: 2, lastError: "f", source: "handler",
-                    deadAt: Make.date(1)))
-            let letters = try await store.deadLetters()
-            #expect(letters.map(\.messageID) == ["a", "b"])
-            #expect(letters.first?.data == Data([2]))
-            #expect(letters.last?.data.count == DeadLetter.maximumStoredBytes)
+                    messageID: "n", topic: "other-topic", data: Data([1]), attempts: 1, lastError: "e",
+                    source: "handler",
+                    deadAt: Make.date(0)))
+            let all = try await store.deadLetters(teamID: team, PageRequest())
+            #expect(all.items.map(\.messageID) == ["a", "b", "c"] && all.total == 3)
+            #expect(all.items.first?.attempts == 2)
+            #expect(all.items[1].data.count == DeadLetter.maximumStoredBytes && all.items[1].teamID == team)
+            let second = try await store.deadLetters(teamID: team, PageRequest(skip: 1, limit: 1))
+            #expect(second.items.map(\.messageID) == ["b"] && second.total == 3)
+            #expect(try await store.deadLetters(teamID: other, PageRequest()).items.map(\.messageID) == ["x"])
+            #expect(try await store.deadLetter(messageID: "n")?.teamID == nil)
             #expect(try await store.deadLetter(messageID: "b")?.attempts == 3)
-            #expect(try await store.deadLetter(messageID: "c") == nil)
+            #expect(try await store.deadLetter(messageID: "zz") == nil)
             #expect(try await store.removeDeadLetter(messageID: "a"))
             #expect(try await store.removeDeadLetter(messageID: "a") == false)
-            #expect(try await store.deadLetters().map(\.messageID) == ["b"])
+            #expect(try await store.deadLetters(teamID: team, PageRequest()).items.map(\.messageID) == ["b", "c"])
+        }
+    }
+}
+
+@Suite("SQLite metadata upgrades")
+struct SQLiteMetadataUpgradeTests {
+    @Test("dead letters written before they were kept by team are listed for their team after the upgrade")
+    func deadLettersGetTheirTeam() async throws {
+        try await TemporaryFolder.with { folder in
+            let path = folder.appendingPathComponent("metadata.sqlite").path
+            let team = UUID()
+            do {
+                let queue = try DatabaseQueue(path: path)
+                try SQLiteMetadataStore.migrator.migrate(
+                    queue, upTo: "v3: unique image content per team, consumed bootstrap keys")
+                let payload = try JSONEncoder().encode(
+                    ImageProcessingRequest(imageID: UUID(), teamID: team, reason: "upload"))
+                try await queue.write { db in
+                    try db.execute(
+                        sql: "INSERT INTO dead_letters VALUES (?, ?, ?, 3, 'e', 'handler', ?)",
+                        arguments: ["old", ImageProcessingRequest.topic, payload, Date()])
+                    try db.execute(
+                        sql: "INSERT INTO dead_letters VALUES ('odd', 'other-topic', x'00', 1, 'e', 'handler', ?)",
+                        arguments: [Date()])
+                }
+            }
+            let store = try SQLiteMetadataStore(path: path)
+            let listed = try await store.deadLetters(teamID: team, PageRequest())
+            #expect(listed.items.map(\.messageID) == ["old"] && listed.total == 1)
+            #expect(try await store.deadLetter(messageID: "odd")?.teamID == nil)
         }
     }
 }

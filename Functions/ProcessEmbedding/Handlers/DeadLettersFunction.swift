@@ -3,8 +3,8 @@ import FunctionsFramework
 import ImageAPICore
 import ImageAPIHTTP
 
-/// The dead letters of image processing, for the team's admins: `GET /api/v1/admin/dead-letters`
-/// and `POST /api/v1/admin/dead-letters/{message_id}/replay`. Served by the process-embedding
+/// The dead letters of image processing, for the team's admins: `GET /api/v1/admin/dead-letters`,
+/// `POST /api/v1/admin/dead-letters/{message_id}/replay` and `DELETE /api/v1/admin/dead-letters/{message_id}`. Served by the process-embedding
 /// binary beside its event route, and by the emulator.
 public struct DeadLettersFunction: HTTPFunction {
     /// The function's name (it is deployed within the process-embedding service).
@@ -22,7 +22,7 @@ public struct DeadLettersFunction: HTTPFunction {
         self.service = DeadLetterService(letters: images.deadLetters, images: images.store)
     }
 
-    /// Registers the two endpoints.
+    /// Registers the three endpoints.
     /// - Parameter routes: The route table.
     public func registerEndpoints(on routes: FunctionRoutes) {
         let admins = routes.authenticated(.admin, by: api.access)
@@ -30,6 +30,20 @@ public struct DeadLettersFunction: HTTPFunction {
         admins.on(.post, "/api/v1/admin/dead-letters/{message_id}/replay", status: .accepted) { call, principal in
             try await replay(call, principal)
         }
+        admins.on(.delete, "/api/v1/admin/dead-letters/{message_id}") { call, principal in
+            try await discard(call, principal)
+        }
+    }
+
+    func discard(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
+        let messageID = call.context.parameters.get("message_id") ?? ""
+        try await service.discard(messageID: messageID, teamID: principal.teamID)
+        call.logger.notice(
+            "Dead letter discarded",
+            metadata: [
+                "message_id": .string(messageID), "actor_key_id": .string(principal.key.id.lowercasedString),
+            ])
+        return NoContent()
     }
 
     func list(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<DeadLetterView> {

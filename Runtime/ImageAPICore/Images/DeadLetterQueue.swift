@@ -23,11 +23,17 @@ public struct DeadLetter: Sendable, Equatable {
     public var source: String
     /// When it was dead-lettered.
     public var deadAt: Date
+    /// The team the message concerns, read from the whole payload when the entry is made (an
+    /// image-processing message names it); `nil` for a payload that names none. Listings are by team.
+    public var teamID: UUID?
 
     /// Creates an entry.
+    /// - Parameter teamID: The team, when known; otherwise read from `data`.
     public init(
-        messageID: String, topic: String, data: Data, attempts: Int, lastError: String, source: String, deadAt: Date
+        messageID: String, topic: String, data: Data, attempts: Int, lastError: String, source: String, deadAt: Date,
+        teamID: UUID? = nil
     ) {
+        self.teamID = teamID ?? Self.team(of: data, topic: topic)
         self.messageID = String(messageID.prefix(200))
         self.topic = topic
         self.data = data.prefix(Self.maximumStoredBytes)
@@ -38,12 +44,20 @@ public struct DeadLetter: Sendable, Equatable {
     }
 }
 
+extension DeadLetter {
+    /// The team an image-processing payload names, or `nil`.
+    static func team(of data: Data, topic: String) -> UUID? {
+        guard topic == ImageProcessingRequest.topic else { return nil }
+        return (try? JSONDecoder().decode(ImageProcessingRequest.self, from: data))?.teamID
+    }
+}
+
 /// Where messages that will not be retried again are kept.
 public protocol DeadLetterQueue: Sendable {
     /// Adds an entry (one per message id; a second add replaces the first).
     func deadLetter(_ letter: DeadLetter) async throws
-    /// Every entry, oldest first.
-    func deadLetters() async throws -> [DeadLetter]
+    /// A page of one team's entries, oldest first (then by message id), and how many it has.
+    func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter>
     /// One entry, by message id.
     func deadLetter(messageID: String) async throws -> DeadLetter?
     /// Removes an entry (once replayed); `false` when there was none.

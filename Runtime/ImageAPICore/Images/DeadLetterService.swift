@@ -65,9 +65,17 @@ public struct DeadLetterService: Sendable {
 
     /// A page of the team's dead letters, oldest first.
     public func list(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetterView> {
-        let own = try await letters.deadLetters().compactMap { Self.view($0, teamID: teamID) }
-        let start = min(own.count, page.skip)
-        return Page(items: Array(own[start..<min(own.count, start + page.limit)]), total: own.count)
+        let found = try await letters.deadLetters(teamID: teamID, page)
+        return Page(items: found.items.compactMap { Self.view($0, teamID: teamID) }, total: found.total)
+    }
+
+    /// Discards a dead letter without replaying it (its image was deleted, or the failure is
+    /// understood and the image is not wanted again).
+    /// - Throws: 404 for a letter the team does not have.
+    public func discard(messageID: String, teamID: UUID) async throws {
+        guard let letter = try await letters.deadLetter(messageID: messageID), Self.view(letter, teamID: teamID) != nil,
+            try await letters.removeDeadLetter(messageID: messageID)
+        else { throw DomainError.notFound("Dead letter not found") }
     }
 
     /// Replays a dead letter: its image is queued again with its attempts reset, through the
