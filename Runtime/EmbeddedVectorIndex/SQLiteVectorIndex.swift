@@ -188,9 +188,12 @@ public final class SQLiteVectorIndex: VectorIndex {
         // Copy out (copy-on-write: no vector is copied) and score outside the lock.
         let (matrix, payloads) = state.withLock { state in (state.matrices[bucket], state.payloads) }
         guard let matrix, matrix.dimensions == query.vector.count else { return VectorMatches(hits: [], total: 0) }
+        // Nothing to filter beyond team and model (the bucket): no payload is looked up.
+        let unfiltered = query.filter == ImageFilter() && query.excluding == nil
         let ranked = matrix.page(
             query.vector, skip: query.skip, limit: query.limit, minimumScore: query.minimumCosine
         ) { imageID in
+            if unfiltered { return true }
             guard let stored = payloads[imageID] else { return false }
             return query.admits(teamID: query.teamID, model: query.model, imageID: imageID, payload: stored.payload)
         }
