@@ -1,0 +1,30 @@
+import Foundation
+
+/// What a list of images may be narrowed to.
+public struct ImageFilter: Sendable, Equatable {
+    /// Only images in this collection.
+    public var collectionID: UUID?
+    /// Only images carrying every one of these tags.
+    public var tags: [String]
+    /// Only images uploaded at or after this instant.
+    public var uploadedFrom: Date?
+    /// Only images uploaded at or before this instant.
+    public var uploadedTo: Date?
+
+    /// Creates a filter; the default lets everything through.
+    public init(collectionID: UUID? = nil, tags: [String] = [], uploadedFrom: Date? = nil, uploadedTo: Date? = nil) {
+        self.collectionID = collectionID
+        self.tags = tags
+        self.uploadedFrom = uploadedFrom
+        self.uploadedTo = uploadedTo
+    }
+
+    /// Whether an image passes the filter.
+    public func admits(_ image: ImageRecord) -> Bool {
+        if let collectionID, image.collectionID != collectionID { return false }
+        if !tags.allSatisfy(image.tags.contains) { return false }
+        if let uploadedFrom, image.createdAt < uploadedFrom { return false }
+        if let uploadedTo, image.createdAt > uploadedTo { return false }
+        return true
+    }
+}
