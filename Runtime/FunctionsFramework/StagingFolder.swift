@@ -94,17 +94,16 @@ public final class StagedFile: Sendable {
         }
     }
 
-    /// Finishes writing: the bytes are flushed to disk and the file is closed (it stays where it is).
-    /// - Throws: ``StagingError`` when the flush fails.
+    /// Finishes writing: the file is closed and stays where it is. It is scratch, so it is not
+    /// flushed here: making the bytes durable is the job of whatever keeps them (a blob store).
+    /// - Throws: ``StagingError`` when closing reports a write error.
     public func finish() async throws {
         try await Self.blocking {
             try self.descriptor.withLock { descriptor in
                 guard let open = descriptor else { return }
                 descriptor = nil
-                let flushed = fsync(open) == 0
-                close(open)
-                guard flushed else {
-                    throw StagingError("cannot flush \(self.path): \(String(cString: strerror(errno)))")
+                guard close(open) == 0 else {
+                    throw StagingError("cannot close \(self.path): \(String(cString: strerror(errno)))")
                 }
             }
         }
