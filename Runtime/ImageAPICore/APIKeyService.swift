@@ -85,8 +85,30 @@ public struct APIKeyService: Sendable {
     /// - Throws: ``MetadataStoreError/userNotFound`` when the user was deleted meanwhile.
     public func issueKey(for user: User, name: String, description: String?) async throws -> APIKeyView {
         let (record, text) = makeKey(for: user, name: name, description: description)
-        try await store.insertAPIKey(record)
-        return APIKeyView(record, plaintext: text.text)
+        return APIKeyView(try await register(record), plaintext: text.text)
+    }
+
+    /// Stores a key made by ``makeKey(for:name:description:text:)``, checking in one transaction
+    /// that its user still exists and its id is free.
+    /// - Parameter record: The key record.
+    /// - Returns: The record as stored: in its user's team as of now.
+    /// - Throws: ``MetadataStoreError/userNotFound`` or ``MetadataStoreError/keyIDTaken``.
+    public func register(_ record: APIKey) async throws -> APIKey {
+        try await store.withTransaction { transaction in try await Self.insert(record, in: transaction) }
+    }
+
+    /// Checks a new key's user and id, then stores it in the user's current team, inside a
+    /// transaction.
+    @discardableResult
+    static func insert(_ record: APIKey, in transaction: any MetadataTransaction) async throws -> APIKey {
+        guard let owner = try await transaction.user(id: record.userID) else {
+            throw MetadataStoreError.userNotFound
+        }
+        guard try await transaction.apiKey(id: record.id) == nil else { throw MetadataStoreError.keyIDTaken }
+        var stored = record
+        stored.teamID = owner.teamID
+        try await transaction.insertAPIKey(stored)
+        return stored
     }
 
     /// Authenticates a caller by the key it presents.

@@ -104,6 +104,10 @@ public struct APIServices: Sendable {
     public let clock: any TimeSource
     /// Issues and checks API keys.
     public let keys: APIKeyService
+    /// Deletes teams by the rules.
+    public let teams: TeamService
+    /// Creates, changes and deletes users by the rules.
+    public let users: UserService
     /// Who may call what.
     public let access: AccessPolicy
 
@@ -116,6 +120,8 @@ public struct APIServices: Sendable {
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.teams = TeamService(store: store)
+        self.users = UserService(store: store)
         self.keys = APIKeyService(
             store: store, secret: settings.apiKeySecret, expiryDays: settings.apiKeyExpiryDays, clock: clock)
         self.access = AccessPolicy(

@@ -34,8 +34,7 @@ public struct AdministratorBootstrap: Sendable {
                 throw Refusal(description: "user \(email) exists but is not an active administrator")
             }
             let (record, text) = services.keys.makeKey(for: user, name: "bootstrap", description: nil, text: keyText)
-            try await services.store.insertAPIKey(record)
-            return (user, APIKeyView(record, plaintext: text.text))
+            return (user, APIKeyView(try await services.keys.register(record), plaintext: text.text))
         }
         let now = services.clock.now()
         let team = Team(
@@ -45,7 +44,11 @@ public struct AdministratorBootstrap: Sendable {
             id: UUID(), email: email, name: name, teamID: team.id, isAdmin: true, isActive: true, createdAt: now,
             updatedAt: now)
         let (record, text) = services.keys.makeKey(for: user, name: "bootstrap", description: nil, text: keyText)
-        try await services.store.insertAdministrator(team: team, user: user, key: record)
+        try await services.store.withTransaction { transaction in
+            try await transaction.insertTeam(team)
+            try await UserService.insert(user, in: transaction)
+            try await APIKeyService.insert(record, in: transaction)
+        }
         return (user, APIKeyView(record, plaintext: text.text))
     }
 

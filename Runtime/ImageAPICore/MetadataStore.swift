@@ -34,11 +34,11 @@ public enum TeamDeletion: Sendable, Equatable {
     case deleted
     /// No such team.
     case notFound
-    /// The team still has users (or, later, images) and was kept.
+    /// The team still has users or images and was kept.
     case inUse
 }
 
-/// Storage of teams.
+/// Storage of teams. Deleting one is a rule of ``TeamService``, in a transaction.
 public protocol TeamStore: Sendable {
     /// Stores a new team.
     /// - Parameter team: The team.
@@ -55,18 +55,10 @@ public protocol TeamStore: Sendable {
     /// - Parameter team: The team with its new fields.
     /// - Returns: `false` when there is no such team.
     func updateTeam(_ team: Team) async throws -> Bool
-    /// Deletes a team that nothing belongs to any more.
-    /// - Parameter id: The team's id.
-    /// - Returns: What happened.
-    func deleteTeam(id: UUID) async throws -> TeamDeletion
 }
 
-/// Storage of users.
+/// Storage of users, read-only here: ``UserService`` writes them, in transactions.
 public protocol UserStore: Sendable {
-    /// Stores a new user.
-    /// - Parameter user: The user, with a lower-case e-mail.
-    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/teamNotFound``.
-    func insertUser(_ user: User) async throws
     /// Reads a user.
     /// - Parameter id: The user's id.
     /// - Returns: The user, or `nil`.
@@ -81,23 +73,10 @@ public protocol UserStore: Sendable {
     ///   - page: The slice to return.
     /// - Returns: The page and the total.
     func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User>
-    /// Replaces a user's fields.
-    /// - Parameter user: The user with its new fields.
-    /// - Returns: `false` when there is no such user.
-    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/teamNotFound``.
-    func updateUser(_ user: User) async throws -> Bool
-    /// Deletes a user and, in the same transaction, every key of theirs.
-    /// - Parameter id: The user's id.
-    /// - Returns: `false` when there is no such user.
-    func deleteUser(id: UUID) async throws -> Bool
 }
 
-/// Storage of API keys.
+/// Storage of API keys. New keys are written by ``APIKeyService``, in a transaction.
 public protocol APIKeyStore: Sendable {
-    /// Stores a new key.
-    /// - Parameter key: The key record.
-    /// - Throws: ``MetadataStoreError/userNotFound`` or ``MetadataStoreError/keyIDTaken``.
-    func insertAPIKey(_ key: APIKey) async throws
     /// Reads a key.
     /// - Parameter id: The key's id.
     /// - Returns: The key, or `nil`.
@@ -122,17 +101,23 @@ public protocol APIKeyStore: Sendable {
 /// The metadata-store port: everything the functions keep apart from image bytes and vectors.
 ///
 /// One implementation per backend (`SQLiteMetadataStore` now; PostgreSQL and Firestore later).
-/// Reads of something missing return `nil` or `false`; handlers turn those into 404.
+/// Reads of something missing return `nil` or `false`; handlers turn those into 404. Writes
+/// that must go together, and the rules checked before them, run in ``withTransaction(_:)``.
 public protocol MetadataStore: TeamStore, UserStore, APIKeyStore {
     /// Throws when the store cannot serve requests; backs `/readyz`.
     func checkReady() async throws
-    /// Creates a team, an admin user in it and a key for that user, all or nothing.
-    /// - Parameters:
-    ///   - team: The new team.
-    ///   - user: The new admin user.
-    ///   - key: The user's first key.
-    /// - Throws: ``MetadataStoreError/emailTaken`` or ``MetadataStoreError/keyIDTaken``.
-    func insertAdministrator(team: Team, user: User, key: APIKey) async throws
+    /// Runs `body` as one unit of work, with the guarantees ``MetadataTransaction`` documents:
+    /// its writes are kept when it returns and dropped when it throws.
+    ///
+    /// A backend may run `body` more than once (one whose transactions are optimistic retries on
+    /// contention), so `body` only reads and writes through the transaction.
+    /// - Parameter body: The work, given the transaction.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws, or the backend's error when the transaction cannot commit.
+    func withTransaction<T: Sendable>(
+        _ body: @Sendable (any MetadataTransaction) async throws -> T
+    )
+        async throws -> T
     /// The secret hash of a `BOOTSTRAP_ADMIN_KEY` registered before, or `nil` if it never was.
     /// The record outlives the key and its user: a consumed bootstrap key is never recreated.
     func bootstrapKeyHash(id: UUID) async throws -> Data?

@@ -5,13 +5,14 @@ import ImageAPICore
 /// the outbox read as a queue, and dead letters.
 ///
 /// Not durable: everything is gone when the process ends. For tests and demos
-/// (`METADATA_BACKEND=memory`). Each method runs on the actor, so each is one transaction: a
-/// method that writes several things checks every rule first and then writes them all.
+/// (`METADATA_BACKEND=memory`). Each image method runs on the actor, so each is one
+/// transaction. Units of work on teams, users and keys run one at a time on a copy of them,
+/// which replaces the stored ones when the work succeeds; every other write of those waits for
+/// the unit of work before it.
 public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLetterQueue {
-    private var teamsByID: [UUID: Team] = [:]
-    private var usersByID: [UUID: User] = [:]
-    private var keysByID: [UUID: APIKey] = [:]
-    private var bootstrapKeys: [UUID: Data] = [:]
+    private var metadata = MemoryMetadataState()
+    private var transactionOpen = false
+    private var waitingTransactions: [CheckedContinuation<Void, Never>] = []
     /// Images with the order they were inserted in (the tie-breaker of every image ordering).
     private var imagesByID: [UUID: StoredImage] = [:]
     private var nextImageNumber = 0
@@ -39,146 +40,129 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     /// Always ready: the store is this process's memory.
     public func checkReady() async throws {}
 
+    // MARK: Units of work
+
+    /// Runs `body` alone (units of work queue in the order they arrive) on a copy of the teams,
+    /// users and keys, which replaces them when `body` returns and is dropped when it throws.
+    public func withTransaction<T: Sendable>(
+        _ body: @Sendable (any MetadataTransaction) async throws -> T
+    )
+        async throws -> T
+    {
+        await beginTransaction()
+        defer { endTransaction() }
+        let transaction = MemoryMetadataTransaction(state: metadata) { teamID in await self.imageCount(teamID: teamID) }
+        let result = try await body(transaction)
+        metadata = transaction.state
+        return result
+    }
+
+    /// One write of teams, users or keys outside a unit of work: queued behind those running.
+    private func writeMetadata<T>(_ change: (inout MemoryMetadataState) throws -> T) async rethrows -> T {
+        await beginTransaction()
+        defer { endTransaction() }
+        return try change(&metadata)
+    }
+
+    private func beginTransaction() async {
+        guard transactionOpen else {
+            transactionOpen = true
+            return
+        }
+        await withCheckedContinuation { waitingTransactions.append($0) }
+    }
+
+    /// Hands the turn to the next unit of work waiting, if any.
+    private func endTransaction() {
+        if waitingTransactions.isEmpty {
+            transactionOpen = false
+        } else {
+            waitingTransactions.removeFirst().resume()
+        }
+    }
+
+    private func imageCount(teamID: UUID) -> Int {
+        imagesByID.values.count { $0.record.teamID == teamID }
+    }
+
     // MARK: Teams
 
     /// Stores a new team.
     public func insertTeam(_ team: Team) async throws {
-        teamsByID[team.id] = team
+        try await writeMetadata { try $0.insert(team) }
     }
 
     /// Reads a team.
-    public func team(id: UUID) async throws -> Team? { teamsByID[id] }
+    public func team(id: UUID) async throws -> Team? { metadata.teams[id] }
 
     /// Lists teams, oldest first (then by id).
     public func teams(_ page: PageRequest) async throws -> Page<Team> {
         Self.page(
-            teamsByID.values.sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) },
-            page)
+            metadata.teams.values.sorted {
+                ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString)
+            }, page)
     }
 
     /// Replaces a team's fields.
     public func updateTeam(_ team: Team) async throws -> Bool {
-        guard teamsByID[team.id] != nil else { return false }
-        teamsByID[team.id] = team
-        return true
-    }
-
-    /// Deletes a team that has neither users nor images.
-    public func deleteTeam(id: UUID) async throws -> TeamDeletion {
-        guard teamsByID[id] != nil else { return .notFound }
-        if usersByID.values.contains(where: { $0.teamID == id }) { return .inUse }
-        if imagesByID.values.contains(where: { $0.record.teamID == id }) { return .inUse }
-        teamsByID[id] = nil
-        return .deleted
+        await writeMetadata { metadata in
+            guard metadata.teams[team.id] != nil else { return false }
+            metadata.teams[team.id] = team
+            return true
+        }
     }
 
     // MARK: Users
 
-    /// Stores a new user in an existing team with a free e-mail.
-    public func insertUser(_ user: User) async throws {
-        try checkInsertable(user)
-        usersByID[user.id] = user
-    }
-
     /// Reads a user.
-    public func user(id: UUID) async throws -> User? { usersByID[id] }
+    public func user(id: UUID) async throws -> User? { metadata.users[id] }
 
     /// Reads a user by e-mail (compared without case).
-    public func user(email: String) async throws -> User? {
-        let wanted = email.lowercased()
-        return usersByID.values.first { $0.email == wanted }
-    }
+    public func user(email: String) async throws -> User? { metadata.user(email: email) }
 
     /// Lists users, optionally of one team, oldest first (then by id).
     public func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User> {
         Self.page(
-            usersByID.values.filter { teamID == nil || $0.teamID == teamID }
+            metadata.users.values.filter { teamID == nil || $0.teamID == teamID }
                 .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
-    }
-
-    /// Replaces a user's fields; their keys follow them to a new team.
-    public func updateUser(_ user: User) async throws -> Bool {
-        guard usersByID[user.id] != nil else { return false }
-        guard teamsByID[user.teamID] != nil else { throw MetadataStoreError.teamNotFound }
-        if let holder = usersByID.values.first(where: { $0.email == user.email }), holder.id != user.id {
-            throw MetadataStoreError.emailTaken
-        }
-        usersByID[user.id] = user
-        for (id, key) in keysByID where key.userID == user.id {
-            keysByID[id]?.teamID = user.teamID
-        }
-        return true
-    }
-
-    /// Deletes a user and every key of theirs.
-    public func deleteUser(id: UUID) async throws -> Bool {
-        guard usersByID.removeValue(forKey: id) != nil else { return false }
-        keysByID = keysByID.filter { $0.value.userID != id }
-        return true
     }
 
     // MARK: API keys
 
-    /// Stores a new key of an existing user.
-    public func insertAPIKey(_ key: APIKey) async throws {
-        try checkInsertable(key, pendingUser: nil)
-        keysByID[key.id] = key
-    }
-
     /// Reads a key.
-    public func apiKey(id: UUID) async throws -> APIKey? { keysByID[id] }
+    public func apiKey(id: UUID) async throws -> APIKey? { metadata.keys[id] }
 
     /// Lists a user's keys, oldest first (then by id).
     public func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey> {
         Self.page(
-            keysByID.values.filter { $0.userID == userID }
+            metadata.keys.values.filter { $0.userID == userID }
                 .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
     }
 
     /// Marks a key revoked.
     public func revokeAPIKey(id: UUID) async throws -> Bool {
-        guard keysByID[id] != nil else { return false }
-        keysByID[id]?.isActive = false
-        return true
+        await writeMetadata { metadata in
+            guard metadata.keys[id] != nil else { return false }
+            metadata.keys[id]?.isActive = false
+            return true
+        }
     }
 
     /// Records when a key last authenticated a request.
     public func recordAPIKeyUse(id: UUID, at date: Date) async throws {
-        keysByID[id]?.lastUsedAt = date
+        await writeMetadata { $0.keys[id]?.lastUsedAt = date }
     }
 
     // MARK: Administrators
 
-    /// Writes a team, its admin and their key, all or nothing.
-    public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
-        guard teamsByID[team.id] == nil else { throw MemoryStoreError.duplicateID("team", team.id) }
-        if usersByID.values.contains(where: { $0.email == user.email }) { throw MetadataStoreError.emailTaken }
-        guard usersByID[user.id] == nil else { throw MemoryStoreError.duplicateID("user", user.id) }
-        try checkInsertable(key, pendingUser: user)
-        teamsByID[team.id] = team
-        usersByID[user.id] = user
-        keysByID[key.id] = key
-    }
-
     /// The secret hash of a bootstrap key registered once.
-    public func bootstrapKeyHash(id: UUID) async throws -> Data? { bootstrapKeys[id] }
+    public func bootstrapKeyHash(id: UUID) async throws -> Data? { metadata.bootstrapKeys[id] }
 
     /// Records a bootstrap key; the first record stays.
     public func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws {
-        if bootstrapKeys[id] == nil { bootstrapKeys[id] = secretHash }
-    }
-
-    private func checkInsertable(_ user: User) throws {
-        guard teamsByID[user.teamID] != nil else { throw MetadataStoreError.teamNotFound }
-        if usersByID.values.contains(where: { $0.email == user.email }) { throw MetadataStoreError.emailTaken }
-        guard usersByID[user.id] == nil else { throw MemoryStoreError.duplicateID("user", user.id) }
-    }
-
-    private func checkInsertable(_ key: APIKey, pendingUser: User?) throws {
-        guard usersByID[key.userID] != nil || pendingUser?.id == key.userID else {
-            throw MetadataStoreError.userNotFound
+        await writeMetadata { metadata in
+            if metadata.bootstrapKeys[id] == nil { metadata.bootstrapKeys[id] = secretHash }
         }
-        guard keysByID[key.id] == nil else { throw MetadataStoreError.keyIDTaken }
     }
 
     // MARK: Images

@@ -374,7 +374,8 @@ extension SQLiteMetadataStore: ImageStore {
 
     static func image(_ row: Row) throws -> ImageRecord {
         var image = ImageRecord(
-            id: try uuid(row, "id"), teamID: try uuid(row, "team_id"), uploaderID: try uuid(row, "uploader_id"),
+            id: try MetadataRows.uuid(row, "id"), teamID: try MetadataRows.uuid(row, "team_id"),
+            uploaderID: try MetadataRows.uuid(row, "uploader_id"),
             collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)),
             filename: row["filename"], contentType: row["content_type"], format: row["format"],
             fileSize: row["file_size"], width: row["width"], height: row["height"], orientation: row["orientation"],

@@ -4,11 +4,16 @@ import ImageAPICore
 
 /// The embedded metadata store: one SQLite file in WAL mode, opened through GRDB.
 ///
-/// Versioned migrations run when the store opens. Every write that must happen together (a
-/// user and their keys, an administrator's team, user and key) runs in one transaction.
+/// Versioned migrations run when the store opens. A unit of work (``withTransaction(_:)``) gets
+/// a connection of its own and holds SQLite's write lock from its first statement
+/// (`BEGIN IMMEDIATE`), so transactions of every process on the file run one after another.
 public final class SQLiteMetadataStore: MetadataStore {
     /// The connection pool; the image, vector and queue stores in this module share it.
     let pool: DatabasePool
+    /// The database file, which each unit of work opens a connection to.
+    private let path: String
+    /// The settings of every connection: foreign keys, and a wait for the write lock.
+    private let configuration: Configuration
 
     /// Opens (creating if needed) the database and brings its schema up to date.
     /// - Parameter path: The SQLite file; its folder is created when missing.
@@ -21,6 +26,8 @@ public final class SQLiteMetadataStore: MetadataStore {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
+        self.path = path
+        self.configuration = configuration
         // Functions started together on one file would otherwise race: GRDB reads which
         // migrations are applied outside the transaction that applies them.
         self.pool = try Self.withProcessLock(path: path + ".migration-lock") {
@@ -132,19 +139,48 @@ public final class SQLiteMetadataStore: MetadataStore {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
+    // MARK: Units of work
+
+    /// Runs `body` in one transaction on a connection of its own: `BEGIN IMMEDIATE` takes the
+    /// file's write lock (waiting up to 10 s for another writer), `COMMIT` when `body` returns,
+    /// `ROLLBACK` when it throws or the task is cancelled.
+    public func withTransaction<T: Sendable>(
+        _ body: @Sendable (any MetadataTransaction) async throws -> T
+    )
+        async throws -> T
+    {
+        var settings = configuration
+        // The transaction spans several accesses to the connection, opened and closed here.
+        settings.allowsUnsafeTransactions = true
+        let connection = try DatabaseQueue(path: path, configuration: settings)
+        try await connection.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        do {
+            let result = try await body(SQLiteMetadataTransaction(connection: connection))
+            try await connection.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+            return result
+        } catch {
+            Self.rollBack(connection)
+            throw error
+        }
+    }
+
+    /// Rolls back what is still open, synchronously, so that a cancelled task rolls back too.
+    private static func rollBack(_ connection: DatabaseQueue) {
+        try? connection.writeWithoutTransaction { db in
+            if db.isInsideTransaction { try db.execute(sql: "ROLLBACK") }
+        }
+    }
+
     // MARK: Teams
 
     /// Stores a new team.
     public func insertTeam(_ team: Team) async throws {
-        try await pool.write { db in try Self.insert(team, db) }
+        try await pool.write { db in try MetadataRows.insert(team, db) }
     }
 
     /// Reads a team by id.
     public func team(id: UUID) async throws -> Team? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM teams WHERE id = ?", arguments: [id.lowercasedString])
-                .map(Self.team)
-        }
+        try await pool.read { db in try MetadataRows.team(id: id, db) }
     }
 
     /// Lists teams, oldest first, with the total.
@@ -154,7 +190,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM teams ORDER BY created_at, id LIMIT ? OFFSET ?",
                 arguments: [page.limit, page.skip])
-            return Page(items: try rows.map(Self.team), total: total)
+            return Page(items: try rows.map(MetadataRows.team), total: total)
         }
     }
 
@@ -168,43 +204,16 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    /// Deletes a team that has no users, in one transaction.
-    public func deleteTeam(id: UUID) async throws -> TeamDeletion {
-        try await pool.write { db in
-            let key = id.lowercasedString
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM teams WHERE id = ?", arguments: [key]) != nil else {
-                return .notFound
-            }
-            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users WHERE team_id = ?", arguments: [key])
-            guard members == 0 else { return .inUse }
-            let images = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM images WHERE team_id = ?", arguments: [key])
-            guard images == 0 else { return .inUse }
-            try db.execute(sql: "DELETE FROM teams WHERE id = ?", arguments: [key])
-            return .deleted
-        }
-    }
-
     // MARK: Users
-
-    /// Stores a new user after checking the team exists and the e-mail is free.
-    public func insertUser(_ user: User) async throws {
-        try await pool.write { db in try Self.insert(user, db) }
-    }
 
     /// Reads a user.
     public func user(id: UUID) async throws -> User? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.lowercasedString])
-                .map(Self.user)
-        }
+        try await pool.read { db in try MetadataRows.user(id: id, db) }
     }
 
     /// Reads a user.
     public func user(email: String) async throws -> User? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email.lowercased()])
-                .map(Self.user)
-        }
+        try await pool.read { db in try MetadataRows.user(email: email, db) }
     }
 
     /// Lists users, optionally of one team, oldest first, with the total.
@@ -217,58 +226,15 @@ public final class SQLiteMetadataStore: MetadataStore {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM users \(filter) ORDER BY created_at, id LIMIT ? OFFSET ?",
                 arguments: arguments)
-            return Page(items: try rows.map(Self.user), total: total)
-        }
-    }
-
-    /// Replaces a user's fields; their keys follow them to a new team in the same transaction.
-    public func updateUser(_ user: User) async throws -> Bool {
-        try await pool.write { db in
-            let key = user.id.lowercasedString
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [key]) != nil else {
-                return false
-            }
-            try Self.checkTeamExists(user.teamID, db)
-            try Self.checkEmailFree(user.email, except: user.id, db)
-            try db.execute(
-                sql: """
-                    UPDATE users SET email = ?, name = ?, team_id = ?, is_admin = ?, is_active = ?, updated_at = ?
-                    WHERE id = ?
-                    """,
-                arguments: [
-                    user.email, user.name, user.teamID.lowercasedString, user.isAdmin, user.isActive,
-                    user.updatedAt, key,
-                ])
-            // A user's keys follow the user to a new team.
-            try db.execute(
-                sql: "UPDATE api_keys SET team_id = ? WHERE user_id = ?",
-                arguments: [user.teamID.lowercasedString, key])
-            return true
-        }
-    }
-
-    /// Deletes a user; the foreign key's cascade deletes their keys in the same transaction.
-    public func deleteUser(id: UUID) async throws -> Bool {
-        try await pool.write { db in
-            // api_keys.user_id is ON DELETE CASCADE: the user's keys go in the same statement.
-            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id.lowercasedString])
-            return db.changesCount > 0
+            return Page(items: try rows.map(MetadataRows.user), total: total)
         }
     }
 
     // MARK: API keys
 
-    /// Stores a new key for an existing user.
-    public func insertAPIKey(_ key: APIKey) async throws {
-        try await pool.write { db in try Self.insert(key, db) }
-    }
-
     /// Reads a key.
     public func apiKey(id: UUID) async throws -> APIKey? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id.lowercasedString])
-                .map(Self.apiKey)
-        }
+        try await pool.read { db in try MetadataRows.apiKey(id: id, db) }
     }
 
     /// Lists a user's keys, oldest first, with the total.
@@ -280,7 +246,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
                 arguments: [owner, page.limit, page.skip])
-            return Page(items: try rows.map(Self.apiKey), total: total)
+            return Page(items: try rows.map(MetadataRows.apiKey), total: total)
         }
     }
 
@@ -317,97 +283,5 @@ public final class SQLiteMetadataStore: MetadataStore {
                 sql: "INSERT OR IGNORE INTO bootstrap_keys (key_id, secret_hash, registered_at) VALUES (?, ?, ?)",
                 arguments: [id.lowercasedString, secretHash, date])
         }
-    }
-
-    /// Writes a team, its admin user and their key in one transaction.
-    public func insertAdministrator(team: Team, user: User, key: APIKey) async throws {
-        try await pool.write { db in
-            try Self.insert(team, db)
-            try Self.insert(user, db)
-            try Self.insert(key, db)
-        }
-    }
-
-    // MARK: Rows
-
-    private static func insert(_ team: Team, _ db: Database) throws {
-        try db.execute(
-            sql: "INSERT INTO teams (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-            arguments: [team.id.lowercasedString, team.name, team.description, team.createdAt, team.updatedAt])
-    }
-
-    private static func insert(_ user: User, _ db: Database) throws {
-        try checkTeamExists(user.teamID, db)
-        try checkEmailFree(user.email, except: nil, db)
-        try db.execute(
-            sql: """
-                INSERT INTO users (id, email, name, team_id, is_admin, is_active, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                user.id.lowercasedString, user.email, user.name, user.teamID.lowercasedString, user.isAdmin,
-                user.isActive, user.createdAt, user.updatedAt,
-            ])
-    }
-
-    private static func insert(_ key: APIKey, _ db: Database) throws {
-        let owner = key.userID.lowercasedString
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [owner]) != nil else {
-            throw MetadataStoreError.userNotFound
-        }
-        let id = key.id.lowercasedString
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE id = ?", arguments: [id]) == nil else {
-            throw MetadataStoreError.keyIDTaken
-        }
-        try db.execute(
-            sql: """
-                INSERT INTO api_keys (id, name, description, prefix, user_id, team_id, secret_hash, created_at,
-                                      expires_at, last_used_at, is_active)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                id, key.name, key.description, key.prefix, owner, key.teamID.lowercasedString, key.secretHash,
-                key.createdAt, key.expiresAt, key.lastUsedAt, key.isActive,
-            ])
-    }
-
-    private static func checkTeamExists(_ teamID: UUID, _ db: Database) throws {
-        let exists = try Bool.fetchOne(
-            db, sql: "SELECT 1 FROM teams WHERE id = ?", arguments: [teamID.lowercasedString])
-        if exists == nil { throw MetadataStoreError.teamNotFound }
-    }
-
-    private static func checkEmailFree(_ email: String, except userID: UUID?, _ db: Database) throws {
-        let holder = try String.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email])
-        if let holder, holder != userID?.lowercasedString { throw MetadataStoreError.emailTaken }
-    }
-
-    static func uuid(_ row: Row, _ column: String) throws -> UUID {
-        let text: String = row[column]
-        guard let id = UUID(uuidString: text) else {
-            throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")
-        }
-        return id
-    }
-
-    private static func team(_ row: Row) throws -> Team {
-        Team(
-            id: try uuid(row, "id"), name: row["name"], description: row["description"],
-            createdAt: row["created_at"], updatedAt: row["updated_at"])
-    }
-
-    private static func user(_ row: Row) throws -> User {
-        User(
-            id: try uuid(row, "id"), email: row["email"], name: row["name"], teamID: try uuid(row, "team_id"),
-            isAdmin: row["is_admin"], isActive: row["is_active"], createdAt: row["created_at"],
-            updatedAt: row["updated_at"])
-    }
-
-    private static func apiKey(_ row: Row) throws -> APIKey {
-        APIKey(
-            id: try uuid(row, "id"), name: row["name"], description: row["description"], prefix: row["prefix"],
-            userID: try uuid(row, "user_id"), teamID: try uuid(row, "team_id"), secretHash: row["secret_hash"],
-            createdAt: row["created_at"], expiresAt: row["expires_at"], lastUsedAt: row["last_used_at"],
-            isActive: row["is_active"])
     }
 }

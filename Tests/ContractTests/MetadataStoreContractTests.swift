@@ -2,8 +2,9 @@ import Foundation
 import ImageAPICore
 import Testing
 
-/// The contract of the metadata-store port (teams, users, keys, administrators), run against
-/// every backend in ``MetadataBackend``.
+/// The contract of the metadata-store port (teams, users, keys, units of work), run against
+/// every backend in ``MetadataBackend``. The rules on teams, users and keys belong to the
+/// services, which run on each backend's transactions here.
 @Suite("Metadata store contract")
 struct MetadataStoreContractTests {
     @Test("teams list oldest first, page by page, with the total", arguments: MetadataBackend.allCases)
@@ -27,22 +28,24 @@ struct MetadataStoreContractTests {
         try await backend.withStore { store in
             var team = Make.team()
             try await store.insertTeam(team)
+            let teams = TeamService(store: store)
+            let users = UserService(store: store)
             team.name = "Renamed"
             #expect(try await store.updateTeam(team))
             #expect(try await store.team(id: team.id)?.name == "Renamed")
             #expect(try await store.updateTeam(Make.team()) == false)
 
             let user = Make.user("a@example.com", team: team)
-            try await store.insertUser(user)
-            #expect(try await store.deleteTeam(id: team.id) == .inUse)
-            #expect(try await store.deleteUser(id: user.id))
+            try await users.create(user)
+            #expect(try await teams.delete(id: team.id) == .inUse)
+            #expect(try await users.delete(id: user.id))
             let image = Make.image(team: team)
             try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
-            #expect(try await store.deleteTeam(id: team.id) == .inUse)
+            #expect(try await teams.delete(id: team.id) == .inUse)
             _ = try await store.deleteImage(id: image.id, teamID: team.id)
-            #expect(try await store.deleteTeam(id: team.id) == .deleted)
+            #expect(try await teams.delete(id: team.id) == .deleted)
             #expect(try await store.team(id: team.id) == nil)
-            #expect(try await store.deleteTeam(id: team.id) == .notFound)
+            #expect(try await teams.delete(id: team.id) == .notFound)
         }
     }
 
@@ -50,25 +53,26 @@ struct MetadataStoreContractTests {
     func userRules(backend: MetadataBackend) async throws {
         try await backend.withStore { store in
             let team = Make.team()
+            let users = UserService(store: store)
             try await store.insertTeam(team)
             await #expect(throws: MetadataStoreError.teamNotFound) {
-                try await store.insertUser(Make.user("a@example.com", team: Make.team()))
+                try await users.create(Make.user("a@example.com", team: Make.team()))
             }
             let first = Make.user("a@example.com", team: team)
-            try await store.insertUser(first)
+            try await users.create(first)
             await #expect(throws: MetadataStoreError.emailTaken) {
-                try await store.insertUser(Make.user("a@example.com", team: team))
+                try await users.create(Make.user("a@example.com", team: team))
             }
             var second = Make.user("b@example.com", team: team, at: 1)
-            try await store.insertUser(second)
+            try await users.create(second)
             second.email = "a@example.com"
-            await #expect(throws: MetadataStoreError.emailTaken) { _ = try await store.updateUser(second) }
+            await #expect(throws: MetadataStoreError.emailTaken) { _ = try await users.update(second) }
             second.email = "b@example.com"
             second.teamID = UUID()
-            await #expect(throws: MetadataStoreError.teamNotFound) { _ = try await store.updateUser(second) }
+            await #expect(throws: MetadataStoreError.teamNotFound) { _ = try await users.update(second) }
             #expect(try await store.user(id: second.id)?.teamID == team.id)
             #expect(try await store.user(email: "A@Example.com")?.id == first.id)
-            #expect(try await store.updateUser(Make.user("c@example.com", team: team)) == false)
+            #expect(try await users.update(Make.user("c@example.com", team: team)) == false)
         }
     }
 
@@ -80,7 +84,7 @@ struct MetadataStoreContractTests {
             try await store.insertTeam(red)
             try await store.insertTeam(blue)
             for index in 0..<4 {
-                try await store.insertUser(
+                try await UserService(store: store).create(
                     Make.user("u\(index)@example.com", team: index < 3 ? red : blue, at: 5 - index))
             }
             let reds = try await store.users(teamID: red.id, PageRequest(skip: 1, limit: 1))
@@ -102,7 +106,7 @@ struct MetadataStoreContractTests {
                 for _ in 0..<20 {
                     group.addTask {
                         do {
-                            try await store.insertUser(Make.user("same@example.com", team: team))
+                            try await UserService(store: store).create(Make.user("same@example.com", team: team))
                             return true
                         } catch let error as MetadataStoreError where error == .emailTaken {
                             return false
@@ -125,19 +129,26 @@ struct MetadataStoreContractTests {
             let blue = Make.team("Blue")
             try await store.insertTeam(red)
             try await store.insertTeam(blue)
+            let users = UserService(store: store)
+            let service = APIKeyService(store: store, secret: "secret", expiryDays: 1, clock: SystemTimeSource())
             var user = Make.user("a@example.com", team: red)
-            try await store.insertUser(user)
+            try await users.create(user)
             await #expect(throws: MetadataStoreError.userNotFound) {
-                try await store.insertAPIKey(Make.key(for: Make.user("x@example.com", team: red)))
+                try await service.register(Make.key(for: Make.user("x@example.com", team: red)))
             }
             let keys = [Make.key(for: user, at: 2), Make.key(for: user, at: 1)]
-            for key in keys { try await store.insertAPIKey(key) }
-            await #expect(throws: MetadataStoreError.keyIDTaken) { try await store.insertAPIKey(keys[0]) }
+            for key in keys { _ = try await service.register(key) }
+            await #expect(throws: MetadataStoreError.keyIDTaken) { try await service.register(keys[0]) }
+            var stale = Make.key(for: user, at: 3)
+            stale.teamID = blue.id
+            #expect(try await service.register(stale).teamID == red.id, "a new key joins its user's team as of now")
             #expect(
-                try await store.apiKeys(userID: user.id, PageRequest()).items.map(\.id) == [keys[1].id, keys[0].id])
+                try await store.apiKeys(userID: user.id, PageRequest()).items.map(\.id) == [
+                    keys[1].id, keys[0].id, stale.id,
+                ])
 
             user.teamID = blue.id
-            #expect(try await store.updateUser(user))
+            #expect(try await users.update(user))
             #expect(try await store.apiKey(id: keys[0].id)?.teamID == blue.id)
             #expect(try await store.apiKey(id: keys[1].id)?.teamID == blue.id)
 
@@ -147,29 +158,73 @@ struct MetadataStoreContractTests {
             try await store.recordAPIKeyUse(id: keys[1].id, at: Make.date(60))
             #expect(try await store.apiKey(id: keys[1].id)?.lastUsedAt == Make.date(60))
 
-            #expect(try await store.deleteUser(id: user.id))
+            #expect(try await users.delete(id: user.id))
             #expect(try await store.apiKey(id: keys[0].id) == nil)
             #expect(try await store.apiKey(id: keys[1].id) == nil)
             #expect(try await store.apiKeys(userID: user.id, PageRequest()).total == 0)
-            #expect(try await store.deleteUser(id: user.id) == false)
+            #expect(try await users.delete(id: user.id) == false)
         }
     }
 
-    @Test("an administrator's team, user and key are written all or nothing", arguments: MetadataBackend.allCases)
-    func administratorAllOrNothing(backend: MetadataBackend) async throws {
+    @Test("a unit of work is kept whole or not at all", arguments: MetadataBackend.allCases)
+    func unitOfWorkAllOrNothing(backend: MetadataBackend) async throws {
         try await backend.withStore { store in
             let team = Make.team("Admins")
             let admin = Make.user("root@example.com", team: team, admin: true)
-            try await store.insertAdministrator(team: team, user: admin, key: Make.key(for: admin))
+            let key = Make.key(for: admin)
+            try await store.withTransaction { transaction in
+                try await transaction.insertTeam(team)
+                try await transaction.insertUser(admin)
+                try await transaction.insertAPIKey(key)
+                #expect(try await transaction.user(email: "root@example.com")?.id == admin.id, "reads see own writes")
+            }
             #expect(try await store.user(email: "root@example.com")?.isAdmin == true)
+            #expect(try await store.apiKey(id: key.id)?.userID == admin.id)
 
+            // The store refuses a second user with the e-mail even when no service checked first.
             let other = Make.team("Other admins")
-            let clash = Make.user("root@example.com", team: other, admin: true)
+            let clash = Make.user("Root@Example.com".lowercased(), team: other, admin: true)
             await #expect(throws: MetadataStoreError.emailTaken) {
-                try await store.insertAdministrator(team: other, user: clash, key: Make.key(for: clash))
+                try await store.withTransaction { transaction in
+                    try await transaction.insertTeam(other)
+                    try await transaction.insertUser(clash)
+                }
+            }
+            struct Abandoned: Error {}
+            await #expect(throws: Abandoned.self) {
+                try await store.withTransaction { transaction in
+                    try await transaction.insertTeam(other)
+                    try await transaction.deleteAPIKeys(userID: admin.id)
+                    throw Abandoned()
+                }
             }
             #expect(try await store.team(id: other.id) == nil)
             #expect(try await store.teams(PageRequest()).total == 1)
+            #expect(try await store.apiKey(id: key.id) != nil)
+        }
+    }
+
+    @Test(
+        "units of work run one after another: 20 concurrent increments all count", arguments: MetadataBackend.allCases)
+    func unitsOfWorkAreSerialisable(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            // Each reads the team's users and adds the next: lost updates would reuse an e-mail.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await store.withTransaction { transaction in
+                            let count = try await transaction.userCount(teamID: team.id)
+                            try await transaction.insertUser(Make.user("user\(count)@example.com", team: team))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let users = try await store.users(teamID: team.id, PageRequest(limit: 100))
+            #expect(users.total == 20)
+            #expect(Set(users.items.map(\.email)) == Set((0..<20).map { "user\($0)@example.com" }))
         }
     }
 

@@ -68,7 +68,7 @@ public struct ManageTeamsFunction: HTTPFunction {
 
     @Sendable func deleteTeam(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
         let id = try call.pathUUID("team_id")
-        switch try await services.store.deleteTeam(id: id) {
+        switch try await services.teams.delete(id: id) {
         case .deleted:
             call.logger.info("Team deleted", metadata: ["team_id": .string(id.lowercasedString)])
             admin?.audit("delete_team", team: id, logger: call.logger)

@@ -44,7 +44,7 @@ public struct ManageUsersFunction: HTTPFunction {
         let user = User(
             id: UUID(), email: email, name: name, teamID: input.teamID, isAdmin: input.isAdmin ?? false,
             isActive: true, createdAt: now, updatedAt: now)
-        try await storeWrite { try await services.store.insertUser(user) }
+        try await storeWrite { try await services.users.create(user) }
         call.logger.info("User created", metadata: ["user_id": .string(user.id.lowercasedString)])
         admin?.audit("create_user", team: user.teamID, targets: ["user_id": user.id], logger: call.logger)
         return user
@@ -73,7 +73,7 @@ public struct ManageUsersFunction: HTTPFunction {
         if let isAdmin = input.isAdmin { user.isAdmin = isAdmin }
         if let isActive = input.isActive { user.isActive = isActive }
         user.updatedAt = services.clock.now()
-        let found = try await storeWrite { try await services.store.updateUser(user) }
+        let found = try await storeWrite { try await services.users.update(user) }
         guard found else { throw FunctionError.notFound("User not found") }
         for team in Set([formerTeam, user.teamID]) {
             admin?.audit("update_user", team: team, targets: ["user_id": user.id], logger: call.logger)
@@ -84,7 +84,7 @@ public struct ManageUsersFunction: HTTPFunction {
     @Sendable func deleteUser(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
         let id = try call.pathUUID("user_id")
         let user = try await existingUser(id)
-        guard try await services.store.deleteUser(id: id) else { throw FunctionError.notFound("User not found") }
+        guard try await services.users.delete(id: id) else { throw FunctionError.notFound("User not found") }
         call.logger.info("User deleted and their API keys revoked", metadata: ["user_id": .string(id.lowercasedString)])
         admin?.audit("delete_user", team: user.teamID, targets: ["user_id": id], logger: call.logger)
         return NoContent()
@@ -103,7 +103,7 @@ public struct ManageUsersFunction: HTTPFunction {
         if let name = input.name { user.name = rules.name(name) }
         try rules.check()
         user.updatedAt = services.clock.now()
-        let found = try await storeWrite { try await services.store.updateUser(user) }
+        let found = try await storeWrite { try await services.users.update(user) }
         guard found else { throw FunctionError.notFound("User not found") }
         return user
     }
