@@ -225,14 +225,12 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
     ) async throws -> ProcessingStart {
         guard var stored = imagesByID[id], stored.record.teamID == teamID else { return .missing }
-        let image = stored.record
-        if image.embeddingStatus == .success && image.embeddingModel == model { return .alreadyDone(image) }
-        if image.embeddingStatus == .failed || image.embeddingAttempts >= maxAttempts { return .exhausted(image) }
-        stored.record.embeddingStatus = .processing
-        stored.record.embeddingAttempts += 1
-        stored.record.updatedAt = date
-        imagesByID[id] = stored
-        return .started(stored.record)
+        let start = stored.record.startingProcessing(model: model, maxAttempts: maxAttempts, at: date)
+        if case .started(let image) = start {
+            stored.record = image
+            imagesByID[id] = stored
+        }
+        return start
     }
 
     /// Marks the image embedded.
@@ -250,8 +248,8 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     /// Records a failed attempt.
     public func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws {
         modifyImage(id: id, teamID: teamID) { image in
-            image.embeddingStatus = final ? .failed : .pending
-            image.embeddingError = String(error.prefix(2000))
+            image.embeddingStatus = ImageRecord.statusAfterFailure(final: final)
+            image.embeddingError = ImageRecord.storedEmbeddingError(error)
             image.updatedAt = date
         }
     }
@@ -271,10 +269,10 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
     ) async throws -> Int {
         let chosen = imagesByID.values.filter { stored in
-            let image = stored.record
-            guard image.teamID == teamID, image.embeddingStatus == .success || image.embeddingStatus == .failed
-            else { return false }
-            return includeCurrent || image.embeddingStatus == .failed || image.embeddingModel != model
+            stored.record.teamID == teamID
+                && ImageRecord.needsReembedding(
+                    status: stored.record.embeddingStatus, embeddedWith: stored.record.embeddingModel, model: model,
+                    includeCurrent: includeCurrent)
         }.sorted { $0.number < $1.number }
         for stored in chosen {
             modifyImage(id: stored.record.id, teamID: teamID) { Self.markPending(&$0, at: date) }
@@ -290,14 +288,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         var summary = EmbeddingSummary(
             model: model, total: 0, current: 0, stale: 0, pending: 0, processing: 0, failed: 0)
         for stored in imagesByID.values where stored.record.teamID == teamID {
-            summary.total += 1
-            switch stored.record.embeddingStatus {
-            case .success where stored.record.embeddingModel == model: summary.current += 1
-            case .success: summary.stale += 1
-            case .pending: summary.pending += 1
-            case .processing: summary.processing += 1
-            case .failed: summary.failed += 1
-            }
+            summary.add(1, status: stored.record.embeddingStatus, embeddedWith: stored.record.embeddingModel)
         }
         return summary
     }

@@ -140,22 +140,16 @@ extension SQLiteMetadataStore: ImageStore {
             guard
                 let row = try Row.fetchOne(db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?", arguments: key)
             else { return .missing }
-            let image = try Self.image(row)
-            if image.embeddingStatus == .success && image.embeddingModel == model { return .alreadyDone(image) }
-            if image.embeddingStatus == .failed || image.embeddingAttempts >= maxAttempts {
-                return .exhausted(image)
+            let start = try Self.image(row).startingProcessing(model: model, maxAttempts: maxAttempts, at: date)
+            if case .started(let image) = start {
+                try db.execute(
+                    sql: """
+                        UPDATE images SET embedding_status = ?, embedding_attempts = ?, updated_at = ?
+                        WHERE id = ? AND team_id = ?
+                        """,
+                    arguments: [image.embeddingStatus.rawValue, image.embeddingAttempts, image.updatedAt] + key)
             }
-            try db.execute(
-                sql: """
-                    UPDATE images SET embedding_status = 'processing', embedding_attempts = embedding_attempts + 1,
-                    updated_at = ? WHERE id = ? AND team_id = ?
-                    """,
-                arguments: [date] + key)
-            var started = image
-            started.embeddingStatus = .processing
-            started.embeddingAttempts += 1
-            started.updatedAt = date
-            return .started(started)
+            return start
         }
     }
 
@@ -184,8 +178,9 @@ extension SQLiteMetadataStore: ImageStore {
                     WHERE id = ? AND team_id = ?
                     """,
                 arguments: [
-                    final ? EmbeddingStatus.failed.rawValue : EmbeddingStatus.pending.rawValue,
-                    String(error.prefix(2000)), date, id.lowercasedString, teamID.lowercasedString,
+                    ImageRecord.statusAfterFailure(final: final).rawValue, ImageRecord.storedEmbeddingError(error),
+                    date,
+                    id.lowercasedString, teamID.lowercasedString,
                 ])
         }
     }
@@ -218,14 +213,14 @@ extension SQLiteMetadataStore: ImageStore {
     ) async throws -> Int {
         try await pool.write { db in
             let team = teamID.lowercasedString
-            let ids = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT id FROM images WHERE team_id = ? AND embedding_status IN ('success', 'failed')
-                    AND (? OR embedding_status = 'failed' OR embedding_model IS NULL OR embedding_model != ?)
-                    ORDER BY number
-                    """,
-                arguments: [team, includeCurrent, model])
+            let ids = try Row.fetchAll(
+                db, sql: "SELECT id, embedding_status, embedding_model FROM images WHERE team_id = ? ORDER BY number",
+                arguments: [team]
+            ).filter { row in
+                ImageRecord.needsReembedding(
+                    status: try Self.status(row), embeddedWith: row["embedding_model"], model: model,
+                    includeCurrent: includeCurrent)
+            }.map { row -> String in row["id"] }
             for id in ids {
                 try db.execute(
                     sql: """
@@ -244,21 +239,19 @@ extension SQLiteMetadataStore: ImageStore {
     /// Counts a team's images by embedding state against the current model.
     public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
         try await pool.read { db in
-            let row = try Row.fetchOne(
+            var summary = EmbeddingSummary(
+                model: model, total: 0, current: 0, stale: 0, pending: 0, processing: 0, failed: 0)
+            let groups = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT COUNT(*) AS total,
-                    COALESCE(SUM(embedding_status = 'success' AND embedding_model = ?), 0) AS current,
-                    COALESCE(SUM(embedding_status = 'success' AND embedding_model IS NOT ?), 0) AS stale,
-                    COALESCE(SUM(embedding_status = 'pending'), 0) AS pending,
-                    COALESCE(SUM(embedding_status = 'processing'), 0) AS processing,
-                    COALESCE(SUM(embedding_status = 'failed'), 0) AS failed
-                    FROM images WHERE team_id = ?
+                    SELECT embedding_status, embedding_model, COUNT(*) AS count FROM images WHERE team_id = ?
+                    GROUP BY embedding_status, embedding_model
                     """,
-                arguments: [model, model, teamID.lowercasedString])
-            return EmbeddingSummary(
-                model: model, total: row?["total"] ?? 0, current: row?["current"] ?? 0, stale: row?["stale"] ?? 0,
-                pending: row?["pending"] ?? 0, processing: row?["processing"] ?? 0, failed: row?["failed"] ?? 0)
+                arguments: [teamID.lowercasedString])
+            for group in groups {
+                summary.add(group["count"], status: try Self.status(group), embeddedWith: group["embedding_model"])
+            }
+            return summary
         }
     }
 
@@ -372,6 +365,15 @@ extension SQLiteMetadataStore: ImageStore {
         try JSONCoding.makeDecoder().decode(T.self, from: Data(text.utf8))
     }
 
+    /// The `embedding_status` column of a row.
+    static func status(_ row: Row) throws -> EmbeddingStatus {
+        let text: String = row["embedding_status"]
+        guard let status = EmbeddingStatus(rawValue: text) else {
+            throw DatabaseError(message: "embedding_status holds '\(text)', which is not a status")
+        }
+        return status
+    }
+
     static func image(_ row: Row) throws -> ImageRecord {
         var image = ImageRecord(
             id: try MetadataRows.uuid(row, "id"), teamID: try MetadataRows.uuid(row, "team_id"),
@@ -382,7 +384,7 @@ extension SQLiteMetadataStore: ImageStore {
             sha256: row["sha256"], description: row["description"],
             tags: try decodeJSON([String].self, row["tags"]), exif: try decodeJSON([String: String].self, row["exif"]),
             createdAt: row["created_at"])
-        image.embeddingStatus = EmbeddingStatus(rawValue: row["embedding_status"]) ?? .pending
+        image.embeddingStatus = try status(row)
         image.embeddingError = row["embedding_error"]
         image.embeddingAttempts = row["embedding_attempts"]
         image.embeddingModel = row["embedding_model"]

@@ -2,7 +2,10 @@ import Foundation
 
 /// The processing state machine of images: claim an attempt, record success or failure, queue
 /// again (one image, or every image of a team not embedded with the current model, each with its
-/// processing message in the same transaction), and count where a team's images stand.
+/// processing message in the same transaction), and count where a team's images stand. The
+/// decisions are the domain's (`EmbeddingRules.swift`: ``ImageRecord/startingProcessing(model:maxAttempts:at:)``,
+/// ``ImageRecord/needsReembedding(status:embeddedWith:model:includeCurrent:)``, ...); a backend
+/// reads, applies them and writes in one transaction.
 public protocol EmbeddingJobs: Sendable {
     /// Sets `processing` and counts one more attempt, unless the image is gone, already embedded
     /// with `model`, or has used up its attempts (`failed`, or `maxAttempts` counted): a forged or
