@@ -151,7 +151,7 @@ let package = Package(
         // The embedded blob store: files under the data directory.
         .target(
             name: "FileSystemStorage",
-            dependencies: ["ImageAPICore", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["ImageAPICore", "RuntimeSupport", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Runtime/FileSystemStorage",
             swiftSettings: swiftSettings
         ),
@@ -166,14 +166,16 @@ let package = Package(
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",
-            dependencies: ["ImageAPICore"],
+            dependencies: ["ImageAPICore", "RuntimeSupport"],
             path: "Runtime/MemoryStorage",
             swiftSettings: swiftSettings
         ),
         // The embedded vector index: vectors kept in a SQLite file, searched in memory with BLAS.
         .target(
             name: "EmbeddedVectorIndex",
-            dependencies: ["ImageAPICore", "VectorMath", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport", "VectorMath", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Runtime/EmbeddedVectorIndex",
             swiftSettings: swiftSettings
         ),
@@ -292,8 +294,8 @@ let package = Package(
         .testTarget(
             name: "ContractTests",
             dependencies: [
-                "ImageAPICore", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex", "FileSystemStorage",
-                "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
+                "FileSystemStorage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings

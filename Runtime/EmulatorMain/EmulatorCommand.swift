@@ -76,13 +76,13 @@ struct BootstrapAdmin: AsyncParsableCommand {
             FileHandle.standardError.write(
                 Data(
                     """
-                    error: METADATA_BACKEND=memory keeps nothing after this command ends; set BOOTSTRAP_ADMIN_KEY for                     the emulator instead
+                    error: METADATA_BACKEND=memory keeps nothing after this command ends; set BOOTSTRAP_ADMIN_KEY for the emulator instead
 
                     """.utf8))
             throw ExitCode(78)
         }
         let services = APIServices(
-            store: try FunctionHost.openStore(configuration), settings: configuration.settings)
+            store: try FunctionHost.openStore(configuration).adapter, settings: configuration.settings)
         let (user, key) = try await AdministratorBootstrap(services: services)
             .createAdministratorKey(email: email, name: name, teamName: team)
         print(

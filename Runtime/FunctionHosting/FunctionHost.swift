@@ -22,6 +22,8 @@ public struct HostConfiguration: Sendable {
     public let pushAuthentication: PushAuthenticationSettings
     /// Which backend serves each group of ports.
     public let backends: BackendSelection
+    /// Every variable, from which each adapter's factory is given its own.
+    public let variables: EnvironmentVariables
 
     /// Reads and validates every configuration variable.
     /// - Parameters:
@@ -39,6 +41,7 @@ public struct HostConfiguration: Sendable {
         self.pubSub = try LocalPubSubSettings(variables)
         self.pushAuthentication = try PushAuthenticationSettings(variables)
         self.backends = try BackendSelection(variables)
+        self.variables = variables
     }
 
     /// Reads the configuration of this process, or prints the one-line reason and exits with
@@ -73,13 +76,16 @@ public struct HostedServices: Sendable {
     public let logger: Logger
     /// Who may deliver events to the event route; `nil` accepts anyone (development only).
     public var eventAuthenticator: (any EventAuthenticator)?
+    /// What the adapters built so far need run beside the server; image adapters add theirs.
+    public let background: BackgroundWorkList
 
     /// Bundles the services.
     public init(
         configuration: HostConfiguration, api: APIServices, imageStore: any ImageStore,
         deadLetters: any DeadLetterQueue, outbox: any OutboxQueue, logger: Logger,
-        eventAuthenticator: (any EventAuthenticator)? = nil
+        eventAuthenticator: (any EventAuthenticator)? = nil, background: BackgroundWorkList = BackgroundWorkList()
     ) {
+        self.background = background
         self.configuration = configuration
         self.api = api
         self.imageStore = imageStore
@@ -100,19 +106,53 @@ public protocol StartupRefusal: Error {
     var metadata: Logger.Metadata { get }
 }
 
+/// Everything a metadata backend implements: one object serves every metadata port.
+public typealias MetadataBackendStore = MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue
+
+/// The background work of the adapters a process built, gathered as they are built.
+public final class BackgroundWorkList: Sendable {
+    private let work: Mutex<[BackgroundWork]>
+
+    /// Starts a list.
+    /// - Parameter work: The work known so far.
+    public init(_ work: [BackgroundWork] = []) {
+        self.work = Mutex(work)
+    }
+
+    /// Adds an adapter's work.
+    /// - Parameter more: The work.
+    public func add(_ more: [BackgroundWork]) {
+        work.withLock { $0 += more }
+    }
+
+    /// Everything added.
+    public var all: [BackgroundWork] { work.withLock { $0 } }
+}
+
+/// An adapter's background work as a service of the process's service group: cancelled when the
+/// group shuts down gracefully.
+struct BackgroundWorkService: Service {
+    let work: BackgroundWork
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await work.run() }
+    }
+}
+
 /// Turns configuration into adapters and serves functions with them: the whole of a
 /// function's `main`, so that each executable only says which functions it serves.
 public enum FunctionHost {
-    /// Opens the metadata store `METADATA_BACKEND` names: one object serves every metadata port.
+    /// Builds the metadata store `METADATA_BACKEND` names, through its adapter's factory: one
+    /// object serves every metadata port.
     /// - Parameter configuration: The process configuration.
-    /// - Returns: The store (migrated, for SQLite).
+    /// - Returns: The store (migrated, for SQLite) and the work it needs run.
     /// - Throws: When the store cannot be opened.
     public static func openStore(
         _ configuration: HostConfiguration
-    ) throws -> any MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue {
+    ) throws -> BuiltAdapter<any MetadataBackendStore> {
         switch configuration.backends.metadata {
-        case .sqlite: try SQLiteMetadataStore(path: configuration.settings.databasePath)
-        case .memory: MemoryMetadataStore()
+        case .sqlite: try SQLiteStorageFactory.build(from: configuration.variables).map { $0 }
+        case .memory: try MemoryMetadataStoreFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
@@ -124,7 +164,9 @@ public enum FunctionHost {
     /// - Throws: When the store cannot be opened or the bootstrap key conflicts.
     public static func makeServices(_ configuration: HostConfiguration, logger: Logger) async throws -> HostedServices {
         let settings = configuration.settings
-        let store = try openStore(configuration)
+        let built = try openStore(configuration)
+        let store = built.adapter
+        let background = BackgroundWorkList(built.background)
         if configuration.backends.metadata == .memory {
             logger.warning(
                 "METADATA_BACKEND=memory: metadata lives in this process only and is lost when it stops (tests and demos)"
@@ -141,7 +183,7 @@ public enum FunctionHost {
         }
         return HostedServices(
             configuration: configuration, api: api, imageStore: store, deadLetters: store, outbox: store,
-            logger: logger)
+            logger: logger, background: background)
     }
 
     /// Logs, once at start, which management mode is in force, loudly when development mode
@@ -231,8 +273,10 @@ public enum FunctionHost {
                     if let url = localDelivery?.endpoint(host, port) { transport.useIfUnset(url) }
                     await onListening(host, port)
                 })
+            let adapterWork: [any Service] = services.background.all.map(BackgroundWorkService.init)
             try await FunctionServer.run(
-                application, background: relay.map { [$0] } ?? [], configuration: configuration.server, logger: logger)
+                application, background: (relay.map { [$0] } ?? []) + adapterWork, configuration: configuration.server,
+                logger: logger)
         } catch let refusal as any StartupRefusal {
             logger.critical("\(refusal.message)", metadata: refusal.metadata)
             exit(78)

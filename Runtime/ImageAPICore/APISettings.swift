@@ -46,7 +46,7 @@ public struct APISettings: Sendable {
         self.apiKeySecret = apiKeySecret
         self.apiKeyExpiryDays = apiKeyExpiryDays
         self.dataDirectory = dataDirectory
-        self.databasePath = databasePath ?? (dataDirectory as NSString).appendingPathComponent("imagedb.sqlite")
+        self.databasePath = EmbeddedDataPaths(dataDirectory: dataDirectory, database: databasePath).database
         self.bootstrapAdminKey = bootstrapAdminKey
         self.bootstrapAdminEmail = bootstrapAdminEmail
     }
@@ -80,8 +80,8 @@ public struct APISettings: Sendable {
             environment: environment,
             apiKeySecret: secret ?? Self.developmentKeySecret,
             apiKeyExpiryDays: try variables.integer("API_KEY_EXPIRY_DAYS", default: 365, in: 1...3650),
-            dataDirectory: variables["DATA_DIR"] ?? "./data",
-            databasePath: variables["DATABASE_PATH"],
+            dataDirectory: EmbeddedDataPaths(variables).dataDirectory,
+            databasePath: EmbeddedDataPaths(variables).database,
             bootstrapAdminKey: bootstrapKey,
             bootstrapAdminEmail: email,
             authFailureLimit: try variables.integer("AUTH_FAILURE_LIMIT", default: 20, in: 1...1_000_000),

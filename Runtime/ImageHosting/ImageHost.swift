@@ -81,25 +81,25 @@ public enum ImageHost {
         }
     }
 
-    /// The blob store `BLOB_BACKEND` names.
+    /// The blob store `BLOB_BACKEND` names, built by its adapter's factory.
     /// - Parameter configuration: The process configuration.
-    /// - Returns: The store.
+    /// - Returns: The store and the work it needs run.
     /// - Throws: When the store cannot be opened.
-    public static func makeBlobStore(_ configuration: HostConfiguration) throws -> any BlobStore {
+    public static func makeBlobStore(_ configuration: HostConfiguration) throws -> BuiltAdapter<any BlobStore> {
         switch configuration.backends.blobs {
-        case .filesystem: try FileSystemBlobStore(root: configuration.images.blobDirectory)
-        case .memory: MemoryBlobStore()
+        case .filesystem: try FileSystemStorageFactory.build(from: configuration.variables).map { $0 }
+        case .memory: try MemoryBlobStoreFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
-    /// The vector index `VECTOR_BACKEND` names.
+    /// The vector index `VECTOR_BACKEND` names, built by its adapter's factory.
     /// - Parameter configuration: The process configuration.
-    /// - Returns: The index, loaded.
+    /// - Returns: The index (loaded) and the work it needs run.
     /// - Throws: When the index cannot be opened.
-    public static func makeVectorIndex(_ configuration: HostConfiguration) throws -> any VectorIndex {
+    public static func makeVectorIndex(_ configuration: HostConfiguration) throws -> BuiltAdapter<any VectorIndex> {
         switch configuration.backends.vectors {
-        case .embedded: try SQLiteVectorIndex(path: configuration.settings.databasePath)
-        case .memory: MemoryVectorIndex()
+        case .embedded: try EmbeddedVectorIndexFactory.build(from: configuration.variables).map { $0 }
+        case .memory: try MemoryVectorIndexFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
@@ -123,11 +123,12 @@ public enum ImageHost {
         } catch let error as CLIPModelError {
             throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
         }
+        let blobs = try makeBlobStore(configuration)
+        let vectors = try makeVectorIndex(configuration)
+        services.background.add(blobs.background + vectors.background)
         let images = ImageServices(
-            store: services.imageStore, blobs: try makeBlobStore(configuration),
-            codec: codec(configuration.images), embedder: chosen,
-            vectors: try makeVectorIndex(configuration),
-            deadLetters: services.deadLetters, settings: configuration.images)
+            store: services.imageStore, blobs: blobs.adapter, codec: codec(configuration.images), embedder: chosen,
+            vectors: vectors.adapter, deadLetters: services.deadLetters, settings: configuration.images)
         if preparesEmbedder { try await images.embedder.prepare() }
         return images
     }

@@ -34,6 +34,13 @@ public struct EnvironmentVariables: Sendable {
         self.values = values
     }
 
+    /// The same variables, only those named: what an adapter's factory is given.
+    /// - Parameter names: The variables to keep.
+    /// - Returns: The restricted variables.
+    public func restricted(to names: Set<String>) -> EnvironmentVariables {
+        EnvironmentVariables(values.filter { names.contains($0.key) })
+    }
+
     /// Reads the process environment over the `.env` file.
     /// - Parameters:
     ///   - environment: The process environment.

@@ -73,7 +73,9 @@ public struct ImageSettings: Sendable {
         self.init(
             maxUploadBytes: try variables.integer("MAX_UPLOAD_BYTES", default: 20 * 1024 * 1024, in: 1...(1 << 31)),
             maxImagePixels: try variables.integer("MAX_IMAGE_PIXELS", default: 100_000_000, in: 1...1_000_000_000),
-            blobDirectory: variables["BLOB_DIR"] ?? (dataDirectory as NSString).appendingPathComponent("blobs"),
+            blobDirectory: EmbeddedDataPaths(
+                dataDirectory: dataDirectory, blobs: variables["BLOB_DIR"]
+            ).blobs,
             embeddingProvider: EmbeddingProvider(rawValue: provider) ?? .automatic,
             clipModelDirectory: variables["CLIP_MODEL_DIR"] ?? Self.defaultCLIPModelDirectory,
             clipThreads: try variables.integer(

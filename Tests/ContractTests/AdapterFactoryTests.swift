@@ -1,0 +1,61 @@
+import EmbeddedVectorIndex
+import FileSystemStorage
+import Foundation
+import ImageAPICore
+import MemoryStorage
+import RuntimeSupport
+import SQLiteStorage
+import Testing
+
+/// Each adapter target's factory: built from its own variables alone.
+@Suite("Adapter factories")
+struct AdapterFactoryTests {
+    /// A factory that keeps what it was given.
+    enum RecordingFactory: AdapterFactory {
+        static let variables: Set<String> = ["MINE", "ALSO_MINE"]
+
+        static func make(scoped variables: EnvironmentVariables) throws -> BuiltAdapter<[String: String]> {
+            BuiltAdapter(
+                variables.values,
+                background: [BackgroundWork(name: "loop") { try await Task.sleep(for: .seconds(3600)) }])
+        }
+    }
+
+    @Test("a factory is given the variables it declares and no other")
+    func scopedVariables() throws {
+        let all = EnvironmentVariables(["MINE": "1", "ALSO_MINE": "2", "API_KEY_SECRET": "not for adapters"])
+        let built = try RecordingFactory.build(from: all)
+        #expect(built.adapter == ["MINE": "1", "ALSO_MINE": "2"])
+        #expect(built.background.map(\.name) == ["loop"])
+        #expect(built.map(\.count).adapter == 2, "the port view keeps the background work")
+        #expect(built.map(\.count).background.count == 1)
+    }
+
+    @Test("the embedded factories put their files where DATA_DIR, DATABASE_PATH and BLOB_DIR say")
+    func embeddedPaths() async throws {
+        try await TemporaryFolder.with { folder in
+            let database = folder.appendingPathComponent("elsewhere/metadata.sqlite").path
+            let blobs = folder.appendingPathComponent("bytes").path
+            let variables = EnvironmentVariables([
+                "DATA_DIR": folder.appendingPathComponent("data").path, "DATABASE_PATH": database, "BLOB_DIR": blobs,
+            ])
+            let store = try SQLiteStorageFactory.build(from: variables).adapter
+            try await store.insertTeam(Make.team())
+            #expect(FileManager.default.fileExists(atPath: database))
+            let index = try EmbeddedVectorIndexFactory.build(from: variables).adapter
+            #expect(try await index.vector(imageID: UUID(), teamID: UUID()) == nil)
+            let blobStore = try FileSystemStorageFactory.build(from: variables).adapter
+            try await blobStore.put(Data("bytes".utf8), at: "a/b")
+            #expect(FileManager.default.fileExists(atPath: blobs + "/a/b"))
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("data").path))
+        }
+    }
+
+    @Test("without DATABASE_PATH or BLOB_DIR, files go under DATA_DIR")
+    func defaultsUnderDataDirectory() {
+        let paths = EmbeddedDataPaths(EnvironmentVariables(["DATA_DIR": "/srv/images"]))
+        #expect(paths.database == "/srv/images/imagedb.sqlite")
+        #expect(paths.blobs == "/srv/images/blobs")
+        #expect(EmbeddedDataPaths(EnvironmentVariables([:])).database == "./data/imagedb.sqlite")
+    }
+}
