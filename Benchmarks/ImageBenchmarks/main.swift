@@ -199,7 +199,7 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     defer { try? FileManager.default.removeItem(at: folder) }
     let path = folder.appendingPathComponent("vectors.sqlite").path
     let writer = try SQLiteVectorIndex(path: path)
-    let team = UUID()
+    let team = TeamID()
     var generator = SystemRandomNumberGenerator()
     func randomUnit() -> [Float] {
         let values = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -209,7 +209,7 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
     for batch in stride(from: 0, to: count, by: 5000) {
         let entries = (batch..<min(batch + 5000, count)).map { _ in
             VectorEntry(
-                imageID: UUID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "bench",
+                imageID: ImageID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "bench",
                 vector: randomUnit())
         }
         try await writer.upsert(contentsOf: entries)

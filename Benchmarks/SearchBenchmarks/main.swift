@@ -152,7 +152,7 @@ func seededDataFolder(count: Int, model: String, dimensions: Int, root: String) 
         var entries: [VectorEntry] = []
         for index in batch..<min(batch + 5000, count) {
             var image = ImageRecord(
-                id: UUID(), teamID: admin.teamID, uploaderID: admin.id, collectionID: nil,
+                id: ImageID(), teamID: admin.teamID, uploaderID: admin.id, collectionID: nil,
                 filename: "photo-\(index).jpg", contentType: "image/jpeg", format: "jpeg", fileSize: 100_000,
                 width: 1024, height: 768, orientation: nil, sha256: String(format: "%064x", index),
                 description: "Benchmark photo \(index)", tags: ["bench"], exif: [:],

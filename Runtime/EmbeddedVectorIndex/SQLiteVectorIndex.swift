@@ -20,7 +20,7 @@ public final class SQLiteVectorIndex: VectorIndex {
     private let state: Mutex<State>
 
     struct Bucket: Hashable, Sendable {
-        var teamID: UUID
+        var teamID: TeamID
         var model: String
     }
 
@@ -32,18 +32,18 @@ public final class SQLiteVectorIndex: VectorIndex {
     }
 
     struct State: Sendable {
-        var matrices: [Bucket: VectorMatrix<UUID>] = [:]
-        var payloads: [UUID: (bucket: Bucket, payload: VectorPayload)] = [:]
+        var matrices: [Bucket: VectorMatrix<ImageID>] = [:]
+        var payloads: [ImageID: (bucket: Bucket, payload: VectorPayload)] = [:]
         var lastSequence: Int64 = 0
 
-        mutating func apply(_ imageID: UUID, _ stored: Stored) {
+        mutating func apply(_ imageID: ImageID, _ stored: Stored) {
             remove(imageID)
             matrices[stored.bucket, default: VectorMatrix(dimensions: stored.vector.count)].upsert(
                 imageID, stored.vector)
             payloads[imageID] = (stored.bucket, stored.payload)
         }
 
-        mutating func remove(_ imageID: UUID) {
+        mutating func remove(_ imageID: ImageID) {
             guard let (bucket, _) = payloads.removeValue(forKey: imageID) else { return }
             matrices[bucket]?.remove(imageID)
             if matrices[bucket]?.count == 0 { matrices[bucket] = nil }
@@ -131,7 +131,7 @@ public final class SQLiteVectorIndex: VectorIndex {
     }
 
     /// Removes an image's vector.
-    public func delete(imageID: UUID) async throws {
+    public func delete(imageID: ImageID) async throws {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM vectors WHERE image_id = ?", arguments: [imageID.lowercasedString])
             if db.changesCount > 0 { try Self.recordChange(imageID, db) }
@@ -141,7 +141,7 @@ public final class SQLiteVectorIndex: VectorIndex {
 
     /// Removes a team's vectors, or one collection's.
     @discardableResult
-    public func deleteAll(teamID: UUID, collectionID: UUID?) async throws -> Int {
+    public func deleteAll(teamID: TeamID, collectionID: UUID?) async throws -> Int {
         let removed = try await pool.write { db in
             var sql = "DELETE FROM vectors WHERE team_id = ?"
             var arguments: StatementArguments = [teamID.lowercasedString]
@@ -160,7 +160,7 @@ public final class SQLiteVectorIndex: VectorIndex {
     }
 
     /// Changes the collection and tags an image's vector is filtered by.
-    public func updatePayload(imageID: UUID, collectionID: UUID?, tags: [String]) async throws {
+    public func updatePayload(imageID: ImageID, collectionID: UUID?, tags: [String]) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "UPDATE vectors SET collection_id = ?, tags = ? WHERE image_id = ?",
@@ -171,7 +171,7 @@ public final class SQLiteVectorIndex: VectorIndex {
     }
 
     /// Reads one of a team's stored vectors.
-    public func vector(imageID: UUID, teamID: UUID) async throws -> [Float]? {
+    public func vector(imageID: ImageID, teamID: TeamID) async throws -> [Float]? {
         try await pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM vectors WHERE image_id = ? AND team_id = ?",
@@ -232,7 +232,7 @@ public final class SQLiteVectorIndex: VectorIndex {
             self.state.withLock { state in
                 guard state.lastSequence < high else { return }
                 for id in changed {
-                    guard let uuid = UUID(uuidString: id) else { continue }
+                    guard let uuid = ImageID(id) else { continue }
                     if let stored = current[id] {
                         state.apply(uuid, stored)
                     } else {
@@ -249,12 +249,12 @@ public final class SQLiteVectorIndex: VectorIndex {
         fresh.lastSequence = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM vector_changes") ?? 0
         let rows = try Row.fetchCursor(db, sql: "SELECT * FROM vectors")
         while let row = try rows.next() {
-            fresh.apply(try Self.uuid(row, "image_id"), try Self.stored(row))
+            fresh.apply(try Self.id(row, "image_id"), try Self.stored(row))
         }
         state.withLock { $0 = fresh }
     }
 
-    private static func recordChange(_ imageID: UUID, _ db: Database) throws {
+    private static func recordChange(_ imageID: ImageID, _ db: Database) throws {
         try recordChange(imageID.lowercasedString, db)
     }
 
@@ -278,7 +278,7 @@ public final class SQLiteVectorIndex: VectorIndex {
             Set(try JSONDecoder().decode([String].self, from: Data(text.utf8)))
         }
         return Stored(
-            bucket: Bucket(teamID: try uuid(row, "team_id"), model: row["model"]), vector: vector,
+            bucket: Bucket(teamID: try id(row, "team_id"), model: row["model"]), vector: vector,
             payload: VectorPayload(
                 collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)), tags: tags,
                 createdAt: row["created_at"]))
@@ -288,9 +288,9 @@ public final class SQLiteVectorIndex: VectorIndex {
         String(decoding: try JSONEncoder().encode(tags), as: UTF8.self)
     }
 
-    private static func uuid(_ row: Row, _ column: String) throws -> UUID {
+    private static func id<ID: TypedIdentifier>(_ row: Row, _ column: String) throws -> ID {
         let text: String = row[column]
-        guard let id = UUID(uuidString: text) else {
+        guard let id = ID(text) else {
             throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")
         }
         return id

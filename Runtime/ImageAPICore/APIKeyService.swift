@@ -9,7 +9,7 @@ public struct Principal: Sendable {
     public let key: APIKey
 
     /// The team whose data the request may see.
-    public var teamID: UUID { user.teamID }
+    public var teamID: TeamID { user.teamID }
     /// Whether the owner is an administrator.
     public var isAdmin: Bool { user.isAdmin }
 

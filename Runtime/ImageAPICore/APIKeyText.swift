@@ -14,13 +14,13 @@ public struct APIKeyText: Sendable, Equatable {
     public static let formatDescription = "imk_<32 hex digits>_<43 base64url characters>"
 
     /// The key record's id.
-    public let keyID: UUID
+    public let keyID: APIKeyID
     /// The secret part, as written in the key.
     public let secret: String
 
     /// The full key text.
     public var text: String {
-        Self.prefix + keyID.uuidString.replacingOccurrences(of: "-", with: "").lowercased() + "_" + secret
+        Self.prefix + keyID.uuid.uuidString.replacingOccurrences(of: "-", with: "").lowercased() + "_" + secret
     }
 
     /// The part shown in listings to recognise the key: the prefix and 8 hex digits of the id.
@@ -41,7 +41,7 @@ public struct APIKeyText: Sendable, Equatable {
                 idBytes[0], idBytes[1], idBytes[2], idBytes[3], idBytes[4], idBytes[5], idBytes[6], idBytes[7],
                 idBytes[8], idBytes[9], idBytes[10], idBytes[11], idBytes[12], idBytes[13], idBytes[14], idBytes[15]
             ))
-        return APIKeyText(keyID: id, secret: Data(bytes).base64URLEncoded())
+        return APIKeyText(keyID: APIKeyID(uuid: id), secret: Data(bytes).base64URLEncoded())
     }
 
     /// Parses key text.
@@ -60,7 +60,7 @@ public struct APIKeyText: Sendable, Equatable {
             if [8, 12, 16, 20].contains(offset) { dashed.append("-") }
             dashed.append(character)
         }
-        guard let id = UUID(uuidString: dashed) else { return nil }
+        guard let id = APIKeyID(dashed) else { return nil }
         self.init(keyID: id, secret: String(parts[1]))
     }
 
@@ -68,7 +68,7 @@ public struct APIKeyText: Sendable, Equatable {
     /// - Parameters:
     ///   - keyID: The record id.
     ///   - secret: The secret part.
-    public init(keyID: UUID, secret: String) {
+    public init(keyID: APIKeyID, secret: String) {
         self.keyID = keyID
         self.secret = secret
     }

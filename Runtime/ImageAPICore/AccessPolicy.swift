@@ -140,7 +140,7 @@ extension Principal {
     ///   - team: The team acted on.
     ///   - targets: The ids acted on, by name (`user_id`, `key_id`, ...).
     ///   - logger: The request's logger.
-    public func audit(_ action: String, team: UUID, targets: [String: UUID] = [:], logger: Logger) {
+    public func audit(_ action: String, team: TeamID, targets: [String: any TypedIdentifier] = [:], logger: Logger) {
         guard team != teamID else { return }
         var metadata: Logger.Metadata = [
             "audit": "cross_team_management", "action": .string(action),

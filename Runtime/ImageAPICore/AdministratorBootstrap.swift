@@ -38,10 +38,10 @@ public struct AdministratorBootstrap: Sendable {
         }
         let now = services.clock.now()
         let team = Team(
-            id: UUID(), name: teamName, description: "Created by administrator bootstrap", createdAt: now,
+            id: TeamID(), name: teamName, description: "Created by administrator bootstrap", createdAt: now,
             updatedAt: now)
         let user = User(
-            id: UUID(), email: email, name: name, teamID: team.id, isAdmin: true, isActive: true, createdAt: now,
+            id: UserID(), email: email, name: name, teamID: team.id, isAdmin: true, isActive: true, createdAt: now,
             updatedAt: now)
         let (record, text) = services.keys.makeKey(for: user, name: "bootstrap", description: nil, text: keyText)
         try await services.store.withTransaction { transaction in

@@ -46,7 +46,7 @@ public protocol TeamStore: Sendable {
     /// Reads a team.
     /// - Parameter id: The team's id.
     /// - Returns: The team, or `nil` when there is none.
-    func team(id: UUID) async throws -> Team?
+    func team(id: TeamID) async throws -> Team?
     /// Lists teams, oldest first.
     /// - Parameter page: The slice to return.
     /// - Returns: The page and the total.
@@ -62,7 +62,7 @@ public protocol UserStore: Sendable {
     /// Reads a user.
     /// - Parameter id: The user's id.
     /// - Returns: The user, or `nil`.
-    func user(id: UUID) async throws -> User?
+    func user(id: UserID) async throws -> User?
     /// Reads a user by e-mail.
     /// - Parameter email: The lower-case address.
     /// - Returns: The user, or `nil`.
@@ -72,7 +72,7 @@ public protocol UserStore: Sendable {
     ///   - teamID: Only this team's users, when given.
     ///   - page: The slice to return.
     /// - Returns: The page and the total.
-    func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User>
+    func users(teamID: TeamID?, _ page: PageRequest) async throws -> Page<User>
 }
 
 /// Storage of API keys. New keys are written by ``APIKeyService``, in a transaction.
@@ -80,22 +80,22 @@ public protocol APIKeyStore: Sendable {
     /// Reads a key.
     /// - Parameter id: The key's id.
     /// - Returns: The key, or `nil`.
-    func apiKey(id: UUID) async throws -> APIKey?
+    func apiKey(id: APIKeyID) async throws -> APIKey?
     /// Lists a user's keys, oldest first, revoked ones included.
     /// - Parameters:
     ///   - userID: The owner.
     ///   - page: The slice to return.
     /// - Returns: The page and the total.
-    func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey>
+    func apiKeys(userID: UserID, _ page: PageRequest) async throws -> Page<APIKey>
     /// Marks a key revoked.
     /// - Parameter id: The key's id.
     /// - Returns: `false` when there is no such key.
-    func revokeAPIKey(id: UUID) async throws -> Bool
+    func revokeAPIKey(id: APIKeyID) async throws -> Bool
     /// Records that a key authenticated a request.
     /// - Parameters:
     ///   - id: The key's id.
     ///   - date: When.
-    func recordAPIKeyUse(id: UUID, at date: Date) async throws
+    func recordAPIKeyUse(id: APIKeyID, at date: Date) async throws
 }
 
 /// The metadata-store port: everything the functions keep apart from image bytes and vectors.
@@ -120,7 +120,7 @@ public protocol MetadataStore: TeamStore, UserStore, APIKeyStore {
         async throws -> T
     /// The secret hash of a `BOOTSTRAP_ADMIN_KEY` registered before, or `nil` if it never was.
     /// The record outlives the key and its user: a consumed bootstrap key is never recreated.
-    func bootstrapKeyHash(id: UUID) async throws -> Data?
+    func bootstrapKeyHash(id: APIKeyID) async throws -> Data?
     /// Records that a bootstrap key was registered; a second record of the same id is ignored.
-    func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws
+    func recordBootstrapKey(id: APIKeyID, secretHash: Data, at date: Date) async throws
 }

@@ -14,26 +14,26 @@ public protocol MetadataTransaction: Sendable {
     /// Reads a team.
     /// - Parameter id: The team's id.
     /// - Returns: The team, or `nil`.
-    func team(id: UUID) async throws -> Team?
+    func team(id: TeamID) async throws -> Team?
     /// Stores a new team.
     /// - Parameter team: The team.
     func insertTeam(_ team: Team) async throws
     /// Deletes a team (whatever still refers to it).
     /// - Parameter id: The team's id.
-    func deleteTeam(id: UUID) async throws
+    func deleteTeam(id: TeamID) async throws
     /// How many users the team has.
     /// - Parameter teamID: The team.
     /// - Returns: The count.
-    func userCount(teamID: UUID) async throws -> Int
+    func userCount(teamID: TeamID) async throws -> Int
     /// How many images the team has.
     /// - Parameter teamID: The team.
     /// - Returns: The count.
-    func imageCount(teamID: UUID) async throws -> Int
+    func imageCount(teamID: TeamID) async throws -> Int
 
     /// Reads a user.
     /// - Parameter id: The user's id.
     /// - Returns: The user, or `nil`.
-    func user(id: UUID) async throws -> User?
+    func user(id: UserID) async throws -> User?
     /// Reads a user by e-mail.
     /// - Parameter email: The lower-case address.
     /// - Returns: The user, or `nil`.
@@ -49,12 +49,12 @@ public protocol MetadataTransaction: Sendable {
     func replaceUser(_ user: User) async throws
     /// Deletes a user (not their keys).
     /// - Parameter id: The user's id.
-    func deleteUser(id: UUID) async throws
+    func deleteUser(id: UserID) async throws
 
     /// Reads a key.
     /// - Parameter id: The key's id.
     /// - Returns: The key, or `nil`.
-    func apiKey(id: UUID) async throws -> APIKey?
+    func apiKey(id: APIKeyID) async throws -> APIKey?
     /// Stores a new key.
     /// - Parameter key: The key record.
     func insertAPIKey(_ key: APIKey) async throws
@@ -62,8 +62,8 @@ public protocol MetadataTransaction: Sendable {
     /// - Parameters:
     ///   - userID: The keys' owner.
     ///   - teamID: Their new team.
-    func moveAPIKeys(userID: UUID, toTeam teamID: UUID) async throws
+    func moveAPIKeys(userID: UserID, toTeam teamID: TeamID) async throws
     /// Deletes every key of a user.
     /// - Parameter userID: The keys' owner.
-    func deleteAPIKeys(userID: UUID) async throws
+    func deleteAPIKeys(userID: UserID) async throws
 }

@@ -1,14 +1,9 @@
 import Foundation
 
-extension UUID {
-    /// The identifier as the API writes it: lower-case, with dashes.
-    public var lowercasedString: String { uuidString.lowercased() }
-}
-
 /// A team: the unit of data isolation. Every user, key and image belongs to exactly one team.
 public struct Team: Codable, Sendable, Equatable {
     /// The team's identifier.
-    public var id: UUID
+    public var id: TeamID
     /// The display name.
     public var name: String
     /// An optional description.
@@ -19,7 +14,7 @@ public struct Team: Codable, Sendable, Equatable {
     public var updatedAt: Date
 
     /// Creates a team.
-    public init(id: UUID, name: String, description: String?, createdAt: Date, updatedAt: Date) {
+    public init(id: TeamID, name: String, description: String?, createdAt: Date, updatedAt: Date) {
         self.id = id
         self.name = name
         self.description = description
@@ -33,10 +28,10 @@ public struct Team: Codable, Sendable, Equatable {
         case updatedAt = "updated_at"
     }
 
-    /// Writes the team with a lower-case id.
+    /// Writes every field, `null` for a missing description.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id.lowercasedString, forKey: .id)
+        try container.encode(id, forKey: .id)
         try container.encode(name, forKey: .name)
         try container.encode(description, forKey: .description)
         try container.encode(createdAt, forKey: .createdAt)
@@ -47,13 +42,13 @@ public struct Team: Codable, Sendable, Equatable {
 /// A person who belongs to one team. Admins manage teams, users and keys.
 public struct User: Codable, Sendable, Equatable {
     /// The user's identifier.
-    public var id: UUID
+    public var id: UserID
     /// The e-mail address, stored lower-case; unique across the installation.
     public var email: String
     /// The display name.
     public var name: String
     /// The team the user belongs to.
-    public var teamID: UUID
+    public var teamID: TeamID
     /// Whether the user is an administrator.
     public var isAdmin: Bool
     /// Whether the user may use the API; a deactivated user's keys are refused.
@@ -65,7 +60,7 @@ public struct User: Codable, Sendable, Equatable {
 
     /// Creates a user.
     public init(
-        id: UUID, email: String, name: String, teamID: UUID, isAdmin: Bool, isActive: Bool, createdAt: Date,
+        id: UserID, email: String, name: String, teamID: TeamID, isAdmin: Bool, isActive: Bool, createdAt: Date,
         updatedAt: Date
     ) {
         self.id = id
@@ -87,24 +82,12 @@ public struct User: Codable, Sendable, Equatable {
         case updatedAt = "updated_at"
     }
 
-    /// Writes the user with lower-case ids.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id.lowercasedString, forKey: .id)
-        try container.encode(email, forKey: .email)
-        try container.encode(name, forKey: .name)
-        try container.encode(teamID.lowercasedString, forKey: .teamID)
-        try container.encode(isAdmin, forKey: .isAdmin)
-        try container.encode(isActive, forKey: .isActive)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(updatedAt, forKey: .updatedAt)
-    }
 }
 
 /// An API key's stored record. The secret itself is never stored: only its HMAC.
 public struct APIKey: Sendable, Equatable {
     /// The key's identifier; its hex form is the lookup part of the key text.
-    public var id: UUID
+    public var id: APIKeyID
     /// A name the owner chose.
     public var name: String
     /// An optional description.
@@ -112,9 +95,9 @@ public struct APIKey: Sendable, Equatable {
     /// The start of the key text (`imk_1a2b3c4d`), to recognise a key without revealing it.
     public var prefix: String
     /// The owner.
-    public var userID: UUID
-    /// The owner's team when the key was made.
-    public var teamID: UUID
+    public var userID: UserID
+    /// The owner's team (keys follow their user).
+    public var teamID: TeamID
     /// HMAC-SHA256 of the secret part, keyed with `API_KEY_SECRET`.
     public var secretHash: Data
     /// When the key was made.
@@ -128,7 +111,8 @@ public struct APIKey: Sendable, Equatable {
 
     /// Creates a key record.
     public init(
-        id: UUID, name: String, description: String?, prefix: String, userID: UUID, teamID: UUID, secretHash: Data,
+        id: APIKeyID, name: String, description: String?, prefix: String, userID: UserID, teamID: TeamID,
+        secretHash: Data,
         createdAt: Date, expiresAt: Date, lastUsedAt: Date?, isActive: Bool
     ) {
         self.id = id
@@ -148,7 +132,7 @@ public struct APIKey: Sendable, Equatable {
 /// An API key as the API shows it: every field but the hash; `key` only in the creation answer.
 public struct APIKeyView: Codable, Sendable, Equatable {
     /// The record shown.
-    public var id: UUID
+    public var id: APIKeyID
     /// The key's name.
     public var name: String
     /// The key's description.
@@ -156,9 +140,9 @@ public struct APIKeyView: Codable, Sendable, Equatable {
     /// The recognisable start of the key text.
     public var prefix: String
     /// The owner.
-    public var userID: UUID
+    public var userID: UserID
     /// The owner's team.
-    public var teamID: UUID
+    public var teamID: TeamID
     /// When the key was made.
     public var createdAt: Date
     /// When the key stops working.
@@ -198,15 +182,15 @@ public struct APIKeyView: Codable, Sendable, Equatable {
         case isActive = "is_active"
     }
 
-    /// Writes the key with lower-case ids; `key` only when present.
+    /// Writes every field, `null` for those missing, except `key`: only when present.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id.lowercasedString, forKey: .id)
+        try container.encode(id, forKey: .id)
         try container.encode(name, forKey: .name)
         try container.encode(description, forKey: .description)
         try container.encode(prefix, forKey: .prefix)
-        try container.encode(userID.lowercasedString, forKey: .userID)
-        try container.encode(teamID.lowercasedString, forKey: .teamID)
+        try container.encode(userID, forKey: .userID)
+        try container.encode(teamID, forKey: .teamID)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)

@@ -13,7 +13,7 @@ public struct TeamService: Sendable {
     /// Deletes a team that nothing belongs to, checking and deleting in one transaction.
     /// - Parameter id: The team's id.
     /// - Returns: What happened.
-    public func delete(id: UUID) async throws -> TeamDeletion {
+    public func delete(id: TeamID) async throws -> TeamDeletion {
         try await store.withTransaction { transaction in
             guard try await transaction.team(id: id) != nil else { return .notFound }
             guard try await transaction.userCount(teamID: id) == 0, try await transaction.imageCount(teamID: id) == 0

@@ -41,7 +41,7 @@ public struct UserService: Sendable {
     /// Deletes a user and every key of theirs.
     /// - Parameter id: The user's id.
     /// - Returns: `false` when there is no such user.
-    public func delete(id: UUID) async throws -> Bool {
+    public func delete(id: UserID) async throws -> Bool {
         try await store.withTransaction { transaction in
             guard try await transaction.user(id: id) != nil else { return false }
             try await transaction.deleteAPIKeys(userID: id)

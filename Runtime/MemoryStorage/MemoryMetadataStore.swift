@@ -14,7 +14,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     private var transactionOpen = false
     private var waitingTransactions: [CheckedContinuation<Void, Never>] = []
     /// Images with the order they were inserted in (the tie-breaker of every image ordering).
-    private var imagesByID: [UUID: StoredImage] = [:]
+    private var imagesByID: [ImageID: StoredImage] = [:]
     private var nextImageNumber = 0
     private var outbox: [String: OutboxEntry] = [:]
     private var nextOutboxSequence = 0
@@ -81,7 +81,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         }
     }
 
-    private func imageCount(teamID: UUID) -> Int {
+    private func imageCount(teamID: TeamID) -> Int {
         imagesByID.values.count { $0.record.teamID == teamID }
     }
 
@@ -93,7 +93,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Reads a team.
-    public func team(id: UUID) async throws -> Team? { metadata.teams[id] }
+    public func team(id: TeamID) async throws -> Team? { metadata.teams[id] }
 
     /// Lists teams, oldest first (then by id).
     public func teams(_ page: PageRequest) async throws -> Page<Team> {
@@ -115,13 +115,13 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     // MARK: Users
 
     /// Reads a user.
-    public func user(id: UUID) async throws -> User? { metadata.users[id] }
+    public func user(id: UserID) async throws -> User? { metadata.users[id] }
 
     /// Reads a user by e-mail (compared without case).
     public func user(email: String) async throws -> User? { metadata.user(email: email) }
 
     /// Lists users, optionally of one team, oldest first (then by id).
-    public func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User> {
+    public func users(teamID: TeamID?, _ page: PageRequest) async throws -> Page<User> {
         Self.page(
             metadata.users.values.filter { teamID == nil || $0.teamID == teamID }
                 .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
@@ -130,17 +130,17 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     // MARK: API keys
 
     /// Reads a key.
-    public func apiKey(id: UUID) async throws -> APIKey? { metadata.keys[id] }
+    public func apiKey(id: APIKeyID) async throws -> APIKey? { metadata.keys[id] }
 
     /// Lists a user's keys, oldest first (then by id).
-    public func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey> {
+    public func apiKeys(userID: UserID, _ page: PageRequest) async throws -> Page<APIKey> {
         Self.page(
             metadata.keys.values.filter { $0.userID == userID }
                 .sorted { ($0.createdAt, $0.id.lowercasedString) < ($1.createdAt, $1.id.lowercasedString) }, page)
     }
 
     /// Marks a key revoked.
-    public func revokeAPIKey(id: UUID) async throws -> Bool {
+    public func revokeAPIKey(id: APIKeyID) async throws -> Bool {
         await writeMetadata { metadata in
             guard metadata.keys[id] != nil else { return false }
             metadata.keys[id]?.isActive = false
@@ -149,17 +149,17 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Records when a key last authenticated a request.
-    public func recordAPIKeyUse(id: UUID, at date: Date) async throws {
+    public func recordAPIKeyUse(id: APIKeyID, at date: Date) async throws {
         await writeMetadata { $0.keys[id]?.lastUsedAt = date }
     }
 
     // MARK: Administrators
 
     /// The secret hash of a bootstrap key registered once.
-    public func bootstrapKeyHash(id: UUID) async throws -> Data? { metadata.bootstrapKeys[id] }
+    public func bootstrapKeyHash(id: APIKeyID) async throws -> Data? { metadata.bootstrapKeys[id] }
 
     /// Records a bootstrap key; the first record stays.
-    public func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws {
+    public func recordBootstrapKey(id: APIKeyID, secretHash: Data, at date: Date) async throws {
         await writeMetadata { metadata in
             if metadata.bootstrapKeys[id] == nil { metadata.bootstrapKeys[id] = secretHash }
         }
@@ -174,31 +174,33 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         if !allowDuplicate, let existing = firstImage(sha256: image.sha256, teamID: image.teamID) {
             throw DuplicateImageError(existingImageID: existing.id)
         }
-        guard imagesByID[image.id] == nil else { throw MemoryStoreError.duplicateID("image", image.id) }
+        guard imagesByID[image.id] == nil else {
+            throw MemoryStoreError.duplicateID("image", image.id.lowercasedString)
+        }
         nextImageNumber += 1
         imagesByID[image.id] = StoredImage(record: image, number: nextImageNumber)
         enqueue(message, at: image.createdAt)
     }
 
     /// One of a team's images.
-    public func image(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+    public func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         imagesByID[id].flatMap { $0.record.teamID == teamID ? $0.record : nil }
     }
 
     /// Several of a team's images.
-    public func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord] {
+    public func images(ids: [ImageID], teamID: TeamID) async throws -> [ImageRecord] {
         Set(ids).compactMap { id in imagesByID[id].flatMap { $0.record.teamID == teamID ? $0.record : nil } }
     }
 
     /// A page of a team's images, newest first (then last inserted first).
-    public func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+    public func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
         Self.page(
             imagesByID.values.filter { $0.record.teamID == teamID && filter.admits($0.record) }
                 .sorted { ($0.record.createdAt, $0.number) > ($1.record.createdAt, $1.number) }.map(\.record), page)
     }
 
     /// A team's oldest image with these bytes.
-    public func image(sha256: String, teamID: UUID) async throws -> ImageRecord? {
+    public func image(sha256: String, teamID: TeamID) async throws -> ImageRecord? {
         firstImage(sha256: sha256, teamID: teamID)
     }
 
@@ -214,7 +216,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Deletes an image's metadata.
-    public func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+    public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         guard let stored = imagesByID[id], stored.record.teamID == teamID else { return nil }
         imagesByID[id] = nil
         return stored.record
@@ -222,7 +224,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 
     /// Starts an attempt unless the image is gone, done with `model`, or out of attempts.
     public func beginProcessing(
-        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
     ) async throws -> ProcessingStart {
         guard var stored = imagesByID[id], stored.record.teamID == teamID else { return .missing }
         let start = stored.record.startingProcessing(model: model, maxAttempts: maxAttempts, at: date)
@@ -234,7 +236,9 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Marks the image embedded.
-    public func completeProcessing(id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date) async throws {
+    public func completeProcessing(
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
+    ) async throws {
         modifyImage(id: id, teamID: teamID) { image in
             image.embeddingStatus = .success
             image.embeddingError = nil
@@ -246,7 +250,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Records a failed attempt.
-    public func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws {
+    public func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
         modifyImage(id: id, teamID: teamID) { image in
             image.embeddingStatus = ImageRecord.statusAfterFailure(final: final)
             image.embeddingError = ImageRecord.storedEmbeddingError(error)
@@ -256,7 +260,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 
     /// Sets the image pending again and publishes its message.
     public func requeueImage(
-        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+        id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws -> ImageRecord? {
         guard imagesByID[id]?.record.teamID == teamID else { return nil }
         modifyImage(id: id, teamID: teamID) { Self.markPending(&$0, at: date) }
@@ -266,7 +270,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 
     /// Queues a team's stale and failed images (or all of them) for re-embedding.
     public func requeueImages(
-        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+        teamID: TeamID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
     ) async throws -> Int {
         let chosen = imagesByID.values.filter { stored in
             stored.record.teamID == teamID
@@ -284,7 +288,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// Counts a team's images by embedding state against `model`.
-    public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
+    public func embeddingSummary(teamID: TeamID, model: String) async throws -> EmbeddingSummary {
         var summary = EmbeddingSummary(
             model: model, total: 0, current: 0, stale: 0, pending: 0, processing: 0, failed: 0)
         for stored in imagesByID.values where stored.record.teamID == teamID {
@@ -296,7 +300,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     /// Full-text search over file name, description, tags and EXIF text: every image with a word
     /// starting with a query word, with the share of query words it matches and a BM25 relevance.
     public func searchText(
-        _ words: [String], teamID: UUID, filter: ImageFilter, limit: Int
+        _ words: [String], teamID: TeamID, filter: ImageFilter, limit: Int
     ) async throws
         -> [TextMatch]
     {
@@ -322,12 +326,12 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
             matches.sorted { ($0.match.weight, $0.number) > ($1.match.weight, $1.number) }.prefix(limit).map(\.match)
     }
 
-    private func firstImage(sha256: String, teamID: UUID) -> ImageRecord? {
+    private func firstImage(sha256: String, teamID: TeamID) -> ImageRecord? {
         imagesByID.values.filter { $0.record.teamID == teamID && $0.record.sha256 == sha256 }
             .min { $0.number < $1.number }?.record
     }
 
-    private func modifyImage(id: UUID, teamID: UUID, _ change: (inout ImageRecord) -> Void) {
+    private func modifyImage(id: ImageID, teamID: TeamID, _ change: (inout ImageRecord) -> Void) {
         guard var stored = imagesByID[id], stored.record.teamID == teamID else { return }
         change(&stored.record)
         imagesByID[id] = stored
@@ -387,7 +391,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     }
 
     /// A page of a team's dead letters, oldest first.
-    public func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter> {
+    public func deadLetters(teamID: TeamID, _ page: PageRequest) async throws -> Page<DeadLetter> {
         Self.page(
             deadLettersByID.values.filter { $0.teamID == teamID }
                 .sorted { ($0.deadAt, $0.messageID) < ($1.deadAt, $1.messageID) }, page)
@@ -413,12 +417,12 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 /// Why the in-memory store refused a write that a database would refuse with a key violation.
 public enum MemoryStoreError: Error, Equatable, CustomStringConvertible {
     /// A record of this kind with this id exists.
-    case duplicateID(String, UUID)
+    case duplicateID(String, String)
 
     /// A short explanation.
     public var description: String {
         switch self {
-        case .duplicateID(let kind, let id): "a \(kind) with id \(id.lowercasedString) already exists"
+        case .duplicateID(let kind, let id): "a \(kind) with id \(id) already exists"
         }
     }
 }

@@ -5,10 +5,10 @@ import Synchronization
 /// The teams, users and keys of ``MemoryMetadataStore``, with the checks a database's keys and
 /// unique indexes would make.
 struct MemoryMetadataState: Sendable {
-    var teams: [UUID: Team] = [:]
-    var users: [UUID: User] = [:]
-    var keys: [UUID: APIKey] = [:]
-    var bootstrapKeys: [UUID: Data] = [:]
+    var teams: [TeamID: Team] = [:]
+    var users: [UserID: User] = [:]
+    var keys: [APIKeyID: APIKey] = [:]
+    var bootstrapKeys: [APIKeyID: Data] = [:]
 
     func user(email: String) -> User? {
         let wanted = email.lowercased()
@@ -16,13 +16,15 @@ struct MemoryMetadataState: Sendable {
     }
 
     mutating func insert(_ team: Team) throws {
-        guard teams[team.id] == nil else { throw MemoryStoreError.duplicateID("team", team.id) }
+        guard teams[team.id] == nil else { throw MemoryStoreError.duplicateID("team", team.id.lowercasedString) }
         teams[team.id] = team
     }
 
     /// Writes a user, refusing an e-mail another user has (a unique index, in a database).
     mutating func write(_ user: User, replacing: Bool) throws {
-        guard (users[user.id] != nil) == replacing else { throw MemoryStoreError.duplicateID("user", user.id) }
+        guard (users[user.id] != nil) == replacing else {
+            throw MemoryStoreError.duplicateID("user", user.id.lowercasedString)
+        }
         if let holder = self.user(email: user.email), holder.id != user.id { throw MetadataStoreError.emailTaken }
         users[user.id] = user
     }
@@ -37,9 +39,9 @@ struct MemoryMetadataState: Sendable {
 /// which the store keeps when the work succeeds.
 final class MemoryMetadataTransaction: MetadataTransaction {
     private let copy: Mutex<MemoryMetadataState>
-    private let countImages: @Sendable (UUID) async -> Int
+    private let countImages: @Sendable (TeamID) async -> Int
 
-    init(state: MemoryMetadataState, countImages: @escaping @Sendable (UUID) async -> Int) {
+    init(state: MemoryMetadataState, countImages: @escaping @Sendable (TeamID) async -> Int) {
         self.copy = Mutex(state)
         self.countImages = countImages
     }
@@ -47,19 +49,19 @@ final class MemoryMetadataTransaction: MetadataTransaction {
     /// The copy as the work left it.
     var state: MemoryMetadataState { copy.withLock { $0 } }
 
-    func team(id: UUID) async throws -> Team? { copy.withLock { $0.teams[id] } }
+    func team(id: TeamID) async throws -> Team? { copy.withLock { $0.teams[id] } }
 
     func insertTeam(_ team: Team) async throws { try copy.withLock { try $0.insert(team) } }
 
-    func deleteTeam(id: UUID) async throws { copy.withLock { _ = $0.teams.removeValue(forKey: id) } }
+    func deleteTeam(id: TeamID) async throws { copy.withLock { _ = $0.teams.removeValue(forKey: id) } }
 
-    func userCount(teamID: UUID) async throws -> Int {
+    func userCount(teamID: TeamID) async throws -> Int {
         copy.withLock { $0.users.values.count { $0.teamID == teamID } }
     }
 
-    func imageCount(teamID: UUID) async throws -> Int { await countImages(teamID) }
+    func imageCount(teamID: TeamID) async throws -> Int { await countImages(teamID) }
 
-    func user(id: UUID) async throws -> User? { copy.withLock { $0.users[id] } }
+    func user(id: UserID) async throws -> User? { copy.withLock { $0.users[id] } }
 
     func user(email: String) async throws -> User? { copy.withLock { $0.user(email: email) } }
 
@@ -67,19 +69,19 @@ final class MemoryMetadataTransaction: MetadataTransaction {
 
     func replaceUser(_ user: User) async throws { try copy.withLock { try $0.write(user, replacing: true) } }
 
-    func deleteUser(id: UUID) async throws { copy.withLock { _ = $0.users.removeValue(forKey: id) } }
+    func deleteUser(id: UserID) async throws { copy.withLock { _ = $0.users.removeValue(forKey: id) } }
 
-    func apiKey(id: UUID) async throws -> APIKey? { copy.withLock { $0.keys[id] } }
+    func apiKey(id: APIKeyID) async throws -> APIKey? { copy.withLock { $0.keys[id] } }
 
     func insertAPIKey(_ key: APIKey) async throws { try copy.withLock { try $0.insert(key) } }
 
-    func moveAPIKeys(userID: UUID, toTeam teamID: UUID) async throws {
+    func moveAPIKeys(userID: UserID, toTeam teamID: TeamID) async throws {
         copy.withLock { state in
             for (id, key) in state.keys where key.userID == userID { state.keys[id]?.teamID = teamID }
         }
     }
 
-    func deleteAPIKeys(userID: UUID) async throws {
+    func deleteAPIKeys(userID: UserID) async throws {
         copy.withLock { state in state.keys = state.keys.filter { $0.value.userID != userID } }
     }
 }

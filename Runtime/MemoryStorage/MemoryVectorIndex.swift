@@ -4,7 +4,7 @@ import ImageAPICore
 /// Vectors in one actor's memory, searched exactly (a dot product per stored vector of the team
 /// and model: vectors are L2-normalised, so it is the cosine). Not durable; for tests and demos.
 public actor MemoryVectorIndex: VectorIndex {
-    private var entries: [UUID: VectorEntry] = [:]
+    private var entries: [ImageID: VectorEntry] = [:]
 
     /// Creates an empty index.
     public init() {}
@@ -15,13 +15,13 @@ public actor MemoryVectorIndex: VectorIndex {
     }
 
     /// Removes an image's vector.
-    public func delete(imageID: UUID) async throws {
+    public func delete(imageID: ImageID) async throws {
         entries[imageID] = nil
     }
 
     /// Removes a team's vectors, or one collection's.
     @discardableResult
-    public func deleteAll(teamID: UUID, collectionID: UUID?) async throws -> Int {
+    public func deleteAll(teamID: TeamID, collectionID: UUID?) async throws -> Int {
         let doomed = entries.values.filter {
             $0.teamID == teamID && (collectionID == nil || $0.collectionID == collectionID)
         }
@@ -30,13 +30,13 @@ public actor MemoryVectorIndex: VectorIndex {
     }
 
     /// Changes the collection and tags an image's vector is filtered by.
-    public func updatePayload(imageID: UUID, collectionID: UUID?, tags: [String]) async throws {
+    public func updatePayload(imageID: ImageID, collectionID: UUID?, tags: [String]) async throws {
         entries[imageID]?.collectionID = collectionID
         entries[imageID]?.tags = tags
     }
 
     /// One of a team's vectors.
-    public func vector(imageID: UUID, teamID: UUID) async throws -> [Float]? {
+    public func vector(imageID: ImageID, teamID: TeamID) async throws -> [Float]? {
         entries[imageID].flatMap { $0.teamID == teamID ? $0.vector : nil }
     }
 
@@ -52,7 +52,7 @@ public actor MemoryVectorIndex: VectorIndex {
             return cosine >= query.minimumCosine ? VectorHit(imageID: entry.imageID, cosine: cosine) : nil
         }
         let ranked = hits.sorted {
-            $0.cosine != $1.cosine ? $0.cosine > $1.cosine : $0.imageID.uuidString < $1.imageID.uuidString
+            $0.cosine != $1.cosine ? $0.cosine > $1.cosine : $0.imageID < $1.imageID
         }
         return VectorMatches(
             hits: Array(ranked.dropFirst(max(0, query.skip)).prefix(max(0, query.limit))), total: ranked.count)

@@ -5,11 +5,11 @@ import ImageAPICore
 /// Rows of the teams, users and api_keys tables, read and written on a connection: what the
 /// store's reads and its transactions share.
 enum MetadataRows {
-    static func team(id: UUID, _ db: Database) throws -> Team? {
+    static func team(id: TeamID, _ db: Database) throws -> Team? {
         try Row.fetchOne(db, sql: "SELECT * FROM teams WHERE id = ?", arguments: [id.lowercasedString]).map(team)
     }
 
-    static func user(id: UUID, _ db: Database) throws -> User? {
+    static func user(id: UserID, _ db: Database) throws -> User? {
         try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.lowercasedString]).map(user)
     }
 
@@ -17,7 +17,7 @@ enum MetadataRows {
         try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email.lowercased()]).map(user)
     }
 
-    static func apiKey(id: UUID, _ db: Database) throws -> APIKey? {
+    static func apiKey(id: APIKeyID, _ db: Database) throws -> APIKey? {
         try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id.lowercasedString])
             .map(apiKey)
     }
@@ -71,9 +71,10 @@ enum MetadataRows {
             ])
     }
 
-    static func uuid(_ row: Row, _ column: String) throws -> UUID {
+    /// An identifier column of a row.
+    static func id<ID: TypedIdentifier>(_ row: Row, _ column: String) throws -> ID {
         let text: String = row[column]
-        guard let id = UUID(uuidString: text) else {
+        guard let id = ID(text) else {
             throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")
         }
         return id
@@ -81,21 +82,21 @@ enum MetadataRows {
 
     static func team(_ row: Row) throws -> Team {
         Team(
-            id: try uuid(row, "id"), name: row["name"], description: row["description"],
+            id: try id(row, "id"), name: row["name"], description: row["description"],
             createdAt: row["created_at"], updatedAt: row["updated_at"])
     }
 
     static func user(_ row: Row) throws -> User {
         User(
-            id: try uuid(row, "id"), email: row["email"], name: row["name"], teamID: try uuid(row, "team_id"),
+            id: try id(row, "id"), email: row["email"], name: row["name"], teamID: try id(row, "team_id"),
             isAdmin: row["is_admin"], isActive: row["is_active"], createdAt: row["created_at"],
             updatedAt: row["updated_at"])
     }
 
     static func apiKey(_ row: Row) throws -> APIKey {
         APIKey(
-            id: try uuid(row, "id"), name: row["name"], description: row["description"], prefix: row["prefix"],
-            userID: try uuid(row, "user_id"), teamID: try uuid(row, "team_id"), secretHash: row["secret_hash"],
+            id: try id(row, "id"), name: row["name"], description: row["description"], prefix: row["prefix"],
+            userID: try id(row, "user_id"), teamID: try id(row, "team_id"), secretHash: row["secret_hash"],
             createdAt: row["created_at"], expiresAt: row["expires_at"], lastUsedAt: row["last_used_at"],
             isActive: row["is_active"])
     }

@@ -14,7 +14,7 @@ extension SQLiteMetadataStore: ImageStore {
             let existing = try String.fetchOne(
                 db, sql: "SELECT id FROM images WHERE team_id = ? AND sha256 = ? ORDER BY number LIMIT 1",
                 arguments: [image.teamID.lowercasedString, image.sha256])
-            if let existing, !allowDuplicate, let existingID = UUID(uuidString: existing) {
+            if let existing, !allowDuplicate, let existingID = ImageID(existing) {
                 throw DuplicateImageError(existingImageID: existingID)
             }
             try db.execute(
@@ -40,7 +40,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Reads one of a team's images.
-    public func image(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+    public func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         try await pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?",
@@ -50,7 +50,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Reads several of a team's images.
-    public func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord] {
+    public func images(ids: [ImageID], teamID: TeamID) async throws -> [ImageRecord] {
         guard !ids.isEmpty else { return [] }
         return try await pool.read { db in
             let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
@@ -63,7 +63,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Lists a team's images, newest first, with the total.
-    public func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+    public func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
         try await pool.read { db in
             let (conditions, arguments) = Self.conditions(teamID: teamID, filter: filter)
             let total = try Int.fetchOne(
@@ -82,7 +82,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Finds a team's image by content hash (the oldest, when duplicates were allowed).
-    public func image(sha256: String, teamID: UUID) async throws -> ImageRecord? {
+    public func image(sha256: String, teamID: TeamID) async throws -> ImageRecord? {
         try await pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM images WHERE team_id = ? AND sha256 = ? ORDER BY number LIMIT 1",
@@ -114,7 +114,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Deletes an image's metadata and text-index row.
-    public func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord? {
+    public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         try await pool.write { db in
             guard
                 let row = try Row.fetchOne(
@@ -131,7 +131,7 @@ extension SQLiteMetadataStore: ImageStore {
     /// Starts a processing attempt unless the image is gone, already embedded with `model`, or
     /// out of attempts.
     public func beginProcessing(
-        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
     ) async throws
         -> ProcessingStart
     {
@@ -155,7 +155,7 @@ extension SQLiteMetadataStore: ImageStore {
 
     /// Marks the image embedded.
     public func completeProcessing(
-        id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
     )
         async throws
     {
@@ -170,7 +170,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Records a failed attempt: `pending` while attempts remain, `failed` after the last.
-    public func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws {
+    public func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: """
@@ -187,7 +187,7 @@ extension SQLiteMetadataStore: ImageStore {
 
     /// Sets the image pending again and publishes its processing message, in one transaction.
     public func requeueImage(
-        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+        id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws
         -> ImageRecord?
     {
@@ -209,7 +209,7 @@ extension SQLiteMetadataStore: ImageStore {
     /// Queues a team's stale and failed images (or all of them) for re-embedding, in one
     /// transaction with their outbox messages.
     public func requeueImages(
-        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+        teamID: TeamID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
     ) async throws -> Int {
         try await pool.write { db in
             let team = teamID.lowercasedString
@@ -228,7 +228,7 @@ extension SQLiteMetadataStore: ImageStore {
                         embedding_attempts = 0, updated_at = ? WHERE id = ?
                         """,
                     arguments: [date, id])
-                guard let imageID = UUID(uuidString: id) else { continue }
+                guard let imageID = ImageID(id) else { continue }
                 try Self.enqueue(
                     .processing(ImageProcessingRequest(imageID: imageID, teamID: teamID, reason: reason)), at: date, db)
             }
@@ -237,7 +237,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     /// Counts a team's images by embedding state against the current model.
-    public func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary {
+    public func embeddingSummary(teamID: TeamID, model: String) async throws -> EmbeddingSummary {
         try await pool.read { db in
             var summary = EmbeddingSummary(
                 model: model, total: 0, current: 0, stale: 0, pending: 0, processing: 0, failed: 0)
@@ -258,7 +258,7 @@ extension SQLiteMetadataStore: ImageStore {
     /// Full-text search: every image matching any query word, with the share of words it matches
     /// and its BM25 relevance, best first.
     public func searchText(
-        _ words: [String], teamID: UUID, filter: ImageFilter, limit: Int
+        _ words: [String], teamID: TeamID, filter: ImageFilter, limit: Int
     ) async throws
         -> [TextMatch]
     {
@@ -309,7 +309,7 @@ extension SQLiteMetadataStore: ImageStore {
     }
 
     static func conditions(
-        teamID: UUID, filter: ImageFilter, table: String = "images"
+        teamID: TeamID, filter: ImageFilter, table: String = "images"
     ) -> (
         String, StatementArguments
     ) {
@@ -376,8 +376,8 @@ extension SQLiteMetadataStore: ImageStore {
 
     static func image(_ row: Row) throws -> ImageRecord {
         var image = ImageRecord(
-            id: try MetadataRows.uuid(row, "id"), teamID: try MetadataRows.uuid(row, "team_id"),
-            uploaderID: try MetadataRows.uuid(row, "uploader_id"),
+            id: try MetadataRows.id(row, "id"), teamID: try MetadataRows.id(row, "team_id"),
+            uploaderID: try MetadataRows.id(row, "uploader_id"),
             collectionID: (row["collection_id"] as String?).flatMap(UUID.init(uuidString:)),
             filename: row["filename"], contentType: row["content_type"], format: row["format"],
             fileSize: row["file_size"], width: row["width"], height: row["height"], orientation: row["orientation"],

@@ -179,7 +179,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Reads a team by id.
-    public func team(id: UUID) async throws -> Team? {
+    public func team(id: TeamID) async throws -> Team? {
         try await pool.read { db in try MetadataRows.team(id: id, db) }
     }
 
@@ -207,7 +207,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: Users
 
     /// Reads a user.
-    public func user(id: UUID) async throws -> User? {
+    public func user(id: UserID) async throws -> User? {
         try await pool.read { db in try MetadataRows.user(id: id, db) }
     }
 
@@ -217,7 +217,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Lists users, optionally of one team, oldest first, with the total.
-    public func users(teamID: UUID?, _ page: PageRequest) async throws -> Page<User> {
+    public func users(teamID: TeamID?, _ page: PageRequest) async throws -> Page<User> {
         try await pool.read { db in
             let filter = teamID == nil ? "" : "WHERE team_id = ?"
             var arguments: StatementArguments = teamID.map { [$0.lowercasedString] } ?? []
@@ -233,12 +233,12 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: API keys
 
     /// Reads a key.
-    public func apiKey(id: UUID) async throws -> APIKey? {
+    public func apiKey(id: APIKeyID) async throws -> APIKey? {
         try await pool.read { db in try MetadataRows.apiKey(id: id, db) }
     }
 
     /// Lists a user's keys, oldest first, with the total.
-    public func apiKeys(userID: UUID, _ page: PageRequest) async throws -> Page<APIKey> {
+    public func apiKeys(userID: UserID, _ page: PageRequest) async throws -> Page<APIKey> {
         try await pool.read { db in
             let owner = userID.lowercasedString
             let total =
@@ -251,7 +251,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Marks a key revoked.
-    public func revokeAPIKey(id: UUID) async throws -> Bool {
+    public func revokeAPIKey(id: APIKeyID) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: "UPDATE api_keys SET is_active = 0 WHERE id = ?", arguments: [id.lowercasedString])
             return db.changesCount > 0
@@ -259,7 +259,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Records when a key last authenticated a request.
-    public func recordAPIKeyUse(id: UUID, at date: Date) async throws {
+    public func recordAPIKeyUse(id: APIKeyID, at date: Date) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [date, id.lowercasedString])
@@ -269,7 +269,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: Administrators
 
     /// The secret hash of a bootstrap key registered once, whatever became of it since.
-    public func bootstrapKeyHash(id: UUID) async throws -> Data? {
+    public func bootstrapKeyHash(id: APIKeyID) async throws -> Data? {
         try await pool.read { db in
             try Data.fetchOne(
                 db, sql: "SELECT secret_hash FROM bootstrap_keys WHERE key_id = ?", arguments: [id.lowercasedString])
@@ -277,7 +277,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     /// Records that a bootstrap key was registered (the first record stays).
-    public func recordBootstrapKey(id: UUID, secretHash: Data, at date: Date) async throws {
+    public func recordBootstrapKey(id: APIKeyID, secretHash: Data, at date: Date) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "INSERT OR IGNORE INTO bootstrap_keys (key_id, secret_hash, registered_at) VALUES (?, ?, ?)",

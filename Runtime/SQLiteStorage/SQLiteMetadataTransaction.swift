@@ -11,7 +11,7 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         try await connection.writeWithoutTransaction(work)
     }
 
-    func team(id: UUID) async throws -> Team? {
+    func team(id: TeamID) async throws -> Team? {
         try await run { db in try MetadataRows.team(id: id, db) }
     }
 
@@ -19,11 +19,11 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         try await run { db in try MetadataRows.insert(team, db) }
     }
 
-    func deleteTeam(id: UUID) async throws {
+    func deleteTeam(id: TeamID) async throws {
         try await run { db in try db.execute(sql: "DELETE FROM teams WHERE id = ?", arguments: [id.lowercasedString]) }
     }
 
-    func userCount(teamID: UUID) async throws -> Int {
+    func userCount(teamID: TeamID) async throws -> Int {
         try await run { db in
             try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM users WHERE team_id = ?", arguments: [teamID.lowercasedString])
@@ -31,14 +31,14 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         }
     }
 
-    func imageCount(teamID: UUID) async throws -> Int {
+    func imageCount(teamID: TeamID) async throws -> Int {
         try await run { db in
             try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM images WHERE team_id = ?", arguments: [teamID.lowercasedString]) ?? 0
         }
     }
 
-    func user(id: UUID) async throws -> User? {
+    func user(id: UserID) async throws -> User? {
         try await run { db in try MetadataRows.user(id: id, db) }
     }
 
@@ -54,11 +54,11 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         try await run { db in try MetadataRows.write(user, replacing: true, db) }
     }
 
-    func deleteUser(id: UUID) async throws {
+    func deleteUser(id: UserID) async throws {
         try await run { db in try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id.lowercasedString]) }
     }
 
-    func apiKey(id: UUID) async throws -> APIKey? {
+    func apiKey(id: APIKeyID) async throws -> APIKey? {
         try await run { db in try MetadataRows.apiKey(id: id, db) }
     }
 
@@ -66,7 +66,7 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         try await run { db in try MetadataRows.insert(key, db) }
     }
 
-    func moveAPIKeys(userID: UUID, toTeam teamID: UUID) async throws {
+    func moveAPIKeys(userID: UserID, toTeam teamID: TeamID) async throws {
         try await run { db in
             try db.execute(
                 sql: "UPDATE api_keys SET team_id = ? WHERE user_id = ?",
@@ -74,7 +74,7 @@ struct SQLiteMetadataTransaction: MetadataTransaction {
         }
     }
 
-    func deleteAPIKeys(userID: UUID) async throws {
+    func deleteAPIKeys(userID: UserID) async throws {
         try await run { db in
             try db.execute(sql: "DELETE FROM api_keys WHERE user_id = ?", arguments: [userID.lowercasedString])
         }

@@ -79,7 +79,7 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
     }
 
     /// A page of a team's dead letters, oldest first.
-    public func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter> {
+    public func deadLetters(teamID: TeamID, _ page: PageRequest) async throws -> Page<DeadLetter> {
         try await pool.read { db in
             let team = teamID.lowercasedString
             let items = try Row.fetchAll(
@@ -113,6 +113,6 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
         DeadLetter(
             messageID: row["message_id"], topic: row["topic"], data: row["data"], attempts: row["attempts"],
             lastError: row["last_error"], source: row["source"], deadAt: row["dead_at"],
-            teamID: (row["team_id"] as String?).flatMap(UUID.init(uuidString:)))
+            teamID: (row["team_id"] as String?).flatMap { TeamID($0) })
     }
 }

@@ -76,8 +76,8 @@ struct APIKeysTests {
             let (teamB, _, _) = try await client.member(email: "bob@example.com")
             let wrongTeam = try await client.createKey(userID: userA.id, teamID: teamB.id)
             #expect(wrongTeam.status == .notFound)
-            #expect(try await client.createKey(userID: UUID(), teamID: teamA.id).status == .notFound)
-            #expect(try await client.createKey(userID: userA.id, teamID: UUID()).status == .notFound)
+            #expect(try await client.createKey(userID: UserID(), teamID: teamA.id).status == .notFound)
+            #expect(try await client.createKey(userID: userA.id, teamID: TeamID()).status == .notFound)
             let missing = try await client.send(
                 .post, "/api/v1/auth/api-keys?user_id=\(userA.id.lowercasedString)", json: #"{"name": "x"}"#)
             #expect(missing.status == .unprocessableContent)
@@ -103,7 +103,7 @@ struct APIKeysTests {
             #expect(try await client.revokeKey(second.id, key: first).status == .noContent)
             let listed = try await client.listKeys(key: first).decode(ListReply<APIKeyView>.self)
             #expect(listed.items.first { $0.id == second.id }?.isActive == false)
-            #expect(try await client.revokeKey(UUID(), key: first).status == .notFound)
+            #expect(try await client.revokeKey(APIKeyID(), key: first).status == .notFound)
         }
     }
 
@@ -121,7 +121,7 @@ struct APIKeysTests {
             let forbidden = try await client.createKeyAsAdmin(for: admin.id, key: userKey)
             #expect(forbidden.status == .forbidden)
             #expect(forbidden.detail == "Admin privileges required")
-            #expect(try await client.createKeyAsAdmin(for: UUID(), key: adminKey).status == .notFound)
+            #expect(try await client.createKeyAsAdmin(for: UserID(), key: adminKey).status == .notFound)
         }
     }
 

@@ -20,7 +20,7 @@ struct AuthenticationTests {
                 try await client.verify(key: nil), "Missing API key: send it in X-API-Key or Authorization: Bearer")
             expectUnauthorized(try await client.verify(key: "not-a-key"), "Malformed API key")
             let parsed = try #require(APIKeyText(parsing: key))
-            let unknown = APIKeyText(keyID: UUID(), secret: parsed.secret).text
+            let unknown = APIKeyText(keyID: APIKeyID(), secret: parsed.secret).text
             expectUnauthorized(try await client.verify(key: unknown), "Invalid API key")
             let wrongSecret = APIKeyText(keyID: parsed.keyID, secret: String(repeating: "A", count: 43)).text
             expectUnauthorized(try await client.verify(key: wrongSecret), "Invalid API key")

@@ -60,7 +60,7 @@ struct CLIPSearchTests {
             // image_id queries compare image embeddings; the score is the cosine itself.
             let sunsetID = try #require(reply.results.first { $0.image.filename == "sunset.jpg" }?.image.id)
             let similar = try await client.search(
-                json: #"{"image_id": "\#(sunsetID.uuidString)", "similarity_threshold": 0}"#, key: ann.key
+                json: #"{"image_id": "\#(sunsetID.lowercasedString)", "similarity_threshold": 0}"#, key: ann.key
             ).decode(SearchReply.self)
             #expect(similar.mode == "similar" && Set(similar.filenames) == ["lake.png", "forest.webp"])
             for result in similar.results {
@@ -120,7 +120,7 @@ struct CLIPSearchTests {
             let staleImage = try #require(
                 try await client.listImages(key: admin.key).decode(ListReply<ImageRecord>.self).items.first)
             let staleQuery = try await client.search(
-                json: #"{"image_id": "\#(staleImage.id.uuidString)"}"#, key: admin.key)
+                json: #"{"image_id": "\#(staleImage.id.lowercasedString)"}"#, key: admin.key)
             #expect(staleQuery.status == .conflict)
             #expect(String(decoding: staleQuery.body, as: UTF8.self).contains("reprocess-all"))
 

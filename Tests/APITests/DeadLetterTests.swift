@@ -19,7 +19,7 @@ extension APIClient {
 struct DeadLetterTests {
     struct Letter: Decodable {
         let messageID: String
-        let imageID: UUID
+        let imageID: ImageID
         let reason: String
         let attempts: Int
         let lastError: String

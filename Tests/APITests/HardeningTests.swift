@@ -70,7 +70,7 @@ struct HardeningTests {
             let download = try await client.download(image.id, key: ann.key)
             #expect(download.status == .ok)
             #expect(download.headers[.xContentTypeOptions] == "nosniff")
-            #expect(try await client.getImage(UUID(), key: ann.key).headers[.xContentTypeOptions] == "nosniff")
+            #expect(try await client.getImage(ImageID(), key: ann.key).headers[.xContentTypeOptions] == "nosniff")
             let created = try await client.createKey(userID: ann.user.id, teamID: ann.team.id)
             #expect(created.status == .created)
             #expect(created.headers[.cacheControl] == "no-store")

@@ -82,21 +82,21 @@ extension APIClient {
     func listImages(_ query: String = "", key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images\(query)", key: key)
     }
-    func getImage(_ id: UUID, key: String?) async throws -> Reply {
+    func getImage(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images/\(id.lowercasedString)", key: key)
     }
-    func updateImage(_ id: UUID, json: String, key: String?) async throws -> Reply {
+    func updateImage(_ id: ImageID, json: String, key: String?) async throws -> Reply {
         try await send(.put, "/api/v1/images/\(id.lowercasedString)", key: key, json: json)
     }
-    func deleteImage(_ id: UUID, key: String?) async throws -> Reply {
+    func deleteImage(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.delete, "/api/v1/images/\(id.lowercasedString)", key: key)
     }
-    func download(_ id: UUID, key: String?, headers extra: HTTPFields = [:]) async throws -> Reply {
+    func download(_ id: ImageID, key: String?, headers extra: HTTPFields = [:]) async throws -> Reply {
         var headers = extra
         if let key { headers[HTTPField.Name("X-API-Key")!] = key }
         return try await send(.get, "/api/v1/images/\(id.lowercasedString)/download", headers: headers)
     }
-    func thumbnail(_ id: UUID, key: String?) async throws -> Reply {
+    func thumbnail(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images/\(id.lowercasedString)/thumbnail", key: key)
     }
     func reprocessAll(_ query: String = "", key: String?) async throws -> Reply {
@@ -105,7 +105,7 @@ extension APIClient {
     func reprocessProgress(key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images/reprocess-all", key: key)
     }
-    func reprocess(_ id: UUID, key: String?) async throws -> Reply {
+    func reprocess(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.post, "/api/v1/images/\(id.lowercasedString)/reprocess", key: key)
     }
 

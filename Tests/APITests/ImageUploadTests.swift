@@ -150,13 +150,13 @@ struct ImageUploadTests {
         let ann = try await api.run { try await $0.member(email: "ann@example.com") }
         func record() -> ImageRecord {
             ImageRecord(
-                id: UUID(), teamID: ann.team.id, uploaderID: ann.user.id, collectionID: nil, filename: "a.png",
+                id: ImageID(), teamID: ann.team.id, uploaderID: ann.user.id, collectionID: nil, filename: "a.png",
                 contentType: "image/png", format: "png", fileSize: 10, width: 1, height: 1, orientation: nil,
                 sha256: String(repeating: "ab", count: 32), description: nil, tags: [], exif: [:],
                 createdAt: api.clock.now())
         }
         func message() -> OutboxMessage {
-            .processing(ImageProcessingRequest(imageID: UUID(), teamID: ann.team.id, reason: "test"))
+            .processing(ImageProcessingRequest(imageID: ImageID(), teamID: ann.team.id, reason: "test"))
         }
         let first = record()
         try await api.store.insertImage(first, publishing: message(), allowDuplicate: false)
@@ -175,7 +175,7 @@ struct ImageUploadTests {
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let collection = UUID()
-            var ids: [UUID] = []
+            var ids: [ImageID] = []
             for (index, fixture) in ["sunset.jpg", "lake.png", "forest.webp"].enumerated() {
                 let fields = index == 1 ? [("collection_id", collection.uuidString)] : []
                 ids.append(try await client.upload(fixture, fields: fields, key: ann.key).decode(ImageRecord.self).id)
@@ -296,7 +296,7 @@ struct ImageUploadTests {
             #expect(try await client.updateImage(image.id, json: #"{"tags": ["x"]}"#, key: bob.key).status == .notFound)
             #expect(try await client.reprocess(image.id, key: bob.key).status == .notFound)
             #expect(try await client.deleteImage(image.id, key: bob.key).status == .notFound)
-            let similar = try await client.search(json: #"{"image_id": "\#(image.id.uuidString)"}"#, key: bob.key)
+            let similar = try await client.search(json: #"{"image_id": "\#(image.id.lowercasedString)"}"#, key: bob.key)
             #expect(similar.status == .notFound)
             let text = try await client.search("?q=sunset&similarity_threshold=0", key: bob.key)
                 .decode(SearchReply.self)

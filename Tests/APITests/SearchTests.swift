@@ -58,7 +58,7 @@ struct SearchTests {
             _ = try await client.uploadProcessed("forest.webp", key: ann.key)
             let pending = try await client.upload("sunset.tiff", key: ann.key).decode(ImageRecord.self)
 
-            let body = #"{"image_id": "\#(sunset.id.uuidString)", "similarity_threshold": 0}"#
+            let body = #"{"image_id": "\#(sunset.id.lowercasedString)", "similarity_threshold": 0}"#
             let reply = try await client.search(json: body, key: ann.key).decode(SearchReply.self)
             #expect(reply.mode == "similar" && reply.model == "visual-features-v1")
             #expect(reply.filenames.first == "sunset-small.jpg")
@@ -67,11 +67,14 @@ struct SearchTests {
             #expect(reply.results[0].score > 0.95)
             #expect(reply.results.map(\.score) == reply.results.map(\.score).sorted(by: >))
             // The default threshold keeps the near-duplicate and drops the unrelated scenes.
-            let defaults = try await client.search(json: #"{"image_id": "\#(sunset.id.uuidString)"}"#, key: ann.key)
-                .decode(SearchReply.self)
+            let defaults = try await client.search(
+                json: #"{"image_id": "\#(sunset.id.lowercasedString)"}"#, key: ann.key
+            )
+            .decode(SearchReply.self)
             #expect(defaults.filenames == ["sunset-small.jpg"])
 
-            let notYet = try await client.search(json: #"{"image_id": "\#(pending.id.uuidString)"}"#, key: ann.key)
+            let notYet = try await client.search(
+                json: #"{"image_id": "\#(pending.id.lowercasedString)"}"#, key: ann.key)
             #expect(notYet.status == .conflict)
         }
     }
@@ -89,7 +92,7 @@ struct SearchTests {
                         fixture, fields: [("tags", index < 3 ? "trip" : "home")], key: ann.key))
             }
             func similar(_ extra: String) async throws -> SearchReply {
-                let body = #"{"image_id": "\#(query.id.uuidString)", "similarity_threshold": 0\#(extra)}"#
+                let body = #"{"image_id": "\#(query.id.lowercasedString)", "similarity_threshold": 0\#(extra)}"#
                 return try await client.search(json: body, key: ann.key).decode(SearchReply.self)
             }
             let all = try await similar("")
@@ -198,8 +201,8 @@ struct VectorIndexTests {
     func crossProcess() async throws {
         let api = try TestAPI()
         let other = try SQLiteVectorIndex(path: api.databasePath)
-        let team = UUID()
-        let (a, b) = (UUID(), UUID())
+        let team = TeamID()
+        let (a, b) = (ImageID(), ImageID())
         try await api.vectors.upsert(
             VectorEntry(
                 imageID: a, teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "m",
@@ -224,11 +227,11 @@ struct VectorIndexTests {
         // Another team, another model and a collection filter never leak in.
         try await api.vectors.upsert(
             VectorEntry(
-                imageID: UUID(), teamID: UUID(), collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                imageID: ImageID(), teamID: TeamID(), collectionID: nil, tags: [], createdAt: Date(), model: "m",
                 vector: unit([1, 0, 0])))
         try await api.vectors.upsert(
             VectorEntry(
-                imageID: UUID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "n",
+                imageID: ImageID(), teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "n",
                 vector: unit([1, 0, 0])))
         hits = try await other.search(
             VectorQuery(
@@ -248,12 +251,12 @@ struct VectorIndexTests {
     func exactAndReload() async throws {
         let api = try TestAPI()
         let other = try SQLiteVectorIndex(path: api.databasePath)
-        let team = UUID()
+        let team = TeamID()
         var generator = SeededGenerator(seed: 20_261_130)
-        var stored: [(UUID, [Float])] = []
+        var stored: [(ImageID, [Float])] = []
         for _ in 0..<300 {
             let vector = unit((0..<32).map { _ in Float.random(in: -1...1, using: &generator) })
-            let id = UUID()
+            let id = ImageID()
             stored.append((id, vector))
             try await api.vectors.upsert(
                 VectorEntry(
@@ -282,7 +285,7 @@ struct VectorIndexTests {
             for (id, vector) in stored {
                 try await api.vectors.upsert(
                     VectorEntry(
-                        imageID: id, teamID: team, collectionID: round % 2 == 0 ? nil : team, tags: [],
+                        imageID: id, teamID: team, collectionID: round % 2 == 0 ? nil : team.uuid, tags: [],
                         createdAt: Date(), model: "m", vector: vector
                     ))
             }

@@ -161,10 +161,10 @@ struct Reply: Sendable {
 
 /// Test-side views of answers whose production types only encode.
 struct KeyVerificationReply: Decodable, Equatable {
-    let user_id: UUID
-    let team_id: UUID
+    let user_id: UserID
+    let team_id: TeamID
     let is_admin: Bool
-    let key_id: UUID
+    let key_id: APIKeyID
     let expires_at: Date
 }
 
@@ -253,7 +253,7 @@ struct APIClient: Sendable {
 
     // Users
     func createUser(
-        email: String, name: String = "Someone", teamID: UUID, isAdmin: Bool? = nil, key: String? = nil
+        email: String, name: String = "Someone", teamID: TeamID, isAdmin: Bool? = nil, key: String? = nil
     ) async throws -> Reply {
         try await send(
             .post, "/api/v1/users", key: key,
@@ -279,7 +279,7 @@ struct APIClient: Sendable {
     }
 
     // API keys
-    func createKey(userID: UUID, teamID: UUID, name: String = "laptop", key: String? = nil) async throws -> Reply {
+    func createKey(userID: UserID, teamID: TeamID, name: String = "laptop", key: String? = nil) async throws -> Reply {
         try await send(
             .post, "/api/v1/auth/api-keys?user_id=\(userID.lowercasedString)&team_id=\(teamID.lowercasedString)",
             key: key, json: Self.body(["name": name]))
@@ -287,10 +287,10 @@ struct APIClient: Sendable {
     func listKeys(_ query: String = "", key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/auth/api-keys\(query)", key: key)
     }
-    func revokeKey(_ id: UUID, key: String?) async throws -> Reply {
+    func revokeKey(_ id: APIKeyID, key: String?) async throws -> Reply {
         try await send(.delete, "/api/v1/auth/api-keys/\(id.lowercasedString)", key: key)
     }
-    func createKeyAsAdmin(for userID: UUID, name: String = "issued", key: String?) async throws -> Reply {
+    func createKeyAsAdmin(for userID: UserID, name: String = "issued", key: String?) async throws -> Reply {
         try await send(
             .post, "/api/v1/auth/admin/api-keys/\(userID.lowercasedString)", key: key,
             json: Self.body(["name": name]))

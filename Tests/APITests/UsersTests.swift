@@ -57,7 +57,7 @@ struct UsersTests {
     func unknownTeam() async throws {
         let api = try TestAPI()
         try await api.run { (client) async throws in
-            let created = try await client.createUser(email: "ada@example.com", teamID: UUID())
+            let created = try await client.createUser(email: "ada@example.com", teamID: TeamID())
             #expect(created.status == .notFound)
             #expect(created.detail == "Team not found")
             let team = try await client.createTeam("A").decode(Team.self)

@@ -43,7 +43,7 @@ struct AdapterFactoryTests {
             try await store.insertTeam(Make.team())
             #expect(FileManager.default.fileExists(atPath: database))
             let index = try EmbeddedVectorIndexFactory.build(from: variables).adapter
-            #expect(try await index.vector(imageID: UUID(), teamID: UUID()) == nil)
+            #expect(try await index.vector(imageID: ImageID(), teamID: TeamID()) == nil)
             let blobStore = try FileSystemStorageFactory.build(from: variables).adapter
             try await blobStore.put(Data("bytes".utf8), at: "a/b")
             #expect(FileManager.default.fileExists(atPath: blobs + "/a/b"))

@@ -86,18 +86,18 @@ enum Make {
     static func date(_ seconds: Int) -> Date { epoch.addingTimeInterval(TimeInterval(seconds)) }
 
     static func team(_ name: String = "Team", at seconds: Int = 0) -> Team {
-        Team(id: UUID(), name: name, description: nil, createdAt: date(seconds), updatedAt: date(seconds))
+        Team(id: TeamID(), name: name, description: nil, createdAt: date(seconds), updatedAt: date(seconds))
     }
 
     static func user(_ email: String, team: Team, at seconds: Int = 0, admin: Bool = false) -> User {
         User(
-            id: UUID(), email: email, name: "Someone", teamID: team.id, isAdmin: admin, isActive: true,
+            id: UserID(), email: email, name: "Someone", teamID: team.id, isAdmin: admin, isActive: true,
             createdAt: date(seconds), updatedAt: date(seconds))
     }
 
     static func key(for user: User, at seconds: Int = 0) -> APIKey {
         APIKey(
-            id: UUID(), name: "key", description: nil, prefix: "prefix", userID: user.id, teamID: user.teamID,
+            id: APIKeyID(), name: "key", description: nil, prefix: "prefix", userID: user.id, teamID: user.teamID,
             secretHash: Data(repeating: 7, count: 32), createdAt: date(seconds), expiresAt: date(seconds + 86_400),
             lastUsedAt: nil, isActive: true)
     }
@@ -107,7 +107,7 @@ enum Make {
         tags: [String] = [], collection: UUID? = nil, at seconds: Int = 0
     ) -> ImageRecord {
         ImageRecord(
-            id: UUID(), teamID: team.id, uploaderID: UUID(), collectionID: collection, filename: filename,
+            id: ImageID(), teamID: team.id, uploaderID: UserID(), collectionID: collection, filename: filename,
             contentType: "image/jpeg", format: "jpeg", fileSize: 1000, width: 10, height: 10, orientation: nil,
             sha256: sha256 ?? UUID().lowercasedString, description: description, tags: tags, exif: [:],
             createdAt: date(seconds))

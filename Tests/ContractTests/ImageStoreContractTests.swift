@@ -139,7 +139,7 @@ struct ImageStoreContractTests {
             #expect(updated.filename == "harbour.jpg")
             #expect(try await store.searchText(["boats"], teamID: team.id, filter: ImageFilter(), limit: 10).count == 1)
 
-            #expect(try await store.deleteImage(id: image.id, teamID: UUID()) == nil)
+            #expect(try await store.deleteImage(id: image.id, teamID: TeamID()) == nil)
             #expect(try await store.deleteImage(id: image.id, teamID: team.id)?.id == image.id)
             #expect(try await store.image(id: image.id, teamID: team.id) == nil)
             #expect(try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest()).total == 0)
@@ -181,7 +181,7 @@ struct ImageStoreContractTests {
             #expect(requeued?.embeddingError == nil)
             #expect(
                 try await store.requeueImage(
-                    id: id, teamID: UUID(), at: Make.date(4), publishing: Make.message(for: image))
+                    id: id, teamID: TeamID(), at: Make.date(4), publishing: Make.message(for: image))
                     == nil)
             guard case .started = try await begin() else { Issue.record("not started after requeue"); return }
             try await store.completeProcessing(id: id, teamID: team.id, model: "m1", dimensions: 4, at: Make.date(5))
@@ -191,7 +191,7 @@ struct ImageStoreContractTests {
             guard case .alreadyDone = try await begin() else { Issue.record("not already done"); return }
             #expect(
                 try await store.beginProcessing(
-                    id: UUID(), teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(6))
+                    id: ImageID(), teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(6))
                     == .missing)
         }
     }
@@ -311,7 +311,7 @@ struct ImageStoreContractTests {
             let dead = try await store.deadLetters(teamID: team.id, PageRequest()).items
             #expect(dead.map(\.messageID) == [messages[0].messageID])
             #expect(dead.first?.teamID == team.id)
-            #expect(try await store.deadLetters(teamID: UUID(), PageRequest()).total == 0)
+            #expect(try await store.deadLetters(teamID: TeamID(), PageRequest()).total == 0)
             #expect(dead.first?.attempts == 2 && dead.first?.lastError == "gave up" && dead.first?.source == "delivery")
             #expect(dead.first?.data == messages[0].data)
         }
@@ -322,16 +322,16 @@ struct ImageStoreContractTests {
         arguments: MetadataBackend.allCases)
     func deadLetters(backend: MetadataBackend) async throws {
         try await backend.withStore { store in
-            let (team, other) = (UUID(), UUID())
-            func payload(_ team: UUID, padding: Int = 0) throws -> Data {
+            let (team, other) = (TeamID(), TeamID())
+            func payload(_ team: TeamID, padding: Int = 0) throws -> Data {
                 var data = try JSONEncoder().encode(
-                    ImageProcessingRequest(imageID: UUID(), teamID: team, reason: "upload"))
+                    ImageProcessingRequest(imageID: ImageID(), teamID: team, reason: "upload"))
                 // Whitespace after the JSON: the team is read from the whole payload, before it is cut.
                 data.append(Data(repeating: 0x20, count: padding))
                 return data
             }
             func letter(
-                _ id: String, _ team: UUID, attempts: Int = 1, at day: Int, padding: Int = 0
+                _ id: String, _ team: TeamID, attempts: Int = 1, at day: Int, padding: Int = 0
             ) throws -> DeadLetter {
                 DeadLetter(
                     messageID: id, topic: ImageProcessingRequest.topic, data: try payload(team, padding: padding),
@@ -370,13 +370,13 @@ struct SQLiteMetadataUpgradeTests {
     func deadLettersGetTheirTeam() async throws {
         try await TemporaryFolder.with { folder in
             let path = folder.appendingPathComponent("metadata.sqlite").path
-            let team = UUID()
+            let team = TeamID()
             do {
                 let queue = try DatabaseQueue(path: path)
                 try SQLiteMetadataStore.migrator.migrate(
                     queue, upTo: "v3: unique image content per team, consumed bootstrap keys")
                 let payload = try JSONEncoder().encode(
-                    ImageProcessingRequest(imageID: UUID(), teamID: team, reason: "upload"))
+                    ImageProcessingRequest(imageID: ImageID(), teamID: team, reason: "upload"))
                 try await queue.write { db in
                     try db.execute(
                         sql: "INSERT INTO dead_letters VALUES (?, ?, ?, 3, 'e', 'handler', ?)",

@@ -68,7 +68,7 @@ struct MetadataStoreContractTests {
             second.email = "a@example.com"
             await #expect(throws: MetadataStoreError.emailTaken) { _ = try await users.update(second) }
             second.email = "b@example.com"
-            second.teamID = UUID()
+            second.teamID = TeamID()
             await #expect(throws: MetadataStoreError.teamNotFound) { _ = try await users.update(second) }
             #expect(try await store.user(id: second.id)?.teamID == team.id)
             #expect(try await store.user(email: "A@Example.com")?.id == first.id)
@@ -154,7 +154,7 @@ struct MetadataStoreContractTests {
 
             #expect(try await store.revokeAPIKey(id: keys[0].id))
             #expect(try await store.apiKey(id: keys[0].id)?.isActive == false)
-            #expect(try await store.revokeAPIKey(id: UUID()) == false)
+            #expect(try await store.revokeAPIKey(id: APIKeyID()) == false)
             try await store.recordAPIKeyUse(id: keys[1].id, at: Make.date(60))
             #expect(try await store.apiKey(id: keys[1].id)?.lastUsedAt == Make.date(60))
 
@@ -231,7 +231,7 @@ struct MetadataStoreContractTests {
     @Test("a bootstrap key's record keeps the first hash and outlives its user", arguments: MetadataBackend.allCases)
     func bootstrapRecord(backend: MetadataBackend) async throws {
         try await backend.withStore { store in
-            let id = UUID()
+            let id = APIKeyID()
             #expect(try await store.bootstrapKeyHash(id: id) == nil)
             try await store.recordBootstrapKey(id: id, secretHash: Data([1, 2, 3]), at: Make.date(0))
             try await store.recordBootstrapKey(id: id, secretHash: Data([9]), at: Make.date(1))

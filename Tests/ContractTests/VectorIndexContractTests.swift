@@ -14,19 +14,19 @@ struct VectorIndexContractTests {
     static let epoch = Date(timeIntervalSince1970: 1_800_000_000)
 
     static func entry(
-        _ team: UUID, _ angle: Float, model: String = "m", collection: UUID? = nil, tags: [String] = [],
+        _ team: TeamID, _ angle: Float, model: String = "m", collection: UUID? = nil, tags: [String] = [],
         day: Int = 0
     ) -> VectorEntry {
         VectorEntry(
-            imageID: UUID(), teamID: team, collectionID: collection, tags: tags,
+            imageID: ImageID(), teamID: team, collectionID: collection, tags: tags,
             createdAt: epoch.addingTimeInterval(Double(day) * 86_400), model: model, vector: unit(angle))
     }
 
     /// The ids of a search from the direction of angle 0, with everything else as given.
     static func ids(
-        _ index: any VectorIndex, team: UUID, model: String = "m", filter: ImageFilter = ImageFilter(),
-        minimumCosine: Float = -1, excluding: UUID? = nil, skip: Int = 0, limit: Int = 10
-    ) async throws -> (ids: [UUID], total: Int) {
+        _ index: any VectorIndex, team: TeamID, model: String = "m", filter: ImageFilter = ImageFilter(),
+        minimumCosine: Float = -1, excluding: ImageID? = nil, skip: Int = 0, limit: Int = 10
+    ) async throws -> (ids: [ImageID], total: Int) {
         let matches = try await index.search(
             VectorQuery(
                 vector: unit(0), model: model, teamID: team, filter: filter, minimumCosine: minimumCosine,
@@ -39,10 +39,10 @@ struct VectorIndexContractTests {
         arguments: VectorBackend.allCases)
     func nearestFirst(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
-            let team = UUID()
+            let team = TeamID()
             let entries = [0.1, 0.5, 0.9, 1.3].map { Self.entry(team, Float($0)) }
             for entry in entries { try await index.upsert(entry) }
-            try await index.upsert(Self.entry(UUID(), 0))
+            try await index.upsert(Self.entry(TeamID(), 0))
             try await index.upsert(Self.entry(team, 0, model: "other"))
             let all = try await index.search(VectorQuery(vector: Self.unit(0), model: "m", teamID: team, limit: 10))
             #expect(all.hits.map(\.imageID) == entries.map(\.imageID))
@@ -50,7 +50,7 @@ struct VectorIndexContractTests {
             #expect(abs(all.hits[0].cosine - cos(0.1)) < 1e-5)
             let close = try await Self.ids(index, team: team, minimumCosine: cos(0.6))
             #expect(close.ids == Array(entries.prefix(2)).map(\.imageID) && close.total == 2)
-            #expect(try await Self.ids(index, team: UUID()).total == 0)
+            #expect(try await Self.ids(index, team: TeamID()).total == 0)
             #expect(try await Self.ids(index, team: team, model: "other").total == 1)
         }
     }
@@ -60,11 +60,11 @@ struct VectorIndexContractTests {
         arguments: VectorBackend.allCases)
     func pagination(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
-            let team = UUID()
+            let team = TeamID()
             let entries = (0..<25).map { Self.entry(team, Float($0) * 0.05) }
             var generator = SeededGenerator(seed: 25)
             for entry in entries.shuffled(using: &generator) { try await index.upsert(entry) }
-            var seen: [UUID] = []
+            var seen: [ImageID] = []
             for skip in stride(from: 0, to: 25, by: 10) {
                 let page = try await Self.ids(index, team: team, skip: skip, limit: 10)
                 #expect(page.total == 25)
@@ -84,7 +84,7 @@ struct VectorIndexContractTests {
         arguments: VectorBackend.allCases)
     func filters(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
-            let team = UUID()
+            let team = TeamID()
             let album = UUID()
             let red = Self.entry(team, 0.1, collection: album, tags: ["red", "car"], day: 1)
             let redOld = Self.entry(team, 0.2, tags: ["red"], day: -10)
@@ -109,13 +109,13 @@ struct VectorIndexContractTests {
         arguments: VectorBackend.allCases)
     func payloads(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
-            let team = UUID()
+            let team = TeamID()
             let album = UUID()
             let inAlbum = Self.entry(team, 0.2, collection: album)
             let loose = Self.entry(team, 0.1, tags: ["old"])
             try await index.upsert(inAlbum)
             try await index.upsert(loose)
-            func albumIDs() async throws -> [UUID] {
+            func albumIDs() async throws -> [ImageID] {
                 try await Self.ids(index, team: team, filter: ImageFilter(collectionID: album)).ids
             }
             #expect(try await albumIDs() == [inAlbum.imageID])
@@ -123,7 +123,7 @@ struct VectorIndexContractTests {
             #expect(try await albumIDs() == [loose.imageID, inAlbum.imageID])
             #expect(try await Self.ids(index, team: team, filter: ImageFilter(tags: ["old"])).total == 0)
             #expect(try await Self.ids(index, team: team, filter: ImageFilter(tags: ["new"])).ids == [loose.imageID])
-            try await index.updatePayload(imageID: UUID(), collectionID: nil, tags: [])
+            try await index.updatePayload(imageID: ImageID(), collectionID: nil, tags: [])
             #expect(try await index.deleteAll(teamID: team, collectionID: album) == 2)
             #expect(try await albumIDs().isEmpty)
         }
@@ -132,21 +132,21 @@ struct VectorIndexContractTests {
     @Test("upsert replaces, reads are scoped to the team, deletes leave nothing", arguments: VectorBackend.allCases)
     func replaceAndDelete(backend: VectorBackend) async throws {
         try await backend.withIndex { index in
-            let team = UUID()
+            let team = TeamID()
             var entry = Self.entry(team, 0.3)
             try await index.upsert(entry)
             entry.vector = Self.unit(1.0)
             try await index.upsert(entry)
             #expect(try await index.vector(imageID: entry.imageID, teamID: team) == entry.vector)
-            #expect(try await index.vector(imageID: entry.imageID, teamID: UUID()) == nil)
+            #expect(try await index.vector(imageID: entry.imageID, teamID: TeamID()) == nil)
             let hits = try await index.search(VectorQuery(vector: Self.unit(0), model: "m", teamID: team, limit: 10))
             #expect(hits.total == 1 && abs(hits.hits[0].cosine - cos(1.0)) < 1e-5)
             try await index.delete(imageID: entry.imageID)
-            try await index.delete(imageID: UUID())
+            try await index.delete(imageID: ImageID())
             #expect(try await index.vector(imageID: entry.imageID, teamID: team) == nil)
             let others = [Self.entry(team, 0), Self.entry(team, 1)]
             for other in others { try await index.upsert(other) }
-            let foreign = Self.entry(UUID(), 0)
+            let foreign = Self.entry(TeamID(), 0)
             try await index.upsert(foreign)
             #expect(try await index.deleteAll(teamID: team, collectionID: nil) == 2)
             #expect(try await Self.ids(index, team: team).total == 0)
@@ -163,8 +163,8 @@ struct EmbeddedVectorIndexUpgradeTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = folder.appendingPathComponent("metadata.sqlite").path
-        let team = UUID()
-        let image = UUID()
+        let team = TeamID()
+        let image = ImageID()
         do {
             // The table as the index wrote it before: no tags, no created_at.
             let queue = try DatabaseQueue(path: path)
@@ -180,7 +180,7 @@ struct EmbeddedVectorIndexUpgradeTests {
                 let blob = VectorIndexContractTests.unit(0).withUnsafeBufferPointer { Data(buffer: $0) }
                 try db.execute(
                     sql: "INSERT INTO vectors VALUES (?, ?, NULL, 'm', 4, ?, ?)",
-                    arguments: [image.uuidString.lowercased(), team.uuidString.lowercased(), blob, Date()])
+                    arguments: [image.lowercasedString, team.lowercasedString, blob, Date()])
             }
         }
         let index = try SQLiteVectorIndex(path: path)

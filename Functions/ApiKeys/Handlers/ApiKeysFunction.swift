@@ -41,8 +41,8 @@ public struct ApiKeysFunction: HTTPFunction {
     @Sendable func createKey(
         _ input: CreateKeyRequest, _ call: FunctionRequest, _ admin: Principal?
     ) async throws -> APIKeyView {
-        let userID = try call.query.requiredUUID("user_id")
-        let teamID = try call.query.requiredUUID("team_id")
+        let userID = try call.query.requiredID("user_id", as: UserID.self)
+        let teamID = try call.query.requiredID("team_id", as: TeamID.self)
         guard try await services.store.team(id: teamID) != nil else { throw FunctionError.notFound("Team not found") }
         guard let user = try await services.store.user(id: userID), user.teamID == teamID else {
             throw FunctionError.notFound("User not found in this team")
@@ -56,7 +56,7 @@ public struct ApiKeysFunction: HTTPFunction {
     @Sendable func createKeyAsAdmin(
         _ input: CreateKeyRequest, _ call: FunctionRequest, _ admin: Principal
     ) async throws -> APIKeyView {
-        let userID = try call.pathUUID("user_id")
+        let userID = try call.pathID("user_id", as: UserID.self)
         guard let user = try await services.store.user(id: userID) else {
             throw FunctionError.notFound("User not found")
         }
@@ -74,7 +74,7 @@ public struct ApiKeysFunction: HTTPFunction {
     @Sendable func listKeys(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<APIKeyView> {
         let page = try PageRequest(query: call.query)
         var owner = principal.user
-        if let requested = try call.query.uuid("user_id"), requested != principal.user.id {
+        if let requested = try call.query.id("user_id", as: UserID.self), requested != principal.user.id {
             guard principal.isAdmin else {
                 throw FunctionError.forbidden("Admin privileges required to list another user's keys")
             }
@@ -89,7 +89,7 @@ public struct ApiKeysFunction: HTTPFunction {
     }
 
     @Sendable func revokeKey(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
-        let id = try call.pathUUID("key_id")
+        let id = try call.pathID("key_id", as: APIKeyID.self)
         guard let key = try await services.store.apiKey(id: id), key.userID == principal.user.id || principal.isAdmin
         else {
             throw FunctionError.notFound("API key not found")
@@ -132,13 +132,13 @@ public struct CreateKeyRequest: Decodable, Sendable {
 /// The answer of `GET /api/v1/auth/verify`: who the key belongs to.
 public struct KeyVerification: Encodable, Sendable {
     /// The key's owner.
-    public let userID: UUID
+    public let userID: UserID
     /// The owner's team.
-    public let teamID: UUID
+    public let teamID: TeamID
     /// Whether the owner is an administrator.
     public let isAdmin: Bool
     /// The key's id.
-    public let keyID: UUID
+    public let keyID: APIKeyID
     /// When the key expires.
     public let expiresAt: Date
 

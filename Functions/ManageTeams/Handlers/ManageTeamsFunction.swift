@@ -36,7 +36,7 @@ public struct ManageTeamsFunction: HTTPFunction {
         let description = rules.description(input.description)
         try rules.check()
         let now = services.clock.now()
-        let team = Team(id: UUID(), name: name, description: description, createdAt: now, updatedAt: now)
+        let team = Team(id: TeamID(), name: name, description: description, createdAt: now, updatedAt: now)
         try await services.store.insertTeam(team)
         call.logger.info("Team created", metadata: ["team_id": .string(team.id.lowercasedString)])
         admin?.audit("create_team", team: team.id, logger: call.logger)
@@ -49,13 +49,13 @@ public struct ManageTeamsFunction: HTTPFunction {
     }
 
     @Sendable func getTeam(_ call: FunctionRequest, _ admin: Principal?) async throws -> Team {
-        return try await existingTeam(try call.pathUUID("team_id"))
+        return try await existingTeam(try call.pathID("team_id", as: TeamID.self))
     }
 
     @Sendable func updateTeam(
         _ input: UpdateTeamRequest, _ call: FunctionRequest, _ admin: Principal?
     ) async throws -> Team {
-        var team = try await existingTeam(try call.pathUUID("team_id"))
+        var team = try await existingTeam(try call.pathID("team_id", as: TeamID.self))
         var rules = InputRules()
         if let name = input.name { team.name = rules.name(name) }
         if input.description != nil { team.description = rules.description(input.description) }
@@ -67,7 +67,7 @@ public struct ManageTeamsFunction: HTTPFunction {
     }
 
     @Sendable func deleteTeam(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
-        let id = try call.pathUUID("team_id")
+        let id = try call.pathID("team_id", as: TeamID.self)
         switch try await services.teams.delete(id: id) {
         case .deleted:
             call.logger.info("Team deleted", metadata: ["team_id": .string(id.lowercasedString)])
@@ -80,7 +80,7 @@ public struct ManageTeamsFunction: HTTPFunction {
         }
     }
 
-    private func existingTeam(_ id: UUID) async throws -> Team {
+    private func existingTeam(_ id: TeamID) async throws -> Team {
         guard let team = try await services.store.team(id: id) else { throw FunctionError.notFound("Team not found") }
         return team
     }

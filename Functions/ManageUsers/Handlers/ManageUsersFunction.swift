@@ -42,7 +42,7 @@ public struct ManageUsersFunction: HTTPFunction {
         try rules.check()
         let now = services.clock.now()
         let user = User(
-            id: UUID(), email: email, name: name, teamID: input.teamID, isAdmin: input.isAdmin ?? false,
+            id: UserID(), email: email, name: name, teamID: input.teamID, isAdmin: input.isAdmin ?? false,
             isActive: true, createdAt: now, updatedAt: now)
         try await storeWrite { try await services.users.create(user) }
         call.logger.info("User created", metadata: ["user_id": .string(user.id.lowercasedString)])
@@ -52,18 +52,18 @@ public struct ManageUsersFunction: HTTPFunction {
 
     @Sendable func listUsers(_ call: FunctionRequest, _ admin: Principal?) async throws -> ListResponse<User> {
         let page = try PageRequest(query: call.query)
-        let teamID = try call.query.uuid("team_id")
+        let teamID = try call.query.id("team_id", as: TeamID.self)
         return ListResponse("users", page: try await services.store.users(teamID: teamID, page), request: page)
     }
 
     @Sendable func getUser(_ call: FunctionRequest, _ admin: Principal?) async throws -> User {
-        return try await existingUser(try call.pathUUID("user_id"))
+        return try await existingUser(try call.pathID("user_id", as: UserID.self))
     }
 
     @Sendable func updateUser(
         _ input: UpdateUserRequest, _ call: FunctionRequest, _ admin: Principal?
     ) async throws -> User {
-        var user = try await existingUser(try call.pathUUID("user_id"))
+        var user = try await existingUser(try call.pathID("user_id", as: UserID.self))
         let formerTeam = user.teamID
         var rules = InputRules()
         if let email = input.email { user.email = rules.email(email) }
@@ -82,7 +82,7 @@ public struct ManageUsersFunction: HTTPFunction {
     }
 
     @Sendable func deleteUser(_ call: FunctionRequest, _ admin: Principal?) async throws -> NoContent {
-        let id = try call.pathUUID("user_id")
+        let id = try call.pathID("user_id", as: UserID.self)
         let user = try await existingUser(id)
         guard try await services.users.delete(id: id) else { throw FunctionError.notFound("User not found") }
         call.logger.info("User deleted and their API keys revoked", metadata: ["user_id": .string(id.lowercasedString)])
@@ -112,7 +112,7 @@ public struct ManageUsersFunction: HTTPFunction {
     /// given, must name that same user); in development the `user_id` query, or the key's owner
     /// when a key is sent instead.
     private func currentUser(_ call: FunctionRequest) async throws -> User {
-        let requested = try call.query.uuid("user_id")
+        let requested = try call.query.id("user_id", as: UserID.self)
         let presentsKey = try Caller.presentedKey(in: call.headers) != nil
         if services.settings.environment == .production || (requested == nil && presentsKey) {
             let principal = try await services.access.authenticate(call)
@@ -127,7 +127,7 @@ public struct ManageUsersFunction: HTTPFunction {
         return try await existingUser(requested)
     }
 
-    private func existingUser(_ id: UUID) async throws -> User {
+    private func existingUser(_ id: UserID) async throws -> User {
         guard let user = try await services.store.user(id: id) else { throw FunctionError.notFound("User not found") }
         return user
     }
@@ -153,7 +153,7 @@ public struct CreateUserRequest: Decodable, Sendable {
     /// The display name.
     public let name: String
     /// The team the user joins.
-    public let teamID: UUID
+    public let teamID: TeamID
     /// Whether the user is an administrator (default `false`).
     public let isAdmin: Bool?
 
@@ -171,7 +171,7 @@ public struct UpdateUserRequest: Decodable, Sendable {
     /// A new display name.
     public let name: String?
     /// A new team; the user's keys move with them.
-    public let teamID: UUID?
+    public let teamID: TeamID?
     /// A new admin flag.
     public let isAdmin: Bool?
     /// A new active flag; a deactivated user's keys are refused.

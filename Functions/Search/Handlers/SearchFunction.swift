@@ -71,7 +71,7 @@ public struct SearchFunction: HTTPFunction {
     }
 
     private func similar(
-        to imageID: UUID, _ request: SearchRequest, teamID: UUID
+        to imageID: ImageID, _ request: SearchRequest, teamID: TeamID
     ) async throws -> (page: [(ImageRecord, Double)], total: Int) {
         guard let image = try await images.store.image(id: imageID, teamID: teamID) else {
             throw FunctionError.notFound("Image not found")
@@ -98,7 +98,7 @@ public struct SearchFunction: HTTPFunction {
     /// image records, which are the truth (an image deleted or retagged a moment ago, or a vector
     /// stored before the index kept tags, is dropped from the page).
     private func nearest(
-        _ vector: [Float], _ request: SearchRequest, scale: RelevanceScale, teamID: UUID, excluding: UUID?
+        _ vector: [Float], _ request: SearchRequest, scale: RelevanceScale, teamID: TeamID, excluding: ImageID?
     ) async throws -> (page: [(ImageRecord, Double)], total: Int) {
         // Scores rise with the cosine, so score >= threshold  <=>  cosine >= the scale's bound.
         let matches = try await images.vectors.search(
@@ -116,7 +116,7 @@ public struct SearchFunction: HTTPFunction {
         return (page, matches.total)
     }
 
-    private func textMatches(_ request: SearchRequest, teamID: UUID) async throws -> [(ImageRecord, Double)] {
+    private func textMatches(_ request: SearchRequest, teamID: TeamID) async throws -> [(ImageRecord, Double)] {
         let matches = try await images.store.searchText(
             request.words, teamID: teamID, filter: request.filter, limit: Self.maxMatches)
         return TextMatch.relevance(of: matches).filter { $0.relevance >= request.threshold }
@@ -139,7 +139,7 @@ struct SearchRequest: Sendable {
     static let maxQueryLength = 500
 
     var query: String?
-    var imageID: UUID?
+    var imageID: ImageID?
     var skip: Int
     var limit: Int
     var threshold: Double
@@ -158,7 +158,7 @@ struct SearchRequest: Sendable {
     /// The JSON body of `POST /api/v1/search`.
     struct Body: Decodable, Sendable {
         var query: String?
-        var imageID: UUID?
+        var imageID: ImageID?
         var skip: Int?
         var limit: Int?
         var similarityThreshold: Double?
@@ -218,7 +218,7 @@ struct SearchRequest: Sendable {
     }
 
     private init(
-        query: String?, imageID: UUID?, skip: Int, limit: Int, threshold: Double, filter: ImageFilter,
+        query: String?, imageID: ImageID?, skip: Int, limit: Int, threshold: Double, filter: ImageFilter,
         location: String, queryField: String
     ) throws {
         var rules = InputRules()
@@ -270,7 +270,7 @@ struct SearchResponse: Encodable, Sendable {
     var limit: Int
     var similarityThreshold: Double
     var query: String?
-    var imageID: UUID?
+    var imageID: ImageID?
     var mode: SearchMode
     var model: String?
 

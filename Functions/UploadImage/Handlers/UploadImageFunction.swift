@@ -121,7 +121,7 @@ public struct UploadImageFunction: HTTPFunction {
             throw Self.duplicate(existing.id)
         }
         let image = ImageRecord(
-            id: UUID(), teamID: principal.teamID, uploaderID: principal.user.id, collectionID: collectionID,
+            id: ImageID(), teamID: principal.teamID, uploaderID: principal.user.id, collectionID: collectionID,
             filename: InputRules.filename(upload.filename), contentType: format.mediaType, format: format.rawValue,
             fileSize: upload.size, width: inspection.width, height: inspection.height,
             orientation: inspection.orientation, sha256: upload.sha256, description: description, tags: tags,
@@ -149,7 +149,7 @@ public struct UploadImageFunction: HTTPFunction {
     }
 
     /// The 409 for bytes the team already has.
-    static func duplicate(_ existingID: UUID) -> FunctionError {
+    static func duplicate(_ existingID: ImageID) -> FunctionError {
         FunctionError(
             .conflict, "An identical image already exists in this team (send allow_duplicate=true to keep both)",
             fields: ["existing_image_id": existingID.lowercasedString])
@@ -170,7 +170,7 @@ public struct UploadImageFunction: HTTPFunction {
     }
 
     private func ownImage(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
-        let id = try call.pathUUID("image_id")
+        let id = try call.pathID("image_id", as: ImageID.self)
         guard let image = try await images.store.image(id: id, teamID: principal.teamID) else {
             throw FunctionError.notFound("Image not found")
         }
@@ -216,7 +216,7 @@ public struct UploadImageFunction: HTTPFunction {
     }
 
     func delete(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
-        let id = try call.pathUUID("image_id")
+        let id = try call.pathID("image_id", as: ImageID.self)
         // Metadata first: from here on the image is gone for every reader; then what hangs off it.
         guard let image = try await images.store.deleteImage(id: id, teamID: principal.teamID) else {
             throw FunctionError.notFound("Image not found")

@@ -25,13 +25,13 @@ public struct DeadLetter: Sendable, Equatable {
     public var deadAt: Date
     /// The team the message concerns, read from the whole payload when the entry is made (an
     /// image-processing message names it); `nil` for a payload that names none. Listings are by team.
-    public var teamID: UUID?
+    public var teamID: TeamID?
 
     /// Creates an entry.
     /// - Parameter teamID: The team, when known; otherwise read from `data`.
     public init(
         messageID: String, topic: String, data: Data, attempts: Int, lastError: String, source: String, deadAt: Date,
-        teamID: UUID? = nil
+        teamID: TeamID? = nil
     ) {
         self.teamID = teamID ?? Self.team(of: data, topic: topic)
         self.messageID = String(messageID.prefix(200))
@@ -46,7 +46,7 @@ public struct DeadLetter: Sendable, Equatable {
 
 extension DeadLetter {
     /// The team an image-processing payload names, or `nil`.
-    static func team(of data: Data, topic: String) -> UUID? {
+    static func team(of data: Data, topic: String) -> TeamID? {
         guard topic == ImageProcessingRequest.topic else { return nil }
         return (try? JSONDecoder().decode(ImageProcessingRequest.self, from: data))?.teamID
     }
@@ -57,7 +57,7 @@ public protocol DeadLetterQueue: Sendable {
     /// Adds an entry (one per message id; a second add replaces the first).
     func deadLetter(_ letter: DeadLetter) async throws
     /// A page of one team's entries, oldest first (then by message id), and how many it has.
-    func deadLetters(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetter>
+    func deadLetters(teamID: TeamID, _ page: PageRequest) async throws -> Page<DeadLetter>
     /// One entry, by message id.
     func deadLetter(messageID: String) async throws -> DeadLetter?
     /// Removes an entry (once replayed); `false` when there was none.

@@ -8,7 +8,7 @@ public struct DeadLetterView: Encodable, Sendable, Equatable {
     /// The topic it was published on.
     public let topic: String
     /// The image it was about.
-    public let imageID: UUID
+    public let imageID: ImageID
     /// Why it was published (`upload`, `reprocess`, ...).
     public let reason: String
     /// Deliveries or processing attempts made.
@@ -64,7 +64,7 @@ public struct DeadLetterService: Sendable {
     }
 
     /// A page of the team's dead letters, oldest first.
-    public func list(teamID: UUID, _ page: PageRequest) async throws -> Page<DeadLetterView> {
+    public func list(teamID: TeamID, _ page: PageRequest) async throws -> Page<DeadLetterView> {
         let found = try await letters.deadLetters(teamID: teamID, page)
         return Page(items: found.items.compactMap { Self.view($0, teamID: teamID) }, total: found.total)
     }
@@ -72,7 +72,7 @@ public struct DeadLetterService: Sendable {
     /// Discards a dead letter without replaying it (its image was deleted, or the failure is
     /// understood and the image is not wanted again).
     /// - Throws: 404 for a letter the team does not have.
-    public func discard(messageID: String, teamID: UUID) async throws {
+    public func discard(messageID: String, teamID: TeamID) async throws {
         guard let letter = try await letters.deadLetter(messageID: messageID), Self.view(letter, teamID: teamID) != nil,
             try await letters.removeDeadLetter(messageID: messageID)
         else { throw DomainError.notFound("Dead letter not found") }
@@ -86,7 +86,7 @@ public struct DeadLetterService: Sendable {
     /// processing treats as any redelivery.
     /// - Returns: The image, pending again.
     /// - Throws: 404 for a letter or image the team does not have; 409 while the image is queued.
-    public func replay(messageID: String, teamID: UUID, at date: Date) async throws -> ImageRecord {
+    public func replay(messageID: String, teamID: TeamID, at date: Date) async throws -> ImageRecord {
         guard let letter = try await letters.deadLetter(messageID: messageID),
             let view = Self.view(letter, teamID: teamID)
         else { throw DomainError.notFound("Dead letter not found") }
@@ -106,7 +106,7 @@ public struct DeadLetterService: Sendable {
     }
 
     /// The view of a processing dead letter of `teamID`, or `nil`.
-    static func view(_ letter: DeadLetter, teamID: UUID) -> DeadLetterView? {
+    static func view(_ letter: DeadLetter, teamID: TeamID) -> DeadLetterView? {
         guard letter.topic == ImageProcessingRequest.topic,
             let request = try? JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: letter.data),
             request.teamID == teamID

@@ -11,17 +11,17 @@ public protocol EmbeddingJobs: Sendable {
     /// with `model`, or has used up its attempts (`failed`, or `maxAttempts` counted): a forged or
     /// replayed event never raises `embedding_attempts` past the limit.
     func beginProcessing(
-        id: UUID, teamID: UUID, model: String, maxAttempts: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
     ) async throws -> ProcessingStart
     /// Records a successful embedding.
-    func completeProcessing(id: UUID, teamID: UUID, model: String, dimensions: Int, at date: Date) async throws
+    func completeProcessing(id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date) async throws
     /// Records a failed attempt with its error. While attempts remain the image stays `pending`
     /// (a redelivery starts the next one); the last failure (`final`) leaves it `failed`.
-    func failProcessing(id: UUID, teamID: UUID, error: String, final: Bool, at date: Date) async throws
+    func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws
     /// Marks an image `pending` again with zero attempts and publishes its processing message,
     /// in one transaction. Returns the updated image, or `nil` when absent.
     func requeueImage(
-        id: UUID, teamID: UUID, at date: Date, publishing message: OutboxMessage
+        id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws
         -> ImageRecord?
     /// Marks `pending`, with zero attempts, every image of a team that is not embedded with
@@ -30,10 +30,10 @@ public protocol EmbeddingJobs: Sendable {
     /// pending or processing are left as they are.
     /// - Returns: How many images were queued.
     func requeueImages(
-        teamID: UUID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+        teamID: TeamID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
     ) async throws -> Int
     /// Counts a team's images by where they stand against the current `model`.
-    func embeddingSummary(teamID: UUID, model: String) async throws -> EmbeddingSummary
+    func embeddingSummary(teamID: TeamID, model: String) async throws -> EmbeddingSummary
 }
 
 /// A team's images counted by embedding state against the current model.
@@ -68,10 +68,10 @@ public struct EmbeddingSummary: Codable, Sendable, Equatable {
 /// An upload whose bytes the team already has, refused because duplicates were not allowed.
 public struct DuplicateImageError: Error, Equatable, CustomStringConvertible {
     /// The image that already has these bytes.
-    public let existingImageID: UUID
+    public let existingImageID: ImageID
 
     /// Creates the error.
-    public init(existingImageID: UUID) {
+    public init(existingImageID: ImageID) {
         self.existingImageID = existingImageID
     }
 

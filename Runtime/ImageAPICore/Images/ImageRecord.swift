@@ -16,11 +16,11 @@ public enum EmbeddingStatus: String, Codable, Sendable, CaseIterable {
 /// An image's stored metadata. The bytes live in the blob store under ``originalBlobKey``.
 public struct ImageRecord: Codable, Sendable, Equatable {
     /// The image's identifier.
-    public var id: UUID
+    public var id: ImageID
     /// The team that owns the image.
-    public var teamID: UUID
+    public var teamID: TeamID
     /// The user whose key uploaded it.
-    public var uploaderID: UUID
+    public var uploaderID: UserID
     /// The collection the image is filed under, if any.
     public var collectionID: UUID?
     /// The file name the client sent (base name only), for display and text search.
@@ -64,7 +64,7 @@ public struct ImageRecord: Codable, Sendable, Equatable {
 
     /// Creates a record for a new upload, pending processing.
     public init(
-        id: UUID, teamID: UUID, uploaderID: UUID, collectionID: UUID?, filename: String, contentType: String,
+        id: ImageID, teamID: TeamID, uploaderID: UserID, collectionID: UUID?, filename: String, contentType: String,
         format: String, fileSize: Int, width: Int, height: Int, orientation: Int?, sha256: String,
         description: String?, tags: [String], exif: [String: String], createdAt: Date
     ) {
@@ -98,7 +98,7 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     /// The blob key of the thumbnail, made at processing time.
     public var thumbnailBlobKey: String { Self.blobFolder(teamID: teamID, imageID: id) + "/thumbnail.jpg" }
 
-    private static func blobFolder(teamID: UUID, imageID: UUID) -> String {
+    private static func blobFolder(teamID: TeamID, imageID: ImageID) -> String {
         "teams/\(teamID.lowercasedString)/images/\(imageID.lowercasedString)"
     }
 
@@ -123,9 +123,9 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     /// Writes every field, absent values as `null`, identifiers lower-case.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id.lowercasedString, forKey: .id)
-        try container.encode(teamID.lowercasedString, forKey: .teamID)
-        try container.encode(uploaderID.lowercasedString, forKey: .uploaderID)
+        try container.encode(id, forKey: .id)
+        try container.encode(teamID, forKey: .teamID)
+        try container.encode(uploaderID, forKey: .uploaderID)
         try container.encode(collectionID?.lowercasedString, forKey: .collectionID)
         try container.encode(filename, forKey: .filename)
         try container.encode(contentType, forKey: .contentType)
@@ -155,14 +155,14 @@ public struct ImageProcessingRequest: Codable, Sendable, Equatable {
     public static let topic = "image-uploaded"
 
     /// The image to process.
-    public var imageID: UUID
+    public var imageID: ImageID
     /// The team that owns it; the handler checks the image belongs to this team.
-    public var teamID: UUID
+    public var teamID: TeamID
     /// Why processing was asked for: `upload` or `reprocess`.
     public var reason: String
 
     /// Creates a request.
-    public init(imageID: UUID, teamID: UUID, reason: String) {
+    public init(imageID: ImageID, teamID: TeamID, reason: String) {
         self.imageID = imageID
         self.teamID = teamID
         self.reason = reason
@@ -172,14 +172,6 @@ public struct ImageProcessingRequest: Codable, Sendable, Equatable {
         case imageID = "image_id"
         case teamID = "team_id"
         case reason
-    }
-
-    /// Writes the request with lower-case identifiers.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(imageID.lowercasedString, forKey: .imageID)
-        try container.encode(teamID.lowercasedString, forKey: .teamID)
-        try container.encode(reason, forKey: .reason)
     }
 }
 

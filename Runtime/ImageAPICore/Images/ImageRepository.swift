@@ -12,15 +12,15 @@ public protocol ImageRepository: Sendable {
     /// - Throws: ``DuplicateImageError`` naming the image that already has these bytes.
     func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws
     /// One of a team's images.
-    func image(id: UUID, teamID: UUID) async throws -> ImageRecord?
+    func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord?
     /// A team's images by id, in no particular order; unknown ids are left out.
-    func images(ids: [UUID], teamID: UUID) async throws -> [ImageRecord]
+    func images(ids: [ImageID], teamID: TeamID) async throws -> [ImageRecord]
     /// A page of a team's images, newest first.
-    func images(teamID: UUID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord>
+    func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord>
     /// A team's image with these exact bytes, if one exists.
-    func image(sha256: String, teamID: UUID) async throws -> ImageRecord?
+    func image(sha256: String, teamID: TeamID) async throws -> ImageRecord?
     /// Replaces the editable fields (description, tags, collection, updated-at). False when absent.
     func updateImage(_ image: ImageRecord) async throws -> Bool
     /// Deletes an image's metadata and returns what was deleted.
-    func deleteImage(id: UUID, teamID: UUID) async throws -> ImageRecord?
+    func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord?
 }

@@ -5,7 +5,7 @@ import Foundation
 public protocol ImageTextSearch: Sendable {
     /// Full-text search over file name, description, tags and EXIF text: the images holding at
     /// least one of the words (each matched as a prefix), best weight first, at most `limit`.
-    func searchText(_ words: [String], teamID: UUID, filter: ImageFilter, limit: Int) async throws -> [TextMatch]
+    func searchText(_ words: [String], teamID: TeamID, filter: ImageFilter, limit: Int) async throws -> [TextMatch]
 }
 
 /// One full-text match, as a backend finds it: the image, how many of the query's words it

@@ -3,9 +3,9 @@ import Foundation
 /// One stored vector with the payload searches filter on.
 public struct VectorEntry: Sendable, Equatable {
     /// The image the vector belongs to.
-    public var imageID: UUID
+    public var imageID: ImageID
     /// The owning team (a mandatory search filter).
-    public var teamID: UUID
+    public var teamID: TeamID
     /// The image's collection (an optional search filter).
     public var collectionID: UUID?
     /// The image's tags (a search filter: every tag asked for must be among them).
@@ -19,7 +19,7 @@ public struct VectorEntry: Sendable, Equatable {
 
     /// Creates an entry.
     public init(
-        imageID: UUID, teamID: UUID, collectionID: UUID?, tags: [String], createdAt: Date, model: String,
+        imageID: ImageID, teamID: TeamID, collectionID: UUID?, tags: [String], createdAt: Date, model: String,
         vector: [Float]
     ) {
         self.imageID = imageID
@@ -40,13 +40,13 @@ public struct VectorQuery: Sendable, Equatable {
     /// Only vectors of this model.
     public var model: String
     /// Only this team's vectors.
-    public var teamID: UUID
+    public var teamID: TeamID
     /// Collection, tags and upload-date range, applied inside the index.
     public var filter: ImageFilter
     /// Only matches whose cosine is at least this.
     public var minimumCosine: Float
     /// An image left out (the query image itself, when searching by image).
-    public var excluding: UUID?
+    public var excluding: ImageID?
     /// Matches to skip, best first.
     public var skip: Int
     /// Matches to return at most.
@@ -54,8 +54,8 @@ public struct VectorQuery: Sendable, Equatable {
 
     /// Creates a query.
     public init(
-        vector: [Float], model: String, teamID: UUID, filter: ImageFilter = ImageFilter(),
-        minimumCosine: Float = -1, excluding: UUID? = nil, skip: Int = 0, limit: Int
+        vector: [Float], model: String, teamID: TeamID, filter: ImageFilter = ImageFilter(),
+        minimumCosine: Float = -1, excluding: ImageID? = nil, skip: Int = 0, limit: Int
     ) {
         self.vector = vector
         self.model = model
@@ -69,7 +69,7 @@ public struct VectorQuery: Sendable, Equatable {
 
     /// Whether an entry's payload passes the query's team, model, exclusion and filter (not its
     /// cosine). What an index does not know of an entry (see ``VectorPayload``) does not exclude it.
-    public func admits(teamID: UUID, model: String, imageID: UUID, payload: VectorPayload) -> Bool {
+    public func admits(teamID: TeamID, model: String, imageID: ImageID, payload: VectorPayload) -> Bool {
         guard teamID == self.teamID, model == self.model, imageID != excluding else { return false }
         if let collection = filter.collectionID, payload.collectionID != collection { return false }
         if let tags = payload.tags, !filter.tags.allSatisfy(tags.contains) { return false }
@@ -122,12 +122,12 @@ public struct VectorMatches: Sendable, Equatable {
 /// A search hit: an image id and its cosine similarity to the query.
 public struct VectorHit: Sendable, Equatable {
     /// The image.
-    public var imageID: UUID
+    public var imageID: ImageID
     /// Cosine similarity, -1 to 1.
     public var cosine: Float
 
     /// Creates a hit.
-    public init(imageID: UUID, cosine: Float) {
+    public init(imageID: ImageID, cosine: Float) {
         self.imageID = imageID
         self.cosine = cosine
     }
@@ -138,15 +138,15 @@ public protocol VectorIndex: Sendable {
     /// Adds or replaces the vector of an image.
     func upsert(_ entry: VectorEntry) async throws
     /// Removes an image's vector (absent is fine).
-    func delete(imageID: UUID) async throws
+    func delete(imageID: ImageID) async throws
     /// Removes every vector of a team, or of one collection of a team; returns how many.
     @discardableResult
-    func deleteAll(teamID: UUID, collectionID: UUID?) async throws -> Int
+    func deleteAll(teamID: TeamID, collectionID: UUID?) async throws -> Int
     /// Changes what an image's vector is filtered by (its collection and tags; the vector does
     /// not change). Absent vectors are fine.
-    func updatePayload(imageID: UUID, collectionID: UUID?, tags: [String]) async throws
+    func updatePayload(imageID: ImageID, collectionID: UUID?, tags: [String]) async throws
     /// The stored vector of one of a team's images, if any.
-    func vector(imageID: UUID, teamID: UUID) async throws -> [Float]?
+    func vector(imageID: ImageID, teamID: TeamID) async throws -> [Float]?
     /// The page of the team's vectors of the query's model that pass its filter, whose cosine
     /// is at least its minimum, best first, and the number of all such vectors (the order of
     /// equal cosines is the index's own). Filtering happens in the index, so `total` counts every
