@@ -59,10 +59,16 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
     ],
     targets: [
-        // Foundation-only helpers every layer shares: environment variables, JSON conventions.
-        .target(name: "RuntimeSupport", path: "Runtime/RuntimeSupport", swiftSettings: swiftSettings),
+        // Helpers every layer shares: configuration (swift-configuration readers), JSON conventions.
+        .target(
+            name: "RuntimeSupport",
+            dependencies: [.product(name: "Configuration", package: "swift-configuration")],
+            path: "Runtime/RuntimeSupport",
+            swiftSettings: swiftSettings
+        ),
         // The functions framework: HTTP and CloudEvent functions, errors, logging, configuration.
         .target(
             name: "FunctionsFramework",
@@ -238,6 +244,7 @@ let package = Package(
                 "FunctionsFramework",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Configuration", package: "swift-configuration"),
             ],
             path: "Tests/FunctionsFrameworkTests",
             swiftSettings: swiftSettings

@@ -1,3 +1,4 @@
+import Configuration
 import Foundation
 
 /// An invalid configuration variable. Startup prints ``description`` as its one line and exits.
@@ -22,23 +23,51 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 
 /// The configuration variables of a process: its environment, over a `.env` file when present.
 ///
-/// Variables set in the environment win over the file. Accessors validate and name the variable
-/// in the ``ConfigurationError`` they throw.
+/// Values are read through swift-configuration's ``reader``: a `ConfigReader` over two providers,
+/// the process environment first and the `.env` file second, so a variable set in the
+/// environment wins over the file. The file itself is read by ``parseDotEnv(_:path:)``, which is
+/// stricter than swift-configuration's own `.env` reading: it strips `export ` and quotes, and a
+/// line that is not `NAME=value` stops the process with the line's number instead of being
+/// skipped. Accessors validate and name the variable in the ``ConfigurationError`` they throw.
+/// Secrets (``secretNames``) are marked as such for swift-configuration's access reporting.
 public struct EnvironmentVariables: Sendable {
-    /// The merged values.
-    public let values: [String: String]
+    /// The variables whose values are secrets: never printed by an access report.
+    public static let secretNames: Set<String> = [
+        "API_KEY_SECRET", "BOOTSTRAP_ADMIN_KEY", "PUBSUB_PUSH_TOKEN", "QDRANT_API_KEY", "DATABASE_URL",
+    ]
+
+    /// The variables set in the environment.
+    private let environment: [String: String]
+    /// The variables set in the `.env` file.
+    private let file: [String: String]
+    /// swift-configuration's reader: the environment first, then the file.
+    public let reader: ConfigReader
+
+    /// Every variable, the environment's value where both set one.
+    public var values: [String: String] { file.merging(environment) { _, fromEnvironment in fromEnvironment } }
 
     /// Creates the variables from explicit values (tests use this).
     /// - Parameter values: Name to value.
     public init(_ values: [String: String]) {
-        self.values = values
+        self.init(environment: values, file: [:])
+    }
+
+    private init(environment: [String: String], file: [String: String]) {
+        self.environment = environment
+        self.file = file
+        let secrets = SecretsSpecifier<String, String>.specific(Self.secretNames)
+        self.reader = ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
+            EnvironmentVariablesProvider(environmentVariables: file, secretsSpecifier: secrets),
+        ])
     }
 
     /// The same variables, only those named: what an adapter's factory is given.
     /// - Parameter names: The variables to keep.
     /// - Returns: The restricted variables.
     public func restricted(to names: Set<String>) -> EnvironmentVariables {
-        EnvironmentVariables(values.filter { names.contains($0.key) })
+        EnvironmentVariables(
+            environment: environment.filter { names.contains($0.key) }, file: file.filter { names.contains($0.key) })
     }
 
     /// Reads the process environment over the `.env` file.
@@ -49,7 +78,7 @@ public struct EnvironmentVariables: Sendable {
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment, dotEnvPath: String = ".env"
     ) throws {
-        var merged: [String: String] = [:]
+        var fromFile: [String: String] = [:]
         if FileManager.default.fileExists(atPath: dotEnvPath) {
             let text: String
             do {
@@ -57,10 +86,9 @@ public struct EnvironmentVariables: Sendable {
             } catch {
                 throw ConfigurationError(variable: dotEnvPath, reason: "cannot be read: \(error.localizedDescription)")
             }
-            merged = try Self.parseDotEnv(text, path: dotEnvPath)
+            fromFile = try Self.parseDotEnv(text, path: dotEnvPath)
         }
-        merged.merge(environment) { _, fromEnvironment in fromEnvironment }
-        self.values = merged
+        self.init(environment: environment, file: fromFile)
     }
 
     /// Parses `.env` text: `NAME=value` lines, optional `export `, `#` comments, single or double quotes.
@@ -100,7 +128,11 @@ public struct EnvironmentVariables: Sendable {
     /// A variable's value, `nil` when unset or empty.
     /// - Parameter name: The variable.
     public subscript(name: String) -> String? {
-        guard let value = values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        let key = ConfigKey([name])
+        guard
+            let value = reader.string(forKey: key, isSecret: Self.secretNames.contains(name))?
+                .trimmingCharacters(in: .whitespaces), !value.isEmpty
+        else { return nil }
         return value
     }
 

@@ -107,7 +107,7 @@ struct LayeringTests {
             "EmulatorMain",
         ])
     }
-    /// Foundation-only helpers that any layer may use (environment variables, JSON conventions).
+    /// Helpers that any layer may use (configuration through swift-configuration, JSON conventions).
     static let support: Set<String> = ["RuntimeSupport"]
     /// Modules the domain must not import: HTTP, NIO, the functions framework and databases.
     static let forbiddenInDomain: Set<String> = [

@@ -1,3 +1,4 @@
+import Configuration
 import Foundation
 import FunctionsFramework
 import Logging
@@ -95,5 +96,24 @@ struct ConfigurationTests {
         #expect(variables["LOG_LEVEL"] == "error")
         let missing = try EnvironmentVariables(environment: [:], dotEnvPath: folder.appendingPathComponent("no").path)
         #expect(missing.values.isEmpty)
+    }
+
+    @Test("swift-configuration's reader serves scoped reads, the environment first, and restricted copies")
+    func readerScopesAndRestricts() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent(".env")
+        try "QDRANT_HOST=from-file\nQDRANT_PORT=6333\nAPI_KEY_SECRET=s\n".write(
+            to: file, atomically: true, encoding: .utf8)
+        let variables = try EnvironmentVariables(
+            environment: ["QDRANT_HOST": "vectors.internal"], dotEnvPath: file.path)
+        let qdrant = variables.reader.scoped(to: "qdrant")
+        #expect(qdrant.string(forKey: "host") == "vectors.internal")
+        #expect(qdrant.int(forKey: "port") == 6333)
+        let restricted = variables.restricted(to: ["QDRANT_HOST", "QDRANT_PORT"])
+        #expect(restricted["API_KEY_SECRET"] == nil)
+        #expect(restricted["QDRANT_PORT"] == "6333")
+        #expect(restricted.values == ["QDRANT_HOST": "vectors.internal", "QDRANT_PORT": "6333"])
     }
 }
