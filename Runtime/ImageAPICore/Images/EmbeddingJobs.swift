@@ -28,6 +28,11 @@ public protocol EmbeddingJobs: Sendable {
     /// `model` (stale vectors and failures; with `includeCurrent`, images embedded with `model`
     /// too) and publishes a processing message for each, in one transaction. Images already
     /// pending or processing are left as they are.
+    ///
+    /// SQLite and memory queue a whole team in one transaction. A backend whose transactions
+    /// are bounded (Firestore holds at most 500 writes in one) queues in batches instead, each
+    /// batch's images marked together with their messages, so a crash between batches loses
+    /// nothing: the images not yet queued are still stale, and asking again queues them.
     /// - Returns: How many images were queued.
     func requeueImages(
         teamID: TeamID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
