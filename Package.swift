@@ -169,6 +169,20 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
+        // Image bytes in a Cloud Storage bucket, through the JSON API (an emulator for now).
+        .target(
+            name: "CloudStorage",
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Runtime/CloudStorage",
+            swiftSettings: swiftSettings
+        ),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",
@@ -201,7 +215,8 @@ let package = Package(
         .target(
             name: "ImageHosting",
             dependencies: [
-                "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "ImageProcessing",
+                "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
+                "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage",
             ],
             path: "Runtime/ImageHosting",
@@ -302,7 +317,7 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
-                "FileSystemStorage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "FileSystemStorage", "CloudStorage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings

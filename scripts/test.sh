@@ -8,6 +8,6 @@ echo "==> Checking formatting (swift format lint --strict)"
 swift format lint --strict --recursive Package.swift Runtime Functions Tests Benchmarks
 echo "==> Building every product and test target"
 swift build --build-tests
-echo "==> Running every test"
-swift test --skip-build
+echo "==> Running every test (scripts/test-servers.sh starts the servers the contract suites need)"
+scripts/test-servers.sh swift test --skip-build
 scripts/schemathesis.sh

@@ -19,6 +19,8 @@ public struct BackendSelection: Sendable, Equatable {
         case filesystem
         /// In this process only (tests and demos): lost when it stops.
         case memory
+        /// A Cloud Storage bucket, `GCS_BUCKET_NAME` (through `STORAGE_EMULATOR_HOST` for now).
+        case gcs
     }
 
     /// Where vectors are kept and searched.

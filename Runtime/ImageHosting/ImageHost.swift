@@ -1,5 +1,6 @@
 import CLIPEmbedding
 import CLIPInference
+import CloudStorage
 import EmbeddedVectorIndex
 import FileSystemStorage
 import Foundation
@@ -89,6 +90,7 @@ public enum ImageHost {
         switch configuration.backends.blobs {
         case .filesystem: try FileSystemStorageFactory.build(from: configuration.variables).map { $0 }
         case .memory: try MemoryBlobStoreFactory.build(from: configuration.variables).map { $0 }
+        case .gcs: try CloudStorageFactory.build(from: configuration.variables).map { $0 }
         }
     }
 

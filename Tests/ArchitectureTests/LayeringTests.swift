@@ -85,7 +85,7 @@ struct LayeringTests {
     ]
     /// One target per backend behind a port of the domain.
     static let adapters: Set<String> = [
-        "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "EmbeddedVectorIndex", "ImageProcessing",
+        "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
         "CLIPEmbedding",
         "PushAuthentication",
     ]
@@ -98,7 +98,7 @@ struct LayeringTests {
     /// What the image pipeline brings in: libvips, OpenBLAS, CLIP and the vectors.
     static let imagePipeline: Set<String> = [
         "ImageHosting", "ImageProcessing", "CLIPInference", "CLIPEmbedding", "CLIPKernels", "EmbeddedVectorIndex",
-        "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage",
+        "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage", "CloudStorage",
     ]
     /// The application's own layers above the engines.
     static var application: Set<String> {

@@ -1,3 +1,4 @@
+import CloudStorage
 import EmbeddedVectorIndex
 import FileSystemStorage
 import Foundation
@@ -57,5 +58,24 @@ struct AdapterFactoryTests {
         #expect(paths.database == "/srv/images/imagedb.sqlite")
         #expect(paths.blobs == "/srv/images/blobs")
         #expect(EmbeddedDataPaths(EnvironmentVariables([:])).database == "./data/imagedb.sqlite")
+    }
+
+    @Test("the Cloud Storage factory needs a valid bucket name and, for now, an emulator")
+    func cloudStorageSettings() throws {
+        let missing = #expect(throws: ConfigurationError.self) {
+            try CloudStorageFactory.build(from: EnvironmentVariables(["STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
+        }
+        #expect(missing?.variable == "GCS_BUCKET_NAME")
+        let malformed = #expect(throws: ConfigurationError.self) {
+            try CloudStorageFactory.build(
+                from: EnvironmentVariables(["GCS_BUCKET_NAME": "Not A Bucket", "STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
+        }
+        #expect(malformed?.variable == "GCS_BUCKET_NAME")
+        let noEmulator = #expect(throws: ConfigurationError.self) {
+            try CloudStorageFactory.build(from: EnvironmentVariables(["GCS_BUCKET_NAME": "images"]))
+        }
+        #expect(noEmulator?.variable == "STORAGE_EMULATOR_HOST")
+        _ = try CloudStorageFactory.build(
+            from: EnvironmentVariables(["GCS_BUCKET_NAME": "images", "STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
     }
 }

@@ -1,3 +1,4 @@
+import CloudStorage
 import EmbeddedVectorIndex
 import FileSystemStorage
 import Foundation
@@ -49,10 +50,25 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
     }
 }
 
+/// The servers the test command starts for the contract suites, found through the variables it
+/// exports. Run outside it (`swift test` alone), the backends that need one are left out, and
+/// ``TestServerTests`` fails when `REQUIRE_TEST_SERVERS=1` (set by `.ci/run`) says they must run.
+enum TestServers {
+    /// fake-gcs-server's URL (`TEST_STORAGE_EMULATOR_HOST`).
+    static var storageEmulator: String? { ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] }
+    /// Whether a missing server is a failure rather than a skipped backend.
+    static var required: Bool { ProcessInfo.processInfo.environment["REQUIRE_TEST_SERVERS"] == "1" }
+}
+
 /// The blob backends every blob-store contract runs against. A new backend adds a case here.
 enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case filesystem
     case memory
+    /// Cloud Storage's JSON API on fake-gcs-server, when the test command started it.
+    case gcs
+
+    /// Every backend whose server is here.
+    static var allCases: [BlobBackend] { [.filesystem, .memory] + (TestServers.storageEmulator == nil ? [] : [.gcs]) }
 
     var testDescription: String { rawValue }
 
@@ -65,6 +81,13 @@ enum BlobBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             }
         case .memory:
             return try await body(MemoryBlobStore(chunkSize: 64 * 1024))
+        case .gcs:
+            // A bucket of its own per test, created on the first write.
+            let endpoint = try #require(TestServers.storageEmulator)
+            return try await body(
+                CloudStorageBlobStore(
+                    endpoint: endpoint, bucket: "contract-\(UUID().uuidString.prefix(8).lowercased())",
+                    createBucketInProject: "test-project"))
         }
     }
 }

@@ -58,6 +58,34 @@ struct BlobStoreContractTests {
         }
     }
 
+    @Test(
+        "a 20 MiB file (more than one request's worth for Cloud Storage) reads back whole and by range",
+        arguments: BlobBackend.allCases)
+    func largeFile(backend: BlobBackend) async throws {
+        try await backend.withStore { store in
+            try await TemporaryFolder.with { folder in
+                // 20 blocks of 1 MiB, each a seeded block with its number in front: no two alike.
+                let block = Self.bytes(1 << 20, seed: 3)
+                var data = Data(capacity: 20 << 20)
+                for index in 0..<20 {
+                    var numbered = block
+                    numbered[0] = UInt8(index)
+                    data.append(numbered)
+                }
+                let file = folder.appendingPathComponent("large").path
+                try data.write(to: URL(fileURLWithPath: file))
+                try await store.put(fileAt: file, at: "t/large/original")
+                try? FileManager.default.removeItem(atPath: file)
+                #expect(try await store.size(at: "t/large/original") == data.count)
+                #expect(try await Self.collect(store.read(at: "t/large/original", range: nil)) == data)
+                let range = (8 << 20) - 5..<(8 << 20) + 5
+                #expect(try await Self.collect(store.read(at: "t/large/original", range: range)) == data[range])
+                try await store.put(data.prefix(9 << 20), at: "t/large/bytes")
+                #expect(try await store.data(at: "t/large/bytes") == data.prefix(9 << 20))
+            }
+        }
+    }
+
     @Test("a delete leaves nothing behind and deleting twice is fine", arguments: BlobBackend.allCases)
     func deletes(backend: BlobBackend) async throws {
         try await backend.withStore { store in

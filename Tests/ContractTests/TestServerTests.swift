@@ -1,0 +1,13 @@
+import Testing
+
+@Suite("Test servers")
+struct TestServerTests {
+    @Test("the servers the contract suites need are running when the test command says they must")
+    func serversPresent() {
+        guard TestServers.required else { return }
+        #expect(
+            TestServers.storageEmulator != nil,
+            "TEST_STORAGE_EMULATOR_HOST is not set: fake-gcs-server did not start, so the gcs blob backend was left out"
+        )
+    }
+}

