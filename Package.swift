@@ -169,11 +169,25 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
-        // Image bytes in a Cloud Storage bucket, through the JSON API (an emulator for now).
+        // Google's Application Default Credentials: service-account keys and the metadata server.
+        // A general library: it knows nothing of the application.
+        .target(
+            name: "GoogleCloudAuth",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Runtime/GoogleCloudAuth",
+            swiftSettings: swiftSettings
+        ),
+        // Image bytes in a Cloud Storage bucket, through the JSON API.
         .target(
             name: "CloudStorage",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport",
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -251,6 +265,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime/EmulatorMain",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GoogleCloudAuthTests",
+            dependencies: [
+                "GoogleCloudAuth",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Tests/GoogleCloudAuthTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

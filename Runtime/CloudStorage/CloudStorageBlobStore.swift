@@ -52,8 +52,8 @@ public final class CloudStorageBlobStore: BlobStore {
     ///   - createBucketInProject: Creates the bucket in this project before the first write when
     ///     it is missing (for an emulator); `nil` expects it to exist.
     ///   - client: The HTTP client.
-    ///   - authorization: The `Authorization` header's value for each call; `nil` sends none (an
-    ///     emulator).
+    ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
+    ///     from `GoogleAccessTokens`); `nil` sends none (an emulator).
     public init(
         endpoint: String, bucket: String, createBucketInProject: String? = nil, client: HTTPClient = .shared,
         authorization: @escaping @Sendable () async throws -> String? = { nil }

@@ -1,4 +1,5 @@
 import Foundation
+import GoogleCloudAuth
 import ImageAPICore
 import RuntimeSupport
 
@@ -6,18 +7,24 @@ import RuntimeSupport
 ///
 /// With `STORAGE_EMULATOR_HOST` set (as Google's client libraries read it: `host:port` or a URL)
 /// the store talks to that emulator without credentials, and creates the bucket in
-/// `GOOGLE_CLOUD_PROJECT` (default `local-project`) when it is missing. Without it, the store
-/// would need Google credentials, which this version does not obtain yet: the process refuses
-/// to start (exit 78) rather than fail on its first upload.
+/// `GOOGLE_CLOUD_PROJECT` (default `local-project`) when it is missing. Otherwise it calls
+/// `https://storage.googleapis.com` with Application Default Credentials
+/// (`GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server), and the bucket must exist.
 public enum CloudStorageFactory: AdapterFactory {
-    /// `GCS_BUCKET_NAME`, `STORAGE_EMULATOR_HOST` and `GOOGLE_CLOUD_PROJECT`.
-    public static let variables: Set<String> = ["GCS_BUCKET_NAME", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"]
+    /// The scope the store's tokens ask for.
+    public static let scope = "https://www.googleapis.com/auth/devstorage.read_write"
+
+    /// The bucket, the emulator, the project and the credentials' variables.
+    public static let variables: Set<String> = [
+        "GCS_BUCKET_NAME", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS",
+        "GCE_METADATA_HOST",
+    ]
 
     /// Builds the store.
-    /// - Parameter variables: The three variables above.
+    /// - Parameter variables: The variables above.
     /// - Returns: The store; it needs no background work.
-    /// - Throws: ``ConfigurationError`` when `GCS_BUCKET_NAME` is missing or malformed, or
-    ///   `STORAGE_EMULATOR_HOST` is not set.
+    /// - Throws: ``ConfigurationError`` when `GCS_BUCKET_NAME` is missing or malformed, or the
+    ///   service-account key named by `GOOGLE_APPLICATION_CREDENTIALS` cannot be used.
     public static func make(scoped variables: EnvironmentVariables) throws -> BuiltAdapter<CloudStorageBlobStore> {
         guard let bucket = variables["GCS_BUCKET_NAME"] else {
             throw ConfigurationError(variable: "GCS_BUCKET_NAME", reason: "must be set when BLOB_BACKEND=gcs")
@@ -28,17 +35,21 @@ public enum CloudStorageFactory: AdapterFactory {
                 reason: "must be a bucket name: 3 to 63 lower-case letters, digits, '-', '_' or '.' (got \"\(bucket)\")"
             )
         }
-        guard let host = variables["STORAGE_EMULATOR_HOST"] else {
-            throw ConfigurationError(
-                variable: "STORAGE_EMULATOR_HOST",
-                reason:
-                    "must be set when BLOB_BACKEND=gcs: this version reaches Cloud Storage emulators only (Google credentials are not supported yet)"
-            )
+        if let host = variables["STORAGE_EMULATOR_HOST"] {
+            return BuiltAdapter(
+                CloudStorageBlobStore(
+                    endpoint: host.contains("://") ? host : "http://\(host)", bucket: bucket,
+                    createBucketInProject: variables["GOOGLE_CLOUD_PROJECT"] ?? "local-project"))
         }
-        let endpoint = host.contains("://") ? host : "http://\(host)"
+        let tokens: GoogleAccessTokens
+        do {
+            tokens = try GoogleAccessTokens.applicationDefault(variables: variables.values, scopes: [scope])
+        } catch let error as GoogleCredentialsError {
+            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
+        }
         return BuiltAdapter(
-            CloudStorageBlobStore(
-                endpoint: endpoint, bucket: bucket,
-                createBucketInProject: variables["GOOGLE_CLOUD_PROJECT"] ?? "local-project"))
+            CloudStorageBlobStore(endpoint: "https://storage.googleapis.com", bucket: bucket) {
+                try await tokens.authorization()
+            })
     }
 }

@@ -81,7 +81,7 @@ struct LayeringError: Error, CustomStringConvertible {
 struct LayeringTests {
     /// General engines and C shims: they know nothing of the application.
     static let engines: Set<String> = [
-        "CLIPInference", "CLIPKernels", "VectorMath", "VipsShim", "CVips", "COpenBLAS", "CZlib",
+        "CLIPInference", "CLIPKernels", "VectorMath", "VipsShim", "CVips", "COpenBLAS", "CZlib", "GoogleCloudAuth",
     ]
     /// One target per backend behind a port of the domain.
     static let adapters: Set<String> = [

@@ -60,7 +60,7 @@ struct AdapterFactoryTests {
         #expect(EmbeddedDataPaths(EnvironmentVariables([:])).database == "./data/imagedb.sqlite")
     }
 
-    @Test("the Cloud Storage factory needs a valid bucket name and, for now, an emulator")
+    @Test("the Cloud Storage factory needs a valid bucket name, and a usable key file when one is named")
     func cloudStorageSettings() throws {
         let missing = #expect(throws: ConfigurationError.self) {
             try CloudStorageFactory.build(from: EnvironmentVariables(["STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
@@ -71,10 +71,16 @@ struct AdapterFactoryTests {
                 from: EnvironmentVariables(["GCS_BUCKET_NAME": "Not A Bucket", "STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
         }
         #expect(malformed?.variable == "GCS_BUCKET_NAME")
-        let noEmulator = #expect(throws: ConfigurationError.self) {
-            try CloudStorageFactory.build(from: EnvironmentVariables(["GCS_BUCKET_NAME": "images"]))
+        let unreadableKey = #expect(throws: ConfigurationError.self) {
+            try CloudStorageFactory.build(
+                from: EnvironmentVariables([
+                    "GCS_BUCKET_NAME": "images", "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json",
+                ]))
         }
-        #expect(noEmulator?.variable == "STORAGE_EMULATOR_HOST")
+        #expect(unreadableKey?.variable == "GOOGLE_APPLICATION_CREDENTIALS")
+        #expect(unreadableKey?.reason.contains("/nonexistent/key.json") == true)
+        // Without an emulator or a key file: the metadata server's credentials, asked on first use.
+        _ = try CloudStorageFactory.build(from: EnvironmentVariables(["GCS_BUCKET_NAME": "images"]))
         _ = try CloudStorageFactory.build(
             from: EnvironmentVariables(["GCS_BUCKET_NAME": "images", "STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
     }
