@@ -197,6 +197,19 @@ let package = Package(
             path: "Runtime/CloudStorage",
             swiftSettings: swiftSettings
         ),
+        // Processing events on a Pub/Sub topic, through the REST API.
+        .target(
+            name: "PubSub",
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Runtime/PubSub",
+            swiftSettings: swiftSettings
+        ),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",
@@ -218,7 +231,7 @@ let package = Package(
         .target(
             name: "FunctionHosting",
             dependencies: [
-                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "PushAuthentication",
+                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "PushAuthentication", "PubSub",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
@@ -344,7 +357,10 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
-                "FileSystemStorage", "CloudStorage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "FileSystemStorage", "CloudStorage", "PubSub", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Tests/ContractTests",
             swiftSettings: swiftSettings

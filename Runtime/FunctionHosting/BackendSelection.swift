@@ -35,6 +35,9 @@ public struct BackendSelection: Sendable, Equatable {
     public enum Events: String, Sendable, CaseIterable {
         /// The local Pub/Sub: the outbox pushed over HTTP, with retries and dead letters (the default).
         case local
+        /// A Pub/Sub topic (`PUBSUB_TOPIC` of `GOOGLE_CLOUD_PROJECT`, or on `PUBSUB_EMULATOR_HOST`): the
+        /// outbox relay publishes there, and Pub/Sub's push subscription delivers.
+        case pubsub
     }
 
     /// `METADATA_BACKEND`.

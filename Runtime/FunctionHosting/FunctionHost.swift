@@ -3,6 +3,7 @@ import FunctionsFramework
 import ImageAPICore
 import Logging
 import MemoryStorage
+import PubSub
 import PushAuthentication
 import SQLiteStorage
 import ServiceLifecycle
@@ -261,16 +262,52 @@ public enum FunctionHost {
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
-            let relay =
-                localDelivery != nil || configuration.pubSub.pushEndpoint != nil
-                ? OutboxRelay.localPush(
-                    queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
-                : nil
+            let relay: OutboxRelay?
+            var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
+            switch configuration.backends.events {
+            case .local:
+                relay =
+                    localDelivery != nil || configuration.pubSub.pushEndpoint != nil
+                    ? OutboxRelay.localPush(
+                        queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
+                    : nil
+            case .pubsub:
+                let publisher = try PubSubFactory.build(from: configuration.variables).adapter
+                relay = OutboxRelay(
+                    queue: services.outbox, settings: configuration.pubSub, publisher: publisher, logger: logger)
+                if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil {
+                    // A local run on the Pub/Sub emulator: its push subscription delivers to this process.
+                    let attempts = configuration.pubSub.maxDeliveryAttempts
+                    subscribeOnListening = { endpoint in
+                        try await publisher.createPushSubscription(
+                            named: "\(publisher.topic)-process-embedding", endpoint: endpoint.absoluteString,
+                            deadLetterTopic: "\(publisher.topic)-dead-letter", maxDeliveryAttempts: attempts)
+                    }
+                }
+            }
+            let subscribe = subscribeOnListening
             let application = FunctionServer.buildApplication(
                 functions: functions, configuration: configuration.server,
                 readiness: { try await store.checkReady() }, logger: logger,
                 onListening: { host, port in
-                    if let url = localDelivery?.endpoint(host, port) { transport.useIfUnset(url) }
+                    if let url = localDelivery?.endpoint(host, port) {
+                        transport.useIfUnset(url)
+                        if let subscribe {
+                            let push = localDelivery?.token.map {
+                                url.appending(queryItems: [.init(name: "token", value: $0)])
+                            }
+                            do {
+                                try await subscribe(push ?? url)
+                                logger.info(
+                                    "Pub/Sub emulator: push subscription to this process created",
+                                    metadata: ["endpoint": .string(url.absoluteString)])
+                            } catch {
+                                logger.error(
+                                    "Pub/Sub emulator: cannot create the push subscription",
+                                    metadata: ["error": "\(error)"])
+                            }
+                        }
+                    }
                     await onListening(host, port)
                 })
             let adapterWork: [any Service] = services.background.all.map(BackgroundWorkService.init)

@@ -87,7 +87,7 @@ struct LayeringTests {
     static let adapters: Set<String> = [
         "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
         "CLIPEmbedding",
-        "PushAuthentication",
+        "PushAuthentication", "PubSub",
     ]
     /// The handler libraries of the functions.
     static let functions: Set<String> = [

@@ -56,6 +56,8 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
 enum TestServers {
     /// fake-gcs-server's URL (`TEST_STORAGE_EMULATOR_HOST`).
     static var storageEmulator: String? { ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] }
+    /// Google's Pub/Sub emulator (`TEST_PUBSUB_EMULATOR_HOST`, `host:port`).
+    static var pubSubEmulator: String? { ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] }
     /// Whether a missing server is a failure rather than a skipped backend.
     static var required: Bool { ProcessInfo.processInfo.environment["REQUIRE_TEST_SERVERS"] == "1" }
 }

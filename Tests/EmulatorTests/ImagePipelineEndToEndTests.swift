@@ -94,6 +94,51 @@ struct ImagePipelineEndToEndTests {
         #expect(try await emulator.terminate() == 0)
     }
 
+    @Test(
+        "on Google's emulators (fake-gcs-server, the Pub/Sub emulator): bytes in the bucket, events through a push subscription",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+            "needs the servers scripts/test-servers.sh starts"))
+    func googleEmulators() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data")
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let variables = ProcessInfo.processInfo.environment
+        let environment = [
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "DATA_DIR": data.path, "BLOB_BACKEND": "gcs",
+            "GCS_BUCKET_NAME": "images-\(run)",
+            "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
+            "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
+            "PUBSUB_TOPIC": "uploads-\(run)",
+        ]
+        let emulator = try RunningFunction("emulator", in: folder, environment: environment)
+        try await emulator.waitUntilListening()
+        try await waitUntil("the push subscription exists", timeout: .seconds(30)) {
+            emulator.output.contains("push subscription to this process created")
+        }
+        let uploaded = try await upload("sunset.jpg", to: emulator)
+        #expect(uploaded.status == 201)
+        let id = try #require(try json(uploaded.body)["id"] as? String)
+        let image = try await waitForStatus(id, "success", on: emulator)
+        #expect(image["embedding_attempts"] as? Int == 1)
+        let download = try await emulator.request(.GET, "/api/v1/images/\(id)/download", key: Self.adminKey)
+        #expect(download.status == 200)
+        #expect(Data(download.body.utf8).count > 0)
+        let bucket = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: "\(environment["STORAGE_EMULATOR_HOST"]!)/storage/v1/b/images-\(run)/o"),
+            timeout: .seconds(10))
+        let listing = String(buffer: try await bucket.body.collect(upTo: 1 << 20))
+        #expect(listing.contains("\(id)/original") && listing.contains("\(id)/thumbnail.jpg"))
+        #expect(try await emulator.terminate() == 0)
+        // The bytes went to the bucket: no blob is kept under DATA_DIR.
+        let blobs =
+            FileManager.default.enumerator(atPath: data.appendingPathComponent("blobs").path)?
+            .compactMap { $0 as? String }.filter { $0.hasSuffix("original") } ?? []
+        #expect(blobs.isEmpty, "blob files in DATA_DIR: \(blobs)")
+    }
+
     @Test("METADATA_, BLOB_ and VECTOR_BACKEND=memory: the whole pipeline runs and no file is left on disk")
     func memoryBackends() async throws {
         let folder = try makeTemporaryFolder()

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A refusal or failure of a Google API call, naming the call and its status.
+public struct GoogleAPIError: Error, CustomStringConvertible {
+    /// The API (`Cloud Storage`, `Pub/Sub`).
+    public let api: String
+    /// What was asked (`PUT object teams/…/original`).
+    public let operation: String
+    /// The HTTP status, when an answer came.
+    public let status: UInt?
+    /// The start of the answer's body, or the transport error.
+    public let detail: String
+
+    /// Describes a failed call.
+    public init(api: String, operation: String, status: UInt?, detail: String) {
+        self.api = api
+        self.operation = operation
+        self.status = status
+        self.detail = detail
+    }
+
+    /// `<api> <operation>: HTTP <status> <detail>`.
+    public var description: String { "\(api) \(operation): \(status.map { "HTTP \($0) " } ?? "")\(detail)" }
+}
+
+/// Calls one Google REST API: the `Authorization` header on each call, a timeout, and retries of
+/// idempotent calls with jittered backoff on 429, 5xx and connection errors.
+public struct GoogleAPICaller: Sendable {
+    /// The API's name, for errors.
+    public let api: String
+    private let client: HTTPClient
+    private let authorization: @Sendable () async throws -> String?
+
+    /// Creates a caller.
+    /// - Parameters:
+    ///   - api: The API's name, for errors.
+    ///   - client: The HTTP client.
+    ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
+    ///     from ``GoogleAccessTokens``); `nil` sends none (an emulator).
+    public init(
+        api: String, client: HTTPClient = .shared,
+        authorization: @escaping @Sendable () async throws -> String? = { nil }
+    ) {
+        self.api = api
+        self.client = client
+        self.authorization = authorization
+    }
+
+    /// Sends one call; an idempotent one is sent again (up to 4 times in all, after 0.1, 0.2 and
+    /// 0.4 s, each with up to as much again of random jitter) when the answer is 429 or 5xx or
+    /// the connection fails.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - url: The URL.
+    ///   - headers: Headers besides `Authorization`.
+    ///   - body: The body, if any.
+    ///   - operation: What is asked, for errors.
+    ///   - idempotent: Whether sending it twice is harmless.
+    ///   - timeout: The whole call's deadline.
+    /// - Returns: The last answer, whatever its status.
+    /// - Throws: ``GoogleAPIError`` when no answer came.
+    public func send(
+        _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
+        operation: String, idempotent: Bool, timeout: TimeAmount = .seconds(30)
+    ) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers = headers
+        if let token = try await authorization() { request.headers.replaceOrAdd(name: "Authorization", value: token) }
+        if let body { request.body = .bytes(body) }
+        let attempts = idempotent ? 4 : 1
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await client.execute(request, timeout: timeout)
+                let retriable = response.status == .tooManyRequests || response.status.code >= 500
+                guard retriable, attempt < attempts else { return response }
+                _ = try? await response.body.collect(upTo: 1 << 20)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                guard attempt < attempts else {
+                    throw GoogleAPIError(api: api, operation: operation, status: nil, detail: "\(error)")
+                }
+            }
+            let base = 0.1 * Double(1 << (attempt - 1))
+            try await Task.sleep(for: .seconds(base + Double.random(in: 0..<base)))
+        }
+    }
+
+    /// The error for an answer that was not the one hoped for, with the start of its body.
+    /// - Parameters:
+    ///   - response: The answer.
+    ///   - operation: What was asked.
+    /// - Returns: The error to throw.
+    public func failure(_ response: HTTPClientResponse, _ operation: String) async -> GoogleAPIError {
+        let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
+        return GoogleAPIError(
+            api: api, operation: operation, status: response.status.code, detail: String(body.prefix(300)))
+    }
+
+    /// Percent-encodes everything but RFC 3986's unreserved characters (so `/` becomes `%2F`, as
+    /// names in URL paths need).
+    /// - Parameter text: The text.
+    /// - Returns: The encoded text.
+    public static func escaped(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import GoogleCloudAuth
+import ImageAPICore
+import RuntimeSupport
+
+/// `EVENTS_BACKEND=pubsub`: processing events published to the Pub/Sub topic `PUBSUB_TOPIC`
+/// (default `image-uploaded`) of `GOOGLE_CLOUD_PROJECT`.
+///
+/// With `PUBSUB_EMULATOR_HOST` set the publisher talks to that emulator without credentials (the
+/// project defaults to `local-project`) and creates the topic when missing; otherwise it calls
+/// `https://pubsub.googleapis.com` with Application Default Credentials.
+public enum PubSubFactory: AdapterFactory {
+    /// The scope the publisher's tokens ask for.
+    public static let scope = "https://www.googleapis.com/auth/pubsub"
+
+    /// The project, topic, emulator and credentials' variables.
+    public static let variables: Set<String> = [
+        "GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "PUBSUB_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
+        "GCE_METADATA_HOST",
+    ]
+
+    /// Builds the publisher.
+    /// - Parameter variables: The variables above.
+    /// - Returns: The publisher; the outbox relay that drives it is the host's.
+    /// - Throws: ``ConfigurationError`` when the project is missing (outside an emulator), a name is
+    ///   malformed, or the key file named by `GOOGLE_APPLICATION_CREDENTIALS` cannot be used.
+    public static func make(scoped variables: EnvironmentVariables) throws -> BuiltAdapter<PubSubPublisher> {
+        let emulator = variables["PUBSUB_EMULATOR_HOST"]
+        guard let project = variables["GOOGLE_CLOUD_PROJECT"] ?? (emulator == nil ? nil : "local-project") else {
+            throw ConfigurationError(variable: "GOOGLE_CLOUD_PROJECT", reason: "must be set when EVENTS_BACKEND=pubsub")
+        }
+        let topic = variables["PUBSUB_TOPIC"] ?? ImageProcessingRequest.topic
+        for (name, value) in [("GOOGLE_CLOUD_PROJECT", project), ("PUBSUB_TOPIC", topic)] {
+            guard value.range(of: "^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$", options: .regularExpression) != nil else {
+                throw ConfigurationError(
+                    variable: name,
+                    reason:
+                        "must be a Pub/Sub resource name: a letter, then 2 to 254 letters, digits or -._~%+ (got \"\(value)\")"
+                )
+            }
+        }
+        if let emulator {
+            return BuiltAdapter(
+                PubSubPublisher(
+                    endpoint: emulator.contains("://") ? emulator : "http://\(emulator)", project: project,
+                    topic: topic,
+                    createsTopic: true))
+        }
+        let tokens: GoogleAccessTokens
+        do {
+            tokens = try GoogleAccessTokens.applicationDefault(variables: variables.values, scopes: [scope])
+        } catch let error as GoogleCredentialsError {
+            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
+        }
+        return BuiltAdapter(
+            PubSubPublisher(endpoint: "https://pubsub.googleapis.com", project: project, topic: topic) {
+                try await tokens.authorization()
+            })
+    }
+}
