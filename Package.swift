@@ -210,6 +210,20 @@ let package = Package(
             path: "Runtime/PubSub",
             swiftSettings: swiftSettings
         ),
+        // Vertex AI's multimodal embedding model behind the embedder port.
+        .target(
+            name: "VertexAI",
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Runtime/VertexAI",
+            swiftSettings: swiftSettings
+        ),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",
@@ -243,7 +257,7 @@ let package = Package(
             name: "ImageHosting",
             dependencies: [
                 "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
-                "ImageProcessing",
+                "VertexAI", "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage",
             ],
             path: "Runtime/ImageHosting",
@@ -281,16 +295,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "GoogleCloudAuthTests",
+            name: "GoogleCloudTests",
             dependencies: [
-                "GoogleCloudAuth",
+                "GoogleCloudAuth", "VertexAI", "ImageAPICore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
-            path: "Tests/GoogleCloudAuthTests",
+            path: "Tests/GoogleCloudTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

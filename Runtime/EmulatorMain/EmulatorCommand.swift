@@ -115,7 +115,8 @@ struct Embed: AsyncParsableCommand {
         logger.logLevel = .warning
         let embedder: any Embedder
         do {
-            embedder = try ImageHost.makeEmbedder(configuration.images, logger: logger)
+            embedder = try ImageHost.makeEmbedder(
+                configuration.images, variables: configuration.variables, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(78)

@@ -317,6 +317,10 @@ public enum FunctionHost {
         } catch let refusal as any StartupRefusal {
             logger.critical("\(refusal.message)", metadata: refusal.metadata)
             exit(78)
+        } catch let error as ConfigurationError {
+            // A backend's own setting, read when its factory builds it: the same one line as any other.
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            exit(78)
         } catch {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])
             exit(1)

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// The domain knows nothing of HTTP. The HTTP layer (`ImageAPIHTTP`) gives each kind its status
 /// and headers (`notFound` 404, `conflict` 409, `forbidden` 403, `unauthenticated` 401 with a
-/// challenge, `rateLimited` 429 with `Retry-After`, `unavailable` 503).
+/// challenge, `rateLimited` 429 with `Retry-After`, `unavailable` 503, `unavailableFor` 503 with
+/// `Retry-After`).
 public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The kinds of refusal.
     public enum Kind: Sendable, Equatable {
@@ -20,6 +21,9 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case rateLimited(retryAfterSeconds: Int)
         /// Something the domain needs is not available now.
         case unavailable
+        /// Something the domain needs is not available for about this many seconds (a provider's
+        /// quota, say).
+        case unavailableFor(retryAfterSeconds: Int)
     }
 
     /// The kind of refusal.

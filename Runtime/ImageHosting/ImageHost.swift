@@ -11,6 +11,7 @@ import ImageProcessing
 import Logging
 import MemoryStorage
 import Synchronization
+import VertexAI
 
 /// A CLIP model directory that cannot be used: the process stops with status 78.
 public struct UnusableEmbeddingModel: StartupRefusal {
@@ -51,11 +52,14 @@ public enum ImageHost {
     /// line saying why and how to get the model.
     /// - Parameters:
     ///   - settings: The image settings.
+    ///   - variables: The process's variables, for a remote embedder's own settings.
     ///   - logger: Where the choice and the model's load are reported.
     /// - Returns: The embedder.
     /// - Throws: ``CLIPModelError`` when CLIP is chosen (or a model directory is present) but a
     ///   file is missing or wrong: the process must not start with a model it cannot trust.
-    public static func makeEmbedder(_ settings: ImageSettings, logger: Logger) throws -> any Embedder {
+    public static func makeEmbedder(
+        _ settings: ImageSettings, variables: EnvironmentVariables = EnvironmentVariables([:]), logger: Logger
+    ) throws -> any Embedder {
         let directory = URL(fileURLWithPath: settings.clipModelDirectory)
         func clip() throws -> CLIPEmbedder {
             let embedder = try CLIPEmbedder(
@@ -66,6 +70,10 @@ public enum ImageHost {
             return embedder
         }
         switch settings.embeddingProvider {
+        case .vertex:
+            let embedder = try VertexAIFactory.build(from: variables).adapter
+            logger.info("Embedding with Vertex AI", metadata: ["model": .string(embedder.modelID)])
+            return embedder
         case .visual:
             return VisualFeaturesEmbedder(codec: codec(settings))
         case .clip:
@@ -121,7 +129,9 @@ public enum ImageHost {
         let configuration = services.configuration
         let chosen: any Embedder
         do {
-            chosen = try embedder ?? makeEmbedder(configuration.images, logger: services.logger)
+            chosen =
+                try embedder
+                ?? makeEmbedder(configuration.images, variables: configuration.variables, logger: services.logger)
         } catch let error as CLIPModelError {
             throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
         }

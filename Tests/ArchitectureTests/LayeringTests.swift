@@ -87,7 +87,7 @@ struct LayeringTests {
     static let adapters: Set<String> = [
         "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
         "CLIPEmbedding",
-        "PushAuthentication", "PubSub",
+        "PushAuthentication", "PubSub", "VertexAI",
     ]
     /// The handler libraries of the functions.
     static let functions: Set<String> = [
@@ -98,7 +98,7 @@ struct LayeringTests {
     /// What the image pipeline brings in: libvips, OpenBLAS, CLIP and the vectors.
     static let imagePipeline: Set<String> = [
         "ImageHosting", "ImageProcessing", "CLIPInference", "CLIPEmbedding", "CLIPKernels", "EmbeddedVectorIndex",
-        "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage", "CloudStorage",
+        "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage", "CloudStorage", "VertexAI",
     ]
     /// The application's own layers above the engines.
     static var application: Set<String> {

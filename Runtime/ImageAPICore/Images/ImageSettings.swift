@@ -10,6 +10,9 @@ public enum EmbeddingProvider: String, Sendable, CaseIterable {
     case clip
     /// The built-in visual-features descriptor: image-to-image similarity only.
     case visual
+    /// Vertex AI's `multimodalembedding@001` (`GOOGLE_CLOUD_PROJECT`, `VERTEX_LOCATION`,
+    /// `VERTEX_EMBEDDING_DIMENSION`): semantic text search and image similarity, remotely.
+    case vertex
 }
 
 /// Limits and choices for the image pipeline, read from the environment.
