@@ -55,24 +55,65 @@ public final class CloudStorageBlobStore: BlobStore {
     /// Stores bytes as the object `key`.
     public func put(_ data: Data, at key: String) async throws {
         try await ensureBucket()
+        let bytes = ByteBuffer(data: data)
+        let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
+            .bytes(bytes.getSlice(at: range.lowerBound, length: range.count) ?? ByteBuffer())
+        }
         if data.count <= Self.simpleUploadLimit {
-            try await uploadInOneRequest(data, name: key)
+            try await uploadInOneRequest(size: data.count, name: key, body: body)
         } else {
-            try await uploadResumably(size: data.count, name: key) { range in data.subdata(in: range) }
+            try await uploadResumably(size: data.count, name: key, body: body)
         }
     }
 
-    /// Stores a local file's bytes as the object `key`, reading the file a chunk at a time on
-    /// NIO's blocking-I/O thread pool. The file is left where it is, for the caller to remove.
+    /// Stores a local file's bytes as the object `key`, streamed from the file in pieces of
+    /// ``pieceSize`` read on NIO's blocking-I/O thread pool as the connection takes them, so the
+    /// file is never in memory whole. The file is left where it is, for the caller to remove.
     public func put(fileAt path: String, at key: String) async throws {
         try await ensureBucket()
         let size = try await Self.blocking { try Self.fileSize(path) }
+        let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
+            .stream(FilePieces(path: path, range: range), length: .known(Int64(range.count)))
+        }
         if size <= Self.simpleUploadLimit {
-            try await uploadInOneRequest(try await Self.blocking { try Self.readFile(path, 0..<size) }, name: key)
+            try await uploadInOneRequest(size: size, name: key, body: body)
         } else {
-            try await uploadResumably(size: size, name: key) { range in
-                try await Self.blocking { try Self.readFile(path, range) }
+            try await uploadResumably(size: size, name: key, body: body)
+        }
+    }
+
+    /// How much of a file is read at a time while it is uploaded.
+    public static let pieceSize = 256 << 10
+
+    /// A range of a file, read a piece at a time as the request body is sent: each piece is
+    /// read only when the connection asks for the next, so no more than one is held.
+    struct FilePieces: AsyncSequence, Sendable {
+        typealias Element = ByteBuffer
+        let path: String
+        let range: Range<Int>
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let path: String
+            var offset: Int
+            let end: Int
+
+            mutating func next() async throws -> ByteBuffer? {
+                guard offset < end else { return nil }
+                let piece = offset..<Swift.min(offset + CloudStorageBlobStore.pieceSize, end)
+                let path = path
+                let bytes = try await CloudStorageBlobStore.blocking { try CloudStorageBlobStore.readFile(path, piece) }
+                guard bytes.count == piece.count else {
+                    throw GoogleAPIError(
+                        api: "Cloud Storage", operation: "read \(path)", status: nil,
+                        detail: "the file is shorter than it was")
+                }
+                offset = piece.upperBound
+                return ByteBuffer(data: bytes)
             }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(path: path, offset: range.lowerBound, end: range.upperBound)
         }
     }
 
@@ -145,7 +186,9 @@ public final class CloudStorageBlobStore: BlobStore {
 
     // MARK: Uploads
 
-    private func uploadInOneRequest(_ data: Data, name: String) async throws {
+    private func uploadInOneRequest(
+        size: Int, name: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
+    ) async throws {
         let url =
             "\(endpoint)/upload/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o?uploadType=media&name=\(GoogleAPICaller.escaped(name))"
         var headers = HTTPHeaders()
@@ -153,7 +196,7 @@ public final class CloudStorageBlobStore: BlobStore {
         let operation = "PUT object \(name)"
         // Writing the same bytes again is harmless: a retry cannot leave a mix of two uploads.
         let response = try await caller.send(
-            .POST, url, headers: headers, body: ByteBuffer(data: data), operation: operation, idempotent: true,
+            .POST, url, headers: headers, streaming: { body(0..<size) }, operation: operation, idempotent: true,
             timeout: .seconds(300))
         guard response.status == .ok else { throw await caller.failure(response, operation) }
     }
@@ -161,7 +204,7 @@ public final class CloudStorageBlobStore: BlobStore {
     /// A resumable session: started once, then one `PUT` per chunk with its `Content-Range`;
     /// the object appears only when the last chunk is in, so a reader never sees part of it.
     private func uploadResumably(
-        size: Int, name: String, chunk: @Sendable (Range<Int>) async throws -> Data
+        size: Int, name: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
     ) async throws {
         let operation = "PUT object \(name)"
         let start =
@@ -178,11 +221,11 @@ public final class CloudStorageBlobStore: BlobStore {
         var offset = 0
         while offset < size {
             let end = min(offset + Self.chunkSize, size)
-            let bytes = try await chunk(offset..<end)
+            let chunk = offset..<end
             var chunkHeaders = HTTPHeaders()
             chunkHeaders.add(name: "Content-Range", value: "bytes \(offset)-\(end - 1)/\(size)")
             let response = try await caller.send(
-                .PUT, session, headers: chunkHeaders, body: ByteBuffer(data: bytes), operation: operation,
+                .PUT, session, headers: chunkHeaders, streaming: { body(chunk) }, operation: operation,
                 idempotent: false, timeout: .seconds(300))
             let last = end == size
             guard last ? (response.status == .ok || response.status == .created) : response.status.code == 308 else {
@@ -232,7 +275,7 @@ public final class CloudStorageBlobStore: BlobStore {
 
     // MARK: Files
 
-    private static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await NIOThreadPool.singleton.runIfActive(work)
     }
 
@@ -241,7 +284,7 @@ public final class CloudStorageBlobStore: BlobStore {
         return (attributes[.size] as? NSNumber)?.intValue ?? 0
     }
 
-    private static func readFile(_ path: String, _ range: Range<Int>) throws -> Data {
+    static func readFile(_ path: String, _ range: Range<Int>) throws -> Data {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw GoogleAPIError(
                 api: "Cloud Storage", operation: "read \(path)", status: nil, detail: "cannot open the file")

@@ -66,15 +66,37 @@ public struct GoogleAPICaller: Sendable {
         _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
         operation: String, idempotent: Bool, timeout: TimeAmount = .seconds(30)
     ) async throws -> HTTPClientResponse {
+        try await send(
+            method, url, headers: headers, streaming: { body.map { .bytes($0) } }, operation: operation,
+            idempotent: idempotent, timeout: timeout)
+    }
+
+    /// Sends one call whose body is made afresh for each attempt (a stream read from a file, so
+    /// that the body is never held in memory whole), retried as ``send(_:_:headers:body:operation:idempotent:timeout:)``.
+    /// - Parameters:
+    ///   - method: The HTTP method.
+    ///   - url: The URL.
+    ///   - headers: Headers besides `Authorization`.
+    ///   - streaming: Makes the body for one attempt; `nil` for none.
+    ///   - operation: What is asked, for errors.
+    ///   - idempotent: Whether sending it twice is harmless.
+    ///   - timeout: The whole call's deadline.
+    /// - Returns: The last answer, whatever its status.
+    /// - Throws: ``GoogleAPIError`` when no answer came.
+    public func send(
+        _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:],
+        streaming: @Sendable () -> HTTPClientRequest.Body?, operation: String, idempotent: Bool,
+        timeout: TimeAmount = .seconds(30)
+    ) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers = headers
         if let token = try await authorization() { request.headers.replaceOrAdd(name: "Authorization", value: token) }
-        if let body { request.body = .bytes(body) }
         let attempts = idempotent ? 4 : 1
         var attempt = 0
         while true {
             attempt += 1
+            request.body = streaming()
             do {
                 let response = try await client.execute(request, timeout: timeout)
                 let retriable = response.status == .tooManyRequests || response.status.code >= 500
