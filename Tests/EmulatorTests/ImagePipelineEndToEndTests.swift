@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The image pipeline across real processes: a crash between the upload's commit and its
@@ -137,6 +138,71 @@ struct ImagePipelineEndToEndTests {
             FileManager.default.enumerator(atPath: data.appendingPathComponent("blobs").path)?
             .compactMap { $0 as? String }.filter { $0.hasSuffix("original") } ?? []
         #expect(blobs.isEmpty, "blob files in DATA_DIR: \(blobs)")
+    }
+
+    /// Calls the Pub/Sub emulator's REST API as an operator would.
+    @discardableResult
+    func pubSub(_ method: HTTPMethod, _ path: String, _ body: String) async throws -> String {
+        let host = try #require(ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"])
+        var request = HTTPClientRequest(url: "http://\(host)/v1/projects/local-project/\(path)")
+        request.method = method
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        #expect(response.status == .ok, "\(method) \(path): \(text)")
+        return text
+    }
+
+    @Test(
+        "the cloud topology locally: upload-image and process-embedding as separate processes, Pub/Sub's push between them; a killed processor loses nothing",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+            "needs the servers scripts/test-servers.sh starts"))
+    func separateProcessesOverPubSub() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let variables = ProcessInfo.processInfo.environment
+        let environment = [
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "BLOB_BACKEND": "gcs", "GCS_BUCKET_NAME": "topology-\(run)",
+            "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
+            "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
+            "PUBSUB_TOPIC": "topology-\(run)",
+        ]
+        let uploader = try RunningFunction("upload-image", in: folder, environment: environment)
+        try await uploader.waitUntilListening()
+        var processor = try RunningFunction("process-embedding", in: folder, environment: environment)
+        try await processor.waitUntilListening()
+        // The operator's part: a topic and a push subscription to the processing service's URL.
+        try await pubSub(.PUT, "topics/topology-\(run)", "{}")
+        let subscription = "subscriptions/topology-\(run)-push"
+        try await pubSub(
+            .PUT, subscription,
+            #"{"topic": "projects/local-project/topics/topology-\#(run)", "pushConfig": {"pushEndpoint": "http://127.0.0.1:\#(processor.port)/"}, "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "2s"}}"#
+        )
+
+        let first = try #require(try json(try await upload("sunset.jpg", to: uploader).body)["id"] as? String)
+        _ = try await waitForStatus(first, "success", on: uploader)
+
+        // The processor dies; uploads go on, their events wait in Pub/Sub.
+        kill(processor.process.processIdentifier, SIGKILL)
+        #expect(try await processor.waitForExit() == SIGKILL)
+        let second = try #require(try json(try await upload("lake.png", to: uploader).body)["id"] as? String)
+        let third = try #require(try json(try await upload("forest.webp", to: uploader).body)["id"] as? String)
+        let waiting = try json(try await uploader.request(.GET, "/api/v1/images/\(second)", key: Self.adminKey).body)
+        #expect(waiting["embedding_status"] as? String == "pending")
+
+        processor = try RunningFunction("process-embedding", in: folder, environment: environment)
+        try await processor.waitUntilListening()
+        try await pubSub(
+            .POST, "\(subscription):modifyPushConfig",
+            #"{"pushConfig": {"pushEndpoint": "http://127.0.0.1:\#(processor.port)/"}}"#)
+        _ = try await waitForStatus(second, "success", on: uploader)
+        _ = try await waitForStatus(third, "success", on: uploader)
+        #expect(try await processor.terminate() == 0)
+        #expect(try await uploader.terminate() == 0)
     }
 
     @Test("METADATA_, BLOB_ and VECTOR_BACKEND=memory: the whole pipeline runs and no file is left on disk")

@@ -14,8 +14,9 @@ import ImageAPIHTTP
 public struct ProcessEmbeddingFunction: CloudEventFunction {
     /// The deployed service name.
     public let name = "process-embedding"
-    /// Where Pub/Sub pushes (the emulator serves it beside the other functions).
-    public let eventPath = "/events/process-embedding"
+    /// Where deliveries come: `/events/process-embedding` (the emulator serves it beside the
+    /// other functions); the standalone binary also serves `/`, Eventarc's default path.
+    public let eventPath: String
     /// Only Pub/Sub's message-published events.
     public let acceptedEventTypes: Set<String> = [PubSubMessagePublished.eventType]
 
@@ -23,9 +24,14 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
     let images: ImageServices
 
     /// Creates the function.
-    public init(api: APIServices, images: ImageServices) {
+    /// - Parameters:
+    ///   - api: The management services.
+    ///   - images: The image pipeline's ports.
+    ///   - eventPath: Where deliveries come.
+    public init(api: APIServices, images: ImageServices, eventPath: String = "/events/process-embedding") {
         self.api = api
         self.images = images
+        self.eventPath = eventPath
     }
 
     /// Processes one delivery.
