@@ -174,6 +174,7 @@ let package = Package(
         .target(
             name: "GoogleCloudAuth",
             dependencies: [
+                "RuntimeSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -41,12 +41,7 @@ public enum CloudStorageFactory: AdapterFactory {
                     endpoint: host.contains("://") ? host : "http://\(host)", bucket: bucket,
                     createBucketInProject: variables["GOOGLE_CLOUD_PROJECT"] ?? "local-project"))
         }
-        let tokens: GoogleAccessTokens
-        do {
-            tokens = try GoogleAccessTokens.applicationDefault(variables: variables.values, scopes: [scope])
-        } catch let error as GoogleCredentialsError {
-            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
-        }
+        let tokens = try GoogleAccessTokens.configured(variables, scope: scope)
         return BuiltAdapter(
             CloudStorageBlobStore(endpoint: "https://storage.googleapis.com", bucket: bucket) {
                 try await tokens.authorization()

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOFoundationCompat
+import RuntimeSupport
 import Synchronization
 import _CryptoExtras
 
@@ -90,6 +91,22 @@ public final class GoogleAccessTokens: Sendable {
         return GoogleAccessTokens(source: .metadataServer(host: host), scopes: scopes)
     }
 
+    /// Application Default Credentials for an adapter's factory: a key file that cannot be used
+    /// is a configuration error naming `GOOGLE_APPLICATION_CREDENTIALS`, so the process stops at
+    /// start (78) instead of failing its first call.
+    /// - Parameters:
+    ///   - variables: The adapter's variables (`GOOGLE_APPLICATION_CREDENTIALS`, `GCE_METADATA_HOST`).
+    ///   - scope: The OAuth scope the adapter's calls need.
+    /// - Returns: The token source.
+    /// - Throws: ``ConfigurationError`` for an unreadable or foreign key file.
+    public static func configured(_ variables: EnvironmentVariables, scope: String) throws -> GoogleAccessTokens {
+        do {
+            return try applicationDefault(variables: variables.values, scopes: [scope])
+        } catch let error as GoogleCredentialsError {
+            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
+        }
+    }
+
     /// Names the source in errors and logs.
     public var sourceDescription: String {
         switch source {
@@ -142,10 +159,10 @@ public final class GoogleAccessTokens: Sendable {
             request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             let assertion = try key.signedAssertion(scopes: scopes, issuedAt: issued)
             let form =
-                "grant_type=\(Self.formEscaped("urn:ietf:params:oauth:grant-type:jwt-bearer"))&assertion=\(assertion)"
+                "grant_type=\(GoogleAPICaller.escaped("urn:ietf:params:oauth:grant-type:jwt-bearer"))&assertion=\(assertion)"
             request.body = .bytes(ByteBuffer(string: form))
         case .metadataServer(let host):
-            let scopeQuery = scopes.isEmpty ? "" : "?scopes=\(Self.formEscaped(scopes.joined(separator: ",")))"
+            let scopeQuery = scopes.isEmpty ? "" : "?scopes=\(GoogleAPICaller.escaped(scopes.joined(separator: ",")))"
             request = HTTPClientRequest(
                 url: "http://\(host)/computeMetadata/v1/instance/service-accounts/default/token\(scopeQuery)")
             request.headers.add(name: "Metadata-Flavor", value: "Google")
@@ -171,12 +188,6 @@ public final class GoogleAccessTokens: Sendable {
         }
         return GoogleAccessToken(
             value: answer.access_token, expiresAt: issued.addingTimeInterval(TimeInterval(answer.expires_in)))
-    }
-
-    static func formEscaped(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }
 

@@ -46,12 +46,7 @@ public enum PubSubFactory: AdapterFactory {
                     topic: topic,
                     createsTopic: true))
         }
-        let tokens: GoogleAccessTokens
-        do {
-            tokens = try GoogleAccessTokens.applicationDefault(variables: variables.values, scopes: [scope])
-        } catch let error as GoogleCredentialsError {
-            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
-        }
+        let tokens = try GoogleAccessTokens.configured(variables, scope: scope)
         return BuiltAdapter(
             PubSubPublisher(endpoint: "https://pubsub.googleapis.com", project: project, topic: topic) {
                 try await tokens.authorization()

@@ -38,12 +38,7 @@ public enum VertexAIFactory: AdapterFactory {
             throw ConfigurationError(
                 variable: "VERTEX_EMBEDDING_DIMENSION", reason: "must be 128, 256, 512 or 1408 (got \(dimension))")
         }
-        let tokens: GoogleAccessTokens
-        do {
-            tokens = try GoogleAccessTokens.applicationDefault(variables: variables.values, scopes: [scope])
-        } catch let error as GoogleCredentialsError {
-            throw ConfigurationError(variable: "GOOGLE_APPLICATION_CREDENTIALS", reason: error.description)
-        }
+        let tokens = try GoogleAccessTokens.configured(variables, scope: scope)
         return BuiltAdapter(
             VertexEmbedder(
                 endpoint: variables["VERTEX_API_ENDPOINT"] ?? "https://\(location)-aiplatform.googleapis.com",
