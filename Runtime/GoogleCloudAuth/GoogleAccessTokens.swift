@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOFoundationCompat
+import OutboundHTTP
 import RuntimeSupport
 import Synchronization
 import _CryptoExtras
@@ -159,10 +160,10 @@ public final class GoogleAccessTokens: Sendable {
             request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             let assertion = try key.signedAssertion(scopes: scopes, issuedAt: issued)
             let form =
-                "grant_type=\(GoogleAPICaller.escaped("urn:ietf:params:oauth:grant-type:jwt-bearer"))&assertion=\(assertion)"
+                "grant_type=\(ServiceCaller.escaped("urn:ietf:params:oauth:grant-type:jwt-bearer"))&assertion=\(assertion)"
             request.body = .bytes(ByteBuffer(string: form))
         case .metadataServer(let host):
-            let scopeQuery = scopes.isEmpty ? "" : "?scopes=\(GoogleAPICaller.escaped(scopes.joined(separator: ",")))"
+            let scopeQuery = scopes.isEmpty ? "" : "?scopes=\(ServiceCaller.escaped(scopes.joined(separator: ",")))"
             request = HTTPClientRequest(
                 url: "http://\(host)/computeMetadata/v1/instance/service-accounts/default/token\(scopeQuery)")
             request.headers.add(name: "Metadata-Flavor", value: "Google")

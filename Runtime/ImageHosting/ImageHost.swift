@@ -10,6 +10,7 @@ import ImageAPICore
 import ImageProcessing
 import Logging
 import MemoryStorage
+import QdrantVectorIndex
 import Synchronization
 import VertexAI
 
@@ -24,6 +25,18 @@ public struct UnusableEmbeddingModel: StartupRefusal {
     public var message: String { "The CLIP model cannot be used; not starting" }
     /// The error and the directory.
     public var metadata: Logger.Metadata { ["error": "\(error)", "directory": .string(directory)] }
+}
+
+/// Vector storage that holds another vector length than the embedder makes: the process stops
+/// with status 78.
+public struct IncompatibleVectorStorage: StartupRefusal {
+    /// What differs, naming both sizes.
+    public let error: QdrantCollectionMismatch
+
+    /// The log line.
+    public var message: String { "The vector index cannot hold this embedder's vectors; not starting" }
+    /// The error.
+    public var metadata: Logger.Metadata { ["error": "\(error)"] }
 }
 
 /// Builds the image pipeline's ports (blob store, codec, embedder, vector index) for the
@@ -110,6 +123,7 @@ public enum ImageHost {
         switch configuration.backends.vectors {
         case .embedded: try EmbeddedVectorIndexFactory.build(from: configuration.variables).map { $0 }
         case .memory: try MemoryVectorIndexFactory.build(from: configuration.variables).map { $0 }
+        case .qdrant: try QdrantVectorIndexFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
@@ -137,6 +151,11 @@ public enum ImageHost {
         }
         let blobs = try makeBlobStore(configuration)
         let vectors = try makeVectorIndex(configuration)
+        do {
+            try await vectors.adapter.prepare(model: chosen.modelID, dimensions: chosen.dimensions)
+        } catch let mismatch as QdrantCollectionMismatch {
+            throw IncompatibleVectorStorage(error: mismatch)
+        }
         services.background.add(blobs.background + vectors.background)
         let images = ImageServices(
             store: services.imageStore, blobs: blobs.adapter, codec: codec(configuration.images), embedder: chosen,

@@ -5,6 +5,7 @@ import ImageAPICore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import OutboundHTTP
 import Synchronization
 
 /// The events port on a Pub/Sub topic (`EVENTS_BACKEND=pubsub`), through the REST API.
@@ -22,7 +23,7 @@ public final class PubSubPublisher: EventPublisher {
     /// The topic every processing message goes to.
     public let topic: String
     private let endpoint: String
-    private let caller: GoogleAPICaller
+    private let caller: ServiceCaller
     private let createsTopic: Bool
     private let topicCreation = Mutex<Task<Void, any Error>?>(nil)
 
@@ -42,7 +43,7 @@ public final class PubSubPublisher: EventPublisher {
         self.project = project
         self.topic = topic
         self.createsTopic = createsTopic
-        self.caller = GoogleAPICaller(api: "Pub/Sub", client: client, authorization: authorization)
+        self.caller = ServiceCaller(api: "Pub/Sub", client: client, authorization: authorization)
     }
 
     /// Always ready: the topic's address is known from the start.
@@ -52,7 +53,7 @@ public final class PubSubPublisher: EventPublisher {
     public var topicName: String { "projects/\(project)/topics/\(topic)" }
 
     /// Publishes one message and returns when Pub/Sub has taken it.
-    /// - Throws: `GoogleAPIError` when Pub/Sub did not answer with a message id.
+    /// - Throws: `ServiceCallError` when Pub/Sub did not answer with a message id.
     public func publish(_ queued: QueuedMessage) async throws {
         if createsTopic { try await ensureTopic() }
         let message = queued.message
@@ -81,7 +82,7 @@ public final class PubSubPublisher: EventPublisher {
         let answer = try? JSONDecoder().decode(
             Answer.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 16)))
         guard answer?.messageIds.count == 1 else {
-            throw GoogleAPIError(
+            throw ServiceCallError(
                 api: "Pub/Sub", operation: operation, status: 200, detail: "no message id in the answer")
         }
     }
@@ -112,7 +113,7 @@ public final class PubSubPublisher: EventPublisher {
         ]
         let operation = "create subscription \(name)"
         let response = try await caller.send(
-            .PUT, "\(endpoint)/v1/projects/\(project)/subscriptions/\(GoogleAPICaller.escaped(name))",
+            .PUT, "\(endpoint)/v1/projects/\(project)/subscriptions/\(ServiceCaller.escaped(name))",
             headers: Self.json,
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: subscription)), operation: operation,
             idempotent: true)
@@ -139,7 +140,7 @@ public final class PubSubPublisher: EventPublisher {
     private func createTopic(_ name: String) async throws {
         let operation = "create topic \(name)"
         let response = try await caller.send(
-            .PUT, "\(endpoint)/v1/projects/\(project)/topics/\(GoogleAPICaller.escaped(name))", operation: operation,
+            .PUT, "\(endpoint)/v1/projects/\(project)/topics/\(ServiceCaller.escaped(name))", operation: operation,
             idempotent: true)
         guard response.status == .ok || response.status == .conflict else {
             throw await caller.failure(response, operation)

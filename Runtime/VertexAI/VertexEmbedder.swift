@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import OutboundHTTP
 
 /// Vertex AI's multimodal embedding model (`multimodalembedding@001`) behind the embedder port
 /// (`EMBEDDING_PROVIDER=vertex`).
@@ -30,7 +31,7 @@ public final class VertexEmbedder: Embedder {
     /// The vector length.
     public let dimensions: Int
     private let url: String
-    private let caller: GoogleAPICaller
+    private let caller: ServiceCaller
     private let logger: Logger
 
     /// Creates the embedder.
@@ -51,7 +52,7 @@ public final class VertexEmbedder: Embedder {
             "\(base)/v1/projects/\(project)/locations/\(location)/publishers/google/models/multimodalembedding@001:predict"
         self.dimensions = dimension
         self.modelID = "vertex-multimodalembedding@001-\(dimension)"
-        self.caller = GoogleAPICaller(api: "Vertex AI", client: client, authorization: authorization)
+        self.caller = ServiceCaller(api: "Vertex AI", client: client, authorization: authorization)
         self.logger = logger
     }
 
@@ -94,14 +95,14 @@ public final class VertexEmbedder: Embedder {
         guard let predictions = (answer as? [String: Any])?["predictions"] as? [[String: Any]],
             let values = predictions.first?[field] as? [NSNumber], values.count == dimensions
         else {
-            throw GoogleAPIError(
+            throw ServiceCallError(
                 api: "Vertex AI", operation: operation, status: 200,
                 detail: "the answer has no \(field) of \(dimensions) numbers")
         }
         let vector = values.map(\.floatValue)
         let norm = vector.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
         guard norm > 0 else {
-            throw GoogleAPIError(api: "Vertex AI", operation: operation, status: 200, detail: "a zero vector")
+            throw ServiceCallError(api: "Vertex AI", operation: operation, status: 200, detail: "a zero vector")
         }
         return vector.map { $0 / norm }
     }

@@ -82,12 +82,13 @@ struct LayeringTests {
     /// General engines and C shims: they know nothing of the application.
     static let engines: Set<String> = [
         "CLIPInference", "CLIPKernels", "VectorMath", "VipsShim", "CVips", "COpenBLAS", "CZlib", "GoogleCloudAuth",
+        "OutboundHTTP",
     ]
     /// One target per backend behind a port of the domain.
     static let adapters: Set<String> = [
         "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
         "CLIPEmbedding",
-        "PushAuthentication", "PubSub", "VertexAI",
+        "PushAuthentication", "PubSub", "VertexAI", "QdrantVectorIndex",
     ]
     /// The handler libraries of the functions.
     static let functions: Set<String> = [
@@ -99,6 +100,7 @@ struct LayeringTests {
     static let imagePipeline: Set<String> = [
         "ImageHosting", "ImageProcessing", "CLIPInference", "CLIPEmbedding", "CLIPKernels", "EmbeddedVectorIndex",
         "VectorMath", "VipsShim", "CVips", "COpenBLAS", "FileSystemStorage", "CloudStorage", "VertexAI",
+        "QdrantVectorIndex",
     ]
     /// The application's own layers above the engines.
     static var application: Set<String> {

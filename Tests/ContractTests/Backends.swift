@@ -4,6 +4,7 @@ import FileSystemStorage
 import Foundation
 import ImageAPICore
 import MemoryStorage
+import QdrantVectorIndex
 import SQLiteStorage
 import Testing
 
@@ -34,8 +35,14 @@ enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertibl
 enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case embedded
+    /// Qdrant's REST API on the Qdrant test double (Qdrant's engine, qdrant-edge-py), when the
+    /// test command started it.
+    case qdrant
 
-    var testDescription: String { rawValue }
+    /// Every backend whose server is here.
+    static var allCases: [VectorBackend] { [.memory, .embedded] + (TestServers.qdrant == nil ? [] : [.qdrant]) }
+
+    var testDescription: String { self == .qdrant ? "qdrant (REST test double on Qdrant's engine)" : rawValue }
 
     /// Runs `body` with a fresh, empty index; its files (if any) are removed afterwards.
     func withIndex<T: Sendable>(_ body: (any VectorIndex) async throws -> T) async throws -> T {
@@ -46,6 +53,9 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
             return try await TemporaryFolder.with { folder in
                 try await body(try SQLiteVectorIndex(path: folder.appendingPathComponent("vectors.sqlite").path))
             }
+        case .qdrant:
+            // Collections of their own per test (a fresh prefix).
+            return try await body(QdrantVectorIndex(settings: try TestServers.qdrantSettings()))
         }
     }
 }
@@ -58,6 +68,15 @@ enum TestServers {
     static var storageEmulator: String? { ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] }
     /// Google's Pub/Sub emulator (`TEST_PUBSUB_EMULATOR_HOST`, `host:port`).
     static var pubSubEmulator: String? { ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] }
+    /// The Qdrant REST test double (`TEST_QDRANT_HOST`, `host:port`).
+    static var qdrant: String? { ProcessInfo.processInfo.environment["TEST_QDRANT_HOST"] }
+    /// Settings for the Qdrant test double with a collection prefix no other test uses.
+    static func qdrantSettings(quantization: QdrantSettings.Quantization = .none) throws -> QdrantSettings {
+        let address = try #require(qdrant).split(separator: ":")
+        return QdrantSettings(
+            host: String(address[0]), port: Int(address[1]) ?? 6333,
+            collectionPrefix: "contract-\(UUID().uuidString.prefix(8).lowercased())", quantization: quantization)
+    }
     /// Whether a missing server is a failure rather than a skipped backend.
     static var required: Bool { ProcessInfo.processInfo.environment["REQUIRE_TEST_SERVERS"] == "1" }
 }

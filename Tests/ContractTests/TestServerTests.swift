@@ -9,5 +9,9 @@ struct TestServerTests {
             TestServers.storageEmulator != nil,
             "TEST_STORAGE_EMULATOR_HOST is not set: fake-gcs-server did not start, so the gcs blob backend was left out"
         )
+        #expect(
+            TestServers.qdrant != nil,
+            "TEST_QDRANT_HOST is not set: the Qdrant test double did not start, so the qdrant vector backend was left out"
+        )
     }
 }

@@ -152,4 +152,17 @@ public protocol VectorIndex: Sendable {
     /// equal cosines is the index's own). Filtering happens in the index, so `total` counts every
     /// match, not only those a capped candidate list held.
     func search(_ query: VectorQuery) async throws -> VectorMatches
+    /// Makes the index ready for one embedder's vectors before the process serves: a backend
+    /// that keeps each model's vectors apart creates that model's storage, and throws when it
+    /// exists with another vector length, so that a process never starts on vectors it cannot
+    /// search. Other models' vectors stay readable.
+    /// - Parameters:
+    ///   - model: The embedder's model id.
+    ///   - dimensions: Its vector length.
+    func prepare(model: String, dimensions: Int) async throws
+}
+
+extension VectorIndex {
+    /// Nothing to prepare unless the backend says otherwise (one table holds every model).
+    public func prepare(model: String, dimensions: Int) async throws {}
 }

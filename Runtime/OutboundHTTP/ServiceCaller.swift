@@ -3,9 +3,9 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// A refusal or failure of a Google API call, naming the call and its status.
-public struct GoogleAPIError: Error, CustomStringConvertible {
-    /// The API (`Cloud Storage`, `Pub/Sub`).
+/// A refusal or failure of a call to a remote service, naming the service, the call and its status.
+public struct ServiceCallError: Error, CustomStringConvertible {
+    /// The service (`Cloud Storage`, `Pub/Sub`, `Qdrant at http://…`).
     public let api: String
     /// What was asked (`PUT object teams/…/original`).
     public let operation: String
@@ -26,26 +26,29 @@ public struct GoogleAPIError: Error, CustomStringConvertible {
     public var description: String { "\(api) \(operation): \(status.map { "HTTP \($0) " } ?? "")\(detail)" }
 }
 
-/// Calls one Google REST API: the `Authorization` header on each call, a timeout, and retries of
-/// idempotent calls with jittered backoff on 429, 5xx and connection errors.
-public struct GoogleAPICaller: Sendable {
-    /// The API's name, for errors.
+/// Calls one remote REST service: its headers and `Authorization` on each call, a timeout, and
+/// retries of idempotent calls with jittered backoff on 429, 5xx and connection errors.
+public struct ServiceCaller: Sendable {
+    /// The service's name, for errors.
     public let api: String
     private let client: HTTPClient
+    private let headers: HTTPHeaders
     private let authorization: @Sendable () async throws -> String?
 
     /// Creates a caller.
     /// - Parameters:
-    ///   - api: The API's name, for errors.
+    ///   - api: The service's name, for errors.
     ///   - client: The HTTP client.
+    ///   - headers: Headers sent with every call (a service's own key header).
     ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
-    ///     from ``GoogleAccessTokens``); `nil` sends none (an emulator).
+    ///     from Google's credentials); `nil` sends none (an emulator).
     public init(
-        api: String, client: HTTPClient = .shared,
+        api: String, client: HTTPClient = .shared, headers: HTTPHeaders = [:],
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.api = api
         self.client = client
+        self.headers = headers
         self.authorization = authorization
     }
 
@@ -55,13 +58,13 @@ public struct GoogleAPICaller: Sendable {
     /// - Parameters:
     ///   - method: The HTTP method.
     ///   - url: The URL.
-    ///   - headers: Headers besides `Authorization`.
+    ///   - headers: Headers besides `Authorization` and the caller's own.
     ///   - body: The body, if any.
     ///   - operation: What is asked, for errors.
     ///   - idempotent: Whether sending it twice is harmless.
     ///   - timeout: The whole call's deadline.
     /// - Returns: The last answer, whatever its status.
-    /// - Throws: ``GoogleAPIError`` when no answer came.
+    /// - Throws: ``ServiceCallError`` when no answer came.
     public func send(
         _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
         operation: String, idempotent: Bool, timeout: TimeAmount = .seconds(30)
@@ -76,13 +79,13 @@ public struct GoogleAPICaller: Sendable {
     /// - Parameters:
     ///   - method: The HTTP method.
     ///   - url: The URL.
-    ///   - headers: Headers besides `Authorization`.
+    ///   - headers: Headers besides `Authorization` and the caller's own.
     ///   - streaming: Makes the body for one attempt; `nil` for none.
     ///   - operation: What is asked, for errors.
     ///   - idempotent: Whether sending it twice is harmless.
     ///   - timeout: The whole call's deadline.
     /// - Returns: The last answer, whatever its status.
-    /// - Throws: ``GoogleAPIError`` when no answer came.
+    /// - Throws: ``ServiceCallError`` when no answer came.
     public func send(
         _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:],
         streaming: @Sendable () -> HTTPClientRequest.Body?, operation: String, idempotent: Bool,
@@ -90,7 +93,8 @@ public struct GoogleAPICaller: Sendable {
     ) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
-        request.headers = headers
+        request.headers = self.headers
+        request.headers.add(contentsOf: headers)
         if let token = try await authorization() { request.headers.replaceOrAdd(name: "Authorization", value: token) }
         let attempts = idempotent ? 4 : 1
         var attempt = 0
@@ -106,7 +110,7 @@ public struct GoogleAPICaller: Sendable {
                 throw CancellationError()
             } catch {
                 guard attempt < attempts else {
-                    throw GoogleAPIError(api: api, operation: operation, status: nil, detail: "\(error)")
+                    throw ServiceCallError(api: api, operation: operation, status: nil, detail: "\(error)")
                 }
             }
             let base = 0.1 * Double(1 << (attempt - 1))
@@ -119,9 +123,9 @@ public struct GoogleAPICaller: Sendable {
     ///   - response: The answer.
     ///   - operation: What was asked.
     /// - Returns: The error to throw.
-    public func failure(_ response: HTTPClientResponse, _ operation: String) async -> GoogleAPIError {
+    public func failure(_ response: HTTPClientResponse, _ operation: String) async -> ServiceCallError {
         let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
-        return GoogleAPIError(
+        return ServiceCallError(
             api: api, operation: operation, status: response.status.code, detail: String(body.prefix(300)))
     }
 
