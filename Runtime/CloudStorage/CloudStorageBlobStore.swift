@@ -41,7 +41,8 @@ public final class CloudStorageBlobStore: BlobStore {
     ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
     ///     from `GoogleAccessTokens`); `nil` sends none (an emulator).
     public init(
-        endpoint: String, bucket: String, createBucketInProject: String? = nil, client: HTTPClient = .shared,
+        endpoint: String, bucket: String, createBucketInProject: String? = nil,
+        client: HTTPClient = ServiceCaller.client,
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint

@@ -62,7 +62,8 @@ public final class GoogleAccessTokens: Sendable {
     ///   - client: The HTTP client.
     ///   - now: The clock (tests move it).
     public init(
-        source: Source, scopes: [String], client: HTTPClient = .shared, now: @escaping @Sendable () -> Date = { Date() }
+        source: Source, scopes: [String], client: HTTPClient = ServiceCaller.client,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.source = source
         self.scopes = scopes

@@ -29,6 +29,17 @@ public struct ServiceCallError: Error, CustomStringConvertible {
 /// Calls one remote REST service: its headers and `Authorization` on each call, a timeout, and
 /// retries of idempotent calls with jittered backoff on 429, 5xx and connection errors.
 public struct ServiceCaller: Sendable {
+    /// The HTTP client callers share unless given another: a connection that cannot be made fails
+    /// its request at once (AsyncHTTPClient would otherwise keep trying until the request's
+    /// deadline), so that ``send(_:_:headers:body:operation:idempotent:timeout:)`` retries it with
+    /// backoff and a service that is down is reported within about a second.
+    public static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     /// The service's name, for errors.
     public let api: String
     private let client: HTTPClient
@@ -43,7 +54,7 @@ public struct ServiceCaller: Sendable {
     ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
     ///     from Google's credentials); `nil` sends none (an emulator).
     public init(
-        api: String, client: HTTPClient = .shared, headers: HTTPHeaders = [:],
+        api: String, client: HTTPClient = ServiceCaller.client, headers: HTTPHeaders = [:],
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.api = api

@@ -36,7 +36,8 @@ public final class PubSubPublisher: EventPublisher {
     ///   - client: The HTTP client.
     ///   - authorization: The `Authorization` header's value; `nil` sends none (an emulator).
     public init(
-        endpoint: String, project: String, topic: String, createsTopic: Bool = false, client: HTTPClient = .shared,
+        endpoint: String, project: String, topic: String, createsTopic: Bool = false,
+        client: HTTPClient = ServiceCaller.client,
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint

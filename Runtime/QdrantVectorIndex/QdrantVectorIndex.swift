@@ -54,7 +54,7 @@ public final class QdrantVectorIndex: VectorIndex {
     /// - Parameters:
     ///   - settings: Where Qdrant is and how collections are made.
     ///   - client: The HTTP client.
-    public init(settings: QdrantSettings, client: HTTPClient = .shared) {
+    public init(settings: QdrantSettings, client: HTTPClient = ServiceCaller.client) {
         self.settings = settings
         self.caller = ServiceCaller(
             api: "Qdrant at \(settings.baseURL)", client: client,
@@ -63,12 +63,15 @@ public final class QdrantVectorIndex: VectorIndex {
 
     // MARK: The port
 
+    /// Creates the model's collection and payload indexes, or checks the existing collection's
+    /// vector size and distance; throws ``QdrantCollectionMismatch`` when they differ.
     public func prepare(model: String, dimensions: Int) async throws {
         let collection = settings.collection(for: model)
         try await ensureCollection(collection, model: model, size: dimensions)
         preferred.withLock { $0 = collection }
     }
 
+    /// Writes the point (creating the model's collection on first use) and waits until it is applied.
     public func upsert(_ entry: VectorEntry) async throws {
         let collection = settings.collection(for: entry.model)
         try await ensureCollection(collection, model: entry.model, size: entry.vector.count)
@@ -82,6 +85,7 @@ public final class QdrantVectorIndex: VectorIndex {
             operation: "upsert point in \(collection)")
     }
 
+    /// Deletes the image's point from every collection of this index.
     public func delete(imageID: ImageID) async throws {
         let filter = QdrantWire.Filter(must: [.ids([imageID.lowercasedString])])
         for collection in try await ownCollections() {
@@ -92,6 +96,8 @@ public final class QdrantVectorIndex: VectorIndex {
         }
     }
 
+    /// Deletes a team's points (or one collection's of a team) from every collection of this index,
+    /// counted first.
     @discardableResult
     public func deleteAll(teamID: TeamID, collectionID: UUID?) async throws -> Int {
         var must: [QdrantWire.Condition] = [.equals("team_id", teamID.lowercasedString)]
@@ -108,6 +114,7 @@ public final class QdrantVectorIndex: VectorIndex {
         return deleted
     }
 
+    /// Sets the point's collection and tags in every collection of this index.
     public func updatePayload(imageID: ImageID, collectionID: UUID?, tags: [String]) async throws {
         // By filter, not by id: setting the payload of an absent point id is an error in Qdrant.
         let body = QdrantWire.SetPayload(
@@ -120,6 +127,7 @@ public final class QdrantVectorIndex: VectorIndex {
         }
     }
 
+    /// The image's stored vector, the prepared model's collection read first; `nil` for another team's image.
     public func vector(imageID: ImageID, teamID: TeamID) async throws -> [Float]? {
         let request = QdrantWire.Retrieve(ids: [imageID.lowercasedString], withPayload: ["team_id"])
         for collection in try await ownCollections() {
@@ -135,6 +143,7 @@ public final class QdrantVectorIndex: VectorIndex {
         return nil
     }
 
+    /// The page of nearest points and the exact number of matches.
     public func search(_ query: VectorQuery) async throws -> VectorMatches {
         let collection = settings.collection(for: query.model)
         let filter = Self.filter(for: query)

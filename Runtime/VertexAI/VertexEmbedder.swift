@@ -44,7 +44,7 @@ public final class VertexEmbedder: Embedder {
     ///   - logger: Where long queries are reported.
     ///   - authorization: The `Authorization` header's value for each call.
     public init(
-        endpoint: String, project: String, location: String, dimension: Int, client: HTTPClient = .shared,
+        endpoint: String, project: String, location: String, dimension: Int, client: HTTPClient = ServiceCaller.client,
         logger: Logger = Logger(label: "vertex-ai"), authorization: @escaping @Sendable () async throws -> String?
     ) {
         let base = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint

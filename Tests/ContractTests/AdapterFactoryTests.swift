@@ -4,6 +4,7 @@ import FileSystemStorage
 import Foundation
 import ImageAPICore
 import MemoryStorage
+import QdrantVectorIndex
 import RuntimeSupport
 import SQLiteStorage
 import Testing
@@ -83,5 +84,38 @@ struct AdapterFactoryTests {
         _ = try CloudStorageFactory.build(from: EnvironmentVariables(["GCS_BUCKET_NAME": "images"]))
         _ = try CloudStorageFactory.build(
             from: EnvironmentVariables(["GCS_BUCKET_NAME": "images", "STORAGE_EMULATOR_HOST": "127.0.0.1:1"]))
+    }
+
+    @Test("the Qdrant factory reads the previous service's variable names and refuses impossible cluster settings")
+    func qdrantSettings() throws {
+        let defaults = try QdrantVectorIndexFactory.settings(EnvironmentVariables([:]))
+        #expect(defaults == QdrantSettings())
+        #expect(defaults.baseURL == "http://localhost:6333")
+        let cluster = try QdrantVectorIndexFactory.settings(
+            EnvironmentVariables([
+                "QDRANT_HOST": "10.0.0.7", "QDRANT_PORT": "6334", "QDRANT_HTTPS": "true", "QDRANT_API_KEY": "k",
+                "QDRANT_COLLECTION": "photos", "QDRANT_SHARDS": "6", "QDRANT_REPLICATION_FACTOR": "2",
+                "QDRANT_WRITE_CONSISTENCY": "2", "QDRANT_QUANTIZATION": "int8", "QDRANT_PREFER_GRPC": "yes",
+            ]))
+        #expect(
+            cluster
+                == QdrantSettings(
+                    host: "10.0.0.7", port: 6334, https: true, apiKey: "k", collectionPrefix: "photos", shards: 6,
+                    replicationFactor: 2, writeConsistency: 2, quantization: .int8))
+        #expect(cluster.baseURL == "https://10.0.0.7:6334")
+        // One collection per model, named from the model id.
+        #expect(
+            cluster.collection(for: "clip/clip-vit-base-patch32@3f2a9c") == "photos-clip-clip-vit-base-patch32-3f2a9c")
+        #expect(cluster.owns(collection: "photos-visual-features-v1") && !cluster.owns(collection: "photosynth"))
+
+        for (name, value) in [
+            ("QDRANT_WRITE_CONSISTENCY", "3"), ("QDRANT_QUANTIZATION", "pq"), ("QDRANT_PORT", "0"),
+            ("QDRANT_HOST", "http://qdrant"), ("QDRANT_COLLECTION", "my images"), ("QDRANT_HTTPS", "maybe"),
+        ] {
+            let error = #expect(throws: ConfigurationError.self) {
+                try QdrantVectorIndexFactory.settings(EnvironmentVariables([name: value]))
+            }
+            #expect(error?.variable == name)
+        }
     }
 }
