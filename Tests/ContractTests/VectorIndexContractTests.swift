@@ -157,6 +157,58 @@ struct VectorIndexContractTests {
     }
 }
 
+@Suite("Vector backends agree")
+struct VectorBackendAgreementTests {
+    /// A random unit vector of `dimensions` numbers.
+    static func randomUnit(_ dimensions: Int, using generator: inout SeededGenerator) -> [Float] {
+        let raw = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
+        let norm = raw.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return raw.map { $0 / norm }
+    }
+
+    @Test(
+        "every backend gives the embedded index's top 10 and totals for the same random data and queries",
+        arguments: VectorBackend.allCases.filter { $0 != .embedded })
+    func sameTopK(backend: VectorBackend) async throws {
+        var generator = SeededGenerator(seed: 13)
+        let teams = [TeamID(), TeamID()]
+        let albums = [UUID(), UUID()]
+        let tagChoices = ["red", "blue", "car", "tree"]
+        let entries = (0..<240).map { number in
+            VectorEntry(
+                imageID: ImageID(), teamID: teams[number % 2],
+                collectionID: number % 3 == 0 ? nil : albums[number % 2],
+                tags: tagChoices.filter { _ in Bool.random(using: &generator) },
+                createdAt: VectorIndexContractTests.epoch.addingTimeInterval(Double(number) * 3600), model: "m",
+                vector: Self.randomUnit(24, using: &generator))
+        }
+        let queries = (0..<24).map { number in
+            VectorQuery(
+                vector: Self.randomUnit(24, using: &generator), model: "m", teamID: teams[number % 2],
+                filter: ImageFilter(
+                    collectionID: number % 4 == 1 ? albums[number % 2] : nil,
+                    tags: number % 3 == 2 ? [tagChoices[number % 4]] : [],
+                    uploadedFrom: number % 5 == 3 ? VectorIndexContractTests.epoch.addingTimeInterval(50 * 3600) : nil),
+                minimumCosine: number % 2 == 0 ? -1 : (number % 4 == 1 ? 0.1 : 0.35), skip: number % 7 == 6 ? 10 : 0,
+                limit: 10)
+        }
+        func results(_ index: any VectorIndex) async throws -> [VectorMatches] {
+            for entry in entries { try await index.upsert(entry) }
+            var all: [VectorMatches] = []
+            for query in queries { all.append(try await index.search(query)) }
+            return all
+        }
+        let expected = try await VectorBackend.embedded.withIndex(results)
+        let found = try await backend.withIndex(results)
+        for (number, (want, got)) in zip(expected, found).enumerated() {
+            #expect(got.hits.map(\.imageID) == want.hits.map(\.imageID), "query \(number)")
+            #expect(got.total == want.total, "query \(number)")
+            #expect(zip(got.hits, want.hits).allSatisfy { abs($0.cosine - $1.cosine) < 1e-4 }, "query \(number)")
+        }
+        #expect(expected.contains { $0.hits.count == 10 } && expected.contains { $0.total < 10 })
+    }
+}
+
 @Suite("Embedded vector index upgrades")
 struct EmbeddedVectorIndexUpgradeTests {
     @Test("a file from before tags and upload times were kept opens; its rows pass those filters until updated")
