@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run test build format lint model bench-clip bench-search sanitize
+.PHONY: setup run test build format lint model bench-clip bench-search bench-qdrant sanitize
 
 setup:
 	scripts/setup.sh
@@ -15,6 +15,9 @@ model:
 
 bench-search:
 	scripts/bench-search.sh
+
+bench-qdrant:
+	scripts/bench-qdrant.sh
 
 bench-clip:
 	scripts/bench-clip.sh

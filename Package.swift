@@ -385,8 +385,9 @@ let package = Package(
         .executableTarget(
             name: "SearchBenchmarks",
             dependencies: [
-                "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex", "ImageAPICore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex", "QdrantVectorIndex",
+                "ImageAPICore", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/SearchBenchmarks",
             swiftSettings: swiftSettings

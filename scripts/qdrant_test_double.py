@@ -12,7 +12,11 @@ Qdrant server does for the requests the adapter makes, and nothing more:
 - answers have Qdrant's envelope (`result`, `status`, `time`) and are built from `qdrant-client`'s
   response models;
 - searches are exact unless `--approximate` is given, so the double ranks like the embedded
-  index and the contract suite can compare them;
+  index and the contract suite can compare them; with `--approximate` the engine's optimizer
+  builds the HNSW index once writes to a collection pause for a second (the collection reports
+  `yellow` until then, as Qdrant does while it optimises), and searches use it;
+- each answer carries `X-Engine-Seconds`, the time spent in the engine itself, so that a
+  benchmark can tell the engine's time from the double's HTTP and validation overhead;
 - with an API key (`--api-key` or `QDRANT__SERVICE__API_KEY`), requests without it get 401.
 
 A collection's cluster settings (shards, replication, write consistency) are kept and reported,
@@ -184,6 +188,7 @@ class Collection:
         self.shard = shard
         self.lock = threading.Lock()
         self.operations = 0
+        self.last_write = 0.0  # time.monotonic() of the last write not yet optimised, 0 when none
 
     @property
     def create_request(self) -> models.CreateCollection:
@@ -236,7 +241,7 @@ class Collection:
         hnsw = request.hnsw_config or models.HnswConfigDiff()
         counts = {key: info.points for key, info in shard_info.payload_schema.items()}
         return models.CollectionInfo(
-            status=models.CollectionStatus.GREEN,
+            status=models.CollectionStatus.YELLOW if self.last_write else models.CollectionStatus.GREEN,
             optimizer_status=models.OptimizersStatusOneOf.OK,
             points_count=shard_info.points_count,
             indexed_vectors_count=shard_info.indexed_vectors_count,
@@ -328,6 +333,35 @@ class Storage:
 # ---------------------------------------------------------------------------------------------
 
 
+ENGINE_TIME = threading.local()
+
+
+def engine(collection: Collection, work: Callable[[edge.EdgeShard], Any], writes: bool = False) -> Any:
+    """Runs one engine call under the collection's lock, adding its duration to this request's
+    engine time."""
+    with collection.lock:
+        started = time.perf_counter()
+        try:
+            return work(collection.shard)
+        finally:
+            ENGINE_TIME.seconds = getattr(ENGINE_TIME, "seconds", 0.0) + time.perf_counter() - started
+            if writes:
+                collection.last_write = time.monotonic()
+
+
+def optimise_when_idle(storage: Storage) -> None:
+    """Builds the HNSW index of collections whose writes paused for a second (``--approximate``)."""
+    while True:
+        time.sleep(0.25)
+        with storage.lock:
+            collections = list(storage.collections.values())
+        for collection in collections:
+            if collection.last_write and time.monotonic() - collection.last_write > 1.0:
+                with collection.lock:
+                    collection.shard.optimize()
+                    collection.last_write = 0.0
+
+
 class Endpoints:
     def __init__(self, storage: Storage, exact: bool) -> None:
         self.storage = storage
@@ -410,8 +444,9 @@ class Endpoints:
             engine_schema = engine_params(**params)
             saved = {"data_type": kind, "params": {"type": kind, **params}}
         collection = self.storage.get(name)
+        engine(collection, lambda shard: shard.update(
+            edge.UpdateOperation.create_field_index(request.field_name, engine_schema)), writes=True)
         with collection.lock:
-            collection.shard.update(edge.UpdateOperation.create_field_index(request.field_name, engine_schema))
             collection.payload_schema[request.field_name] = saved
             collection.save()
             return self.completed(collection)
@@ -440,18 +475,17 @@ class Endpoints:
             if len(vector) != size:
                 raise Problem(400, f"Wrong input: Vector dimension error: expected dim: {size}, got {len(vector)}")
             engine_points.append(edge.Point(point_id(identifier), [float(x) for x in vector], payload or {}))
+        engine(collection, lambda shard: shard.update(edge.UpdateOperation.upsert_points(engine_points)), writes=True)
         with collection.lock:
-            collection.shard.update(edge.UpdateOperation.upsert_points(engine_points))
             return self.completed(collection)
 
     def retrieve(self, name: str, body: Any, query: dict) -> Any:
         request = parse(models.PointRequest, body)
         collection = self.storage.get(name)
-        with collection.lock:
-            records = collection.shard.retrieve(
-                [point_id(value) for value in request.ids],
-                with_payload=with_payload_flag(request.with_payload if request.with_payload is not None else True),
-                with_vector=with_vector_flag(request.with_vector))
+        records = engine(collection, lambda shard: shard.retrieve(
+            [point_id(value) for value in request.ids],
+            with_payload=with_payload_flag(request.with_payload if request.with_payload is not None else True),
+            with_vector=with_vector_flag(request.with_vector)))
         return dump([models.Record(id=point_id(r.id), payload=r.payload, vector=r.vector) for r in records])
 
     def query(self, name: str, body: Any, query: dict) -> Any:
@@ -477,10 +511,13 @@ class Endpoints:
             score_threshold=request.score_threshold,
             with_payload=with_payload_flag(request.with_payload),
             with_vector=with_vector_flag(request.with_vector),
-            params=edge.SearchParams(hnsw_ef=params.hnsw_ef, exact=True if self.exact else bool(params.exact)),
+            params=edge.SearchParams(
+                hnsw_ef=params.hnsw_ef, exact=True if self.exact else bool(params.exact),
+                quantization=None if params.quantization is None else edge.QuantizationSearchParams(
+                    ignore=bool(params.quantization.ignore), rescore=params.quantization.rescore,
+                    oversampling=params.quantization.oversampling)),
         )
-        with collection.lock:
-            points = collection.shard.query(engine_request)
+        points = engine(collection, lambda shard: shard.query(engine_request))
         return dump(models.QueryResponse(points=[
             models.ScoredPoint(id=point_id(p.id), version=p.version, score=p.score, payload=p.payload,
                                vector=p.vector)
@@ -491,8 +528,8 @@ class Endpoints:
         request = parse(models.CountRequest, body or {})
         collection = self.storage.get(name)
         exact = request.exact if request.exact is not None else True
-        with collection.lock:
-            count = collection.shard.count(edge.CountRequest(exact=exact, filter=engine_filter(request.filter)))
+        count_request = edge.CountRequest(exact=exact, filter=engine_filter(request.filter))
+        count = engine(collection, lambda shard: shard.count(count_request))
         return dump(models.CountResult(count=count))
 
     def delete_points(self, name: str, body: Any, query: dict) -> Any:
@@ -502,8 +539,8 @@ class Endpoints:
             operation = edge.UpdateOperation.delete_points([point_id(value) for value in request.points])
         else:
             operation = edge.UpdateOperation.delete_points_by_filter(engine_filter(request.filter))
+        engine(collection, lambda shard: shard.update(operation), writes=True)
         with collection.lock:
-            collection.shard.update(operation)
             return self.completed(collection)
 
     def set_payload(self, name: str, body: Any, query: dict) -> Any:
@@ -517,8 +554,8 @@ class Endpoints:
             operation = edge.UpdateOperation.set_payload([point_id(v) for v in request.points], request.payload)
         else:
             operation = edge.UpdateOperation.set_payload_by_filter(engine_filter(request.filter), request.payload)
+        engine(collection, lambda shard: shard.update(operation), writes=True)
         with collection.lock:
-            collection.shard.update(operation)
             return self.completed(collection)
 
 
@@ -537,12 +574,14 @@ def make_handler(endpoints: Endpoints, api_key: str | None) -> type[BaseHTTPRequ
             data = json.dumps(envelope).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            self.send_header("X-Engine-Seconds", f"{getattr(ENGINE_TIME, 'seconds', 0.0):.6f}")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def handle_any(self) -> None:
             started = time.perf_counter()
+            ENGINE_TIME.seconds = 0.0
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -585,6 +624,8 @@ def main() -> None:
     endpoints = Endpoints(storage, exact=not arguments.approximate)
     server = ThreadingHTTPServer((arguments.host, arguments.port), make_handler(endpoints, arguments.api_key))
     server.daemon_threads = True
+    if arguments.approximate:
+        threading.Thread(target=optimise_when_idle, args=(storage,), daemon=True).start()
 
     def stop(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -10,6 +10,9 @@
 // - `GET /healthz`, the HTTP overhead;
 // and, in the same run, the parts alone in this process: embedding one query text with CLIP (the
 // same model and threads as the server) and the vector scan alone (the same index and query).
+//
+// `search-bench qdrant HOST:PORT` compares the embedded index with Qdrant instead
+// (QdrantComparison.swift, `make bench-qdrant`).
 import AsyncHTTPClient
 import CLIPEmbedding
 import CLIPInference
@@ -242,6 +245,10 @@ func get(_ url: String, key: String?) async throws -> ByteBuffer {
 
 // MARK: Main
 
+if CommandLine.arguments.dropFirst().first == "qdrant" {
+    try await runQdrantComparison(QdrantOptions(Array(CommandLine.arguments.dropFirst(2))))
+    exit(0)
+}
 let options = try Options(Array(CommandLine.arguments.dropFirst()))
 let files = try CLIPModelFiles(directory: URL(fileURLWithPath: options.model))
 print(

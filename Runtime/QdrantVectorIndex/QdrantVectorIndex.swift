@@ -73,16 +73,27 @@ public final class QdrantVectorIndex: VectorIndex {
 
     /// Writes the point (creating the model's collection on first use) and waits until it is applied.
     public func upsert(_ entry: VectorEntry) async throws {
-        let collection = settings.collection(for: entry.model)
-        try await ensureCollection(collection, model: entry.model, size: entry.vector.count)
-        let point = QdrantWire.PointsList.Point(
-            id: entry.imageID.lowercasedString, vector: entry.vector,
-            payload: QdrantWire.Payload(
-                teamId: entry.teamID.lowercasedString, collectionId: entry.collectionID?.lowercasedString,
-                tags: entry.tags, createdAt: QdrantWire.timestamp(entry.createdAt), model: entry.model))
-        try await call(
-            .PUT, "/collections/\(collection)/points?wait=true", body: QdrantWire.PointsList(points: [point]),
-            operation: "upsert point in \(collection)")
+        try await upsert(contentsOf: [entry])
+    }
+
+    /// Writes many points, one call per model (creating each model's collection on first use),
+    /// and waits until they are applied.
+    /// - Parameter entries: The entries; keep each call to a few thousand.
+    public func upsert(contentsOf entries: [VectorEntry]) async throws {
+        for (model, group) in Dictionary(grouping: entries, by: \.model) {
+            let collection = settings.collection(for: model)
+            try await ensureCollection(collection, model: model, size: group[0].vector.count)
+            let points = group.map { entry in
+                QdrantWire.PointsList.Point(
+                    id: entry.imageID.lowercasedString, vector: entry.vector,
+                    payload: QdrantWire.Payload(
+                        teamId: entry.teamID.lowercasedString, collectionId: entry.collectionID?.lowercasedString,
+                        tags: entry.tags, createdAt: QdrantWire.timestamp(entry.createdAt), model: entry.model))
+            }
+            try await call(
+                .PUT, "/collections/\(collection)/points?wait=true", body: QdrantWire.PointsList(points: points),
+                operation: "upsert \(points.count) points in \(collection)")
+        }
     }
 
     /// Deletes the image's point from every collection of this index.
