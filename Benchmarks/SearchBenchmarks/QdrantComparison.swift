@@ -84,7 +84,8 @@ func timedCall(_ url: String, method: HTTPMethod, body: String?) async throws ->
 func runQdrantComparison(_ options: QdrantOptions) async throws {
     print(
         "search-bench qdrant on \(ProcessInfo.processInfo.activeProcessorCount) cores: \(options.count) vectors × "
-            + "\(options.dimensions), \(options.queries) queries, Qdrant test double at \(options.host):\(options.port)")
+            + "\(options.dimensions), \(options.queries) queries, Qdrant test double at \(options.host):\(options.port)"
+    )
     var generator = SeededGenerator(state: 512)
     let team = TeamID()
     let other = TeamID()
