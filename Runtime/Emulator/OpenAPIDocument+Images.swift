@@ -126,12 +126,16 @@ extension OpenAPIDocument {
                         ],
                         queryUUID("collection_id", "Only this collection.", required: false),
                     ],
-                    responses: ["200": ok("SearchResults", "Ranked matches")]),
+                    responses: [
+                        "200": ok("SearchResults", "Ranked matches"),
+                        "503": error(searchUnavailable),
+                    ]),
                 "post": operation(
                     "search", searchSummary, body: ref("SearchRequest"),
                     responses: [
                         "200": ok("SearchResults", "Ranked matches"), "404": error("image_id is not in the team"),
                         "409": error("image_id has no embedding yet"),
+                        "503": error(searchUnavailable),
                     ]),
             ],
             "/api/v1/admin/dead-letters": [
@@ -193,6 +197,9 @@ extension OpenAPIDocument {
             ],
         ]
     }
+
+    static let searchUnavailable =
+        "The embedding provider (Retry-After when its quota says how long) or the vector index cannot be reached"
 
     static let searchSummary = """
         Search the team's images, by text (q or query) or by likeness to a stored image (image_id), never \

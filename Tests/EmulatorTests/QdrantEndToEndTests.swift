@@ -157,6 +157,10 @@ struct QdrantEndToEndTests {
         let created = try await qdrant.call(
             .PUT, "/collections/wrong-visual-features-v1", #"{"vectors": {"size": 3, "distance": "Cosine"}}"#)
         #expect(created.0 == 200, "\(created.1)")
+        // The double checks bodies against the REST API's models, as Qdrant does: an unknown field is 400.
+        let strict = try await qdrant.call(
+            .POST, "/collections/wrong-visual-features-v1/points/count", #"{"exact": true, "colour": "red"}"#)
+        #expect(strict.0 == 400 && strict.1.contains("colour"), "\(strict.1)")
         let environment = qdrant.environment(prefix: "wrong").merging(["EMBEDDING_PROVIDER": "visual"]) { $1 }
         let search = try RunningFunction("search", in: folder, environment: environment)
         #expect(try await search.waitForExit(timeout: .seconds(30)) == 78)
