@@ -183,12 +183,13 @@ extension OpenAPIDocument {
                     "events",
                     """
                     ProcessEmbedding: a Pub/Sub messagePublished CloudEvent (binary or structured mode) whose \
-                    data is {image_id, team_id}. 204 acknowledges; 500 asks for redelivery.
+                    data is {image_id, team_id}. 204 acknowledges; 500 asks for redelivery. A delivery that cannot                     be read is dead-lettered and acknowledged, never refused: Pub/Sub redelivers every other answer.
                     """,
                     public: true, body: pushBody,
                     responses: [
-                        "204": ["description": "Processed, already processed, dropped or dead-lettered"],
-                        "400": error("Not a Pub/Sub CloudEvent"),
+                        "204": [
+                            "description": "Processed, already processed, dropped, or dead-lettered (also when unreadable)"
+                        ],
                         "401": error("Production: no valid OIDC token or push token"),
                         "403": error("Production: an OIDC token for another audience or account"),
                         "500": error("This attempt failed; redeliver"),

@@ -27,6 +27,24 @@ public protocol CloudEventFunction: Sendable {
     ///   - context: The request context, whose logger is tagged with the event id.
     /// - Throws: Any error to have the event delivered again.
     func handle(_ event: CloudEvent<EventData>, context: FunctionContext) async throws
+
+    /// Handles a delivery whose envelope, event type or data cannot be read. The default refuses
+    /// it (400 with the reason). A function behind a Pub/Sub push subscription keeps it instead
+    /// (as a dead letter, say) and returns, so that the delivery is acknowledged: Pub/Sub delivers
+    /// every answer but 2xx again, for days, and a redelivery cannot make it readable.
+    /// - Parameters:
+    ///   - body: The request body as it came.
+    ///   - reason: Why it cannot be read.
+    ///   - context: The request context.
+    /// - Throws: ``FunctionError`` to answer with it instead of 204.
+    func handleUnreadable(body: Data, reason: String, context: FunctionContext) async throws
+}
+
+extension CloudEventFunction {
+    /// Refuses the delivery with 400 and the reason.
+    public func handleUnreadable(body: Data, reason: String, context: FunctionContext) async throws {
+        throw FunctionError.badRequest(reason)
+    }
 }
 
 /// A function that receives events, whose route must be closed to strangers in production.
@@ -66,9 +84,14 @@ public struct CloudEventEndpoint<Function: CloudEventFunction>: HTTPFunction, Ev
                 ) { first, _ in first }
                 try await authenticator.authenticate(EventCaller(headers: call.headers, query: query))
             }
-            let body = try await call.request.body.collect(upTo: call.context.maxUploadSize)
-            let event = try Self.decodeEvent(
-                headers: call.headers, body: Data(body.readableBytesView), accepting: function.acceptedEventTypes)
+            let body = Data(try await call.request.body.collect(upTo: call.context.maxUploadSize).readableBytesView)
+            let event: CloudEvent<Function.EventData>
+            do {
+                event = try Self.decodeEvent(headers: call.headers, body: body, accepting: function.acceptedEventTypes)
+            } catch let refusal as FunctionError where refusal.status == .badRequest {
+                try await function.handleUnreadable(body: body, reason: refusal.detail, context: call.context)
+                return NoContent()
+            }
             var context = call.context
             context.logger[metadataKey: "event.id"] = .string(event.id)
             context.logger[metadataKey: "event.type"] = .string(event.type)

@@ -5,6 +5,7 @@ import HTTPTypes
 import ImageAPICore
 import ImageProcessing
 import Logging
+import ProcessEmbedding
 import Synchronization
 import Testing
 
@@ -261,6 +262,35 @@ struct ImageProcessingTests {
             let letter = try await api.store.deadLetter(messageID: "m-1")
             #expect(letter?.lastError.hasPrefix("malformed message") == true)
             #expect(letter?.teamID == nil, "a payload naming no team is listed for no team")
+        }
+    }
+
+    @Test(
+        "an unreadable delivery (no envelope, another event type, broken base64) is acknowledged with 204 and dead-lettered, never refused"
+    )
+    func unreadableDeliveries() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let deliveries: [(String, String)] = [
+                ("application/json", #"{"hello": "world"}"#),
+                (
+                    "application/json",
+                    #"{"message": {"data": "%%%", "messageId": "1", "publishTime": "2027-01-01T00:00:00Z"}}"#
+                ),
+                ("application/cloudevents+json", "{not json"),
+            ]
+            for (type, body) in deliveries {
+                let answer = try await RouterPushTransport(client: client.client).push(
+                    headers: [("Content-Type", type)], body: Data(body.utf8))
+                #expect(answer.status == 204, "\(body): \(answer.body)")
+            }
+            for (_, body) in deliveries {
+                let id = ProcessEmbeddingFunction.unreadableMessageID(for: Data(body.utf8))
+                let letter = try #require(try await api.store.deadLetter(messageID: id), "\(body)")
+                #expect(letter.lastError.hasPrefix("unreadable delivery: ") && letter.data == Data(body.utf8))
+            }
+            #expect(
+                Set(deliveries.map { ProcessEmbeddingFunction.unreadableMessageID(for: Data($0.1.utf8)) }).count == 3)
         }
     }
 

@@ -10,7 +10,8 @@ import ImageAPIHTTP
 /// A failed attempt answers 500 so Pub/Sub delivers the message again; the attempt that reaches
 /// `PROCESSING_MAX_ATTEMPTS` instead leaves the image `failed`, puts the message in the
 /// dead-letter queue and answers 204. A message for an image already embedded with the current
-/// model, or for a deleted image, is acknowledged and changes nothing.
+/// model, or for a deleted image, is acknowledged and changes nothing; a delivery that cannot be
+/// read at all is dead-lettered and acknowledged (204), never refused: Pub/Sub would redeliver it.
 public struct ProcessEmbeddingFunction: CloudEventFunction {
     /// The deployed service name.
     public let name = "process-embedding"
@@ -98,6 +99,28 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
             }
             try await deadLetter(message, attempts: attempts, error: reason)
         }
+    }
+
+    /// Keeps a delivery that cannot be read (not a Pub/Sub push or CloudEvent, another event type,
+    /// broken base64) as a dead letter and acknowledges it: Pub/Sub would otherwise deliver it
+    /// again for days, and no redelivery can make it readable.
+    public func handleUnreadable(body: Data, reason: String, context: FunctionContext) async throws {
+        context.logger.error(
+            "Unreadable delivery acknowledged and dead-lettered", metadata: ["reason": .string(reason)])
+        try await images.deadLetters.deadLetter(
+            DeadLetter(
+                messageID: Self.unreadableMessageID(for: body), topic: ImageProcessingRequest.topic,
+                data: body, attempts: 1, lastError: "unreadable delivery: \(reason)", source: "handler",
+                deadAt: api.clock.now()))
+    }
+
+    /// The dead letter's id for an unreadable delivery: `unreadable-` and the FNV-1a hash of the
+    /// body, so Pub/Sub's redeliveries of one body make one letter.
+    /// - Parameter body: The request body.
+    /// - Returns: The message id.
+    public static func unreadableMessageID(for body: Data) -> String {
+        let hash = body.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+        return "unreadable-" + String(hash, radix: 16)
     }
 
     /// Thumbnail, embedding, vector, then the status: each step can be repeated safely.
