@@ -187,9 +187,7 @@ extension OpenAPIDocument {
                     """,
                     public: true, body: pushBody,
                     responses: [
-                        "204": [
-                            "description": "Processed, already processed, dropped, or dead-lettered (also when unreadable)"
-                        ],
+                        "204": ["description": "Processed, already processed, dropped, or dead-lettered"],
                         "401": error("Production: no valid OIDC token or push token"),
                         "403": error("Production: an OIDC token for another audience or account"),
                         "500": error("This attempt failed; redeliver"),
