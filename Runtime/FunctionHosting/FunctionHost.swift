@@ -247,18 +247,8 @@ public enum FunctionHost {
             var services = try await makeServices(configuration, logger: logger)
             let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
             services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
-            let functions = try await makeFunctions(services)
+            var functions = try await makeFunctions(services)
             let store = services.api.store
-            if configuration.settings.environment == .production, services.eventAuthenticator == nil,
-                functions.contains(where: { $0 is any EventRoute })
-            {
-                logger.critical(
-                    """
-                    ENVIRONMENT=production needs authenticated event deliveries: set PUBSUB_PUSH_AUDIENCE and \
-                    PUBSUB_PUSH_SERVICE_ACCOUNT (Pub/Sub push with OIDC tokens) or PUBSUB_PUSH_TOKEN; not starting
-                    """)
-                exit(78)
-            }
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
@@ -273,8 +263,19 @@ public enum FunctionHost {
                     : nil
             case .pubsub:
                 let publisher = try PubSubFactory.build(from: configuration.variables).adapter
-                relay = OutboxRelay(
+                let pubSubRelay = OutboxRelay(
                     queue: services.outbox, settings: configuration.pubSub, publisher: publisher, logger: logger)
+                relay = pubSubRelay
+                if services.eventAuthenticator != nil || configuration.settings.environment != .production {
+                    functions.append(
+                        OutboxRelayEndpoint(relay: pubSubRelay, authenticator: services.eventAuthenticator))
+                } else {
+                    logger.notice(
+                        """
+                        \(OutboxRelayEndpoint.path) is not served: in production it needs PUBSUB_PUSH_AUDIENCE and \
+                        PUBSUB_PUSH_SERVICE_ACCOUNT, or PUBSUB_PUSH_TOKEN, to authenticate the scheduler
+                        """)
+                }
                 if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil {
                     // A local run on the Pub/Sub emulator: its push subscription delivers to this process.
                     let attempts = configuration.pubSub.maxDeliveryAttempts
@@ -284,6 +285,16 @@ public enum FunctionHost {
                             deadLetterTopic: "\(publisher.topic)-dead-letter", maxDeliveryAttempts: attempts)
                     }
                 }
+            }
+            if configuration.settings.environment == .production, services.eventAuthenticator == nil,
+                functions.contains(where: { $0 is any EventRoute })
+            {
+                logger.critical(
+                    """
+                    ENVIRONMENT=production needs authenticated event deliveries: set PUBSUB_PUSH_AUDIENCE and \
+                    PUBSUB_PUSH_SERVICE_ACCOUNT (Pub/Sub push with OIDC tokens) or PUBSUB_PUSH_TOKEN; not starting
+                    """)
+                exit(78)
             }
             let subscribe = subscribeOnListening
             let application = FunctionServer.buildApplication(

@@ -78,12 +78,7 @@ public struct CloudEventEndpoint<Function: CloudEventFunction>: HTTPFunction, Ev
         let function = self.function
         let authenticator = self.authenticator
         routes.on(.post, function.eventPath) { call -> NoContent in
-            if let authenticator {
-                let query = Dictionary(
-                    call.request.uri.queryParameters.map { (String($0.key), String($0.value)) }
-                ) { first, _ in first }
-                try await authenticator.authenticate(EventCaller(headers: call.headers, query: query))
-            }
+            if let authenticator { try await authenticator.authenticate(EventCaller(call)) }
             let body = Data(try await call.request.body.collect(upTo: call.context.maxUploadSize).readableBytesView)
             let event: CloudEvent<Function.EventData>
             do {

@@ -39,6 +39,17 @@ public struct EventCaller: Sendable {
     }
 }
 
+extension EventCaller {
+    /// The view of a request to a function.
+    /// - Parameter call: The request.
+    public init(_ call: FunctionRequest) {
+        let query = Dictionary(call.request.uri.queryParameters.map { (String($0.key), String($0.value)) }) {
+            first, _ in first
+        }
+        self.init(headers: call.headers, query: query)
+    }
+}
+
 /// Accepts deliveries that present a shared secret, as `Authorization: Bearer <token>` or as the
 /// `token` query parameter of the push endpoint URL. The comparison takes the same time wherever
 /// the first difference is.

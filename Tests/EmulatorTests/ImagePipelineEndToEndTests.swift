@@ -185,6 +185,9 @@ struct ImagePipelineEndToEndTests {
 
         let first = try #require(try json(try await upload("sunset.jpg", to: uploader).body)["id"] as? String)
         _ = try await waitForStatus(first, "success", on: uploader)
+        // The scheduler's endpoint: nothing is left to relay once the event is in Pub/Sub.
+        let relayed = try await uploader.request(.POST, "/internal/outbox/relay")
+        #expect(relayed.status == 200 && relayed.body == #"{"attempted":0}"#, "\(relayed.body)")
 
         // The processor dies; uploads go on, their events wait in Pub/Sub.
         kill(processor.process.processIdentifier, SIGKILL)
