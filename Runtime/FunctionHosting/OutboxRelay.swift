@@ -93,9 +93,21 @@ public final class OutboxRelay: Service, Sendable {
         let message = queued.message
         let reason: String
         do {
+            let began = ContinuousClock.now
             try await publisher.publish(queued)
+            let took = ContinuousClock.now - began
             try await queue.acknowledge(messageID: message.messageID)
-            logger.debug("Delivered", metadata: ["message_id": .string(message.messageID)])
+            logger.debug(
+                "Delivered",
+                metadata: [
+                    "message_id": .string(message.messageID),
+                    "publish_ms": .string(
+                        String(
+                            format: "%.1f",
+                            Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15)),
+                    "after_commit_ms": .string(
+                        String(format: "%.1f", clock.now().timeIntervalSince(queued.publishedAt) * 1000)),
+                ])
             return
         } catch {
             reason = "\(error)"
