@@ -54,33 +54,41 @@ public final class CloudStorageBlobStore: BlobStore {
 
     // MARK: Writes
 
-    /// Stores bytes as the object `key`.
-    public func put(_ data: Data, at key: String) async throws {
+    /// Stores bytes as the object `key`, with the attributes as its content type and its
+    /// `sha256` metadata.
+    public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
         try await ensureBucket()
         let bytes = ByteBuffer(data: data)
         let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
             .bytes(bytes.getSlice(at: range.lowerBound, length: range.count) ?? ByteBuffer())
         }
-        if data.count <= Self.simpleUploadLimit {
-            try await uploadInOneRequest(size: data.count, name: key, body: body)
-        } else {
-            try await uploadResumably(size: data.count, name: key, body: body)
-        }
+        try await upload(size: data.count, name: key, attributes: attributes, body: body)
     }
 
     /// Stores a local file's bytes as the object `key`, streamed from the file in pieces of
     /// ``pieceSize`` read on NIO's blocking-I/O thread pool as the connection takes them, so the
     /// file is never in memory whole. The file is left where it is, for the caller to remove.
-    public func put(fileAt path: String, at key: String) async throws {
+    public func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws {
         try await ensureBucket()
         let size = try await Self.blocking { try Self.fileSize(path) }
         let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
             .stream(FilePieces(path: path, range: range), length: .known(Int64(range.count)))
         }
-        if size <= Self.simpleUploadLimit {
-            try await uploadInOneRequest(size: size, name: key, body: body)
+        try await upload(size: size, name: key, attributes: attributes, body: body)
+    }
+
+    /// One request for a small object without a checksum to keep (its content type goes in the
+    /// request's `Content-Type`); otherwise a resumable session, whose first request carries the
+    /// object's resource: content type and `metadata.sha256`.
+    private func upload(
+        size: Int, name: String, attributes: BlobAttributes,
+        body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
+    ) async throws {
+        if size <= Self.simpleUploadLimit, attributes.sha256 == nil {
+            try await uploadInOneRequest(
+                size: size, name: name, contentType: attributes.contentType ?? "application/octet-stream", body: body)
         } else {
-            try await uploadResumably(size: size, name: key, body: body)
+            try await uploadResumably(size: size, name: name, attributes: attributes, body: body)
         }
     }
 
@@ -189,12 +197,12 @@ public final class CloudStorageBlobStore: BlobStore {
     // MARK: Uploads
 
     private func uploadInOneRequest(
-        size: Int, name: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
+        size: Int, name: String, contentType: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
     ) async throws {
         let url =
             "\(endpoint)/upload/storage/v1/b/\(ServiceCaller.escaped(bucket))/o?uploadType=media&name=\(ServiceCaller.escaped(name))"
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/octet-stream")
+        headers.add(name: "Content-Type", value: contentType)
         let operation = "PUT object \(name)"
         // Writing the same bytes again is harmless: a retry cannot leave a mix of two uploads.
         let response = try await caller.send(
@@ -206,17 +214,22 @@ public final class CloudStorageBlobStore: BlobStore {
     /// A resumable session: started once, then one `PUT` per chunk with its `Content-Range`;
     /// the object appears only when the last chunk is in, so a reader never sees part of it.
     private func uploadResumably(
-        size: Int, name: String, body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
+        size: Int, name: String, attributes: BlobAttributes,
+        body: @escaping @Sendable (Range<Int>) -> HTTPClientRequest.Body
     ) async throws {
         let operation = "PUT object \(name)"
         let start =
             "\(endpoint)/upload/storage/v1/b/\(ServiceCaller.escaped(bucket))/o?uploadType=resumable&name=\(ServiceCaller.escaped(name))"
+        let contentType = attributes.contentType ?? "application/octet-stream"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=UTF-8")
-        headers.add(name: "X-Upload-Content-Type", value: "application/octet-stream")
+        headers.add(name: "X-Upload-Content-Type", value: contentType)
         headers.add(name: "X-Upload-Content-Length", value: String(size))
+        let resource = ObjectResource(
+            contentType: contentType, metadata: attributes.sha256.map { ["sha256": $0] })
         let started = try await caller.send(
-            .POST, start, headers: headers, body: ByteBuffer(string: "{}"), operation: operation, idempotent: true)
+            .POST, start, headers: headers, body: ByteBuffer(data: try JSONEncoder().encode(resource)),
+            operation: operation, idempotent: true)
         guard started.status == .ok, let session = started.headers.first(name: "Location") else {
             throw await caller.failure(started, operation + " (starting a resumable upload)")
         }
@@ -235,6 +248,12 @@ public final class CloudStorageBlobStore: BlobStore {
             }
             offset = end
         }
+    }
+
+    /// The object resource a resumable upload starts with.
+    struct ObjectResource: Encodable {
+        var contentType: String
+        var metadata: [String: String]?
     }
 
     // MARK: The bucket

@@ -60,7 +60,7 @@ public struct FileSystemBlobStore: BlobStore {
     }
 
     /// Writes a blob through a staging file of the store's own: written, flushed, renamed into place.
-    public func put(_ data: Data, at key: String) async throws {
+    public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
         let target = try fileURL(for: key)
         let staging = stagingFolder.appendingPathComponent(UUID().uuidString).path
         try await blocking {
@@ -79,7 +79,7 @@ public struct FileSystemBlobStore: BlobStore {
 
     /// Takes a local file as a blob: flushed, then renamed into place (copied first when it lies
     /// on another file system).
-    public func put(fileAt path: String, at key: String) async throws {
+    public func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws {
         let target = try fileURL(for: key)
         let staging = stagingFolder.appendingPathComponent(UUID().uuidString).path
         try await blocking {

@@ -13,12 +13,12 @@ public actor MemoryBlobStore: BlobStore {
     }
 
     /// Stores bytes under a key.
-    public func put(_ data: Data, at key: String) async throws {
+    public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
         blobs[key] = data
     }
 
     /// Reads a local file into memory under a key (the file is left where it is).
-    public func put(fileAt path: String, at key: String) async throws {
+    public func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws {
         blobs[key] = try Data(contentsOf: URL(fileURLWithPath: path))
     }
 

@@ -33,6 +33,14 @@ struct BlobStoreContractTests {
             #expect(try await store.data(at: "team/other/original") == nil)
             #expect(try await store.size(at: "team/other/original") == nil)
             #expect(try await store.exists(at: "team/other/original") == false)
+            // With attributes (a store may keep them; the bytes are the same either way).
+            let small = Self.bytes(5_000, seed: 2)
+            try await store.put(
+                small, at: "team/image/thumbnail.jpg", attributes: BlobAttributes(contentType: "image/jpeg"))
+            try await store.put(
+                small, at: "team/image/copy", attributes: BlobAttributes(contentType: "image/png", sha256: "ab12"))
+            #expect(try await store.data(at: "team/image/thumbnail.jpg") == small)
+            #expect(try await store.data(at: "team/image/copy") == small)
         }
     }
 

@@ -132,6 +132,13 @@ struct ImagePipelineEndToEndTests {
             timeout: .seconds(10))
         let listing = String(buffer: try await bucket.body.collect(upTo: 1 << 20))
         #expect(listing.contains("\(id)/original") && listing.contains("\(id)/thumbnail.jpg"))
+        // Each object carries its content type, and the original its SHA-256 as metadata.
+        let objects = try #require(try json(listing)["items"] as? [[String: Any]])
+        let original = try #require(objects.first { ($0["name"] as? String)?.hasSuffix("\(id)/original") == true })
+        let thumbnail = try #require(objects.first { ($0["name"] as? String)?.hasSuffix("thumbnail.jpg") == true })
+        #expect(original["contentType"] as? String == "image/jpeg")
+        #expect((original["metadata"] as? [String: String])?["sha256"] == image["sha256"] as? String)
+        #expect(thumbnail["contentType"] as? String == "image/jpeg")
         #expect(try await emulator.terminate() == 0)
         // The bytes went to the bucket: no blob is kept under DATA_DIR.
         let blobs =

@@ -129,7 +129,8 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
             throw ProcessingError("the original image bytes are missing from the blob store")
         }
         let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
-        try await images.blobs.put(thumbnail, at: image.thumbnailBlobKey)
+        try await images.blobs.put(
+            thumbnail, at: image.thumbnailBlobKey, attributes: BlobAttributes(contentType: "image/jpeg"))
         let vector = try await images.embedder.embed(image: original)
         guard vector.count == images.embedder.dimensions else {
             throw ProcessingError(

@@ -129,7 +129,9 @@ public struct UploadImageFunction: HTTPFunction {
         // Bytes first (durable under their real name), then metadata and the processing message
         // in one transaction: an accepted upload always has its bytes and its event.
         try await upload.file.finish()
-        try await images.blobs.put(fileAt: upload.file.path, at: image.originalBlobKey)
+        try await images.blobs.put(
+            fileAt: upload.file.path, at: image.originalBlobKey,
+            attributes: BlobAttributes(contentType: image.contentType, sha256: image.sha256))
         await upload.file.remove()
         do {
             try await images.store.insertImage(

@@ -3,12 +3,12 @@ import Foundation
 /// Stores image bytes under slash-separated keys. Every write is durable and all or nothing: a
 /// reader sees the whole blob under its key or none.
 public protocol BlobStore: Sendable {
-    /// Stores bytes under a key (replacing any blob there).
-    func put(_ data: Data, at key: String) async throws
+    /// Stores bytes under a key (replacing any blob there), with what the store keeps beside them.
+    func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws
     /// Stores the bytes of a local file under a key (replacing any blob there). The store may
     /// take the file (move it into place): the caller must not rely on it afterwards, and
     /// removes it if it is still there.
-    func put(fileAt path: String, at key: String) async throws
+    func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws
     /// Reads a whole blob, or `nil` when absent.
     func data(at key: String) async throws -> Data?
     /// The size of a blob, or `nil` when absent.
@@ -19,4 +19,33 @@ public protocol BlobStore: Sendable {
     func delete(at key: String) async throws
     /// Whether a blob exists.
     func exists(at key: String) async throws -> Bool
+}
+
+extension BlobStore {
+    /// Stores bytes under a key, with no attributes.
+    public func put(_ data: Data, at key: String) async throws {
+        try await put(data, at: key, attributes: BlobAttributes())
+    }
+
+    /// Stores the bytes of a local file under a key, with no attributes.
+    public func put(fileAt path: String, at key: String) async throws {
+        try await put(fileAt: path, at: key, attributes: BlobAttributes())
+    }
+}
+
+/// What a blob store may keep beside a blob's bytes, for those who read the store directly (an
+/// operator browsing a bucket, a signed download): Cloud Storage keeps both as the object's
+/// content type and metadata. The file-system and memory stores keep neither; the image record
+/// holds both in any case.
+public struct BlobAttributes: Sendable, Equatable {
+    /// The media type (`image/jpeg`).
+    public var contentType: String?
+    /// The SHA-256 of the bytes, in lower-case hexadecimal.
+    public var sha256: String?
+
+    /// Creates attributes.
+    public init(contentType: String? = nil, sha256: String? = nil) {
+        self.contentType = contentType
+        self.sha256 = sha256
+    }
 }
