@@ -182,8 +182,14 @@ public enum FunctionHost {
                     "Registered BOOTSTRAP_ADMIN_KEY", metadata: ["email": .string(settings.bootstrapAdminEmail)])
             }
         }
+        var deadLetters: any DeadLetterQueue = store
+        if configuration.backends.events == .pubsub {
+            let publisher = try PubSubFactory.build(from: configuration.variables).adapter
+            deadLetters = DeadLetterTopicForwarder(
+                queue: store, topic: publisher.deadLetterPublisher, logger: logger)
+        }
         return HostedServices(
-            configuration: configuration, api: api, imageStore: store, deadLetters: store, outbox: store,
+            configuration: configuration, api: api, imageStore: store, deadLetters: deadLetters, outbox: store,
             logger: logger, background: background)
     }
 
@@ -282,7 +288,7 @@ public enum FunctionHost {
                     subscribeOnListening = { endpoint in
                         try await publisher.createPushSubscription(
                             named: "\(publisher.topic)-process-embedding", endpoint: endpoint.absoluteString,
-                            deadLetterTopic: "\(publisher.topic)-dead-letter", maxDeliveryAttempts: attempts)
+                            deadLetterTopic: publisher.deadLetterTopic, maxDeliveryAttempts: attempts)
                     }
                 }
             }

@@ -15,8 +15,8 @@ public enum PubSubFactory: AdapterFactory {
 
     /// The project, topic, emulator and credentials' variables.
     public static let variables: Set<String> = [
-        "GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "PUBSUB_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
-        "GCE_METADATA_HOST",
+        "GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "PUBSUB_DEAD_LETTER_TOPIC", "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST",
     ]
 
     /// Builds the publisher.
@@ -30,7 +30,10 @@ public enum PubSubFactory: AdapterFactory {
             throw ConfigurationError(variable: "GOOGLE_CLOUD_PROJECT", reason: "must be set when EVENTS_BACKEND=pubsub")
         }
         let topic = variables["PUBSUB_TOPIC"] ?? ImageProcessingRequest.topic
-        for (name, value) in [("GOOGLE_CLOUD_PROJECT", project), ("PUBSUB_TOPIC", topic)] {
+        let deadLetterTopic = variables["PUBSUB_DEAD_LETTER_TOPIC"] ?? "\(topic)-dead-letter"
+        for (name, value) in [
+            ("GOOGLE_CLOUD_PROJECT", project), ("PUBSUB_TOPIC", topic), ("PUBSUB_DEAD_LETTER_TOPIC", deadLetterTopic),
+        ] {
             guard value.range(of: "^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$", options: .regularExpression) != nil else {
                 throw ConfigurationError(
                     variable: name,
@@ -43,12 +46,14 @@ public enum PubSubFactory: AdapterFactory {
             return BuiltAdapter(
                 PubSubPublisher(
                     endpoint: emulator.contains("://") ? emulator : "http://\(emulator)", project: project,
-                    topic: topic,
-                    createsTopic: true))
+                    topic: topic, createsTopic: true, deadLetterTopic: deadLetterTopic))
         }
         let tokens = try GoogleAccessTokens.configured(variables, scope: scope)
         return BuiltAdapter(
-            PubSubPublisher(endpoint: "https://pubsub.googleapis.com", project: project, topic: topic) {
+            PubSubPublisher(
+                endpoint: "https://pubsub.googleapis.com", project: project, topic: topic,
+                deadLetterTopic: deadLetterTopic
+            ) {
                 try await tokens.authorization()
             })
     }

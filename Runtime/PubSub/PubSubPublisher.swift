@@ -22,6 +22,9 @@ public final class PubSubPublisher: EventPublisher {
     public let project: String
     /// The topic every processing message goes to.
     public let topic: String
+    /// Where messages go that will not be processed: `PUBSUB_DEAD_LETTER_TOPIC`, by default the
+    /// topic's name and `-dead-letter`.
+    public let deadLetterTopic: String
     private let endpoint: String
     private let caller: ServiceCaller
     private let createsTopic: Bool
@@ -35,17 +38,31 @@ public final class PubSubPublisher: EventPublisher {
     ///   - createsTopic: Whether to create the topic before the first publish (an emulator).
     ///   - client: The HTTP client.
     ///   - authorization: The `Authorization` header's value; `nil` sends none (an emulator).
+    ///   - deadLetterTopic: Where messages go that will not be processed; `<topic>-dead-letter` by default.
     public init(
         endpoint: String, project: String, topic: String, createsTopic: Bool = false,
-        client: HTTPClient = ServiceCaller.client,
+        deadLetterTopic: String? = nil, client: HTTPClient = ServiceCaller.client,
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.project = project
         self.topic = topic
+        self.deadLetterTopic = deadLetterTopic ?? "\(topic)-dead-letter"
         self.createsTopic = createsTopic
         self.caller = ServiceCaller(api: "Pub/Sub", client: client, authorization: authorization)
     }
+
+    private init(_ other: PubSubPublisher, topic: String) {
+        self.endpoint = other.endpoint
+        self.project = other.project
+        self.topic = topic
+        self.deadLetterTopic = other.deadLetterTopic
+        self.createsTopic = other.createsTopic
+        self.caller = other.caller
+    }
+
+    /// A publisher to the dead-letter topic, with the same project, endpoint and credentials.
+    public var deadLetterPublisher: PubSubPublisher { PubSubPublisher(self, topic: deadLetterTopic) }
 
     /// Always ready: the topic's address is known from the start.
     public var isReady: Bool { true }

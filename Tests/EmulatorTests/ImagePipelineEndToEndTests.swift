@@ -215,6 +215,61 @@ struct ImagePipelineEndToEndTests {
         #expect(try await uploader.terminate() == 0)
     }
 
+    @Test(
+        "the cloud topology locally: processing that fails every time leaves the image failed after 3 attempts and the message on the dead-letter topic",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+            "needs the servers scripts/test-servers.sh starts"))
+    func deadLetterTopic() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let variables = ProcessInfo.processInfo.environment
+        let environment = [
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "BLOB_BACKEND": "gcs", "GCS_BUCKET_NAME": "failing-\(run)",
+            "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
+            "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
+            "PUBSUB_TOPIC": "failing-\(run)",
+        ]
+        let uploader = try RunningFunction("upload-image", in: folder, environment: environment)
+        try await uploader.waitUntilListening()
+        // The processor reads another (empty) bucket: the original is missing on every attempt.
+        var elsewhere = environment
+        elsewhere["GCS_BUCKET_NAME"] = "empty-\(run)"
+        let processor = try RunningFunction("process-embedding", in: folder, environment: elsewhere)
+        try await processor.waitUntilListening()
+        try await pubSub(.PUT, "topics/failing-\(run)", "{}")
+        try await pubSub(.PUT, "topics/failing-\(run)-dead-letter", "{}")
+        try await pubSub(
+            .PUT, "subscriptions/failing-\(run)-watch",
+            #"{"topic": "projects/local-project/topics/failing-\#(run)-dead-letter"}"#)
+        try await pubSub(
+            .PUT, "subscriptions/failing-\(run)-push",
+            #"{"topic": "projects/local-project/topics/failing-\#(run)", "pushConfig": {"pushEndpoint": "http://127.0.0.1:\#(processor.port)/"}, "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "2s"}}"#
+        )
+
+        let id = try #require(try json(try await upload("sunset.jpg", to: uploader).body)["id"] as? String)
+        let image = try await waitForStatus(id, "failed", on: uploader)
+        #expect(image["embedding_attempts"] as? Int == 3)
+        #expect((image["embedding_error"] as? String)?.contains("missing from the blob store") == true)
+        var received: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while received.isEmpty, ContinuousClock.now < deadline {
+            let pulled = try json(
+                try await pubSub(.POST, "subscriptions/failing-\(run)-watch:pull", #"{"maxMessages": 10}"#))
+            received = pulled["receivedMessages"] as? [[String: Any]] ?? []
+        }
+        let message = try #require(received.first?["message"] as? [String: Any])
+        let data = try #require(Data(base64Encoded: message["data"] as? String ?? ""))
+        #expect(String(decoding: data, as: UTF8.self).contains(id))
+        let attributes = try #require(message["attributes"] as? [String: String])
+        #expect(attributes["attempts"] == "3" && attributes["source"] == "handler")
+        #expect(attributes["last_error"]?.contains("missing from the blob store") == true)
+        #expect(try await processor.terminate() == 0)
+        #expect(try await uploader.terminate() == 0)
+    }
+
     @Test("METADATA_, BLOB_ and VECTOR_BACKEND=memory: the whole pipeline runs and no file is left on disk")
     func memoryBackends() async throws {
         let folder = try makeTemporaryFolder()
