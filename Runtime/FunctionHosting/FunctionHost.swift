@@ -98,7 +98,7 @@ public struct HostedServices: Sendable {
 }
 
 /// A reason the process must not start because of its configuration or its files (a broken
-/// model, an unusable setting): ``FunctionHost/main(configuration:localDelivery:onListening:_:)``
+/// model, an unusable setting): ``FunctionHost/main(configuration:localDelivery:pushPath:onListening:_:)``
 /// logs it and exits with status 78 (EX_CONFIG) instead of 1.
 public protocol StartupRefusal: Error {
     /// The log line.
@@ -236,12 +236,16 @@ public enum FunctionHost {
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set
     ///     (the emulator's own event route); `nil` for the function binaries.
+    ///   - pushPath: Where this process takes Pub/Sub's pushes (ProcessEmbedding: `/`). With the
+    ///     `--create-resources` argument and `PUBSUB_EMULATOR_HOST`, the process creates the topic,
+    ///     the dead-letter topic and a push subscription to this path once it listens.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions to serve from the services (and whatever further
     ///     ports they need); a ``StartupRefusal`` it throws stops the process with status 78.
     public static func main(
         configuration: HostConfiguration? = nil,
         localDelivery: LocalDeliveryTarget? = nil,
+        pushPath: String? = nil,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
         _ makeFunctions: @escaping @Sendable (HostedServices) async throws -> [any HTTPFunction]
     ) async {
@@ -255,6 +259,8 @@ public enum FunctionHost {
             services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
             var functions = try await makeFunctions(services)
             let store = services.api.store
+            // `--create-resources`: this process's own push URL, for the subscription it creates.
+            let ownPushPath = CommandLine.arguments.dropFirst().contains("--create-resources") ? pushPath : nil
             let transport = HTTPPushTransport(
                 endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
@@ -282,7 +288,7 @@ public enum FunctionHost {
                         PUBSUB_PUSH_SERVICE_ACCOUNT, or PUBSUB_PUSH_TOKEN, to authenticate the scheduler
                         """)
                 }
-                if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil {
+                if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil || ownPushPath != nil {
                     // A local run on the Pub/Sub emulator: its push subscription delivers to this process.
                     let attempts = configuration.pubSub.maxDeliveryAttempts
                     subscribeOnListening = { endpoint in
@@ -307,8 +313,11 @@ public enum FunctionHost {
                 functions: functions, configuration: configuration.server,
                 readiness: { try await store.checkReady() }, logger: logger,
                 onListening: { host, port in
-                    if let url = localDelivery?.endpoint(host, port) {
-                        transport.useIfUnset(url)
+                    if let url = localDelivery?.endpoint(host, port) { transport.useIfUnset(url) }
+                    let ownPush = ownPushPath.flatMap { path in
+                        URL(string: "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)\(path)")
+                    }
+                    if let url = localDelivery?.endpoint(host, port) ?? ownPush {
                         if let subscribe {
                             let push = localDelivery?.token.map {
                                 url.appending(queryItems: [.init(name: "token", value: $0)])

@@ -164,23 +164,25 @@ public enum ImageHost {
         return images
     }
 
-    /// Runs an image function process: ``FunctionHost/main(configuration:localDelivery:onListening:_:)``
+    /// Runs an image function process: ``FunctionHost/main(configuration:localDelivery:pushPath:onListening:_:)``
     /// with the image ports built before the functions.
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set.
+    ///   - pushPath: Where this process takes Pub/Sub's pushes, for `--create-resources`.
     ///   - preparesEmbedder: Whether the model is loaded and warmed before serving.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions from the services and the image ports.
     public static func main(
         configuration: HostConfiguration? = nil,
         localDelivery: LocalDeliveryTarget? = nil,
+        pushPath: String? = nil,
         preparesEmbedder: Bool = false,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
         _ makeFunctions: @escaping @Sendable (HostedServices, ImageServices) -> [any HTTPFunction]
     ) async {
         await FunctionHost.main(
-            configuration: configuration, localDelivery: localDelivery, onListening: onListening
+            configuration: configuration, localDelivery: localDelivery, pushPath: pushPath, onListening: onListening
         ) { services in
             let images = try await makeImageServices(services, preparesEmbedder: preparesEmbedder)
             return makeFunctions(services, images)

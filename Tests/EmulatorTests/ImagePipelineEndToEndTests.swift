@@ -216,6 +216,45 @@ struct ImagePipelineEndToEndTests {
     }
 
     @Test(
+        "process-embedding --create-resources on the Pub/Sub emulator makes the topics and its push subscription: no manual setup",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+            "needs the servers scripts/test-servers.sh starts"))
+    func createResources() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let variables = ProcessInfo.processInfo.environment
+        let environment = [
+            "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "BLOB_BACKEND": "gcs", "GCS_BUCKET_NAME": "created-\(run)",
+            "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
+            "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
+            "PUBSUB_TOPIC": "created-\(run)",
+        ]
+        let processor = try RunningFunction(
+            "process-embedding", arguments: ["--create-resources"], in: folder, environment: environment)
+        try await processor.waitUntilListening()
+        try await waitUntil("the push subscription exists", timeout: .seconds(30)) {
+            processor.output.contains("push subscription to this process created")
+        }
+        let subscription = try json(
+            try await pubSub(.GET, "subscriptions/created-\(run)-process-embedding", ""))
+        #expect(
+            (subscription["pushConfig"] as? [String: Any])?["pushEndpoint"] as? String
+                == "http://127.0.0.1:\(processor.port)/")
+        #expect(
+            (subscription["deadLetterPolicy"] as? [String: Any])?["deadLetterTopic"] as? String
+                == "projects/local-project/topics/created-\(run)-dead-letter")
+        let uploader = try RunningFunction("upload-image", in: folder, environment: environment)
+        try await uploader.waitUntilListening()
+        let id = try #require(try json(try await upload("sunset.jpg", to: uploader).body)["id"] as? String)
+        _ = try await waitForStatus(id, "success", on: uploader)
+        #expect(try await processor.terminate() == 0)
+        #expect(try await uploader.terminate() == 0)
+    }
+
+    @Test(
         "the cloud topology locally: processing that fails every time leaves the image failed after 3 attempts and the message on the dead-letter topic",
         .enabled(
             if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil

@@ -2,7 +2,7 @@ import FunctionsFramework
 import ImageHosting
 import ProcessEmbedding
 
-await ImageHost.main(preparesEmbedder: true) { services, images in
+await ImageHost.main(pushPath: "/", preparesEmbedder: true) { services, images in
     [
         CloudEventEndpoint(
             ProcessEmbeddingFunction(api: services.api, images: images),
