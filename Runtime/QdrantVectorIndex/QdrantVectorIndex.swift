@@ -171,8 +171,8 @@ public final class QdrantVectorIndex: VectorIndex {
             total = candidates
         } else if page.count < wanted, !page.isEmpty || query.skip == 0 {
             total = query.skip + page.count  // the page ended before the limit: nothing more passes
-        } else if query.skip + page.count == candidates {
-            total = candidates
+        } else if !page.isEmpty, query.skip + page.count == candidates {
+            total = candidates  // the lowest-ranked candidate passes, so every one does
         } else {
             // Qdrant counts by filter only: the matches above the least cosine are counted by a
             // query for all of them, ids and scores alone.

@@ -76,6 +76,9 @@ struct VectorIndexContractTests {
             // A threshold counts only what passes it, on every page.
             let strict = try await Self.ids(index, team: team, minimumCosine: cos(0.52), skip: 5, limit: 3)
             #expect(strict.total == 11 && strict.ids == entries[5..<8].map(\.imageID))
+            // A page past every candidate still counts only what passes the threshold.
+            let past = try await Self.ids(index, team: team, minimumCosine: cos(0.52), skip: 25, limit: 5)
+            #expect(past.ids.isEmpty && past.total == 11)
         }
     }
 
