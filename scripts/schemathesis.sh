@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the emulator from its own /openapi.json with schemathesis (every check on every operation
-# but two checks on one operation each, see schemathesis.toml; a fixed seed and example count), so the document and the server
-# cannot drift apart. Run by scripts/test.sh after the Swift tests; needs the debug build
-# (`swift build`) and the test virtual environment (scripts/setup.sh --test makes it).
+# but two checks on one operation each, see schemathesis.toml; a fixed seed and example count), so
+# the document and the server cannot drift apart. Run by scripts/test.sh after the Swift tests;
+# needs the debug build (`swift build`) and the test virtual environment (scripts/setup.sh --test
+# makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
