@@ -32,6 +32,23 @@ func function(
     ]
 }
 
+/// An adapter over a remote REST service (Cloud Storage, Pub/Sub, Vertex AI, Qdrant): the domain,
+/// configuration, `OutboundHTTP`'s retrying calls and the HTTP client, plus what it adds.
+func restAdapter(_ name: String, extraDependencies: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name,
+        dependencies: [
+            "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ] + extraDependencies,
+        path: "Runtime/\(name)",
+        swiftSettings: swiftSettings
+    )
+}
+
 let package = Package(
     name: "image-api",
     platforms: [.macOS(.v14)],
@@ -197,60 +214,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Image bytes in a Cloud Storage bucket, through the JSON API.
-        .target(
-            name: "CloudStorage",
-            dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            path: "Runtime/CloudStorage",
-            swiftSettings: swiftSettings
-        ),
+        restAdapter(
+            "CloudStorage",
+            extraDependencies: [
+                "GoogleCloudAuth", .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         // Processing events on a Pub/Sub topic, through the REST API.
-        .target(
-            name: "PubSub",
-            dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Runtime/PubSub",
-            swiftSettings: swiftSettings
-        ),
+        restAdapter("PubSub", extraDependencies: ["GoogleCloudAuth"]),
         // Vertex AI's multimodal embedding model behind the embedder port.
-        .target(
-            name: "VertexAI",
-            dependencies: [
-                "ImageAPICore", "RuntimeSupport", "GoogleCloudAuth", "OutboundHTTP",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Runtime/VertexAI",
-            swiftSettings: swiftSettings
-        ),
+        restAdapter(
+            "VertexAI",
+            extraDependencies: ["GoogleCloudAuth", .product(name: "Logging", package: "swift-log")]),
         // Vectors in a Qdrant collection per embedding model, through Qdrant's REST API.
-        .target(
-            name: "QdrantVectorIndex",
-            dependencies: [
-                "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Runtime/QdrantVectorIndex",
-            swiftSettings: swiftSettings
-        ),
+        restAdapter("QdrantVectorIndex", extraDependencies: [.product(name: "Logging", package: "swift-log")]),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",

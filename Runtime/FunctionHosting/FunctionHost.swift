@@ -79,6 +79,9 @@ public struct HostedServices: Sendable {
     public var eventAuthenticator: (any EventAuthenticator)?
     /// What the adapters built so far need run beside the server; image adapters add theirs.
     public let background: BackgroundWorkList
+    /// The Pub/Sub topic's publisher with `EVENTS_BACKEND=pubsub` (one per process, so its
+    /// credentials' tokens are fetched once); `nil` otherwise.
+    public var pubSub: PubSubPublisher?
 
     /// Bundles the services.
     public init(
@@ -183,14 +186,18 @@ public enum FunctionHost {
             }
         }
         var deadLetters: any DeadLetterQueue = store
+        var pubSub: PubSubPublisher?
         if configuration.backends.events == .pubsub {
             let publisher = try PubSubFactory.build(from: configuration.variables).adapter
             deadLetters = DeadLetterTopicForwarder(
                 queue: store, topic: publisher.deadLetterPublisher, logger: logger)
+            pubSub = publisher
         }
-        return HostedServices(
+        var services = HostedServices(
             configuration: configuration, api: api, imageStore: store, deadLetters: deadLetters, outbox: store,
             logger: logger, background: background)
+        services.pubSub = pubSub
+        return services
     }
 
     /// Logs, once at start, which management mode is in force, loudly when development mode
@@ -274,7 +281,7 @@ public enum FunctionHost {
                         queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
                     : nil
             case .pubsub:
-                let publisher = try PubSubFactory.build(from: configuration.variables).adapter
+                let publisher = try services.pubSub ?? PubSubFactory.build(from: configuration.variables).adapter
                 let pubSubRelay = OutboxRelay(
                     queue: services.outbox, settings: configuration.pubSub, publisher: publisher, logger: logger)
                 relay = pubSubRelay

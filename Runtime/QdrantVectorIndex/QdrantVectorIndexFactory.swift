@@ -15,7 +15,6 @@ public enum QdrantVectorIndexFactory: AdapterFactory {
     /// - Returns: The settings.
     /// - Throws: ``ConfigurationError`` naming the first invalid variable.
     public static func settings(_ variables: EnvironmentVariables) throws -> QdrantSettings {
-        func flag(_ name: String) throws -> Bool { try Self.flag(name, variables) }
         let prefix = variables["QDRANT_COLLECTION"] ?? "images"
         guard prefix.range(of: "^[A-Za-z0-9_.-]{1,200}$", options: .regularExpression) != nil else {
             throw ConfigurationError(
@@ -36,7 +35,7 @@ public enum QdrantVectorIndexFactory: AdapterFactory {
         }
         return QdrantSettings(
             host: host, port: try variables.integer("QDRANT_PORT", default: 6333, in: 1...65_535),
-            https: try flag("QDRANT_HTTPS"), apiKey: variables["QDRANT_API_KEY"], collectionPrefix: prefix,
+            https: try variables.flag("QDRANT_HTTPS"), apiKey: variables["QDRANT_API_KEY"], collectionPrefix: prefix,
             shards: try variables.integer("QDRANT_SHARDS", default: 1, in: 1...256), replicationFactor: replication,
             writeConsistency: consistency,
             quantization: QdrantSettings.Quantization(
@@ -51,18 +50,11 @@ public enum QdrantVectorIndexFactory: AdapterFactory {
     /// - Throws: ``ConfigurationError`` for an invalid variable.
     public static func make(scoped variables: EnvironmentVariables) throws -> BuiltAdapter<QdrantVectorIndex> {
         let settings = try settings(variables)
-        if try flag("QDRANT_PREFER_GRPC", variables) {
+        if try variables.flag("QDRANT_PREFER_GRPC") {
             Logger(label: "qdrant").notice(
                 "QDRANT_PREFER_GRPC is set, but this index speaks Qdrant's REST API only; using REST",
                 metadata: ["endpoint": .string(settings.baseURL)])
         }
         return BuiltAdapter(QdrantVectorIndex(settings: settings))
-    }
-
-    /// A yes-or-no variable: `true`, `1`, `yes`, `on` or their opposites; false when unset.
-    private static func flag(_ name: String, _ variables: EnvironmentVariables) throws -> Bool {
-        ["true", "1", "yes", "on"].contains(
-            try variables.choice(
-                name, default: "false", allowed: ["true", "false", "1", "0", "yes", "no", "on", "off"]))
     }
 }

@@ -169,6 +169,15 @@ public struct EnvironmentVariables: Sendable {
         return text.lowercased()
     }
 
+    /// Reads a yes-or-no variable: `true`, `1`, `yes`, `on` or their opposites (any case).
+    /// - Parameter name: The variable.
+    /// - Returns: The value; `false` when unset.
+    /// - Throws: ``ConfigurationError`` for any other value.
+    public func flag(_ name: String) throws -> Bool {
+        ["true", "1", "yes", "on"].contains(
+            try choice(name, default: "false", allowed: ["true", "false", "1", "0", "yes", "no", "on", "off"]))
+    }
+
     /// Reads a list written as a JSON array of strings or as comma-separated words.
     /// - Parameter name: The variable.
     /// - Returns: The items, trimmed, without empties; empty when unset.
