@@ -1,11 +1,14 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run test build format lint model bench-clip bench-search bench-qdrant sanitize
+.PHONY: setup run run-gcp-local test build format lint model bench-clip bench-search bench-qdrant sanitize
 
 setup:
 	scripts/setup.sh
 
 run:
 	scripts/run-emulator.sh
+
+run-gcp-local:
+	scripts/run-gcp-local.sh
 
 test:
 	scripts/test.sh

@@ -60,6 +60,7 @@ let package = Package(
         .executable(name: "upload-image", targets: ["UploadImageMain"]),
         .executable(name: "process-embedding", targets: ["ProcessEmbeddingMain"]),
         .executable(name: "search", targets: ["SearchMain"]),
+        .executable(name: "router", targets: ["FunctionRouterMain"]),
         .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
         .executable(name: "clip-bench", targets: ["CLIPBenchmarks"]),
         .executable(name: "search-bench", targets: ["SearchBenchmarks"]),
@@ -297,6 +298,25 @@ let package = Package(
             path: "Runtime/EmulatorMain",
             swiftSettings: swiftSettings
         ),
+        // The router in front of the separate function processes of a local cloud topology: the
+        // production URL map on one port. It knows the map, not the functions.
+        .target(
+            name: "FunctionRouter",
+            dependencies: [
+                "FunctionsFramework", "RuntimeSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Runtime/FunctionRouter",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FunctionRouterMain", dependencies: ["FunctionRouter"], path: "Runtime/FunctionRouterMain",
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "GoogleCloudTests",
             dependencies: [
@@ -334,7 +354,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
-                "MemoryStorage",
+                "MemoryStorage", "FunctionRouter",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

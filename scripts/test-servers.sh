@@ -75,4 +75,15 @@ else
     echo "==> Test servers: no gcloud here, so no Pub/Sub emulator (its tests are left out unless REQUIRE_TEST_SERVERS=1)"
 fi
 
-"$@"
+# The command runs in the background so that a SIGTERM or SIGINT sent to this script reaches it
+# (bash runs no trap while a foreground command runs), and the servers stop after it.
+"$@" &
+command_pid=$!
+trap 'kill -TERM "$command_pid" 2>/dev/null || true' TERM INT
+status=0
+wait "$command_pid" || status=$?
+while kill -0 "$command_pid" 2>/dev/null; do
+    status=0
+    wait "$command_pid" || status=$?
+done
+exit "$status"

@@ -106,7 +106,7 @@ struct LayeringTests {
     static var application: Set<String> {
         adapters.union(functions).union([
             "FunctionsFramework", "ImageAPICore", "ImageAPIHTTP", "FunctionHosting", "ImageHosting", "Emulator",
-            "EmulatorMain",
+            "EmulatorMain", "FunctionRouter", "FunctionRouterMain",
         ])
     }
     /// Helpers that any layer may use (configuration through swift-configuration, JSON conventions).
@@ -185,6 +185,13 @@ struct LayeringTests {
             let other = direct.subtracting(["FunctionsFramework", "ImageAPICore", "ImageAPIHTTP"])
             #expect(other.isEmpty, "\(function) depends on \(other.sorted())")
         }
+    }
+
+    @Test("the local router knows the URL map only: no function, adapter, host or domain")
+    func routerKnowsNoFunction() {
+        let reached = graph.closure(of: "FunctionRouterMain")
+        let known = reached.intersection(Self.application)
+        #expect(known == ["FunctionRouter", "FunctionsFramework"], "the router reaches \(known.sorted())")
     }
 
     @Test("management functions reach no part of the image pipeline")

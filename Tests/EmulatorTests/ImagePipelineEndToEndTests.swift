@@ -12,7 +12,9 @@ struct ImagePipelineEndToEndTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
-    func upload(_ fixture: String, to function: RunningFunction) async throws -> (status: Int, body: String) {
+    func upload(
+        _ fixture: String, to function: some LoopbackServer, key: String = Self.adminKey
+    ) async throws -> (status: Int, body: String) {
         let boundary = "e2e-\(UUID().uuidString)"
         var body = Data(
             "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(fixture)\"\r\n\r\n".utf8)
@@ -20,17 +22,19 @@ struct ImagePipelineEndToEndTests {
         body += Data("\r\n--\(boundary)--\r\n".utf8)
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(function.port)/api/v1/images")
         request.method = .POST
-        request.headers.add(name: "X-API-Key", value: Self.adminKey)
+        request.headers.add(name: "X-API-Key", value: key)
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
     }
 
-    func waitForStatus(_ id: String, _ status: String, on function: RunningFunction) async throws -> [String: Any] {
+    func waitForStatus(
+        _ id: String, _ status: String, on function: some LoopbackServer, key: String = Self.adminKey
+    ) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            let image = try json(try await function.request(.GET, "/api/v1/images/\(id)", key: Self.adminKey).body)
+            let image = try json(try await function.request(.GET, "/api/v1/images/\(id)", key: key).body)
             if image["embedding_status"] as? String == status { return image }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -5,7 +5,7 @@ import NIOHTTP1
 import Testing
 
 /// A function binary (or the emulator) started as a real process on a free port.
-final class RunningFunction: @unchecked Sendable {
+final class RunningFunction: LoopbackServer, @unchecked Sendable {
     let process = Process()
     let stdoutFile: URL
     let stderrFile: URL
@@ -88,8 +88,16 @@ final class RunningFunction: @unchecked Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
+}
 
-    /// Sends a request to the process over loopback.
+/// A server on a loopback port that tests call over HTTP: a function process, or the router of a
+/// local cloud topology.
+protocol LoopbackServer {
+    var port: Int { get }
+}
+
+extension LoopbackServer {
+    /// Sends a request to the server over loopback.
     func request(
         _ method: HTTPMethod, _ path: String, key: String? = nil, json: String? = nil
     ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {

@@ -1,0 +1,100 @@
+import AsyncHTTPClient
+import Foundation
+import FunctionsFramework
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+
+/// Forwards each request whose path the URL map routes to the service behind it, streaming both
+/// bodies, and answers the service's response as it comes (a redirect included: it is the
+/// client's to follow). Requests no rule matches go on down the chain (the router's own
+/// `/healthz`, or a JSON 404).
+public struct ServiceProxy: RouterMiddleware {
+    /// The URL map.
+    public let map: ServiceURLMap
+    /// Each service's base URL (`http://127.0.0.1:8081`), by service name.
+    public let upstreams: [String: String]
+    private let client: HTTPClient
+
+    /// Headers of one connection, never forwarded (RFC 9110, section 7.6.1), and `Host`, which
+    /// the outbound request sets from the service's URL.
+    static let connectionHeaders: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host",
+    ]
+
+    /// The client the router forwards with: it never follows redirects, and a service that is
+    /// down fails the request at once instead of being retried until the deadline.
+    public static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    /// Creates the proxy.
+    /// - Parameters:
+    ///   - map: The URL map.
+    ///   - upstreams: Each mapped service's base URL.
+    ///   - client: The HTTP client to forward with.
+    public init(map: ServiceURLMap, upstreams: [String: String], client: HTTPClient = ServiceProxy.client) {
+        self.map = map
+        self.upstreams = upstreams.mapValues { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.client = client
+    }
+
+    /// Forwards a mapped request, or passes an unmapped one on.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The service's response.
+    /// - Throws: ``FunctionError`` 502 when the service cannot be reached.
+    public func handle(
+        _ request: Request, context: FunctionContext, next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        guard let service = map.service(for: request.uri.path), let base = upstreams[service] else {
+            return try await next(request, context)
+        }
+        var outbound = HTTPClientRequest(url: base + request.uri.description)
+        outbound.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.connectionHeaders.contains(field.name.canonicalName) {
+            outbound.headers.add(name: field.name.rawName, value: field.value)
+        }
+        let client = context.peerAddress ?? "unknown"
+        let forwardedFor = request.headers[values: HTTPField.Name("X-Forwarded-For")!] + [client]
+        outbound.headers.replaceOrAdd(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))
+        outbound.headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
+        if let host = request.head.authority {
+            outbound.headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
+        }
+        let length = request.headers[.contentLength].flatMap(Int.init)
+        if length.map({ $0 > 0 }) ?? request.headers.contains(.transferEncoding) {
+            outbound.body = .stream(request.body, length: length.map { .known(Int64($0)) } ?? .unknown)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await self.client.execute(outbound, timeout: .minutes(10), logger: context.logger)
+        } catch {
+            context.logger.warning(
+                "Service did not answer", metadata: ["service": .string(service), "error": "\(error)"])
+            throw FunctionError(.badGateway, "The \(service) service at \(base) did not answer: \(error)")
+        }
+        var headers = HTTPFields()
+        for (name, value) in response.headers where !Self.connectionHeaders.contains(name.lowercased()) {
+            if let name = HTTPField.Name(name) { headers.append(HTTPField(name: name, value: value)) }
+        }
+        let contentLength = response.headers.first(name: "content-length").flatMap(Int.init)
+        headers[.contentLength] = nil
+        let body = response.body
+        return Response(
+            status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
+            headers: headers,
+            body: ResponseBody(contentLength: contentLength) { writer in
+                for try await chunk in body { try await writer.write(chunk) }
+                try await writer.finish(nil)
+            })
+    }
+}

@@ -1,0 +1,3 @@
+import FunctionRouter
+
+await FunctionRouterHost.main()

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The cloud topology on one machine (make run-gcp-local): fake-gcs-server and Google's Pub/Sub
+# emulator on private ports (scripts/test-servers.sh starts and stops them), the six functions as
+# separate processes on ports of their own with BLOB_BACKEND=gcs and EVENTS_BACKEND=pubsub (their
+# metadata in one SQLite file under DATA_DIR), and the router with the production URL map on
+# $PORT (8080). process-embedding starts with --create-resources: it creates the topic, the
+# dead-letter topic and its own push subscription. A function that exits is started again on its
+# port, as Cloud Run starts a new instance behind the same URL; one that refuses its configuration
+# (status 78) stops the whole topology.
+#
+# Variables (all optional): PORT (the router; 0 picks a free port), DATA_DIR (the SQLite file's
+# folder; default: under TOPOLOGY_DIR, since the emulators keep nothing from one run to the next),
+# BOOTSTRAP_ADMIN_KEY (generated and printed when unset), BIN_DIR (the binaries; default: a debug
+# `swift build`, or CONFIGURATION=release), TOPOLOGY_DIR (where each process's log, port and
+# current pid go, and `router.url` and `ready` once every process answers; default: a temporary
+# folder). Anything else in the environment (EMBEDDING_PROVIDER, LOG_LEVEL, ...) reaches every
+# function.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${TEST_STORAGE_EMULATOR_HOST:-}" ]; then
+    scripts/setup.sh --test
+    if [ -z "${BIN_DIR:-}" ]; then
+        echo "==> Building every function and the router (swift build -c ${CONFIGURATION:-debug})"
+        swift build -c "${CONFIGURATION:-debug}"
+    fi
+    exec scripts/test-servers.sh "$0" "$@"
+fi
+if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ]; then
+    echo "run-gcp-local: the Pub/Sub emulator did not start (it needs the Google Cloud SDK's google-cloud-cli-pubsub-emulator and OpenJDK 17)" >&2
+    exit 1
+fi
+bin=${BIN_DIR:-$(swift build -c "${CONFIGURATION:-debug}" --show-bin-path)}
+python=${TEST_VENV:-.build-test/venv}/bin/python
+state=${TOPOLOGY_DIR:-$(mktemp -d)}
+mkdir -p "$state"
+[ -n "${TOPOLOGY_DIR:-}" ] || remove_state=$state
+rm -f "$state/ready" "$state/router.url" "$state/stopping"
+free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+export HOST=127.0.0.1
+export DATA_DIR=${DATA_DIR:-$state/data}
+export BOOTSTRAP_ADMIN_KEY=${BOOTSTRAP_ADMIN_KEY:-imk_$("$python" -c 'import secrets; print(secrets.token_hex(16))')_$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')}
+export BLOB_BACKEND=gcs GCS_BUCKET_NAME=${GCS_BUCKET_NAME:-images} STORAGE_EMULATOR_HOST=$TEST_STORAGE_EMULATOR_HOST
+export EVENTS_BACKEND=pubsub PUBSUB_EMULATOR_HOST=$TEST_PUBSUB_EMULATOR_HOST PUBSUB_TOPIC=${PUBSUB_TOPIC:-image-uploads}
+mkdir -p "$DATA_DIR"
+
+supervisors=()
+stop() {
+    touch "$state/stopping"
+    for pidfile in "$state"/*.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    for pid in "${supervisors[@]}"; do wait "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -n "${remove_state:-}" ]; then rm -rf "$remove_state"; fi
+}
+trap stop EXIT
+trap 'exit 0' TERM INT
+
+# Runs NAME on PORT, starting it again whenever it exits, until the topology stops.
+supervise() {
+    local name=$1 port=$2
+    shift 2
+    while [ ! -f "$state/stopping" ]; do
+        PORT=$port "$bin/$name" "$@" >>"$state/$name.log" 2>&1 &
+        echo $! >"$state/$name.pid"
+        local status=0
+        wait $! || status=$?
+        [ -f "$state/stopping" ] && break
+        if [ "$status" = 78 ]; then
+            echo "==> $name refused its configuration (exit 78):" >&2
+            tail -n 5 "$state/$name.log" >&2
+            touch "$state/refused"
+            break
+        fi
+        echo "==> $name exited with $status; starting it again on port $port" >&2
+    done
+}
+
+# Starts NAME under supervision on a free port and waits until it answers /healthz.
+start() {
+    local name=$1 port
+    shift
+    port=$(free_port)
+    echo "$port" >"$state/$name.port"
+    supervise "$name" "$port" "$@" &
+    supervisors+=($!)
+    for _ in $(seq 1 600); do
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
+        if [ -f "$state/refused" ]; then exit 78; fi
+        sleep 0.1
+    done
+    echo "==> $name did not start:" >&2
+    cat "$state/$name.log" >&2
+    exit 1
+}
+
+# The processing service first: its push subscription must exist before anything is published.
+start process-embedding --create-resources
+for _ in $(seq 1 600); do
+    grep -q "push subscription to this process created" "$state/process-embedding.log" && break
+    sleep 0.1
+done
+grep -q "push subscription to this process created" "$state/process-embedding.log" || {
+    echo "==> process-embedding did not create its push subscription:" >&2
+    cat "$state/process-embedding.log" >&2
+    exit 1
+}
+for name in upload-image search manage-teams manage-users api-keys; do start "$name"; done
+
+router_port=${PORT:-8080}
+router=()
+for name in manage-teams manage-users api-keys upload-image search process-embedding; do
+    variable=$(echo "$name" | tr 'a-z-' 'A-Z_')_URL
+    router+=("$variable=http://127.0.0.1:$(cat "$state/$name.port")")
+done
+env "${router[@]}" PORT="$router_port" "$bin/router" >>"$state/router.log" 2>&1 &
+router_pid=$!
+echo "$router_pid" >"$state/router.pid"
+for _ in $(seq 1 300); do
+    url=$(grep '"message":"Listening"' "$state/router.log" | sed 's/.*"address":"\([^"]*\)".*/\1/' | tail -n 1 || true)
+    [ -n "$url" ] && break
+    kill -0 "$router_pid" 2>/dev/null || { cat "$state/router.log" >&2; exit 1; }
+    sleep 0.1
+done
+[ -n "$url" ] || { echo "==> the router did not start:" >&2; cat "$state/router.log" >&2; exit 1; }
+echo "$url" >"$state/router.url"
+
+echo "==> The cloud topology is up (Ctrl-C stops it):"
+echo "    router (the production URL map)  $url"
+for name in manage-teams manage-users api-keys upload-image search process-embedding; do
+    printf '    %-32s http://127.0.0.1:%s\n' "$name" "$(cat "$state/$name.port")"
+done
+echo "    Cloud Storage (fake-gcs-server)  $TEST_STORAGE_EMULATOR_HOST, bucket $GCS_BUCKET_NAME"
+echo "    Pub/Sub emulator                 $TEST_PUBSUB_EMULATOR_HOST, topic $PUBSUB_TOPIC"
+echo "    metadata                         $DATA_DIR; logs in $state"
+echo "    admin key                        $BOOTSTRAP_ADMIN_KEY"
+touch "$state/ready"
+wait "$router_pid"
