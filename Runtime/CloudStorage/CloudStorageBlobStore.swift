@@ -29,6 +29,7 @@ public final class CloudStorageBlobStore: BlobStore {
     private let caller: ServiceCaller
     private let bucketCreation: Mutex<Task<Void, any Error>?>
     private let createsBucket: String?
+    private let urlSigner: CloudStorageURLSigner?
 
     /// Creates a store over a bucket.
     /// - Parameters:
@@ -38,18 +39,30 @@ public final class CloudStorageBlobStore: BlobStore {
     ///   - createBucketInProject: Creates the bucket in this project before the first write when
     ///     it is missing (for an emulator); `nil` expects it to exist.
     ///   - client: The HTTP client.
+    ///   - urlSigner: Signs direct download URLs; `nil` makes none.
     ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
     ///     from `GoogleAccessTokens`); `nil` sends none (an emulator).
     public init(
         endpoint: String, bucket: String, createBucketInProject: String? = nil,
-        client: HTTPClient = ServiceCaller.client,
+        client: HTTPClient = ServiceCaller.client, urlSigner: CloudStorageURLSigner? = nil,
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
+        self.urlSigner = urlSigner
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.bucket = bucket
         self.caller = ServiceCaller(api: "Cloud Storage", client: client, authorization: authorization)
         self.createsBucket = createBucketInProject
         self.bucketCreation = Mutex(nil)
+    }
+
+    // MARK: Direct downloads
+
+    /// A V4 signed URL for the object, valid for the signer's lifetime; `nil` without a signer.
+    /// - Parameters:
+    ///   - key: The object's name.
+    ///   - contentDisposition: The `Content-Disposition` the download answers with.
+    public func downloadURL(at key: String, contentDisposition: String?) async throws -> URL? {
+        try await urlSigner?.download(bucket: bucket, object: key, contentDisposition: contentDisposition).url
     }
 
     // MARK: Writes

@@ -10,6 +10,12 @@ import RuntimeSupport
 /// `GOOGLE_CLOUD_PROJECT` (default `local-project`) when it is missing. Otherwise it calls
 /// `https://storage.googleapis.com` with Application Default Credentials
 /// (`GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server), and the bucket must exist.
+///
+/// Direct downloads (`GET /api/v1/images/{id}/download?redirect=true`) get V4 signed URLs valid
+/// for `GCS_SIGNED_URL_SECONDS` (default 900, at most 7 days), signed with the key file's private
+/// key, or through IAM's `signBlob` as the metadata server's account (which then needs
+/// `iam.serviceAccounts.signBlob` on itself). Against an emulator, URLs are signed only when
+/// `GOOGLE_APPLICATION_CREDENTIALS` names a key, and point at the emulator.
 public enum CloudStorageFactory: AdapterFactory {
     /// The scope the store's tokens ask for.
     public static let scope = "https://www.googleapis.com/auth/devstorage.read_write"
@@ -17,7 +23,7 @@ public enum CloudStorageFactory: AdapterFactory {
     /// The bucket, the emulator, the project and the credentials' variables.
     public static let variables: Set<String> = [
         "GCS_BUCKET_NAME", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS",
-        "GCE_METADATA_HOST",
+        "GCE_METADATA_HOST", "GCS_SIGNED_URL_SECONDS",
     ]
 
     /// Builds the store.
@@ -35,16 +41,37 @@ public enum CloudStorageFactory: AdapterFactory {
                 reason: "must be a bucket name: 3 to 63 lower-case letters, digits, '-', '_' or '.' (got \"\(bucket)\")"
             )
         }
+        let lifetime = try variables.integer(
+            "GCS_SIGNED_URL_SECONDS", default: 900, in: 1...CloudStorageURLSigner.maximumLifetime)
         if let host = variables["STORAGE_EMULATOR_HOST"] {
+            let endpoint = host.contains("://") ? host : "http://\(host)"
+            // Against an emulator, URLs are signed only with a key file, and point at the emulator.
+            let signer = try variables["GOOGLE_APPLICATION_CREDENTIALS"].map { _ in
+                CloudStorageURLSigner(
+                    endpoint: try endpointURL(endpoint), lifetime: lifetime,
+                    signer: GoogleServiceAccountSigner(
+                        source: try GoogleAccessTokens.configured(variables, scope: scope).source))
+            }
             return BuiltAdapter(
                 CloudStorageBlobStore(
-                    endpoint: host.contains("://") ? host : "http://\(host)", bucket: bucket,
-                    createBucketInProject: variables["GOOGLE_CLOUD_PROJECT"] ?? "local-project"))
+                    endpoint: endpoint, bucket: bucket,
+                    createBucketInProject: variables["GOOGLE_CLOUD_PROJECT"] ?? "local-project", urlSigner: signer))
         }
         let tokens = try GoogleAccessTokens.configured(variables, scope: scope)
+        let signer = CloudStorageURLSigner(
+            endpoint: try endpointURL("https://storage.googleapis.com"), lifetime: lifetime,
+            signer: GoogleServiceAccountSigner(source: tokens.source))
         return BuiltAdapter(
-            CloudStorageBlobStore(endpoint: "https://storage.googleapis.com", bucket: bucket) {
+            CloudStorageBlobStore(endpoint: "https://storage.googleapis.com", bucket: bucket, urlSigner: signer) {
                 try await tokens.authorization()
             })
+    }
+
+    private static func endpointURL(_ text: String) throws -> URL {
+        guard let url = URL(string: text), url.host != nil else {
+            throw ConfigurationError(
+                variable: "STORAGE_EMULATOR_HOST", reason: "must be host:port or a URL (got \(text))")
+        }
+        return url
     }
 }

@@ -60,13 +60,27 @@ extension OpenAPIDocument {
                     "images",
                     """
                     The original bytes. Honours If-None-Match (304 for the current ETag) and one byte range in \
-                    Range (206; 416 when it lies outside the file).
+                    Range (206; 416 when it lies outside the file). With redirect=true and Cloud Storage \
+                    (BLOB_BACKEND=gcs), 307 to a V4 signed URL valid for GCS_SIGNED_URL_SECONDS instead; other \
+                    blob stores answer with the bytes.
                     """,
-                    parameters: [imageID],
+                    parameters: [
+                        imageID,
+                        [
+                            "name": "redirect", "in": "query", "required": false,
+                            "description": "Redirect to a short-lived signed URL where the blob store can make one.",
+                            "schema": ["type": "boolean", "default": false],
+                        ],
+                    ],
                     responses: [
                         "200": binary("The image"), "206": binary("The requested range"),
-                        "304": ["description": "Not modified"], "404": error("No such image in the team"),
-                        "416": error("The range is outside the file"),
+                        "304": ["description": "Not modified"],
+                        "307": [
+                            "description": "The signed URL, in Location",
+                            "headers": ["Location": ["schema": ["type": "string", "format": "uri"]]],
+                        ],
+                        "404": error("No such image in the team"), "416": error("The range is outside the file"),
+                        "422": error("redirect is not a boolean"),
                     ])
             ],
             "/api/v1/images/{image_id}/thumbnail": [

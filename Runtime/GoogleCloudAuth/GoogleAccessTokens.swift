@@ -255,9 +255,16 @@ public struct ServiceAccountKey: Sendable {
         encoder.outputFormatting = .sortedKeys
         let signingInput =
             Self.base64URL(try encoder.encode(header)) + "." + Self.base64URL(try encoder.encode(claims))
+        return signingInput + "." + Self.base64URL(try sign(Data(signingInput.utf8)))
+    }
+
+    /// Signs bytes with the key: RSA with SHA-256 and PKCS #1 v1.5 padding (RS256, and the
+    /// signature of Cloud Storage's V4 signed URLs).
+    /// - Parameter bytes: What to sign.
+    /// - Returns: The signature.
+    public func sign(_ bytes: Data) throws -> Data {
         let key = try _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM)
-        let signature = try key.signature(for: SHA256.hash(data: Data(signingInput.utf8)), padding: .insecurePKCS1v1_5)
-        return signingInput + "." + Self.base64URL(signature.rawRepresentation)
+        return try key.signature(for: SHA256.hash(data: bytes), padding: .insecurePKCS1v1_5).rawRepresentation
     }
 
     static func base64URL(_ data: Data) -> String {

@@ -145,8 +145,19 @@ public struct ServiceCaller: Sendable {
     /// - Parameter text: The text.
     /// - Returns: The encoded text.
     public static func escaped(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
+    }
+
+    /// RFC 3986's unreserved characters: ASCII letters and digits, `-`, `.`, `_` and `~` (not
+    /// `CharacterSet.alphanumerics`, which takes in every script's letters).
+    public static let unreserved = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    /// Percent-encodes a path, each segment as ``escaped(_:)`` does, keeping the `/` between them.
+    /// - Parameter path: The path (an object name).
+    /// - Returns: The encoded path.
+    public static func escapedPath(_ path: String) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: false).map { escaped(String($0)) }
+            .joined(separator: "/")
     }
 }

@@ -91,10 +91,12 @@ extension APIClient {
     func deleteImage(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.delete, "/api/v1/images/\(id.lowercasedString)", key: key)
     }
-    func download(_ id: ImageID, key: String?, headers extra: HTTPFields = [:]) async throws -> Reply {
+    func download(
+        _ id: ImageID, key: String?, query: String = "", headers extra: HTTPFields = [:]
+    ) async throws -> Reply {
         var headers = extra
         if let key { headers[HTTPField.Name("X-API-Key")!] = key }
-        return try await send(.get, "/api/v1/images/\(id.lowercasedString)/download", headers: headers)
+        return try await send(.get, "/api/v1/images/\(id.lowercasedString)/download\(query)", headers: headers)
     }
     func thumbnail(_ id: ImageID, key: String?) async throws -> Reply {
         try await send(.get, "/api/v1/images/\(id.lowercasedString)/thumbnail", key: key)

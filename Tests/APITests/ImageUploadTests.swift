@@ -227,6 +227,13 @@ struct ImageUploadTests {
             let outside = try await client.download(image.id, key: ann.key, headers: [.range: "bytes=99999-"])
             #expect(outside.status == .rangeNotSatisfiable)
             #expect(outside.headers[.contentRange] == "bytes */\(bytes.count)")
+
+            // A store that cannot sign URLs (the files here) answers redirect=true with the bytes.
+            let unsigned = try await client.download(image.id, key: ann.key, query: "?redirect=true")
+            #expect(unsigned.status == .ok && unsigned.body == bytes)
+            let malformed = try await client.download(image.id, key: ann.key, query: "?redirect=maybe")
+            #expect(malformed.status == .unprocessableContent)
+            #expect(String(decoding: malformed.body, as: UTF8.self).contains("redirect"))
         }
     }
 

@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import Testing
+import _CryptoExtras
 
 /// The image pipeline across real processes: a crash between the upload's commit and its
 /// delivery, and a separately started Search binary that sees vectors written by another process.
@@ -111,13 +113,20 @@ struct ImagePipelineEndToEndTests {
         let data = folder.appendingPathComponent("data")
         let run = UUID().uuidString.prefix(8).lowercased()
         let variables = ProcessInfo.processInfo.environment
-        let environment = [
+        var environment = [
             "BOOTSTRAP_ADMIN_KEY": Self.adminKey, "DATA_DIR": data.path, "BLOB_BACKEND": "gcs",
             "GCS_BUCKET_NAME": "images-\(run)",
             "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
             "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
             "PUBSUB_TOPIC": "uploads-\(run)",
         ]
+        // A service-account key: downloads with redirect=true get URLs signed with it.
+        let keyFile = folder.appendingPathComponent("key.json")
+        try JSONSerialization.data(withJSONObject: [
+            "type": "service_account", "client_email": "images@local-project.iam.gserviceaccount.com",
+            "private_key_id": "k1", "private_key": try _RSA.Signing.PrivateKey(keySize: .bits2048).pemRepresentation,
+        ]).write(to: keyFile)
+        environment["GOOGLE_APPLICATION_CREDENTIALS"] = keyFile.path
         let emulator = try RunningFunction("emulator", in: folder, environment: environment)
         try await emulator.waitUntilListening()
         try await waitUntil("the push subscription exists", timeout: .seconds(30)) {
@@ -131,6 +140,23 @@ struct ImagePipelineEndToEndTests {
         let download = try await emulator.request(.GET, "/api/v1/images/\(id)/download", key: Self.adminKey)
         #expect(download.status == 200)
         #expect(Data(download.body.utf8).count > 0)
+        // redirect=true: a V4 signed URL on the emulator, which serves the same bytes without a key.
+        let redirected = try await emulator.request(
+            .GET, "/api/v1/images/\(id)/download?redirect=true", key: Self.adminKey, client: redirectsAnswered)
+        #expect(redirected.status == 307)
+        let location = try #require(redirected.headers.first(name: "Location"))
+        #expect(location.hasPrefix("\(environment["STORAGE_EMULATOR_HOST"]!)/images-\(run)/teams/"))
+        #expect(location.contains("X-Goog-Credential=images%40local-project.iam.gserviceaccount.com%2F"))
+        #expect(location.contains("X-Goog-Expires=900&") && location.contains("&X-Goog-Signature="))
+        #expect(location.contains("response-content-disposition=inline%3B%20filename%3D%22sunset.jpg%22"))
+        let direct = try await HTTPClient.shared.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
+        #expect(direct.status == .ok)
+        let bytes = try await direct.body.collect(upTo: 1 << 22)
+        let fixture = try Data(contentsOf: Self.fixtures.appendingPathComponent("sunset.jpg"))
+        #expect(Data(buffer: bytes) == fixture)
+        let refused = try await emulator.request(
+            .GET, "/api/v1/images/\(id)/download?redirect=maybe", key: Self.adminKey)
+        #expect(refused.status == 422)
         let bucket = try await HTTPClient.shared.execute(
             HTTPClientRequest(url: "\(environment["STORAGE_EMULATOR_HOST"]!)/storage/v1/b/images-\(run)/o"),
             timeout: .seconds(10))

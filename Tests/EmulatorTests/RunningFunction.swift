@@ -99,7 +99,8 @@ protocol LoopbackServer {
 extension LoopbackServer {
     /// Sends a request to the server over loopback.
     func request(
-        _ method: HTTPMethod, _ path: String, key: String? = nil, json: String? = nil
+        _ method: HTTPMethod, _ path: String, key: String? = nil, json: String? = nil,
+        client: HTTPClient = .shared
     ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
@@ -108,11 +109,15 @@ extension LoopbackServer {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: json))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+        let response = try await client.execute(request, timeout: .seconds(15))
         let body = try await response.body.collect(upTo: 4 << 20)
         return (Int(response.status.code), response.headers, String(buffer: body))
     }
 }
+
+/// A client that answers redirects instead of following them.
+let redirectsAnswered = HTTPClient(
+    eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))
 
 func makeTemporaryFolder() throws -> URL {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-e2e-\(UUID())")

@@ -9,6 +9,11 @@ import NIOCore
 /// Streams a blob as an HTTP response with `ETag` revalidation (304) and single byte ranges
 /// (206, or 416 when the range is outside the blob).
 enum BlobResponse {
+    /// `inline`, with the original file name.
+    static func contentDisposition(filename: String) -> String {
+        "inline; filename=\"\(quoted(filename))\""
+    }
+
     static func make(
         _ call: FunctionRequest, blobs: any BlobStore, key: String, contentType: String, etag: String,
         filename: String?
@@ -19,9 +24,7 @@ enum BlobResponse {
         var headers: HTTPFields = [
             .eTag: etag, .acceptRanges: "bytes", .cacheControl: "private, max-age=3600",
         ]
-        if let filename {
-            headers[.contentDisposition] = "inline; filename=\"\(Self.quoted(filename))\""
-        }
+        if let filename { headers[.contentDisposition] = contentDisposition(filename: filename) }
         if let match = call.headers[.ifNoneMatch], Self.matches(match, etag: etag) {
             return Response(status: .notModified, headers: headers)
         }

@@ -19,9 +19,19 @@ public protocol BlobStore: Sendable {
     func delete(at key: String) async throws
     /// Whether a blob exists.
     func exists(at key: String) async throws -> Bool
+    /// A short-lived URL from which a client downloads the blob itself, without credentials
+    /// (Cloud Storage's signed URLs), or `nil` when the store cannot make one: the blob is then
+    /// served through the API.
+    /// - Parameters:
+    ///   - key: The blob's key.
+    ///   - contentDisposition: The `Content-Disposition` the download should answer with.
+    func downloadURL(at key: String, contentDisposition: String?) async throws -> URL?
 }
 
 extension BlobStore {
+    /// No direct downloads: the default of stores that only the API can read.
+    public func downloadURL(at key: String, contentDisposition: String?) async throws -> URL? { nil }
+
     /// Stores bytes under a key, with no attributes.
     public func put(_ data: Data, at key: String) async throws {
         try await put(data, at: key, attributes: BlobAttributes())
