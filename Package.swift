@@ -321,7 +321,7 @@ let package = Package(
         .testTarget(
             name: "GoogleCloudTests",
             dependencies: [
-                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore",
+                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore", "RuntimeSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

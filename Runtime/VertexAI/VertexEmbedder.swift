@@ -30,6 +30,10 @@ public final class VertexEmbedder: Embedder {
     public let modelID: String
     /// The vector length.
     public let dimensions: Int
+    /// How a text query's cosine becomes a score (`VERTEX_TEXT_RELEVANCE`).
+    public let textRelevance: RelevanceScale
+    /// How an image-to-image cosine becomes a score (`VERTEX_IMAGE_RELEVANCE`).
+    public let imageRelevance: RelevanceScale
     private let url: String
     private let caller: ServiceCaller
     private let logger: Logger
@@ -42,11 +46,17 @@ public final class VertexEmbedder: Embedder {
     ///   - dimension: `VERTEX_EMBEDDING_DIMENSION`, one of ``allowedDimensions``.
     ///   - client: The HTTP client.
     ///   - logger: Where long queries are reported.
+    ///   - textRelevance: How a text query's cosine becomes a score.
+    ///   - imageRelevance: How an image-to-image cosine becomes a score.
     ///   - authorization: The `Authorization` header's value for each call.
     public init(
         endpoint: String, project: String, location: String, dimension: Int, client: HTTPClient = ServiceCaller.client,
-        logger: Logger = Logger(label: "vertex-ai"), authorization: @escaping @Sendable () async throws -> String?
+        logger: Logger = Logger(label: "vertex-ai"), textRelevance: RelevanceScale = .shiftedCosine,
+        imageRelevance: RelevanceScale = .shiftedCosine,
+        authorization: @escaping @Sendable () async throws -> String?
     ) {
+        self.textRelevance = textRelevance
+        self.imageRelevance = imageRelevance
         let base = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.url =
             "\(base)/v1/projects/\(project)/locations/\(location)/publishers/google/models/multimodalembedding@001:predict"

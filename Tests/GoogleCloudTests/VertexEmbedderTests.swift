@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
+import RuntimeSupport
 import Synchronization
 import Testing
 import VertexAI
@@ -95,5 +96,27 @@ struct VertexEmbedderTests {
             let refusal = await #expect(throws: DomainError.self) { try await embedder.embed(text: "lake") }
             #expect(refusal?.kind == .unavailableFor(retryAfterSeconds: VertexEmbedder.quotaRetryAfterSeconds))
         }
+    }
+
+    @Test("VERTEX_TEXT_RELEVANCE and VERTEX_IMAGE_RELEVANCE choose the score scales; a malformed one stops the start")
+    func relevanceScales() throws {
+        let base = [
+            "GOOGLE_CLOUD_PROJECT": "p", "GCE_METADATA_HOST": "127.0.0.1:9",
+            "VERTEX_TEXT_RELEVANCE": "logistic:0.12:0.02",
+        ]
+        let embedder = try VertexAIFactory.make(scoped: EnvironmentVariables(base)).adapter
+        #expect(embedder.textRelevance == .logistic(midpoint: 0.12, width: 0.02))
+        #expect(embedder.imageRelevance == .shiftedCosine)
+        #expect(abs(embedder.textRelevance.score(cosine: 0.12) - 0.5) < 1e-6)
+        for bad in ["logistic:0.1", "logistic:0.1:0", "logistic:2:0.1", "sigmoid", "cosine:1"] {
+            var variables = base
+            variables["VERTEX_IMAGE_RELEVANCE"] = bad
+            let refused = #expect(throws: ConfigurationError.self) {
+                try VertexAIFactory.make(scoped: EnvironmentVariables(variables))
+            }
+            #expect(refused?.variable == "VERTEX_IMAGE_RELEVANCE", "\(bad)")
+        }
+        #expect(RelevanceScale(parsing: " Cosine ") == .cosine)
+        #expect(RelevanceScale(parsing: "shifted-cosine") == .shiftedCosine)
     }
 }

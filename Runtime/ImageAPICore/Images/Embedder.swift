@@ -42,6 +42,24 @@ public enum RelevanceScale: Sendable, Equatable {
     /// over 0-1, with `midpoint` scoring 0.5.
     case logistic(midpoint: Double, width: Double)
 
+    /// Reads a scale from its written form: `shifted-cosine`, `cosine`, or
+    /// `logistic:<midpoint>:<width>` (such as `logistic:0.20:0.025`, CLIP's text scale).
+    /// - Parameter text: The written form.
+    /// - Returns: The scale, or `nil` when the text is none of these (or the width is not positive).
+    public init?(parsing text: String) {
+        let parts = text.trimmingCharacters(in: .whitespaces).lowercased().split(separator: ":").map(String.init)
+        switch parts.first {
+        case "shifted-cosine" where parts.count == 1: self = .shiftedCosine
+        case "cosine" where parts.count == 1: self = .cosine
+        case "logistic" where parts.count == 3:
+            guard let midpoint = Double(parts[1]), let width = Double(parts[2]), midpoint.isFinite, width.isFinite,
+                width > 0, abs(midpoint) <= 1
+            else { return nil }
+            self = .logistic(midpoint: midpoint, width: width)
+        default: return nil
+        }
+    }
+
     /// The score of a cosine.
     public func score(cosine: Float) -> Double {
         let value = Double(cosine)
