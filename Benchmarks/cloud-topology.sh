@@ -3,11 +3,12 @@
 # command, not a test): 50 distinct images uploaded one at a time (Benchmarks/CloudTopology/
 # upload_to_success.py) to
 #   1. the emulator on its embedded defaults (SQLite, files, the local Pub/Sub pushing to itself);
-#   2. upload-image and process-embedding as separate processes on fake-gcs-server and Google's
-#      Pub/Sub emulator (BLOB_BACKEND=gcs, EVENTS_BACKEND=pubsub, a push subscription to
-#      process-embedding), which scripts/test-servers.sh starts on private ports.
+#   2. the local cloud topology of scripts/run-gcp-local.sh: the six functions as separate
+#      processes on fake-gcs-server and Google's Pub/Sub emulator (BLOB_BACKEND=gcs,
+#      EVENTS_BACKEND=pubsub, a push subscription to process-embedding), which
+#      scripts/test-servers.sh starts on private ports, every request through the router.
 # Also prints the outbox relays' publish latency to the Pub/Sub emulator, read from both processes'
-# debug logs (each runs a relay over the shared outbox). Uses the binaries of `swift build` (CONFIGURATION=release for a release build).
+# debug logs (every function process runs a relay over the shared outbox). Uses the binaries of `swift build` (CONFIGURATION=release for a release build).
 #   Benchmarks/cloud-topology.sh [COUNT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,21 +46,19 @@ start emulator "$emulator_port" DATA_DIR="$work/emulator"
 kill "${pids[-1]}"
 
 run=$(date +%s)
-cloud=(DATA_DIR="$work/cloud" BLOB_BACKEND=gcs GCS_BUCKET_NAME="bench-$run"
-    STORAGE_EMULATOR_HOST="$TEST_STORAGE_EMULATOR_HOST" EVENTS_BACKEND=pubsub
-    PUBSUB_EMULATOR_HOST="$TEST_PUBSUB_EMULATOR_HOST" PUBSUB_TOPIC="bench-$run" LOG_LEVEL=debug)
-processor_port=$(free_port)
-start process-embedding "$processor_port" "${cloud[@]}"
-pubsub="http://$TEST_PUBSUB_EMULATOR_HOST/v1/projects/local-project"
-curl -sf -X PUT "$pubsub/topics/bench-$run" -H 'Content-Type: application/json' -d '{}' >/dev/null
-curl -sf -X PUT "$pubsub/subscriptions/bench-$run-push" -H 'Content-Type: application/json' -d \
-    "{\"topic\": \"projects/local-project/topics/bench-$run\", \"pushConfig\": {\"pushEndpoint\": \"http://127.0.0.1:$processor_port/\"}}" \
-    >/dev/null
-uploader_port=$(free_port)
-start upload-image "$uploader_port" "${cloud[@]}"
-"$python" Benchmarks/CloudTopology/upload_to_success.py "http://127.0.0.1:$uploader_port" "$key" "$count" \
-    "cloud topology (gcs, pubsub)" | tee "$work/cloud.txt"
-"$python" - "$work/upload-image-$uploader_port.log" "$work/process-embedding-$processor_port.log" <<'PY'
+# The cloud topology as make run-gcp-local starts it: six function processes behind the router.
+topology="$work/topology"
+env PORT=0 TOPOLOGY_DIR="$topology" BIN_DIR="$bin" BOOTSTRAP_ADMIN_KEY="$key" GCS_BUCKET_NAME="bench-$run" \
+    PUBSUB_TOPIC="bench-$run" LOG_LEVEL=debug scripts/run-gcp-local.sh >"$work/run-gcp-local.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 600); do
+    [ -f "$topology/ready" ] && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/run-gcp-local.out" >&2; exit 1; }
+    sleep 0.1
+done
+"$python" Benchmarks/CloudTopology/upload_to_success.py "$(cat "$topology/router.url")" "$key" "$count" \
+    "cloud topology (six processes behind the router; gcs, pubsub)" | tee "$work/cloud.txt"
+"$python" - "$topology"/*.log <<'PY'
 import json, statistics, sys
 publish, after = [], []
 for path in sys.argv[1:]:
