@@ -53,9 +53,17 @@ extension InputRules {
         return id
     }
 
-    /// Reads an optional boolean form field (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty or `null` is absent).
-    public mutating func optionalBool(_ value: String?, location: [String]) -> Bool? {
-        guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty, text != "null" else {
+    /// Reads an optional boolean form field (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty is absent).
+    /// - Parameters:
+    ///   - value: The raw text, if given.
+    ///   - location: Where the input was, for the error.
+    ///   - nullable: Whether `null` counts as absent (a form field, which cannot carry JSON null) or
+    ///     is refused (a query parameter the API documents as a plain boolean).
+    /// - Returns: The value, or `nil`.
+    public mutating func optionalBool(_ value: String?, location: [String], nullable: Bool = true) -> Bool? {
+        guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty,
+            !(nullable && text == "null")
+        else {
             return nil
         }
         switch text {

@@ -234,6 +234,9 @@ struct ImageUploadTests {
             let malformed = try await client.download(image.id, key: ann.key, query: "?redirect=maybe")
             #expect(malformed.status == .unprocessableContent)
             #expect(String(decoding: malformed.body, as: UTF8.self).contains("redirect"))
+            // A plain boolean in the query: `null` is no value of it.
+            let null = try await client.download(image.id, key: ann.key, query: "?redirect=null")
+            #expect(null.status == .unprocessableContent)
         }
     }
 
