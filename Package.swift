@@ -227,6 +227,8 @@ let package = Package(
         restAdapter(
             "VertexAI",
             extraDependencies: ["GoogleCloudAuth", .product(name: "Logging", package: "swift-log")]),
+        // Firestore's REST API v1: the typed-value codec, documents, queries, counts, transactions.
+        restAdapter("FirestoreStorage"),
         // Vectors in a Qdrant collection per embedding model, through Qdrant's REST API.
         restAdapter("QdrantVectorIndex", extraDependencies: [.product(name: "Logging", package: "swift-log")]),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
@@ -396,7 +398,7 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
-                "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "TestSupport",
+                "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "FirestoreStorage", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

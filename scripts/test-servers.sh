@@ -5,6 +5,7 @@
 #   binary) -> TEST_STORAGE_EMULATOR_HOST; its public host is its own address, so that it serves
 #   the path-style object URLs (/<bucket>/<object>) that signed download URLs point at
 #   Google's Pub/Sub emulator (Google Cloud SDK, OpenJDK 17) -> TEST_PUBSUB_EMULATOR_HOST
+#   Google's Firestore emulator (the same SDK) -> TEST_FIRESTORE_EMULATOR_HOST
 #   the Qdrant REST test double (scripts/qdrant-test-double: Qdrant's engine from PyPI
 #   qdrant-edge-py behind the REST endpoints the Qdrant index calls) -> TEST_QDRANT_HOST
 # Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
@@ -72,8 +73,15 @@ if command -v gcloud >/dev/null; then
     await_http "the Pub/Sub emulator" "http://127.0.0.1:$pubsub_port/" "${pids[-1]}" "$work/pubsub.log"
     export TEST_PUBSUB_EMULATOR_HOST="127.0.0.1:$pubsub_port"
     echo "==> Test servers: the Pub/Sub emulator on $TEST_PUBSUB_EMULATOR_HOST"
+    firestore_port=$(free_port)
+    setsid gcloud beta emulators firestore start --host-port="127.0.0.1:$firestore_port" \
+        >"$work/firestore.log" 2>&1 &
+    pids+=($!)
+    await_http "the Firestore emulator" "http://127.0.0.1:$firestore_port/" "${pids[-1]}" "$work/firestore.log"
+    export TEST_FIRESTORE_EMULATOR_HOST="127.0.0.1:$firestore_port"
+    echo "==> Test servers: the Firestore emulator on $TEST_FIRESTORE_EMULATOR_HOST"
 else
-    echo "==> Test servers: no gcloud here, so no Pub/Sub emulator (its tests are left out unless REQUIRE_TEST_SERVERS=1)"
+    echo "==> Test servers: no gcloud here, so no Pub/Sub or Firestore emulator (their tests are left out unless REQUIRE_TEST_SERVERS=1)"
 fi
 
 # The command runs in the background so that a SIGTERM or SIGINT sent to this script reaches it

@@ -68,6 +68,8 @@ enum TestServers {
     static var storageEmulator: String? { ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] }
     /// Google's Pub/Sub emulator (`TEST_PUBSUB_EMULATOR_HOST`, `host:port`).
     static var pubSubEmulator: String? { ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] }
+    /// Google's Firestore emulator (`TEST_FIRESTORE_EMULATOR_HOST`, `host:port`).
+    static var firestoreEmulator: String? { ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] }
     /// The Qdrant REST test double (`TEST_QDRANT_HOST`, `host:port`).
     static var qdrant: String? { ProcessInfo.processInfo.environment["TEST_QDRANT_HOST"] }
     /// Settings for the Qdrant test double with a collection prefix no other test uses.

@@ -13,5 +13,8 @@ struct TestServerTests {
             TestServers.qdrant != nil,
             "TEST_QDRANT_HOST is not set: the Qdrant test double did not start, so the qdrant vector backend was left out"
         )
+        #expect(
+            TestServers.firestoreEmulator != nil,
+            "TEST_FIRESTORE_EMULATOR_HOST is not set: the Firestore emulator did not start, so its tests were left out")
     }
 }
