@@ -181,7 +181,8 @@ public struct UploadImageFunction: HTTPFunction {
 
     func download(_ call: FunctionRequest, _ principal: Principal) async throws -> Response {
         var rules = InputRules()
-        let redirect = rules.optionalBool(call.query.string("redirect"), location: ["query", "redirect"], nullable: false) ?? false
+        let redirect =
+            rules.optionalBool(call.query.string("redirect"), location: ["query", "redirect"], nullable: false) ?? false
         try rules.check()
         let image = try await ownImage(call, principal)
         if redirect {
