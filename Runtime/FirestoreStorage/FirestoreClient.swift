@@ -37,6 +37,7 @@ public final class FirestoreClient: Sendable {
     private let endpoint: String
     private let caller: ServiceCaller
     private let transactions: TransactionGate
+    private let queryObserver: (@Sendable (FirestoreQuery) -> Void)?
 
     /// A client for one database.
     /// - Parameters:
@@ -47,11 +48,15 @@ public final class FirestoreClient: Sendable {
     ///   - concurrentTransactions: Read-write transactions run at once by this client; 1 for
     ///     the emulator, whose locks deadlock transactions that read and write one document
     ///     together (Firestore itself aborts the younger and the client retries it).
+    ///   - queryObserver: Told of every query before it runs (counts without their order and
+    ///     page): how tests check that each query has the composite index it needs.
     ///   - authorization: The `Authorization` header's value for each call; `nil` sends none.
     public init(
         endpoint: String, project: String, database: String = "(default)", client: HTTPClient = ServiceCaller.client,
-        concurrentTransactions: Int = 64, authorization: @escaping @Sendable () async throws -> String? = { nil }
+        concurrentTransactions: Int = 64, queryObserver: (@Sendable (FirestoreQuery) -> Void)? = nil,
+        authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
+        self.queryObserver = queryObserver
         self.transactions = TransactionGate(limit: concurrentTransactions)
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.database = "projects/\(project)/databases/\(database)"
@@ -60,6 +65,13 @@ public final class FirestoreClient: Sendable {
 
     /// The full resource name of a document path (`teams/abc`).
     public func name(_ path: String) -> String { "\(database)/documents/\(path)" }
+
+    /// A document's path below the database's documents (`teams/abc`), from its resource name.
+    public func path(of document: FirestoreDocument) -> String? {
+        let prefix = name("")
+        guard let name = document.name, name.hasPrefix(prefix) else { return nil }
+        return String(name.dropFirst(prefix.count))
+    }
 
     private var documents: String { "\(endpoint)/v1/\(ServiceCaller.escapedPath(database))/documents" }
 
@@ -102,11 +114,10 @@ public final class FirestoreClient: Sendable {
             .POST, "\(documents):batchGet", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)), operation: operation,
             idempotent: true)
-        let prefix = name("")
-        var found: [String: FirestoreDocument?] = Dictionary(uniqueKeysWithValues: paths.map { ($0, nil) })
+        var found: [String: FirestoreDocument?] = Dictionary(paths.map { ($0, nil) }, uniquingKeysWith: { $1 })
         for result in try await decode([Result].self, response, operation) {
-            guard let document = result.found, let name = document.name, name.hasPrefix(prefix) else { continue }
-            found[String(name.dropFirst(prefix.count))] = document
+            guard let document = result.found, let path = path(of: document) else { continue }
+            found[path] = document
         }
         return found
     }
@@ -132,6 +143,10 @@ public final class FirestoreClient: Sendable {
         case .set(var document):
             document.name = name(write.path)
             entry = ["update": try FirestoreJSON.object(document)]
+        case .merge(let fields):
+            var document = FirestoreDocument(fields: fields)
+            document.name = name(write.path)
+            entry = ["update": try FirestoreJSON.object(document), "updateMask": ["fieldPaths": fields.keys.sorted()]]
         case .delete:
             entry = ["delete": name(write.path)]
         }
@@ -151,7 +166,8 @@ public final class FirestoreClient: Sendable {
     ///   - transaction: Reads within this transaction.
     public func run(_ query: FirestoreQuery, transaction: String? = nil) async throws -> [FirestoreDocument] {
         struct Result: Decodable { let document: FirestoreDocument? }
-        var body: [String: Any] = ["structuredQuery": query.json]
+        queryObserver?(query)
+        var body: [String: Any] = ["structuredQuery": query.json(database: database)]
         if let transaction { body["transaction"] = transaction }
         let operation = "runQuery \(query.collection)"
         let response = try await caller.send(
@@ -172,9 +188,12 @@ public final class FirestoreClient: Sendable {
         unpaged.offset = nil
         unpaged.limit = nil
         unpaged.orderBy = []
+        unpaged.startAfter = nil
+        queryObserver?(unpaged)
         var body: [String: Any] = [
             "structuredAggregationQuery": [
-                "structuredQuery": unpaged.json, "aggregations": [["alias": "total", "count": [String: Any]()]],
+                "structuredQuery": unpaged.json(database: database),
+                "aggregations": [["alias": "total", "count": [String: Any]()]],
             ]
         ]
         if let transaction { body["transaction"] = transaction }
@@ -304,38 +323,120 @@ public final class FirestoreClient: Sendable {
 }
 
 /// Reads through one transaction and buffers its writes until the commit.
+///
+/// Firestore's own reads in a transaction do not see its buffered writes; these do. A document
+/// written in the transaction reads back as written (or as missing once deleted), and
+/// ``runSeeingOwnWrites(_:)`` merges the buffered documents into a query's answer. Several
+/// writes to one document become one at the commit: the last operation, under the first
+/// write's precondition.
 public final class FirestoreTransaction: Sendable {
     /// The transaction's id.
     public let id: String
     private let client: FirestoreClient
-    private let buffered = Mutex<[FirestoreWrite]>([])
+    private struct Staged {
+        var operation: FirestoreWrite.Operation
+        var precondition: FirestoreWrite.Precondition
+    }
+    private struct State {
+        var order: [String] = []
+        var staged: [String: Staged] = [:]
+    }
+    private let state = Mutex(State())
 
     init(client: FirestoreClient, id: String) {
         self.client = client
         self.id = id
     }
 
-    /// The writes buffered so far.
-    public var writes: [FirestoreWrite] { buffered.withLock { $0 } }
-
-    /// Reads a document within the transaction (Firestore then fails the commit if another
-    /// transaction changes it first).
-    public func document(_ path: String) async throws -> FirestoreDocument? {
-        try await client.document(path, transaction: id)
+    /// The writes buffered so far, one per document, in the order first written.
+    public var writes: [FirestoreWrite] {
+        state.withLock { state in
+            state.order.compactMap { path in
+                state.staged[path].map { FirestoreWrite(path, $0.operation, precondition: $0.precondition) }
+            }
+        }
     }
 
-    /// Runs a query within the transaction.
+    /// What the transaction has written to a document: `.some(nil)` when it deleted it, `nil`
+    /// when it has not touched it (merges are not tracked).
+    private func staged(_ path: String) -> FirestoreDocument?? {
+        state.withLock { state in
+            switch state.staged[path]?.operation {
+            case .set(let document)?: .some(document)
+            case .delete?: .some(nil)
+            case .merge?, nil: nil
+            }
+        }
+    }
+
+    /// Reads a document within the transaction (Firestore then fails the commit if another
+    /// transaction changes it first), or as this transaction wrote it.
+    public func document(_ path: String) async throws -> FirestoreDocument? {
+        if let written = staged(path) { return written }
+        return try await client.document(path, transaction: id)
+    }
+
+    /// Reads several documents within the transaction in one call, each as this transaction
+    /// wrote it where it did.
+    public func documents(_ paths: [String]) async throws -> [String: FirestoreDocument?] {
+        var found: [String: FirestoreDocument?] = [:]
+        var unread: [String] = []
+        for path in paths {
+            if let written = staged(path) { found[path] = written } else { unread.append(path) }
+        }
+        for (path, document) in try await client.documents(unread, transaction: id) { found[path] = document }
+        return found
+    }
+
+    /// Runs a query within the transaction, as Firestore answers it (without this
+    /// transaction's writes).
     public func run(_ query: FirestoreQuery) async throws -> [FirestoreDocument] {
         try await client.run(query, transaction: id)
     }
 
-    /// Counts a query's documents within the transaction.
+    /// Runs a query of equality filters within the transaction and merges this transaction's
+    /// writes into the answer: documents it deleted or changed to fail the filters drop out,
+    /// documents it wrote that pass them come in. The order of the answer is not the query's.
+    /// - Returns: Each matching document by path.
+    public func runSeeingOwnWrites(_ query: FirestoreQuery) async throws -> [String: FirestoreDocument] {
+        precondition(query.filters.allSatisfy { $0.op == .equal }, "only equality filters are merged")
+        var found: [String: FirestoreDocument] = [:]
+        for document in try await client.run(query, transaction: id) {
+            if let path = client.path(of: document) { found[path] = document }
+        }
+        let written = state.withLock { state in
+            state.staged.filter { $0.key.hasPrefix(query.collection + "/") }
+        }
+        for (path, staged) in written {
+            switch staged.operation {
+            case .set(let document):
+                let matches = query.filters.allSatisfy { document.fields[$0.field] == $0.value }
+                found[path] = matches ? document : nil
+            case .delete:
+                found[path] = nil
+            case .merge:
+                continue
+            }
+        }
+        return found
+    }
+
+    /// Counts a query's documents within the transaction (as Firestore counts them, without
+    /// this transaction's writes).
     public func count(_ query: FirestoreQuery) async throws -> Int {
         try await client.count(query, transaction: id)
     }
 
     /// Buffers a write for the commit.
     public func write(_ write: FirestoreWrite) {
-        buffered.withLock { $0.append(write) }
+        state.withLock { state in
+            if var staged = state.staged[write.path] {
+                staged.operation = write.operation
+                state.staged[write.path] = staged
+            } else {
+                state.order.append(write.path)
+                state.staged[write.path] = Staged(operation: write.operation, precondition: write.precondition)
+            }
+        }
     }
 }

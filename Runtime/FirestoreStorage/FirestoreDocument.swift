@@ -47,6 +47,8 @@ public struct FirestoreWrite: Sendable, Equatable {
     public enum Operation: Sendable, Equatable {
         /// Sets the whole document (creating it when missing).
         case set(FirestoreDocument)
+        /// Sets only these fields, keeping the others (an update with a field mask).
+        case merge([String: FirestoreValue])
         /// Deletes the document (nothing when it is missing).
         case delete
     }
@@ -78,6 +80,11 @@ public struct FirestoreWrite: Sendable, Equatable {
     /// Creates the document; the commit fails when it exists.
     public static func create(_ path: String, _ fields: [String: FirestoreValue]) -> Self {
         .init(path, .set(FirestoreDocument(fields: fields)), precondition: .exists(false))
+    }
+
+    /// Changes some fields of an existing document; the commit fails when it is missing.
+    public static func update(_ path: String, _ fields: [String: FirestoreValue]) -> Self {
+        .init(path, .merge(fields), precondition: .exists(true))
     }
 
     /// Replaces an existing document; the commit fails when it is missing.

@@ -42,6 +42,9 @@ public struct FirestoreQuery: Sendable, Equatable {
     public var offset: Int?
     /// The most results.
     public var limit: Int?
+    /// Starts after this document's path (`images/abc`): a cursor for queries ordered by
+    /// `__name__` alone.
+    public var startAfter: String?
 
     /// A query over a collection.
     /// - Parameter collection: The collection's id.
@@ -50,12 +53,21 @@ public struct FirestoreQuery: Sendable, Equatable {
     /// Whether two queries ask the same.
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.collection == rhs.collection && lhs.filters == rhs.filters && lhs.offset == rhs.offset
-            && lhs.limit == rhs.limit && lhs.orderBy.map(\.field) == rhs.orderBy.map(\.field)
+            && lhs.limit == rhs.limit && lhs.startAfter == rhs.startAfter
+            && lhs.orderBy.map(\.field) == rhs.orderBy.map(\.field)
             && lhs.orderBy.map(\.ascending) == rhs.orderBy.map(\.ascending)
     }
 
+    /// The fields it filters or orders by, in that order, each once.
+    public var fields: [String] {
+        var seen: [String] = []
+        for field in filters.map(\.field) + orderBy.map(\.field) where !seen.contains(field) { seen.append(field) }
+        return seen
+    }
+
     /// The `structuredQuery` object.
-    var json: [String: Any] {
+    /// - Parameter database: `projects/{p}/databases/{d}`, for the cursor's document name.
+    func json(database: String) -> [String: Any] {
         var query: [String: Any] = ["from": [["collectionId": collection]]]
         let comparisons: [[String: Any]] = filters.map { filter in
             [
@@ -74,6 +86,9 @@ public struct FirestoreQuery: Sendable, Equatable {
             query["orderBy"] = orderBy.map {
                 ["field": ["fieldPath": $0.field], "direction": $0.ascending ? "ASCENDING" : "DESCENDING"]
             }
+        }
+        if let startAfter {
+            query["startAt"] = ["values": [["referenceValue": "\(database)/documents/\(startAfter)"]], "before": false]
         }
         if let offset { query["offset"] = offset }
         if let limit { query["limit"] = limit }

@@ -1,6 +1,7 @@
 import CloudStorage
 import EmbeddedVectorIndex
 import FileSystemStorage
+import FirestoreStorage
 import Foundation
 import ImageAPICore
 import MemoryStorage
@@ -15,8 +16,15 @@ typealias MetadataBackendStore = MetadataStore & ImageStore & OutboxQueue & Dead
 enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case sqlite
+    /// Firestore's REST API on Google's Firestore emulator, when the test command started it.
+    case firestore
 
-    var testDescription: String { rawValue }
+    /// Every backend whose server is here.
+    static var allCases: [MetadataBackend] {
+        [.memory, .sqlite] + (TestServers.firestoreEmulator == nil ? [] : [.firestore])
+    }
+
+    var testDescription: String { self == .firestore ? "firestore (Google's emulator)" : rawValue }
 
     /// Runs `body` with a fresh, empty store; its files (if any) are removed afterwards.
     func withStore<T: Sendable>(_ body: (any MetadataBackendStore) async throws -> T) async throws -> T {
@@ -27,6 +35,9 @@ enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertibl
             return try await TemporaryFolder.with { folder in
                 try await body(try SQLiteMetadataStore(path: folder.appendingPathComponent("metadata.sqlite").path))
             }
+        case .firestore:
+            // A project of its own per store: an empty database no other test writes to.
+            return try await body(FirestoreMetadataStore(client: try TestServers.firestoreClient()))
         }
     }
 }
@@ -70,6 +81,16 @@ enum TestServers {
     static var pubSubEmulator: String? { ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] }
     /// Google's Firestore emulator (`TEST_FIRESTORE_EMULATOR_HOST`, `host:port`).
     static var firestoreEmulator: String? { ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] }
+    /// A client of the Firestore emulator in a project no other test uses, running one
+    /// transaction at a time as the emulator needs.
+    static func firestoreClient(
+        queryObserver: (@Sendable (FirestoreQuery) -> Void)? = nil
+    ) throws -> FirestoreClient {
+        let host = try #require(firestoreEmulator)
+        return FirestoreClient(
+            endpoint: "http://\(host)", project: "contract-\(UUID().uuidString.prefix(12).lowercased())",
+            concurrentTransactions: 1, queryObserver: queryObserver)
+    }
     /// The Qdrant REST test double (`TEST_QDRANT_HOST`, `host:port`).
     static var qdrant: String? { ProcessInfo.processInfo.environment["TEST_QDRANT_HOST"] }
     /// Settings for the Qdrant test double with a collection prefix no other test uses.
