@@ -228,7 +228,7 @@ let package = Package(
             "VertexAI",
             extraDependencies: ["GoogleCloudAuth", .product(name: "Logging", package: "swift-log")]),
         // Firestore's REST API v1: the typed-value codec, documents, queries, counts, transactions.
-        restAdapter("FirestoreStorage"),
+        restAdapter("FirestoreStorage", extraDependencies: ["GoogleCloudAuth"]),
         // Vectors in a Qdrant collection per embedding model, through Qdrant's REST API.
         restAdapter("QdrantVectorIndex", extraDependencies: [.product(name: "Logging", package: "swift-log")]),
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
@@ -252,8 +252,8 @@ let package = Package(
         .target(
             name: "FunctionHosting",
             dependencies: [
-                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "PushAuthentication", "PubSub",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
+                "PushAuthentication", "PubSub", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ImageAPICore
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -48,8 +49,8 @@ public final class FirestoreClient: Sendable {
     ///   - concurrentTransactions: Read-write transactions run at once by this client; 1 for
     ///     the emulator, whose locks deadlock transactions that read and write one document
     ///     together (Firestore itself aborts the younger and the client retries it).
-    ///   - queryObserver: Told of every query before it runs (counts without their order and
-    ///     page): how tests check that each query has the composite index it needs.
+    ///   - queryObserver: Told of every query before it runs (counts without their page): how
+    ///     tests check that each query has the composite index it needs.
     ///   - authorization: The `Authorization` header's value for each call; `nil` sends none.
     public init(
         endpoint: String, project: String, database: String = "(default)", client: HTTPClient = ServiceCaller.client,
@@ -84,7 +85,7 @@ public final class FirestoreClient: Sendable {
     public func document(_ path: String, transaction: String? = nil) async throws -> FirestoreDocument? {
         if transaction != nil { return try await documents([path], transaction: transaction)[path] ?? nil }
         let operation = "GET \(path)"
-        let response = try await caller.send(
+        let response = try await send(
             .GET, "\(documents)/\(ServiceCaller.escapedPath(path))", operation: operation, idempotent: true)
         if response.status == .notFound {
             // The connection goes back to the pool only once its answer is read.
@@ -110,7 +111,7 @@ public final class FirestoreClient: Sendable {
         var body: [String: Any] = ["documents": paths.map(name)]
         if let transaction { body["transaction"] = transaction }
         let operation = "batchGet \(paths.count) documents"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):batchGet", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)), operation: operation,
             idempotent: true)
@@ -130,7 +131,7 @@ public final class FirestoreClient: Sendable {
         var body: [String: Any] = ["writes": try writes.map(json)]
         if let transaction { body["transaction"] = transaction }
         let operation = "commit \(writes.count) writes"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):commit", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)), operation: operation,
             idempotent: false)
@@ -170,24 +171,24 @@ public final class FirestoreClient: Sendable {
         var body: [String: Any] = ["structuredQuery": query.json(database: database)]
         if let transaction { body["transaction"] = transaction }
         let operation = "runQuery \(query.collection)"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):runQuery", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)), operation: operation,
             idempotent: true)
         return try await decode([Result].self, response, operation).compactMap(\.document)
     }
 
-    /// How many documents a query selects (its offset and limit ignored), by
+    /// How many documents a query selects (its offset, limit and cursor ignored), by
     /// `runAggregationQuery`'s count.
     public func count(_ query: FirestoreQuery, transaction: String? = nil) async throws -> Int {
         struct Result: Decodable {
             struct Aggregate: Decodable { let aggregateFields: [String: FirestoreValue] }
             let result: Aggregate?
         }
+        // The order stays: the count then runs on the index the listing uses.
         var unpaged = query
         unpaged.offset = nil
         unpaged.limit = nil
-        unpaged.orderBy = []
         unpaged.startAfter = nil
         queryObserver?(unpaged)
         var body: [String: Any] = [
@@ -198,7 +199,7 @@ public final class FirestoreClient: Sendable {
         ]
         if let transaction { body["transaction"] = transaction }
         let operation = "count \(query.collection)"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):runAggregationQuery", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)), operation: operation,
             idempotent: true)
@@ -216,7 +217,7 @@ public final class FirestoreClient: Sendable {
     public func beginTransaction() async throws -> String {
         struct Answer: Decodable { let transaction: String }
         let operation = "beginTransaction"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):beginTransaction", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(string: "{}"), operation: operation, idempotent: true)
         return try await decode(Answer.self, response, operation).transaction
@@ -225,7 +226,7 @@ public final class FirestoreClient: Sendable {
     /// Abandons a transaction, releasing what it holds.
     public func rollback(_ transaction: String) async throws {
         let operation = "rollback"
-        let response = try await caller.send(
+        let response = try await send(
             .POST, "\(documents):rollback", headers: ["Content-Type": "application/json"],
             body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: ["transaction": transaction])),
             operation: operation, idempotent: true)
@@ -234,7 +235,8 @@ public final class FirestoreClient: Sendable {
 
     /// Runs `body` in a transaction and commits the writes it buffered; when the commit (or a
     /// read) loses to a concurrent transaction, runs it again in a new one after a jittered
-    /// backoff (0.05 s doubling), up to `maxAttempts` times. Any other error rolls back. At most
+    /// backoff (0.05 s doubling), up to `maxAttempts` times, and then throws a 503
+    /// ``DomainError``. Any other error rolls back. At most
     /// `concurrentTransactions` run at once; the others wait for a place.
     /// - Parameters:
     ///   - maxAttempts: The most runs.
@@ -264,7 +266,12 @@ public final class FirestoreClient: Sendable {
                 let result = try await body(transaction)
                 try await commit(transaction.writes, transaction: transaction.id)
                 return result
-            } catch let error as FirestoreError where error.isContention && attempt < maxAttempts {
+            } catch let error as FirestoreError where error.isContention {
+                guard attempt < maxAttempts else {
+                    throw DomainError(
+                        .unavailableFor(retryAfterSeconds: 1),
+                        "The metadata store is busy: \(maxAttempts) attempts lost to concurrent changes (\(error))")
+                }
                 let base = 0.05 * Double(1 << min(attempt - 1, 6))
                 try await Task.sleep(for: .seconds(base + Double.random(in: 0..<base)))
                 attempt += 1
@@ -281,16 +288,30 @@ public final class FirestoreClient: Sendable {
     /// Firestore's API).
     public func deleteAllDocumentsOnEmulator() async throws {
         let operation = "reset the emulator"
-        let response = try await caller.send(
+        let response = try await send(
             .DELETE, "\(endpoint)/emulator/v1/\(ServiceCaller.escapedPath(database))/documents", operation: operation,
             idempotent: true)
         try await check(response, operation)
     }
 
-    // MARK: Answers
+    // MARK: Calls and answers
+
+    /// One call through the retrying caller; when no answer came (Firestore unreachable after
+    /// the retries), a 503 ``DomainError`` that says so.
+    private func send(
+        _ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, operation: String,
+        idempotent: Bool
+    ) async throws -> HTTPClientResponse {
+        do {
+            return try await caller.send(
+                method, url, headers: headers, body: body, operation: operation, idempotent: idempotent)
+        } catch let error as ServiceCallError {
+            throw DomainError(.unavailableFor(retryAfterSeconds: 1), "The metadata store is unavailable: \(error)")
+        }
+    }
 
     private func check(_ response: HTTPClientResponse, _ operation: String) async throws {
-        guard response.status == .ok else { throw await failure(response, operation) }
+        guard response.status == .ok else { throw Self.surfaced(await failure(response, operation)) }
         _ = try await response.body.collect(upTo: 1 << 20)
     }
 
@@ -299,9 +320,16 @@ public final class FirestoreClient: Sendable {
     )
         async throws -> T
     {
-        guard response.status == .ok else { throw await failure(response, operation) }
+        guard response.status == .ok else { throw Self.surfaced(await failure(response, operation)) }
         let body = try await response.body.collect(upTo: 32 << 20)
         return try JSONDecoder().decode(T.self, from: Data(buffer: body))
+    }
+
+    /// Firestore's error, or a 503 ``DomainError`` when Firestore is overloaded or unavailable
+    /// still after the caller's retries (429, 503, 504).
+    private static func surfaced(_ error: FirestoreError) -> any Error {
+        guard [429, 503, 504].contains(error.status) else { return error }
+        return DomainError(.unavailableFor(retryAfterSeconds: 1), "The metadata store is unavailable: \(error)")
     }
 
     private func failure(_ response: HTTPClientResponse, _ operation: String) async -> FirestoreError {

@@ -11,6 +11,9 @@ public struct BackendSelection: Sendable, Equatable {
         /// This process's memory: nothing survives a restart and nothing is shared with another
         /// process. For tests and demos with the emulator.
         case memory
+        /// A Firestore database (`FIRESTORE_PROJECT_ID`, `FIRESTORE_DATABASE_NAME`, or on
+        /// `FIRESTORE_EMULATOR_HOST`), shared by every process.
+        case firestore
     }
 
     /// Where image bytes are kept.

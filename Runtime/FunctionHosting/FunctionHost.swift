@@ -1,3 +1,4 @@
+import FirestoreStorage
 import Foundation
 import FunctionsFramework
 import ImageAPICore
@@ -157,6 +158,7 @@ public enum FunctionHost {
         switch configuration.backends.metadata {
         case .sqlite: try SQLiteStorageFactory.build(from: configuration.variables).map { $0 }
         case .memory: try MemoryMetadataStoreFactory.build(from: configuration.variables).map { $0 }
+        case .firestore: try FirestoreStorageFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
