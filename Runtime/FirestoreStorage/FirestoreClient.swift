@@ -5,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import OutboundHTTP
+import RuntimeSupport
 import Synchronization
 
 /// An answer of Firestore's other than the one hoped for, with its canonical status
@@ -37,7 +38,7 @@ public final class FirestoreClient: Sendable {
     public let database: String
     private let endpoint: String
     private let caller: ServiceCaller
-    private let transactions: TransactionGate
+    private let transactions: AsyncGate
     private let queryObserver: (@Sendable (FirestoreQuery) -> Void)?
 
     /// A client for one database.
@@ -58,7 +59,7 @@ public final class FirestoreClient: Sendable {
         authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.queryObserver = queryObserver
-        self.transactions = TransactionGate(limit: concurrentTransactions)
+        self.transactions = AsyncGate(limit: concurrentTransactions)
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.database = "projects/\(project)/databases/\(database)"
         self.caller = ServiceCaller(api: "Firestore", client: client, authorization: authorization)

@@ -4,8 +4,8 @@ import ImageAPICore
 /// Images, their text-search words and the transactional outbox, as Firestore documents.
 extension FirestoreMetadataStore: ImageStore {
     /// The most images one transaction of ``requeueImages(teamID:notEmbeddedWith:includeCurrent:reason:at:)``
-    /// queues: each is two writes (the image and its message), and a transaction holds at most 500.
-    static let requeueBatch = 250
+    /// may queue: each is two writes (the image and its message), and a transaction holds at most 500.
+    public static let largestRequeueBatch = 250
     /// The most candidates a text search reads before ranking them (the newest that hold any
     /// query word).
     static let textSearchCandidates = 1000
@@ -210,7 +210,7 @@ extension FirestoreMetadataStore: ImageStore {
     }
 
     /// Queues a team's stale and failed images (or all of them) for re-embedding, in batches of
-    /// ``requeueBatch`` images, each one transaction with the batch's messages. A crash between
+    /// ``requeueBatch`` images (at most ``largestRequeueBatch``), each one transaction with the batch's messages. A crash between
     /// batches loses nothing: the images not yet queued are still stale, and asking again queues
     /// them.
     public func requeueImages(
@@ -224,7 +224,7 @@ extension FirestoreMetadataStore: ImageStore {
                 .strings([EmbeddingStatus.success.rawValue, EmbeddingStatus.failed.rawValue])),
         ]
         query.orderBy = [("__name__", true)]
-        query.limit = Self.requeueBatch
+        query.limit = requeueBatch
         var queued = 0
         while true {
             let candidates = try await client.run(query)
@@ -258,7 +258,7 @@ extension FirestoreMetadataStore: ImageStore {
                 }
                 return count
             }
-            if candidates.count < Self.requeueBatch { return queued }
+            if candidates.count < requeueBatch { return queued }
         }
     }
 

@@ -12,11 +12,17 @@ import ImageAPICore
 public final class FirestoreMetadataStore: MetadataStore {
     /// The REST client.
     public let client: FirestoreClient
+    /// How many images one transaction of re-embedding queues.
+    public let requeueBatch: Int
 
     /// A store on one database.
-    /// - Parameter client: The client of that database.
-    public init(client: FirestoreClient) {
+    /// - Parameters:
+    ///   - client: The client of that database.
+    ///   - requeueBatch: How many images one transaction of re-embedding queues (1 to
+    ///     ``largestRequeueBatch``, which it is unless a test wants smaller batches).
+    public init(client: FirestoreClient, requeueBatch: Int = FirestoreMetadataStore.largestRequeueBatch) {
         self.client = client
+        self.requeueBatch = min(max(1, requeueBatch), Self.largestRequeueBatch)
     }
 
     // MARK: Readiness

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ImageAPICore
+import RuntimeSupport
 
 /// The embedded metadata store: one SQLite file in WAL mode, opened through GRDB.
 ///
@@ -14,6 +15,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     private let path: String
     /// The settings of every connection: foreign keys, and a wait for the write lock.
     private let configuration: Configuration
+    /// Lets one unit of work at a time in this process wait for the file's write lock: the
+    /// others wait here, holding no thread, and the busy timeout is left to other processes.
+    private let transactions = AsyncGate(limit: 1)
 
     /// Opens (creating if needed) the database and brings its schema up to date.
     /// - Parameter path: The SQLite file; its folder is created when missing.
@@ -142,9 +146,26 @@ public final class SQLiteMetadataStore: MetadataStore {
     // MARK: Units of work
 
     /// Runs `body` in one transaction on a connection of its own: `BEGIN IMMEDIATE` takes the
-    /// file's write lock (waiting up to 10 s for another writer), `COMMIT` when `body` returns,
-    /// `ROLLBACK` when it throws or the task is cancelled.
+    /// file's write lock (waiting up to 10 s for another process's writer; this process's units
+    /// of work run one at a time), `COMMIT` when `body` returns, `ROLLBACK` when it throws or the
+    /// task is cancelled.
     public func withTransaction<T: Sendable>(
+        _ body: @Sendable (any MetadataTransaction) async throws -> T
+    )
+        async throws -> T
+    {
+        await transactions.enter()
+        do {
+            let result = try await transaction(body)
+            await transactions.leave()
+            return result
+        } catch {
+            await transactions.leave()
+            throw error
+        }
+    }
+
+    private func transaction<T: Sendable>(
         _ body: @Sendable (any MetadataTransaction) async throws -> T
     )
         async throws -> T

@@ -1,11 +1,13 @@
 import AsyncHTTPClient
+import FirestoreStorage
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
 
 /// The local cloud topology as `make run-gcp-local` starts it (`scripts/run-gcp-local.sh`): six
-/// function processes on fake-gcs-server and the Pub/Sub emulator, and the router in front.
+/// function processes on fake-gcs-server and the Pub/Sub and Firestore emulators, and the router
+/// in front.
 final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -14,6 +16,8 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
     let folder: URL
     let output: URL
     private(set) var port = 0
+    /// The Firestore project of the topology's metadata.
+    private(set) var firestoreProject: String?
 
     /// Starts the script on the test servers' emulators, with the binaries this test run built.
     init(in folder: URL, environment: [String: String]) throws {
@@ -21,6 +25,8 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
         output = folder.appendingPathComponent("run-gcp-local.out")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let variables = ProcessInfo.processInfo.environment
+        let project = "topology-\(UUID().uuidString.prefix(8).lowercased())"
+        firestoreProject = project
         // Foundation starts processes with the calling thread's signal mask, in which SIGTERM is
         // blocked here; bash cannot unblock it, so a Python shim clears the mask before the script runs.
         script.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
@@ -34,6 +40,9 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
             "PATH": variables["PATH"] ?? "/usr/bin:/bin", "HOME": variables["HOME"] ?? folder.path,
             "TEST_STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
             "TEST_PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
+            "TEST_FIRESTORE_EMULATOR_HOST": try #require(variables["TEST_FIRESTORE_EMULATOR_HOST"]),
+            // A database of its own on the shared emulator (the script's metadata is on Firestore).
+            "FIRESTORE_PROJECT_ID": project,
             "BIN_DIR": RunningFunction.productsFolder.path, "TOPOLOGY_DIR": folder.path, "PORT": "0",
         ].merging(variables.filter { $0.key == "TEST_VENV" || $0.key.hasSuffix("SAN_OPTIONS") }) { $1 }
             .merging(environment) { $1 }
@@ -90,10 +99,11 @@ struct CloudTopologyEndToEndTests {
     let pipeline = ImagePipelineEndToEndTests()
 
     @Test(
-        "make run-gcp-local: a team, a user and a key made through the router; uploads go through Pub/Sub to the process-embedding process, the search process finds them; a killed processor is started again and loses nothing",
+        "make run-gcp-local: metadata on the Firestore emulator; a team, a user and a key made through the router; uploads go through Pub/Sub to the process-embedding process, the search process finds them; a killed processor is started again and loses nothing",
         .enabled(
             if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
-                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] != nil,
             "needs the servers scripts/test-servers.sh starts"))
     func throughTheRouter() async throws {
         let folder = try makeTemporaryFolder()
@@ -124,6 +134,12 @@ struct CloudTopologyEndToEndTests {
         let key = try #require(issued["key"] as? String)
         let verified = try json(try await topology.request(.GET, "/api/v1/auth/verify", key: key).body)
         #expect(verified["team_id"] as? String == teamID)
+        // The metadata is in the Firestore emulator, where every process reads it.
+        let firestore = FirestoreClient(
+            endpoint: "http://\(try #require(ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"]))",
+            project: try #require(topology.firestoreProject))
+        #expect(try await firestore.document("teams/\(teamID)")?.fields["name"] == .string("Router \(run)"))
+        #expect(try await firestore.document("users/\(userID)") != nil)
 
         // Uploads reach success through the Pub/Sub emulator's push to the separate processor.
         let first = try json(try await pipeline.upload("sunset.jpg", to: topology, key: key).body)

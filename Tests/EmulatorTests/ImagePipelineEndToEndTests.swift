@@ -373,7 +373,8 @@ struct ImagePipelineEndToEndTests {
         #expect(try await unknown.waitForExit() == 78)
         #expect(
             unknown.errors
-                == "invalid configuration: METADATA_BACKEND must be one of sqlite, memory (got \"elastic\")\n")
+                == "invalid configuration: METADATA_BACKEND must be one of sqlite, memory, firestore (got \"elastic\")\n"
+        )
         let vectors = try RunningFunction("search", in: folder, environment: ["VECTOR_BACKEND": "pinecone"])
         #expect(try await vectors.waitForExit() == 78)
         #expect(vectors.errors.contains("VECTOR_BACKEND must be one of embedded, memory, qdrant"))
