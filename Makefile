@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local test build format lint model bench-clip bench-search bench-qdrant sanitize
+.PHONY: setup run run-gcp-local test build format lint model bench-clip bench-search bench-metadata bench-qdrant sanitize
 
 setup:
 	scripts/setup.sh
@@ -18,6 +18,9 @@ model:
 
 bench-search:
 	scripts/bench-search.sh
+
+bench-metadata:
+	Benchmarks/metadata-stores.sh
 
 bench-qdrant:
 	scripts/bench-qdrant.sh

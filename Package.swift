@@ -64,6 +64,7 @@ let package = Package(
         .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
         .executable(name: "clip-bench", targets: ["CLIPBenchmarks"]),
         .executable(name: "search-bench", targets: ["SearchBenchmarks"]),
+        .executable(name: "metadata-bench", targets: ["MetadataBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -389,6 +390,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/SearchBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MetadataBenchmarks",
+            dependencies: ["SQLiteStorage", "FirestoreStorage", "ImageAPICore"],
+            path: "Benchmarks/MetadataBenchmarks",
             swiftSettings: swiftSettings
         ),
         // What several test targets share: the seeded random generator.

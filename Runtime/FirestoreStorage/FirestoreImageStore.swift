@@ -263,9 +263,10 @@ extension FirestoreMetadataStore: ImageStore {
     }
 
     /// Counts a team's images by embedding state against the current model: five count
-    /// aggregations, no image read.
+    /// aggregations run together, no image read.
     public func embeddingSummary(teamID: TeamID, model: String) async throws -> EmbeddingSummary {
-        func count(_ status: EmbeddingStatus, model: String? = nil) async throws -> Int {
+        let client = self.client
+        @Sendable func count(_ status: EmbeddingStatus, model: String? = nil) async throws -> Int {
             var query = FirestoreQuery(collection: FirestoreCollection.images)
             query.filters = [
                 .init("team_id", .equal, .id(teamID)), .init("embedding_status", .equal, .string(status.rawValue)),
@@ -273,13 +274,16 @@ extension FirestoreMetadataStore: ImageStore {
             if let model { query.filters.append(.init("embedding_model", .equal, .string(model))) }
             return try await client.count(query)
         }
-        let (pending, processing, failed) = (
-            try await count(.pending), try await count(.processing), try await count(.failed)
-        )
-        let (embedded, current) = (try await count(.success), try await count(.success, model: model))
+        // The five counts in parallel: one round trip's time.
+        async let pending = count(.pending)
+        async let processing = count(.processing)
+        async let failed = count(.failed)
+        async let embedded = count(.success)
+        async let current = count(.success, model: model)
+        let counts = try await (pending, processing, failed, embedded, current)
         return EmbeddingSummary(
-            model: model, total: pending + processing + failed + embedded, current: current, stale: embedded - current,
-            pending: pending, processing: processing, failed: failed)
+            model: model, total: counts.0 + counts.1 + counts.2 + counts.3, current: counts.4,
+            stale: counts.3 - counts.4, pending: counts.0, processing: counts.1, failed: counts.2)
     }
 
     // MARK: Text search

@@ -1,0 +1,136 @@
+// The metadata-store benchmark: `Benchmarks/metadata-stores.sh` (which starts Google's Firestore
+// emulator through scripts/test-servers.sh) runs `metadata-bench`.
+//
+// In one run, on a SQLite file (the baseline) and on the Firestore emulator, it measures each
+// store operation a request makes, one after another:
+// - create image: the image, its digest reservation and its outbox message in one transaction;
+// - list page: 20 images of a team of 200, from the 41st, with the total;
+// - count: the team's images counted by embedding state (`GET /api/v1/images/embeddings`);
+// - key verify: an API key authenticated (the key read, its secret checked, its user read).
+// It prints median and p95 per operation and the ratio of Firestore's median to SQLite's, and
+// the document reads a Firestore listing page costs.
+import FirestoreStorage
+import Foundation
+import ImageAPICore
+import SQLiteStorage
+import Synchronization
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+}
+
+typealias Store = MetadataStore & ImageStore
+
+let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 100
+let clock = ContinuousClock()
+let epoch = Date(timeIntervalSince1970: 1_800_000_000)
+
+/// Times `body` `iterations` times (after 5 unmeasured runs) and returns the durations in ms.
+func measure(_ body: (Int) async throws -> Void) async throws -> [Double] {
+    for warmup in 0..<5 { try await body(-1 - warmup) }
+    var times: [Double] = []
+    for index in 0..<iterations {
+        let start = clock.now
+        try await body(index)
+        let elapsed = clock.now - start
+        times.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+    return times.sorted()
+}
+
+func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+    sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.down)))]
+}
+
+func image(team: TeamID, _ index: Int) -> ImageRecord {
+    ImageRecord(
+        id: ImageID(), teamID: team, uploaderID: UserID(), collectionID: nil, filename: "photo-\(index).jpg",
+        contentType: "image/jpeg", format: "jpeg", fileSize: 100_000, width: 1024, height: 768, orientation: nil,
+        sha256: UUID().uuidString, description: "a harbour at dusk, number \(index)", tags: ["sea", "boats"],
+        exif: ["Make": "Camera"], createdAt: epoch.addingTimeInterval(Double(index)))
+}
+
+/// Each operation's sorted durations, by name.
+func run(_ store: some Store) async throws -> [String: [Double]] {
+    let team = Team(id: TeamID(), name: "Bench", description: nil, createdAt: epoch, updatedAt: epoch)
+    try await store.insertTeam(team)
+    let user = User(
+        id: UserID(), email: "bench-\(UUID().uuidString.prefix(8))@example.com", name: "Bench", teamID: team.id,
+        isAdmin: false, isActive: true, createdAt: epoch, updatedAt: epoch)
+    try await UserService(store: store).create(user)
+    for index in 0..<200 {
+        let record = image(team: team.id, index)
+        try await store.insertImage(
+            record,
+            publishing: .processing(ImageProcessingRequest(imageID: record.id, teamID: team.id, reason: "upload")),
+            allowDuplicate: false)
+    }
+    let keys = APIKeyService(store: store, secret: "bench-secret", expiryDays: 30, clock: SystemTimeSource())
+    let issued = try await keys.issueKey(for: user, name: "bench", description: nil)
+    guard let text = issued.key else { throw BenchError(description: "no key text") }
+    // Images of a team of their own, so that the listing's team keeps 200.
+    let other = TeamID()
+    try await store.insertTeam(Team(id: other, name: "Other", description: nil, createdAt: epoch, updatedAt: epoch))
+    var results: [String: [Double]] = [:]
+    results["create image"] = try await measure { index in
+        let record = image(team: other, 1000 + index)
+        try await store.insertImage(
+            record,
+            publishing: .processing(ImageProcessingRequest(imageID: record.id, teamID: other, reason: "upload")),
+            allowDuplicate: false)
+    }
+    results["list page"] = try await measure { _ in
+        let page = try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest(skip: 40, limit: 20))
+        guard page.items.count == 20, page.total == 200 else { throw BenchError(description: "a wrong page") }
+    }
+    results["count"] = try await measure { _ in
+        let summary = try await store.embeddingSummary(teamID: team.id, model: "m")
+        guard summary.total == 200 else { throw BenchError(description: "a wrong count") }
+    }
+    results["key verify"] = try await measure { _ in
+        _ = try await keys.authenticate(presented: text)
+    }
+    return results
+}
+
+guard let host = ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] else {
+    throw BenchError(description: "TEST_FIRESTORE_EMULATOR_HOST is not set: run Benchmarks/metadata-stores.sh")
+}
+let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metadata-bench-\(UUID().uuidString)")
+defer { try? FileManager.default.removeItem(at: folder) }
+let sqlite = try await run(try SQLiteMetadataStore(path: folder.appendingPathComponent("metadata.sqlite").path))
+let queries = Mutex<[FirestoreQuery]>([])
+let firestoreClient = FirestoreClient(
+    endpoint: "http://\(host)", project: "bench-\(UUID().uuidString.prefix(8).lowercased())",
+    concurrentTransactions: 1, queryObserver: { query in queries.withLock { $0.append(query) } })
+let firestore = try await run(FirestoreMetadataStore(client: firestoreClient))
+
+print("Metadata store operations, \(iterations) runs each, one at a time (ms; SQLite file vs Firestore emulator)")
+print("operation      SQLite median    p95   Firestore median    p95   Firestore/SQLite (median)")
+for name in ["create image", "list page", "count", "key verify"] {
+    let (s, f) = (sqlite[name]!, firestore[name]!)
+    print(
+        name.padding(toLength: 14, withPad: " ", startingAt: 0)
+            + String(
+                format: " %13.2f %6.2f %18.2f %6.2f %12.1f×", percentile(s, 0.5),
+                percentile(s, 0.95), percentile(f, 0.5), percentile(f, 0.95), percentile(f, 0.5) / percentile(s, 0.5)))
+}
+// What one listing page costs in Firestore reads: the documents the page query returns, and the
+// count aggregation (billed as one read per 1,000 index entries counted, at least one).
+queries.withLock { $0.removeAll() }
+let store = FirestoreMetadataStore(client: firestoreClient)
+let team = TeamID()
+try await store.insertTeam(Team(id: team, name: "Reads", description: nil, createdAt: epoch, updatedAt: epoch))
+for index in 0..<30 {
+    let record = image(team: team, index)
+    try await store.insertImage(
+        record, publishing: .processing(ImageProcessingRequest(imageID: record.id, teamID: team, reason: "upload")),
+        allowDuplicate: false)
+}
+queries.withLock { $0.removeAll() }
+let page = try await store.images(teamID: team, filter: ImageFilter(), PageRequest(skip: 0, limit: 20))
+let issued = queries.withLock { $0 }
+print(
+    "Firestore reads per listing page of 20: \(page.items.count) documents + \(issued.count - 1) count aggregation"
+        + " (1 read per 1,000 entries counted) = \(page.items.count + (issued.count - 1) * max(1, (page.total + 999) / 1000))"
+)
