@@ -358,7 +358,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
-                "MemoryStorage", "FunctionRouter",
+                "MemoryStorage", "FunctionRouter", "FirestoreStorage",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

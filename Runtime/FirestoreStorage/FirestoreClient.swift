@@ -155,7 +155,7 @@ public final class FirestoreClient: Sendable {
         switch write.precondition {
         case .none: break
         case .exists(let exists): entry["currentDocument"] = ["exists": exists]
-        case .updatedAt(let time): entry["currentDocument"] = ["updateTime": FirestoreValue.text(time)]
+        case .updatedAt(let time): entry["currentDocument"] = ["updateTime": time]
         }
         return entry
     }

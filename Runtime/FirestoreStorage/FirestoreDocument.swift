@@ -8,8 +8,11 @@ public struct FirestoreDocument: Sendable, Equatable, Codable {
     public var fields: [String: FirestoreValue]
     /// When it was created (set by Firestore).
     public var createTime: Date?
-    /// When it was last changed (set by Firestore); a write's precondition can name it.
+    /// When it was last changed (set by Firestore).
     public var updateTime: Date?
+    /// ``updateTime`` exactly as Firestore wrote it (nanoseconds kept): what a write's
+    /// ``FirestoreWrite/Precondition/updatedAt(_:)`` names.
+    public var updateTimeText: String?
 
     /// A document to write.
     /// - Parameter fields: The fields.
@@ -30,7 +33,8 @@ public struct FirestoreDocument: Sendable, Equatable, Codable {
         name = try container.decodeIfPresent(String.self, forKey: .name)
         fields = try container.decodeIfPresent([String: FirestoreValue].self, forKey: .fields) ?? [:]
         createTime = try container.decodeIfPresent(String.self, forKey: .createTime).flatMap(FirestoreValue.date)
-        updateTime = try container.decodeIfPresent(String.self, forKey: .updateTime).flatMap(FirestoreValue.date)
+        updateTimeText = try container.decodeIfPresent(String.self, forKey: .updateTime)
+        updateTime = updateTimeText.flatMap(FirestoreValue.date)
     }
 
     /// Writes the name and fields (the times are Firestore's).
@@ -59,8 +63,14 @@ public struct FirestoreWrite: Sendable, Equatable {
         case none
         /// The document must exist (`true`) or must not (`false`).
         case exists(Bool)
-        /// The document must be unchanged since this update time.
-        case updatedAt(Date)
+        /// The document must be unchanged since this update time (a document's
+        /// ``FirestoreDocument/updateTimeText``, as Firestore wrote it).
+        case updatedAt(String)
+
+        /// The document must be as it was when `document` was read.
+        public static func unchanged(since document: FirestoreDocument) -> Self {
+            document.updateTimeText.map(Self.updatedAt) ?? .exists(false)
+        }
     }
 
     /// The document's path below the database's documents, such as `teams/abc`.

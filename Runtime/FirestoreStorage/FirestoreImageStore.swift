@@ -29,6 +29,7 @@ extension FirestoreMetadataStore: ImageStore {
                     FirestoreCollection.outboxMessage(message.messageID),
                     FirestoreRecords.fields(message, at: image.createdAt)))
         }
+        countEnqueued(1)
     }
 
     /// Reads one of a team's images.
@@ -200,13 +201,15 @@ extension FirestoreMetadataStore: ImageStore {
     public func requeueImage(
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws -> ImageRecord? {
-        try await changing(id: id, teamID: teamID) { image, transaction in
+        let requeued = try await changing(id: id, teamID: teamID) { image, transaction in
             let queued = Self.queued(image, at: date)
             transaction.write(
                 .create(
                     FirestoreCollection.outboxMessage(message.messageID), FirestoreRecords.fields(message, at: date)))
             return (queued, queued)
         }
+        countEnqueued(requeued == nil ? 0 : 1)
+        return requeued
     }
 
     /// Queues a team's stale and failed images (or all of them) for re-embedding, in batches of
@@ -235,7 +238,7 @@ extension FirestoreMetadataStore: ImageStore {
                     status: image.embeddingStatus, embeddedWith: image.embeddingModel, model: model,
                     includeCurrent: includeCurrent)
             }.map { FirestoreCollection.image($0.id) }
-            queued += try await client.withTransaction { transaction in
+            let batch = try await client.withTransaction { transaction in
                 var count = 0
                 for case (_, let document?) in try await transaction.documents(paths) {
                     // Read again inside the transaction: processing may have moved on since.
@@ -258,6 +261,8 @@ extension FirestoreMetadataStore: ImageStore {
                 }
                 return count
             }
+            countEnqueued(batch)
+            queued += batch
             if candidates.count < requeueBatch { return queued }
         }
     }

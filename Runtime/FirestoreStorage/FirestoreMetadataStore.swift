@@ -1,5 +1,6 @@
 import Foundation
 import ImageAPICore
+import Synchronization
 
 /// The metadata store on Firestore (`METADATA_BACKEND=firestore`): teams, users, keys, images,
 /// the outbox and dead letters as documents of the collections ``FirestoreCollection`` names,
@@ -14,6 +15,8 @@ public final class FirestoreMetadataStore: MetadataStore {
     public let client: FirestoreClient
     /// How many images one transaction of re-embedding queues.
     public let requeueBatch: Int
+    /// Outbox messages this process has committed (``enqueuedHere``).
+    let enqueued = Atomic<Int>(0)
 
     /// A store on one database.
     /// - Parameters:

@@ -3,6 +3,18 @@ import ImageAPICore
 
 /// The outbox as a durable queue of documents, and the dead letters beside it.
 extension FirestoreMetadataStore: OutboxQueue, DeadLetterQueue {
+    /// Outbox messages this process has committed: its relay takes them at once.
+    public var enqueuedHere: Int { enqueued.load(ordering: .relaxed) }
+
+    /// 1 s: every poll of Firestore is a billed read (one even when nothing is due), so a relay
+    /// with nothing to do asks once a second, and at once when this process enqueues.
+    public var idlePollInterval: Duration { .seconds(1) }
+
+    /// Counts messages this process committed to the outbox.
+    func countEnqueued(_ count: Int) {
+        if count > 0 { enqueued.add(count, ordering: .relaxed) }
+    }
+
     /// The outbox's due messages, first due first.
     private func dueQuery(now: Date, limit: Int) -> FirestoreQuery {
         var query = FirestoreQuery(collection: FirestoreCollection.outbox)
@@ -12,20 +24,37 @@ extension FirestoreMetadataStore: OutboxQueue, DeadLetterQueue {
         return query
     }
 
-    /// Claims due messages in one transaction, counting an attempt and hiding each until
-    /// `leaseUntil`.
+    /// Claims due messages without a transaction: each claim is a write conditioned on the
+    /// message being unchanged since the query read it, so of relays that read the same message
+    /// one claims it and the others' writes fail and skip it (no relay holds a lock while
+    /// another polls). Each claim counts an attempt and hides the message until `leaseUntil`.
     public func claimDueMessages(now: Date, leaseUntil: Date, limit: Int) async throws -> [QueuedMessage] {
-        try await client.withTransaction { transaction in
-            try await transaction.run(dueQuery(now: now, limit: limit)).compactMap { document in
-                guard let path = client.path(of: document) else { return nil }
-                var claimed = try FirestoreRecords.queuedMessage(document)
-                claimed.attempts += 1
-                var fields = document.fields
-                fields["attempts"] = .integer(Int64(claimed.attempts))
-                fields["next_attempt_at"] = .timestamp(leaseUntil)
-                transaction.write(.replace(path, fields))
-                return claimed
+        let due = try await client.run(dueQuery(now: now, limit: limit))
+        return try await withThrowingTaskGroup(of: QueuedMessage?.self) { group in
+            for document in due {
+                group.addTask { try await self.claim(document, leaseUntil: leaseUntil) }
             }
+            var claimed: [QueuedMessage] = []
+            for try await message in group { if let message { claimed.append(message) } }
+            return claimed.sorted { $0.publishedAt < $1.publishedAt }
+        }
+    }
+
+    /// Claims one message read by the due query, or `nil` when another relay changed it first.
+    private func claim(_ document: FirestoreDocument, leaseUntil: Date) async throws -> QueuedMessage? {
+        guard let path = client.path(of: document) else { return nil }
+        var claimed = try FirestoreRecords.queuedMessage(document)
+        claimed.attempts += 1
+        var fields = document.fields
+        fields["attempts"] = .integer(Int64(claimed.attempts))
+        fields["next_attempt_at"] = .timestamp(leaseUntil)
+        do {
+            try await client.commit([
+                FirestoreWrite(path, .set(FirestoreDocument(fields: fields)), precondition: .unchanged(since: document))
+            ])
+            return claimed
+        } catch let error as FirestoreError where ["FAILED_PRECONDITION", "NOT_FOUND", "ABORTED"].contains(error.code) {
+            return nil
         }
     }
 

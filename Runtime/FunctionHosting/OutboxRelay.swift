@@ -60,7 +60,8 @@ public final class OutboxRelay: Service, Sendable {
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
-                    if try await deliverDueMessages() == 0 { try await Task.sleep(for: pollInterval) }
+                    let enqueued = queue.enqueuedHere
+                    if try await deliverDueMessages() == 0 { try await idle(since: enqueued) }
                 } catch is CancellationError {
                     return
                 } catch {
@@ -70,6 +71,15 @@ public final class OutboxRelay: Service, Sendable {
             }
         } onGracefulShutdown: {
         }
+    }
+
+    /// Waits after a poll that found nothing due: the queue's idle interval, or less when this
+    /// process enqueues a message meanwhile (checked every 50 ms, which costs no call).
+    private func idle(since enqueued: Int) async throws {
+        let deadline = ContinuousClock.now + queue.idlePollInterval
+        repeat {
+            try await Task.sleep(for: min(pollInterval, deadline - ContinuousClock.now))
+        } while queue.enqueuedHere == enqueued && ContinuousClock.now < deadline
     }
 
     /// Claims the messages that are due and delivers them, concurrently.

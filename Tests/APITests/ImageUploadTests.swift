@@ -1,4 +1,5 @@
 import Foundation
+import FunctionHosting
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
@@ -122,9 +123,12 @@ struct ImageUploadTests {
         }
     }
 
-    @Test("20 concurrent uploads of the same bytes store exactly one image; the rest answer 409 naming it")
-    func concurrentDuplicates() async throws {
-        let api = try TestAPI(imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 32) })
+    @Test(
+        "20 concurrent uploads of the same bytes store exactly one image; the rest answer 409 naming it",
+        arguments: TestAPI.metadataBackends)
+    func concurrentDuplicates(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(
+            imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 32) }, metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
@@ -169,9 +173,11 @@ struct ImageUploadTests {
         }
     }
 
-    @Test("listing is newest first, paged, filtered by collection and scoped to the team")
-    func listing() async throws {
-        let api = try TestAPI()
+    @Test(
+        "listing is newest first, paged, filtered by collection and scoped to the team",
+        arguments: TestAPI.metadataBackends)
+    func listing(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let collection = UUID()
@@ -271,9 +277,11 @@ struct ImageUploadTests {
         }
     }
 
-    @Test("DELETE removes metadata, original, thumbnail and vector, then answers 404")
-    func delete() async throws {
-        let api = try TestAPI()
+    @Test(
+        "DELETE removes metadata, original, thumbnail and vector, then answers 404", arguments: TestAPI.metadataBackends
+    )
+    func delete(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let image = try await client.uploadProcessed("sunset.jpg", key: ann.key)

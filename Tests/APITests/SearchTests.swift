@@ -1,5 +1,6 @@
 import EmbeddedVectorIndex
 import Foundation
+import FunctionHosting
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
@@ -9,9 +10,11 @@ import Testing
 
 @Suite("Search")
 struct SearchTests {
-    @Test("text mode: words of the description, tags, file name and EXIF, scored 0-1")
-    func textMode() async throws {
-        let api = try TestAPI()
+    @Test(
+        "text mode: words of the description, tags, file name and EXIF, scored 0-1", arguments: TestAPI.metadataBackends
+    )
+    func textMode(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             _ = try await client.upload(
@@ -47,9 +50,11 @@ struct SearchTests {
         }
     }
 
-    @Test("similar mode: look-alikes rank first, the query image and unprocessed images are left out")
-    func similarMode() async throws {
-        let api = try TestAPI()
+    @Test(
+        "similar mode: look-alikes rank first, the query image and unprocessed images are left out",
+        arguments: TestAPI.metadataBackends)
+    func similarMode(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let sunset = try await client.uploadProcessed("sunset.jpg", key: ann.key)

@@ -1,6 +1,7 @@
 import EmbeddedVectorIndex
 import Emulator
 import FileSystemStorage
+import FirestoreStorage
 import Foundation
 import FunctionHosting
 import FunctionsFramework
@@ -56,6 +57,13 @@ final class FolderRemovedWhenDone: Sendable {
 /// The API wired as the emulator wires it, over the in-memory metadata store (or a real SQLite
 /// file), a real vector index and blob folder and the real libvips codec, in a fresh temporary folder.
 struct TestAPI {
+    /// The metadata backends the tests that run on each of them take: memory, SQLite, and
+    /// Firestore on Google's emulator when the test command started it.
+    static var metadataBackends: [BackendSelection.Metadata] {
+        [.memory, .sqlite]
+            + (ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] == nil ? [] : [.firestore])
+    }
+
     /// Every metadata port: in memory (the default, fast) or the SQLite file, for the tests of
     /// durability and of what SQLite itself stores.
     let store: any MetadataStore & ImageStore & OutboxQueue & DeadLetterQueue
@@ -95,6 +103,13 @@ struct TestAPI {
         switch earlier == nil ? metadata : .sqlite {
         case .sqlite: store = try SQLiteMetadataStore(path: settings.databasePath)
         case .memory: store = MemoryMetadataStore()
+        case .firestore:
+            // A project of its own on the emulator the test command started.
+            let host = try #require(ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"])
+            store = FirestoreMetadataStore(
+                client: FirestoreClient(
+                    endpoint: "http://\(host)", project: "api-\(UUID().uuidString.prefix(12).lowercased())",
+                    concurrentTransactions: 1))
         }
         clock = ManualClock()
         services = APIServices(store: store, settings: settings, clock: clock)

@@ -81,13 +81,21 @@ struct FirestoreClientTests {
         }
         #expect(try await firestore.document("things/two") == nil)
         // An update guarded by the time it was read fails once the document has changed.
-        let stamp = try #require(read.updateTime)
         try await firestore.commit([.replace("things/one", ["n": .integer(1)])])
         await #expect(throws: FirestoreError.self) {
             try await firestore.commit([
-                FirestoreWrite("things/one", .set(FirestoreDocument(fields: [:])), precondition: .updatedAt(stamp))
+                FirestoreWrite(
+                    "things/one", .set(FirestoreDocument(fields: [:])), precondition: .unchanged(since: read))
             ])
         }
+        // Unchanged since the last read, it takes the write.
+        let current = try #require(try await firestore.document("things/one"))
+        try await firestore.commit([
+            FirestoreWrite(
+                "things/one", .set(FirestoreDocument(fields: ["n": .integer(2)])),
+                precondition: .unchanged(since: current))
+        ])
+        #expect(try await firestore.document("things/one")?.fields == ["n": .integer(2)])
         try await firestore.commit([FirestoreWrite("things/one", .delete)])
         #expect(try await firestore.document("things/one") == nil)
     }

@@ -73,6 +73,40 @@ struct FirestoreStoreTests {
             try await stores[2].claimDueMessages(now: Make.date(100), leaseUntil: Make.date(200), limit: 50).count == 1)
     }
 
+    @Test("four relays claiming one outbox together claim each message exactly once per lease")
+    func claimsAcrossProcesses() async throws {
+        let stores = try Self.processes(4)
+        let team = Make.team()
+        try await stores[0].insertTeam(team)
+        var published: Set<String> = []
+        for index in 0..<24 {
+            let image = Make.image(team: team, at: index)
+            let message = Make.message(for: image)
+            published.insert(message.messageID)
+            try await stores[index % 4].insertImage(image, publishing: message, allowDuplicate: false)
+        }
+        let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+            for store in stores {
+                group.addTask {
+                    var mine: [String] = []
+                    while true {
+                        let batch = try await store.claimDueMessages(
+                            now: Make.date(100), leaseUntil: Make.date(200), limit: 4)
+                        if batch.isEmpty, try await store.nextDueDate().map({ $0 > Make.date(100) }) ?? true {
+                            return mine
+                        }
+                        mine += batch.map(\.message.messageID)
+                    }
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        // Each process counts what it enqueued, which wakes its own relay at once.
+        #expect(stores.map(\.enqueuedHere) == [6, 6, 6, 6])
+        #expect(claims.count == published.count, "a message was claimed twice, or not at all")
+        #expect(Set(claims) == published)
+    }
+
     @Test("an e-mail changed moves its reservation: the old address is free again, the new one taken")
     func emailReservationMoves() async throws {
         let store = try Self.processes(1)[0]

@@ -30,4 +30,18 @@ public protocol OutboxQueue: Sendable {
     func moveToDeadLetters(messageID: String, error: String, at date: Date) async throws
     /// When the next message falls due, if any is waiting.
     func nextDueDate() async throws -> Date?
+    /// How many messages this process has put in the outbox since it started: a relay that
+    /// found nothing due asks the store again as soon as this changes.
+    var enqueuedHere: Int { get }
+    /// How long a relay that found nothing due waits before asking the store again when this
+    /// process enqueues nothing meanwhile: what bounds the pickup of other processes' messages
+    /// and of retries, against what an empty poll costs.
+    var idlePollInterval: Duration { get }
+}
+
+extension OutboxQueue {
+    /// Not counted: the relay polls every ``idlePollInterval``.
+    public var enqueuedHere: Int { 0 }
+    /// 50 ms: an empty poll of a local file costs next to nothing.
+    public var idlePollInterval: Duration { .milliseconds(50) }
 }
