@@ -246,15 +246,7 @@ public final class FirestoreClient: Sendable {
     public func withTransaction<T: Sendable>(
         maxAttempts: Int = 8, _ body: (FirestoreTransaction) async throws -> T
     ) async throws -> T {
-        await transactions.enter()
-        do {
-            let result = try await attempt(maxAttempts: maxAttempts, body)
-            await transactions.leave()
-            return result
-        } catch {
-            await transactions.leave()
-            throw error
-        }
+        try await transactions.run { try await attempt(maxAttempts: maxAttempts, body) }
     }
 
     private func attempt<T: Sendable>(

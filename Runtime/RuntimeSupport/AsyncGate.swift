@@ -14,6 +14,21 @@ public actor AsyncGate {
     /// A gate for `limit` units at once (at least 1).
     public init(limit: Int) { self.limit = max(1, limit) }
 
+    /// Runs `work` once a place is free, and gives the place back however it ends.
+    /// - Parameter work: The unit of work.
+    /// - Returns: What `work` returns.
+    public nonisolated func run<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+        await enter()
+        do {
+            let result = try await work()
+            await leave()
+            return result
+        } catch {
+            await leave()
+            throw error
+        }
+    }
+
     /// Waits for a place and takes it; ``leave()`` gives it back.
     public func enter() async {
         if running < limit {

@@ -154,15 +154,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     )
         async throws -> T
     {
-        await transactions.enter()
-        do {
-            let result = try await transaction(body)
-            await transactions.leave()
-            return result
-        } catch {
-            await transactions.leave()
-            throw error
-        }
+        try await transactions.run { try await transaction(body) }
     }
 
     private func transaction<T: Sendable>(
