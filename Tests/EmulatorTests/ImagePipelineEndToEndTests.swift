@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FirestoreStorage
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -102,10 +103,11 @@ struct ImagePipelineEndToEndTests {
     }
 
     @Test(
-        "on Google's emulators (fake-gcs-server, the Pub/Sub emulator): bytes in the bucket, events through a push subscription",
+        "on Google's emulators (fake-gcs-server, the Pub/Sub and Firestore emulators): bytes in the bucket, events through a push subscription, metadata in Firestore",
         .enabled(
             if: ProcessInfo.processInfo.environment["TEST_STORAGE_EMULATOR_HOST"] != nil
-                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil,
+                && ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] != nil
+                && ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] != nil,
             "needs the servers scripts/test-servers.sh starts"))
     func googleEmulators() async throws {
         let folder = try makeTemporaryFolder()
@@ -118,7 +120,9 @@ struct ImagePipelineEndToEndTests {
             "GCS_BUCKET_NAME": "images-\(run)",
             "STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
             "EVENTS_BACKEND": "pubsub", "PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
-            "PUBSUB_TOPIC": "uploads-\(run)",
+            "PUBSUB_TOPIC": "uploads-\(run)", "METADATA_BACKEND": "firestore",
+            "FIRESTORE_EMULATOR_HOST": try #require(variables["TEST_FIRESTORE_EMULATOR_HOST"]),
+            "FIRESTORE_PROJECT_ID": "emulator-\(run)",
         ]
         // A service-account key: downloads with redirect=true get URLs signed with it.
         let keyFile = folder.appendingPathComponent("key.json")
@@ -137,6 +141,10 @@ struct ImagePipelineEndToEndTests {
         let id = try #require(try json(uploaded.body)["id"] as? String)
         let image = try await waitForStatus(id, "success", on: emulator)
         #expect(image["embedding_attempts"] as? Int == 1)
+        // The image's metadata is a document in the Firestore emulator.
+        let firestore = FirestoreClient(
+            endpoint: "http://\(environment["FIRESTORE_EMULATOR_HOST"]!)", project: "emulator-\(run)")
+        #expect(try await firestore.document("images/\(id)")?.fields["embedding_status"] == .string("success"))
         let download = try await emulator.request(.GET, "/api/v1/images/\(id)/download", key: Self.adminKey)
         #expect(download.status == 200)
         #expect(Data(download.body.utf8).count > 0)
