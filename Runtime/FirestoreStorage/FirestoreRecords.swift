@@ -205,7 +205,7 @@ enum FirestoreRecords {
     }
 
     static func fields(_ image: ImageRecord) -> [String: FirestoreValue] {
-        let words = SearchWords.words(of: image)
+        let (words, prefixes) = SearchWords.index(of: image)
         return [
             "id": .id(image.id), "team_id": .id(image.teamID), "uploader_id": .id(image.uploaderID),
             "collection_id": .optional(image.collectionID?.lowercasedString), "filename": .string(image.filename),
@@ -220,7 +220,7 @@ enum FirestoreRecords {
             "embedding_model": .optional(image.embeddingModel),
             "embedding_dimensions": .optional(image.embeddingDimensions), "embedded_at": .optional(image.embeddedAt),
             "created_at": .timestamp(image.createdAt), "updated_at": .timestamp(image.updatedAt),
-            "search_words": .strings(words), "search_prefixes": .strings(SearchWords.prefixes(of: words)),
+            "search_words": .strings(words), "search_prefixes": .strings(prefixes),
         ]
     }
 
@@ -294,6 +294,10 @@ enum SearchWords {
     static let longestPrefix = 20
     /// The most query words one lookup takes (Firestore's limit for `array-contains-any`).
     static let maximumQueryWords = 30
+    /// The most prefixes an image keeps: each is an index entry, and Firestore allows 40,000 a
+    /// document. Tags (50 of 50 characters) and the description (1,000) stay well within it;
+    /// only a very long EXIF text can reach it, and its words past the limit are not found.
+    static let maximumPrefixes = 10_000
 
     /// Splits and normalises text into words.
     static func normalised(_ text: String) -> [String] {
@@ -301,16 +305,24 @@ enum SearchWords {
             .split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
     }
 
-    static func words(of image: ImageRecord) -> [String] {
+    /// An image's distinct words, in the order of the fields above, and their distinct
+    /// prefixes; words stop being added once their prefixes would pass ``maximumPrefixes``.
+    static func index(of image: ImageRecord) -> (words: [String], prefixes: [String]) {
         let text = [image.filename, image.description ?? ""] + image.tags + image.exif.values.sorted()
-        var seen = Set<String>()
-        return text.flatMap(normalised).filter { seen.insert($0).inserted }
-    }
-
-    static func prefixes(of words: [String]) -> [String] {
-        var seen = Set<String>()
-        return words.flatMap { word in (1...min(word.count, longestPrefix)).map { String(word.prefix($0)) } }
-            .filter { seen.insert($0).inserted }
+        var words: [String] = []
+        var prefixes: [String] = []
+        var seenWords = Set<String>()
+        var seenPrefixes = Set<String>()
+        for word in text.flatMap(normalised) where !seenWords.contains(word) {
+            let own = (1...min(word.count, longestPrefix)).map { String(word.prefix($0)) }
+                .filter { !seenPrefixes.contains($0) }
+            guard prefixes.count + own.count <= maximumPrefixes else { break }
+            seenWords.insert(word)
+            words.append(word)
+            seenPrefixes.formUnion(own)
+            prefixes += own
+        }
+        return (words, prefixes)
     }
 
     /// The stored prefix a query word is looked up by.

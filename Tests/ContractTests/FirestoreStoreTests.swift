@@ -2,6 +2,7 @@ import FirestoreStorage
 import Foundation
 import ImageAPICore
 import Synchronization
+import TestSupport
 import Testing
 
 /// What the Firestore store must do beyond the shared contracts: hold its guarantees across
@@ -148,6 +149,23 @@ struct FirestoreStoreTests {
                 == count)
         let summary = try await store.embeddingSummary(teamID: team.id, model: "new")
         #expect(summary.pending == count && summary.stale == 0 && summary.total == count)
+    }
+
+    @Test("an image with more words than a document may index is stored; its first words are found, the rest not")
+    func wordIndexIsBounded() async throws {
+        let store = try Self.processes(1)[0]
+        let team = Make.team()
+        try await store.insertTeam(team)
+        var random = SeededGenerator(seed: 12)
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        let words = (0..<20_000).map { _ in String((0..<8).map { _ in letters.randomElement(using: &random)! }) }
+        var image = Make.image(team: team, filename: "scan.jpg")
+        image.exif = ["ImageDescription": words.joined(separator: " ")]
+        try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+        let first = try await store.searchText([words[0]], teamID: team.id, filter: ImageFilter(), limit: 5)
+        #expect(first.map(\.image.id) == [image.id])
+        let last = try await store.searchText([words[19_999]], teamID: team.id, filter: ImageFilter(), limit: 5)
+        #expect(last.isEmpty, "past the bound of \(10_000) prefixes")
     }
 
     @Test("an unreachable Firestore is a 503 naming the metadata store, for readiness and for requests")
