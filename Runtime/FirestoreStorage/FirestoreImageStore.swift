@@ -238,6 +238,10 @@ extension FirestoreMetadataStore: ImageStore {
                     status: image.embeddingStatus, embeddedWith: image.embeddingModel, model: model,
                     includeCurrent: includeCurrent)
             }.map { FirestoreCollection.image($0.id) }
+            if paths.isEmpty {
+                if candidates.count < requeueBatch { return queued }
+                continue
+            }
             let batch = try await client.withTransaction { transaction in
                 var count = 0
                 for case (_, let document?) in try await transaction.documents(paths) {

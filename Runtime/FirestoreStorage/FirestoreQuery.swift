@@ -58,13 +58,6 @@ public struct FirestoreQuery: Sendable, Equatable {
             && lhs.orderBy.map(\.ascending) == rhs.orderBy.map(\.ascending)
     }
 
-    /// The fields it filters or orders by, in that order, each once.
-    public var fields: [String] {
-        var seen: [String] = []
-        for field in filters.map(\.field) + orderBy.map(\.field) where !seen.contains(field) { seen.append(field) }
-        return seen
-    }
-
     /// The `structuredQuery` object.
     /// - Parameter database: `projects/{p}/databases/{d}`, for the cursor's document name.
     func json(database: String) -> [String: Any] {
