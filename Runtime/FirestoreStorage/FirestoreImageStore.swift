@@ -166,12 +166,7 @@ extension FirestoreMetadataStore: ImageStore {
     ) async throws {
         _ = try await changing(id: id, teamID: teamID) { image, _ in
             var done = image
-            done.embeddingStatus = .success
-            done.embeddingError = nil
-            done.embeddingModel = model
-            done.embeddingDimensions = dimensions
-            done.embeddedAt = date
-            done.updatedAt = date
+            done.markEmbedded(model: model, dimensions: dimensions, at: date)
             return (done, ())
         }
     }
@@ -180,21 +175,9 @@ extension FirestoreMetadataStore: ImageStore {
     public func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
         _ = try await changing(id: id, teamID: teamID) { image, _ in
             var failed = image
-            failed.embeddingStatus = ImageRecord.statusAfterFailure(final: final)
-            failed.embeddingError = ImageRecord.storedEmbeddingError(error)
-            failed.updatedAt = date
+            failed.markFailed(error: error, final: final, at: date)
             return (failed, ())
         }
-    }
-
-    /// An image set `pending` with no attempts counted.
-    private static func queued(_ image: ImageRecord, at date: Date) -> ImageRecord {
-        var queued = image
-        queued.embeddingStatus = .pending
-        queued.embeddingError = nil
-        queued.embeddingAttempts = 0
-        queued.updatedAt = date
-        return queued
     }
 
     /// Sets the image pending again and publishes its processing message, in one transaction.
@@ -202,7 +185,8 @@ extension FirestoreMetadataStore: ImageStore {
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws -> ImageRecord? {
         let requeued = try await changing(id: id, teamID: teamID) { image, transaction in
-            let queued = Self.queued(image, at: date)
+            var queued = image
+            queued.markQueued(at: date)
             transaction.write(
                 .create(
                     FirestoreCollection.outboxMessage(message.messageID), FirestoreRecords.fields(message, at: date)))
@@ -252,9 +236,9 @@ extension FirestoreMetadataStore: ImageStore {
                             status: image.embeddingStatus, embeddedWith: image.embeddingModel, model: model,
                             includeCurrent: includeCurrent)
                     else { continue }
-                    transaction.write(
-                        .replace(
-                            FirestoreCollection.image(image.id), FirestoreRecords.fields(Self.queued(image, at: date))))
+                    var queued = image
+                    queued.markQueued(at: date)
+                    transaction.write(.replace(FirestoreCollection.image(image.id), FirestoreRecords.fields(queued)))
                     let message = OutboxMessage.processing(
                         ImageProcessingRequest(imageID: image.id, teamID: teamID, reason: reason))
                     transaction.write(
@@ -313,13 +297,13 @@ extension FirestoreMetadataStore: ImageStore {
                 lookups.append(SearchWords.lookup(word))
             }
         }
-        var (query, _) = imageQuery(teamID: teamID, filter: ImageFilter(collectionID: filter.collectionID))
+        // The filter but its tags (one `array-contains` kind per query: the words take it).
+        var (query, _) = imageQuery(
+            teamID: teamID,
+            filter: ImageFilter(
+                collectionID: filter.collectionID, uploadedFrom: filter.uploadedFrom, uploadedTo: filter.uploadedTo))
         query.filters.append(
             .init("search_prefixes", .arrayContainsAny, .strings(Array(lookups.prefix(SearchWords.maximumQueryWords)))))
-        if let from = filter.uploadedFrom {
-            query.filters.append(.init("created_at", .greaterThanOrEqual, .timestamp(from)))
-        }
-        if let to = filter.uploadedTo { query.filters.append(.init("created_at", .lessThanOrEqual, .timestamp(to))) }
         query.limit = Self.textSearchCandidates
         var matches: [TextMatch] = []
         for document in try await client.run(query) {

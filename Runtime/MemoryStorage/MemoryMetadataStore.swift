@@ -239,23 +239,12 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     public func completeProcessing(
         id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
     ) async throws {
-        modifyImage(id: id, teamID: teamID) { image in
-            image.embeddingStatus = .success
-            image.embeddingError = nil
-            image.embeddingModel = model
-            image.embeddingDimensions = dimensions
-            image.embeddedAt = date
-            image.updatedAt = date
-        }
+        modifyImage(id: id, teamID: teamID) { $0.markEmbedded(model: model, dimensions: dimensions, at: date) }
     }
 
     /// Records a failed attempt.
     public func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
-        modifyImage(id: id, teamID: teamID) { image in
-            image.embeddingStatus = ImageRecord.statusAfterFailure(final: final)
-            image.embeddingError = ImageRecord.storedEmbeddingError(error)
-            image.updatedAt = date
-        }
+        modifyImage(id: id, teamID: teamID) { $0.markFailed(error: error, final: final, at: date) }
     }
 
     /// Sets the image pending again and publishes its message.
@@ -263,7 +252,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
     ) async throws -> ImageRecord? {
         guard imagesByID[id]?.record.teamID == teamID else { return nil }
-        modifyImage(id: id, teamID: teamID) { Self.markPending(&$0, at: date) }
+        modifyImage(id: id, teamID: teamID) { $0.markQueued(at: date) }
         enqueue(message, at: date)
         return imagesByID[id]?.record
     }
@@ -279,7 +268,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
                     includeCurrent: includeCurrent)
         }.sorted { $0.number < $1.number }
         for stored in chosen {
-            modifyImage(id: stored.record.id, teamID: teamID) { Self.markPending(&$0, at: date) }
+            modifyImage(id: stored.record.id, teamID: teamID) { $0.markQueued(at: date) }
             enqueue(
                 .processing(ImageProcessingRequest(imageID: stored.record.id, teamID: teamID, reason: reason)), at: date
             )
@@ -335,13 +324,6 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         guard var stored = imagesByID[id], stored.record.teamID == teamID else { return }
         change(&stored.record)
         imagesByID[id] = stored
-    }
-
-    private static func markPending(_ image: inout ImageRecord, at date: Date) {
-        image.embeddingStatus = .pending
-        image.embeddingError = nil
-        image.embeddingAttempts = 0
-        image.updatedAt = date
     }
 
     // MARK: Outbox and dead letters

@@ -30,7 +30,7 @@ public actor AsyncGate {
     }
 
     /// Waits for a place and takes it; ``leave()`` gives it back.
-    public func enter() async {
+    private func enter() async {
         if running < limit {
             running += 1
         } else {
@@ -40,7 +40,7 @@ public actor AsyncGate {
     }
 
     /// Gives a place back, to the longest waiting unit if there is one.
-    public func leave() {
+    private func leave() {
         if waiting.isEmpty {
             running -= 1
         } else {

@@ -81,15 +81,21 @@ enum TestServers {
     static var pubSubEmulator: String? { ProcessInfo.processInfo.environment["TEST_PUBSUB_EMULATOR_HOST"] }
     /// Google's Firestore emulator (`TEST_FIRESTORE_EMULATOR_HOST`, `host:port`).
     static var firestoreEmulator: String? { ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] }
-    /// A client of the Firestore emulator in a project no other test uses, running one
-    /// transaction at a time as the emulator needs.
+    /// A client of the Firestore emulator, running one transaction at a time as the emulator
+    /// needs: in a project no other test uses unless `project` names one (a second client of
+    /// the same database, as a second process would have).
     static func firestoreClient(
+        project: String = "contract-\(UUID().uuidString.prefix(12).lowercased())",
         queryObserver: (@Sendable (FirestoreQuery) -> Void)? = nil
     ) throws -> FirestoreClient {
         let host = try #require(firestoreEmulator)
         return FirestoreClient(
-            endpoint: "http://\(host)", project: "contract-\(UUID().uuidString.prefix(12).lowercased())",
-            concurrentTransactions: 1, queryObserver: queryObserver)
+            endpoint: "http://\(host)", project: project, concurrentTransactions: 1, queryObserver: queryObserver)
+    }
+
+    /// The project of a client's database (`projects/{project}/databases/…`).
+    static func project(of client: FirestoreClient) -> String {
+        String(client.database.split(separator: "/")[1])
     }
     /// The Qdrant REST test double (`TEST_QDRANT_HOST`, `host:port`).
     static var qdrant: String? { ProcessInfo.processInfo.environment["TEST_QDRANT_HOST"] }

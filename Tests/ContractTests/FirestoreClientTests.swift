@@ -49,18 +49,12 @@ struct FirestoreClientTests {
                 == Date(timeIntervalSince1970: 1.0))
     }
 
-    /// A client on the emulator, in a project no other test uses.
-    func client(project: String = "contract-\(UUID().uuidString.prefix(8).lowercased())") throws -> FirestoreClient {
-        let host = try #require(TestServers.firestoreEmulator)
-        return FirestoreClient(endpoint: "http://\(host)", project: project, concurrentTransactions: 1)
-    }
-
     @Test(
         "documents: what is written reads back field for field; create refuses an existing document, replace a missing one",
         .enabled(
             if: TestServers.firestoreEmulator != nil, "needs the Firestore emulator scripts/test-servers.sh starts"))
     func documents() async throws {
-        let firestore = try client()
+        let firestore = try TestServers.firestoreClient()
         try await firestore.commit([.create("things/one", Self.everyKind)])
         let read = try #require(try await firestore.document("things/one"))
         #expect(read.fields == Self.everyKind)
@@ -105,7 +99,7 @@ struct FirestoreClientTests {
         .enabled(
             if: TestServers.firestoreEmulator != nil, "needs the Firestore emulator scripts/test-servers.sh starts"))
     func queries() async throws {
-        let firestore = try client()
+        let firestore = try TestServers.firestoreClient()
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         var writes: [FirestoreWrite] = []
         for number in 0..<12 {
@@ -143,10 +137,10 @@ struct FirestoreClientTests {
         .enabled(
             if: TestServers.firestoreEmulator != nil, "needs the Firestore emulator scripts/test-servers.sh starts"))
     func transactions() async throws {
-        let firestore = try client()
+        let firestore = try TestServers.firestoreClient()
         // Two clients, as two processes would have: each runs its transactions one at a time,
         // and the emulator's locks settle who wins between them.
-        let other = try client(project: String(firestore.database.split(separator: "/")[1]))
+        let other = try TestServers.firestoreClient(project: TestServers.project(of: firestore))
         try await firestore.commit([.create("counters/c", ["n": .integer(0)])])
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<10 {

@@ -16,13 +16,10 @@ struct FirestoreStoreTests {
     /// Stores on one fresh database, one client each.
     static func processes(_ count: Int) throws -> [FirestoreMetadataStore] {
         let first = try TestServers.firestoreClient()
-        let project = String(first.database.split(separator: "/")[1])
-        let host = try #require(TestServers.firestoreEmulator)
-        return [FirestoreMetadataStore(client: first)]
-            + (1..<count).map { _ in
-                FirestoreMetadataStore(
-                    client: FirestoreClient(endpoint: "http://\(host)", project: project, concurrentTransactions: 1))
-            }
+        let others = try (1..<count).map { _ in
+            try TestServers.firestoreClient(project: TestServers.project(of: first))
+        }
+        return ([first] + others).map { FirestoreMetadataStore(client: $0) }
     }
 
     @Test("of 20 creations of one e-mail from four processes exactly one succeeds; the rest are refused as taken")

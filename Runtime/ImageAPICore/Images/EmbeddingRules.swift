@@ -38,6 +38,41 @@ extension ImageRecord {
         String(error.prefix(maximumEmbeddingErrorLength))
     }
 
+    /// Records a successful embedding with `model`: `success`, no error.
+    /// - Parameters:
+    ///   - model: The model the vector was made with.
+    ///   - dimensions: The vector's length.
+    ///   - date: Now.
+    public mutating func markEmbedded(model: String, dimensions: Int, at date: Date) {
+        embeddingStatus = .success
+        embeddingError = nil
+        embeddingModel = model
+        embeddingDimensions = dimensions
+        embeddedAt = date
+        updatedAt = date
+    }
+
+    /// Records a failed attempt: ``statusAfterFailure(final:)``, the error as
+    /// ``storedEmbeddingError(_:)`` keeps it.
+    /// - Parameters:
+    ///   - error: The error's text.
+    ///   - final: Whether it was the last attempt.
+    ///   - date: Now.
+    public mutating func markFailed(error: String, final: Bool, at date: Date) {
+        embeddingStatus = Self.statusAfterFailure(final: final)
+        embeddingError = Self.storedEmbeddingError(error)
+        updatedAt = date
+    }
+
+    /// Queues the image again: `pending`, no attempt counted, no error.
+    /// - Parameter date: Now.
+    public mutating func markQueued(at date: Date) {
+        embeddingStatus = .pending
+        embeddingError = nil
+        embeddingAttempts = 0
+        updatedAt = date
+    }
+
     /// Whether re-embedding for `model` queues an image in this state: images at rest (embedded
     /// or failed) that are failed or not embedded with `model`, or every image at rest with
     /// `includeCurrent`. Images pending or processing are left as they are.
