@@ -100,7 +100,7 @@ public protocol APIKeyStore: Sendable {
 
 /// The metadata-store port: everything the functions keep apart from image bytes and vectors.
 ///
-/// One implementation per backend (`SQLiteMetadataStore` now; PostgreSQL and Firestore later).
+/// One implementation per backend (`SQLiteMetadataStore`, `MemoryMetadataStore`, `FirestoreMetadataStore`).
 /// Reads of something missing return `nil` or `false`; handlers turn those into 404. Writes
 /// that must go together, and the rules checked before them, run in ``withTransaction(_:)``.
 public protocol MetadataStore: TeamStore, UserStore, APIKeyStore {
