@@ -79,6 +79,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Helpers every layer shares: configuration (swift-configuration readers), JSON conventions.
@@ -188,6 +189,17 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
+        // The PostgreSQL implementations (postgres-nio): metadata, images with their outbox (claimed
+        // with SKIP LOCKED, relays woken by LISTEN/NOTIFY) and dead letters, for several machines.
+        .target(
+            name: "PostgresStorage",
+            dependencies: [
+                "ImageAPICore", "RuntimeSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Runtime/PostgresStorage",
+            swiftSettings: swiftSettings
+        ),
         // Calls to remote REST services: timeouts, retries with jittered backoff, errors that
         // name the service. A general library: it knows nothing of the application.
         .target(
@@ -254,6 +266,7 @@ let package = Package(
             name: "FunctionHosting",
             dependencies: [
                 "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
+                "PostgresStorage",
                 "PushAuthentication", "PubSub", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Runtime/FunctionHosting",
@@ -358,7 +371,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
-                "MemoryStorage", "FunctionRouter", "FirestoreStorage",
+                "MemoryStorage", "FunctionRouter", "FirestoreStorage", "PostgresStorage",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -394,7 +407,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "MetadataBenchmarks",
-            dependencies: ["SQLiteStorage", "FirestoreStorage", "ImageAPICore"],
+            dependencies: ["SQLiteStorage", "FirestoreStorage", "PostgresStorage", "ImageAPICore"],
             path: "Benchmarks/MetadataBenchmarks",
             swiftSettings: swiftSettings
         ),
@@ -405,8 +418,10 @@ let package = Package(
             name: "ContractTests",
             dependencies: [
                 "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
-                "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "FirestoreStorage", "TestSupport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "FirestoreStorage",
+                "PostgresStorage",
+                "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

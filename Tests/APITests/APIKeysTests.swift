@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import FunctionHosting
 import GRDB
 import HTTPTypes
 import ImageAPICore
@@ -35,6 +36,36 @@ struct APIKeysTests {
             #expect(page.items.first?.key == nil)
             #expect(page.items.first?.lastUsedAt == api.clock.now())
             #expect(!String(decoding: listed.body, as: UTF8.self).contains(parsed.secret))
+        }
+    }
+
+    @Test(
+        "100 concurrent key creations for one user all succeed, and every key verifies",
+        arguments: TestAPI.metadataBackends)
+    func concurrentKeyCreations(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("Busy").decode(Team.self)
+            let user = try await client.createUser(email: "busy@example.com", teamID: team.id).decode(User.self)
+            let keys = try await withThrowingTaskGroup(of: String?.self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        let reply = try await client.createKey(userID: user.id, teamID: team.id, name: "key \(index)")
+                        #expect(
+                            reply.status == .created, "\(reply.status): \(String(decoding: reply.body, as: UTF8.self))")
+                        return try? reply.decode(APIKeyView.self).key
+                    }
+                }
+                return try await group.reduce(into: [String]()) { keys, key in if let key { keys.append(key) } }
+            }
+            #expect(Set(keys).count == 100)
+            let verified = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for key in keys { group.addTask { try await client.verify(key: key).status == .ok } }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(verified == 100)
+            #expect(
+                try await client.listKeys("?limit=100", key: keys[0]).decode(ListReply<APIKeyView>.self).total == 100)
         }
     }
 

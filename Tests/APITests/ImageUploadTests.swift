@@ -124,20 +124,20 @@ struct ImageUploadTests {
     }
 
     @Test(
-        "20 concurrent uploads of the same bytes store exactly one image; the rest answer 409 naming it",
+        "32 concurrent uploads of the same bytes store exactly one image; the other 31 answer 409 naming it",
         arguments: TestAPI.metadataBackends)
     func concurrentDuplicates(metadata: BackendSelection.Metadata) async throws {
         let api = try TestAPI(
-            imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 32) }, metadata: metadata)
+            imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 40) }, metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
-                for _ in 0..<20 { group.addTask { try await client.upload("sunset.jpg", key: ann.key) } }
+                for _ in 0..<32 { group.addTask { try await client.upload("sunset.jpg", key: ann.key) } }
                 return try await group.reduce(into: [Reply]()) { $0.append($1) }
             }
             let created = replies.filter { $0.status == .created }
             #expect(created.count == 1)
-            #expect(replies.filter { $0.status == .conflict }.count == 19)
+            #expect(replies.filter { $0.status == .conflict }.count == 31)
             let winner = try #require(created.first).decode(ImageRecord.self)
             for reply in replies where reply.status == .conflict {
                 let body = try JSONDecoder().decode([String: String].self, from: reply.body)

@@ -12,6 +12,7 @@ import ImageAPICore
 import ImageProcessing
 import Logging
 import MemoryStorage
+import PostgresStorage
 import SQLiteStorage
 import Synchronization
 import Testing
@@ -58,10 +59,11 @@ final class FolderRemovedWhenDone: Sendable {
 /// file), a real vector index and blob folder and the real libvips codec, in a fresh temporary folder.
 struct TestAPI {
     /// The metadata backends the tests that run on each of them take: memory, SQLite, and
-    /// Firestore on Google's emulator when the test command started it.
+    /// Firestore on Google's emulator and PostgreSQL when the test command started them.
     static var metadataBackends: [BackendSelection.Metadata] {
         [.memory, .sqlite]
             + (ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"] == nil ? [] : [.firestore])
+            + (ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] == nil ? [] : [.postgres])
     }
 
     /// Every metadata port: in memory (the default, fast) or the SQLite file, for the tests of
@@ -110,6 +112,13 @@ struct TestAPI {
                 client: FirestoreClient(
                     endpoint: "http://\(host)", project: "api-\(UUID().uuidString.prefix(12).lowercased())",
                     concurrentTransactions: 1))
+        case .postgres:
+            // A schema of its own on the server the test command started, created by the first query.
+            store = PostgresMetadataStore(
+                settings: try PostgresSettings(
+                    url: try #require(ProcessInfo.processInfo.environment["TEST_DATABASE_URL"]),
+                    schema: "api_\(UUID().uuidString.prefix(13).lowercased().replacingOccurrences(of: "-", with: ""))",
+                    poolSize: 40))
         }
         clock = ManualClock()
         services = APIServices(store: store, settings: settings, clock: clock)

@@ -88,7 +88,7 @@ struct LayeringTests {
     static let adapters: Set<String> = [
         "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
         "CLIPEmbedding",
-        "PushAuthentication", "PubSub", "VertexAI", "QdrantVectorIndex", "FirestoreStorage",
+        "PushAuthentication", "PubSub", "VertexAI", "QdrantVectorIndex", "FirestoreStorage", "PostgresStorage",
     ]
     /// The handler libraries of the functions.
     static let functions: Set<String> = [

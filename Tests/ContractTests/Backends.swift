@@ -5,6 +5,8 @@ import FirestoreStorage
 import Foundation
 import ImageAPICore
 import MemoryStorage
+import PostgresNIO
+import PostgresStorage
 import QdrantVectorIndex
 import SQLiteStorage
 import Testing
@@ -18,13 +20,22 @@ enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertibl
     case sqlite
     /// Firestore's REST API on Google's Firestore emulator, when the test command started it.
     case firestore
+    /// A PostgreSQL server from Debian's packages, when the test command started it.
+    case postgres
 
     /// Every backend whose server is here.
     static var allCases: [MetadataBackend] {
         [.memory, .sqlite] + (TestServers.firestoreEmulator == nil ? [] : [.firestore])
+            + (TestServers.postgres == nil ? [] : [.postgres])
     }
 
-    var testDescription: String { self == .firestore ? "firestore (Google's emulator)" : rawValue }
+    var testDescription: String {
+        switch self {
+        case .firestore: "firestore (Google's emulator)"
+        case .postgres: "postgres (PostgreSQL 15)"
+        default: rawValue
+        }
+    }
 
     /// Runs `body` with a fresh, empty store; its files (if any) are removed afterwards.
     func withStore<T: Sendable>(_ body: (any MetadataBackendStore) async throws -> T) async throws -> T {
@@ -38,6 +49,11 @@ enum MetadataBackend: String, CaseIterable, Sendable, CustomTestStringConvertibl
         case .firestore:
             // A project of its own per store: an empty database no other test writes to.
             return try await body(FirestoreMetadataStore(client: try TestServers.firestoreClient()))
+        case .postgres:
+            // A database of its own per store, dropped afterwards.
+            return try await TestServers.withPostgresDatabase { settings in
+                try await PostgresMetadataStore.withRunningStore(settings) { store in try await body(store) }
+            }
         }
     }
 }
@@ -97,6 +113,30 @@ enum TestServers {
     static func project(of client: FirestoreClient) -> String {
         String(client.database.split(separator: "/")[1])
     }
+    /// The PostgreSQL server's `postgres` database (`TEST_DATABASE_URL`).
+    static var postgres: String? { ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] }
+
+    /// Runs `body` with settings for a new, empty database on the PostgreSQL server, which is
+    /// dropped afterwards (with whatever is still connected to it).
+    static func withPostgresDatabase<T: Sendable>(
+        poolSize: Int = 10, _ body: (PostgresSettings) async throws -> T
+    ) async throws -> T {
+        let server = try PostgresSettings(url: try #require(postgres))
+        let name = "contract_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        try await PostgresMetadataStore.administer(server, "CREATE DATABASE \(name)")
+        var settings = server
+        settings.database = name
+        settings.poolSize = poolSize
+        do {
+            let result = try await body(settings)
+            try await PostgresMetadataStore.administer(server, "DROP DATABASE \(name) WITH (FORCE)")
+            return result
+        } catch {
+            try? await PostgresMetadataStore.administer(server, "DROP DATABASE \(name) WITH (FORCE)")
+            throw error
+        }
+    }
+
     /// The Qdrant REST test double (`TEST_QDRANT_HOST`, `host:port`).
     static var qdrant: String? { ProcessInfo.processInfo.environment["TEST_QDRANT_HOST"] }
     /// Settings for the Qdrant test double with a collection prefix no other test uses.

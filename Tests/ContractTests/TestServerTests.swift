@@ -16,5 +16,8 @@ struct TestServerTests {
         #expect(
             TestServers.firestoreEmulator != nil,
             "TEST_FIRESTORE_EMULATOR_HOST is not set: the Firestore emulator did not start, so its tests were left out")
+        #expect(
+            TestServers.postgres != nil,
+            "TEST_DATABASE_URL is not set: PostgreSQL did not start, so the postgres metadata backend was left out")
     }
 }

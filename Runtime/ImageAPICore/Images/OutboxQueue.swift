@@ -37,6 +37,11 @@ public protocol OutboxQueue: Sendable {
     /// process enqueues nothing meanwhile: what bounds the pickup of other processes' messages
     /// and of retries, against what an empty poll costs.
     var idlePollInterval: Duration { get }
+    /// Waits after a poll that found nothing due, until a new message may be waiting: at most
+    /// ``idlePollInterval``, less when ``enqueuedHere`` moves past `seen` (or, for a store that
+    /// hears of other processes' commits, when one commits a message).
+    /// - Parameter seen: ``enqueuedHere`` as read before the poll.
+    func waitForNewMessages(after seen: Int) async throws
 }
 
 extension OutboxQueue {
@@ -44,4 +49,13 @@ extension OutboxQueue {
     public var enqueuedHere: Int { 0 }
     /// 50 ms: an empty poll of a local file costs next to nothing.
     public var idlePollInterval: Duration { .milliseconds(50) }
+
+    /// Checks ``enqueuedHere`` every 50 ms (which costs no call) until it moves or
+    /// ``idlePollInterval`` passes.
+    public func waitForNewMessages(after seen: Int) async throws {
+        let deadline = ContinuousClock.now + idlePollInterval
+        repeat {
+            try await Task.sleep(for: min(.milliseconds(50), deadline - ContinuousClock.now))
+        } while enqueuedHere == seen && ContinuousClock.now < deadline
+    }
 }
