@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local test build format lint model bench-clip bench-search bench-metadata bench-qdrant sanitize
+.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant sanitize
 
 setup:
 	scripts/setup.sh
@@ -9,6 +9,9 @@ run:
 
 run-gcp-local:
 	scripts/run-gcp-local.sh
+
+run-distributed:
+	scripts/run-distributed.sh
 
 test:
 	scripts/test.sh

@@ -61,6 +61,7 @@ let package = Package(
         .executable(name: "process-embedding", targets: ["ProcessEmbeddingMain"]),
         .executable(name: "search", targets: ["SearchMain"]),
         .executable(name: "router", targets: ["FunctionRouterMain"]),
+        .executable(name: "event-relay", targets: ["EventRelayMain"]),
         .executable(name: "image-bench", targets: ["ImageBenchmarks"]),
         .executable(name: "clip-bench", targets: ["CLIPBenchmarks"]),
         .executable(name: "search-bench", targets: ["SearchBenchmarks"]),
@@ -315,6 +316,10 @@ let package = Package(
             path: "Runtime/EmulatorMain",
             swiftSettings: swiftSettings
         ),
+        // The outbox relay as a process of its own, in front of ProcessEmbedding's replicas.
+        .executableTarget(
+            name: "EventRelayMain", dependencies: ["FunctionHosting"], path: "Runtime/EventRelayMain",
+            swiftSettings: swiftSettings),
         // The router in front of the separate function processes of a local cloud topology: the
         // production URL map on one port. It knows the map, not the functions.
         .target(

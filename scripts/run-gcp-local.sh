@@ -25,7 +25,7 @@ if [ -z "${TEST_STORAGE_EMULATOR_HOST:-}" ]; then
         echo "==> Building every function and the router (swift build -c ${CONFIGURATION:-debug})"
         swift build -c "${CONFIGURATION:-debug}"
     fi
-    exec scripts/test-servers.sh "$0" "$@"
+    TEST_SERVERS="gcs pubsub firestore" exec scripts/test-servers.sh "$0" "$@"
 fi
 if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${TEST_FIRESTORE_EMULATOR_HOST:-}" ]; then
     echo "run-gcp-local: the Pub/Sub or Firestore emulator did not start (they need the Google Cloud SDK's google-cloud-cli-pubsub-emulator and google-cloud-cli-firestore-emulator, and OpenJDK 17)" >&2
@@ -37,7 +37,7 @@ state=${TOPOLOGY_DIR:-$(mktemp -d)}
 mkdir -p "$state"
 [ -n "${TOPOLOGY_DIR:-}" ] || remove_state=$state
 rm -f "$state/ready" "$state/router.url" "$state/stopping"
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source scripts/lib/topology.sh
 
 export HOST=127.0.0.1
 export DATA_DIR=${DATA_DIR:-$state/data}
@@ -53,59 +53,11 @@ else
 fi
 mkdir -p "$DATA_DIR"
 
-supervisors=()
-stop() {
-    touch "$state/stopping"
-    for pidfile in "$state"/*.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    for pid in "${supervisors[@]}"; do wait "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ -n "${remove_state:-}" ]; then rm -rf "$remove_state"; fi
-}
-trap stop EXIT
+trap topology_stop EXIT
 trap 'exit 0' TERM INT
 
-# Runs NAME on PORT, starting it again whenever it exits, until the topology stops.
-supervise() {
-    local name=$1 port=$2
-    shift 2
-    while [ ! -f "$state/stopping" ]; do
-        PORT=$port "$bin/$name" "$@" >>"$state/$name.log" 2>&1 &
-        echo $! >"$state/$name.pid"
-        local status=0
-        wait $! || status=$?
-        [ -f "$state/stopping" ] && break
-        if [ "$status" = 78 ]; then
-            echo "==> $name refused its configuration (exit 78):" >&2
-            tail -n 5 "$state/$name.log" >&2
-            touch "$state/refused"
-            break
-        fi
-        echo "==> $name exited with $status; starting it again on port $port" >&2
-    done
-}
-
-# Starts NAME under supervision on a free port and waits until it answers /healthz.
-start() {
-    local name=$1 port
-    shift
-    port=$(free_port)
-    echo "$port" >"$state/$name.port"
-    supervise "$name" "$port" "$@" &
-    supervisors+=($!)
-    for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
-        if [ -f "$state/refused" ]; then exit 78; fi
-        sleep 0.1
-    done
-    echo "==> $name did not start:" >&2
-    cat "$state/$name.log" >&2
-    exit 1
-}
-
 # The processing service first: its push subscription must exist before anything is published.
-start process-embedding --create-resources
+start_process process-embedding process-embedding --create-resources
 for _ in $(seq 1 600); do
     grep -q "push subscription to this process created" "$state/process-embedding.log" && break
     sleep 0.1
@@ -115,25 +67,14 @@ grep -q "push subscription to this process created" "$state/process-embedding.lo
     cat "$state/process-embedding.log" >&2
     exit 1
 }
-for name in upload-image search manage-teams manage-users api-keys; do start "$name"; done
+for name in upload-image search manage-teams manage-users api-keys; do start_process "$name" "$name"; done
 
-router_port=${PORT:-8080}
 router=()
 for name in manage-teams manage-users api-keys upload-image search process-embedding; do
     variable=$(echo "$name" | tr 'a-z-' 'A-Z_')_URL
-    router+=("$variable=http://127.0.0.1:$(cat "$state/$name.port")")
+    router+=("$variable=$(process_url "$name")")
 done
-env "${router[@]}" PORT="$router_port" "$bin/router" >>"$state/router.log" 2>&1 &
-router_pid=$!
-echo "$router_pid" >"$state/router.pid"
-for _ in $(seq 1 300); do
-    url=$(grep '"message":"Listening"' "$state/router.log" | sed 's/.*"address":"\([^"]*\)".*/\1/' | tail -n 1 || true)
-    [ -n "$url" ] && break
-    kill -0 "$router_pid" 2>/dev/null || { cat "$state/router.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "==> the router did not start:" >&2; cat "$state/router.log" >&2; exit 1; }
-echo "$url" >"$state/router.url"
+start_router "${router[@]}"
 
 echo "==> The cloud topology is up (Ctrl-C stops it):"
 echo "    router (the production URL map)  $url"

@@ -10,7 +10,7 @@ extension LocalDeliveryTarget {
     /// - Returns: The target.
     public static func ownEventRoute(_ configuration: HostConfiguration) -> LocalDeliveryTarget {
         var token: String?
-        if configuration.settings.environment == .production, configuration.pubSub.pushEndpoint == nil {
+        if configuration.settings.environment == .production, configuration.pubSub.pushEndpoints.isEmpty {
             var generator = SystemRandomNumberGenerator()
             token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         }

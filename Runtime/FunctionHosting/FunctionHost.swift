@@ -242,7 +242,8 @@ public enum FunctionHost {
     /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
     ///
     /// When `PUBSUB_PUSH_ENDPOINT` is set, or a `localDelivery` target is given, the process also
-    /// runs the local Pub/Sub that delivers the outbox.
+    /// runs the local Pub/Sub that delivers the outbox (to several endpoints in turn when it names
+    /// several: a standalone relay process in front of ProcessEmbedding's replicas).
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set
@@ -273,14 +274,14 @@ public enum FunctionHost {
             // `--create-resources`: this process's own push URL, for the subscription it creates.
             let ownPushPath = CommandLine.arguments.dropFirst().contains("--create-resources") ? pushPath : nil
             let transport = HTTPPushTransport(
-                endpoint: configuration.pubSub.pushEndpoint.flatMap(URL.init(string:)),
+                endpoints: configuration.pubSub.pushEndpoints.compactMap(URL.init(string:)),
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
             let relay: OutboxRelay?
             var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
             switch configuration.backends.events {
             case .local:
                 relay =
-                    localDelivery != nil || configuration.pubSub.pushEndpoint != nil
+                    localDelivery != nil || !configuration.pubSub.pushEndpoints.isEmpty
                     ? OutboxRelay.localPush(
                         queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
                     : nil

@@ -9,9 +9,10 @@ import Synchronization
 
 /// Settings of the local Pub/Sub that delivers the outbox.
 public struct LocalPubSubSettings: Sendable {
-    /// `PUBSUB_PUSH_ENDPOINT`: where messages are pushed. The emulator pushes to its own
+    /// `PUBSUB_PUSH_ENDPOINT`: where messages are pushed; several URLs, separated by commas,
+    /// take the deliveries in turn (replicas of ProcessEmbedding). The emulator pushes to its own
     /// ProcessEmbedding route when this is unset; a standalone function delivers nothing then.
-    public var pushEndpoint: String?
+    public var pushEndpoints: [String]
     /// `PUBSUB_MAX_DELIVERY_ATTEMPTS`: deliveries before a message is dead-lettered (default 3).
     public var maxDeliveryAttempts: Int
     /// `PUBSUB_RETRY_BASE_MS`: the first retry's delay; each next one doubles (default 1000).
@@ -22,10 +23,10 @@ public struct LocalPubSubSettings: Sendable {
 
     /// Creates settings.
     public init(
-        pushEndpoint: String? = nil, maxDeliveryAttempts: Int = 3, retryBaseMilliseconds: Int = 1000,
+        pushEndpoints: [String] = [], maxDeliveryAttempts: Int = 3, retryBaseMilliseconds: Int = 1000,
         ackDeadlineSeconds: Int = 120
     ) {
-        self.pushEndpoint = pushEndpoint
+        self.pushEndpoints = pushEndpoints
         self.maxDeliveryAttempts = maxDeliveryAttempts
         self.retryBaseMilliseconds = retryBaseMilliseconds
         self.ackDeadlineSeconds = ackDeadlineSeconds
@@ -33,12 +34,13 @@ public struct LocalPubSubSettings: Sendable {
 
     /// Reads the settings from the environment.
     public init(_ variables: EnvironmentVariables) throws {
-        let endpoint = variables["PUBSUB_PUSH_ENDPOINT"]
-        if let endpoint, URL(string: endpoint)?.scheme?.hasPrefix("http") != true {
-            throw ConfigurationError(variable: "PUBSUB_PUSH_ENDPOINT", reason: "must be an http(s) URL")
+        let endpoints = try variables.list("PUBSUB_PUSH_ENDPOINT")
+        if endpoints.contains(where: { URL(string: $0)?.scheme?.hasPrefix("http") != true }) {
+            throw ConfigurationError(
+                variable: "PUBSUB_PUSH_ENDPOINT", reason: "must be an http(s) URL, or several separated by commas")
         }
         self.init(
-            pushEndpoint: endpoint,
+            pushEndpoints: endpoints,
             maxDeliveryAttempts: try variables.integer("PUBSUB_MAX_DELIVERY_ATTEMPTS", default: 3, in: 1...100),
             retryBaseMilliseconds: try variables.integer("PUBSUB_RETRY_BASE_MS", default: 1000, in: 1...3_600_000),
             ackDeadlineSeconds: try variables.integer("PUBSUB_ACK_DEADLINE_SECONDS", default: 120, in: 1...3600))
@@ -58,32 +60,38 @@ public protocol PushTransport: Sendable {
 /// Pushes over HTTP with AsyncHTTPClient, to a configured URL or, in the emulator, to the
 /// process's own ProcessEmbedding route once its port is known.
 public final class HTTPPushTransport: PushTransport {
-    private let endpoint: Mutex<URL?>
+    /// The push URLs, and how many deliveries were sent (which URL is next).
+    private let endpoints: Mutex<(urls: [URL], sent: Int)>
     private let timeout: TimeAmount
     private let bearerToken: String?
 
     /// Creates the transport.
     /// - Parameters:
-    ///   - endpoint: The push URL, if configured.
+    ///   - endpoints: The push URLs, taking deliveries in turn; none until ``useIfUnset(_:)``.
     ///   - timeout: How long a delivery may take.
     ///   - bearerToken: The push token sent as `Authorization: Bearer`, if any.
-    public init(endpoint: URL?, timeout: TimeAmount, bearerToken: String? = nil) {
-        self.endpoint = Mutex(endpoint)
+    public init(endpoints: [URL], timeout: TimeAmount, bearerToken: String? = nil) {
+        self.endpoints = Mutex((endpoints, 0))
         self.timeout = timeout
         self.bearerToken = bearerToken
     }
 
     /// Sets the endpoint when none was configured.
     public func useIfUnset(_ url: URL) {
-        endpoint.withLock { if $0 == nil { $0 = url } }
+        endpoints.withLock { if $0.urls.isEmpty { $0.urls = [url] } }
     }
 
     /// Whether an endpoint is known.
-    public var isReady: Bool { endpoint.withLock { $0 != nil } }
+    public var isReady: Bool { endpoints.withLock { !$0.urls.isEmpty } }
 
-    /// POSTs the delivery.
+    /// POSTs the delivery to the next endpoint in turn.
     public func push(headers: [(String, String)], body: Data) async throws -> (status: Int, body: String) {
-        guard let url = endpoint.withLock({ $0 }) else { throw PushError("no push endpoint yet") }
+        let next = endpoints.withLock { state -> URL? in
+            guard !state.urls.isEmpty else { return nil }
+            defer { state.sent &+= 1 }
+            return state.urls[state.sent % state.urls.count]
+        }
+        guard let url = next else { throw PushError("no push endpoint yet") }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         for (name, value) in headers { request.headers.add(name: name, value: value) }

@@ -11,8 +11,9 @@ public struct FunctionRouterConfiguration: Sendable {
     public let server: ServerConfiguration
     /// The URL map it routes by.
     public let map: ServiceURLMap
-    /// Each service's base URL, read from `<SERVICE>_URL` (`MANAGE_TEAMS_URL`, …).
-    public let upstreams: [String: String]
+    /// Each service's base URLs, read from `<SERVICE>_URL` (`MANAGE_TEAMS_URL`, …): one, or
+    /// several replicas' separated by commas, which take the service's requests in turn.
+    public let upstreams: [String: [String]]
 
     /// Reads the configuration.
     /// - Parameters:
@@ -22,21 +23,26 @@ public struct FunctionRouterConfiguration: Sendable {
     public init(_ variables: EnvironmentVariables, map: ServiceURLMap = .production) throws {
         self.server = try ServerConfiguration(variables)
         self.map = map
-        var upstreams: [String: String] = [:]
+        var upstreams: [String: [String]] = [:]
         for service in map.services {
             let variable = ServiceURLMap.urlVariable(for: service)
-            guard let value = variables[variable] else {
+            let values = try variables.list(variable)
+            guard !values.isEmpty else {
                 throw ConfigurationError(
                     variable: variable, reason: "is required: the base URL of the \(service) service")
             }
-            guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
-                url.path.isEmpty || url.path == "/"
-            else {
-                throw ConfigurationError(
-                    variable: variable,
-                    reason: "must be an http(s) base URL without a path, such as http://127.0.0.1:8081")
+            for value in values {
+                guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
+                    url.path.isEmpty || url.path == "/"
+                else {
+                    throw ConfigurationError(
+                        variable: variable,
+                        reason:
+                            "must be http(s) base URLs without a path, separated by commas, such as http://127.0.0.1:8081"
+                    )
+                }
             }
-            upstreams[service] = value
+            upstreams[service] = values
         }
         self.upstreams = upstreams
     }
@@ -48,7 +54,8 @@ public enum FunctionRouterHost {
     /// Builds the router's application.
     ///
     /// It answers its own `GET /healthz`, and `GET /readyz` when every service answers its
-    /// `/healthz`; everything the URL map routes goes to the service behind it; anything else
+    /// `/healthz`; everything the URL map routes goes to the service behind it (to its
+    /// replicas in turn); anything else
     /// is a JSON 404.
     /// - Parameters:
     ///   - configuration: The configuration.
@@ -68,13 +75,17 @@ public enum FunctionRouterHost {
         routes.on(.get, "/healthz") { _ in ["status": "ok"] }
         let upstreams = configuration.upstreams
         routes.on(.get, "/readyz") { _ -> [String: String] in
-            for (service, base) in upstreams.sorted(by: { $0.key < $1.key }) {
-                let status = try? await client.execute(HTTPClientRequest(url: "\(base)/healthz"), timeout: .seconds(5))
-                    .status.code
-                guard status == 200 else {
-                    throw FunctionError.unavailable(
-                        "Not ready: the \(service) service at \(base) answers /healthz with \(status.map(String.init) ?? "no answer")"
+            for (service, bases) in upstreams.sorted(by: { $0.key < $1.key }) {
+                for base in bases {
+                    let status = try? await client.execute(
+                        HTTPClientRequest(url: "\(base)/healthz"), timeout: .seconds(5)
                     )
+                    .status.code
+                    guard status == 200 else {
+                        throw FunctionError.unavailable(
+                            "Not ready: the \(service) service at \(base) answers /healthz with \(status.map(String.init) ?? "no answer")"
+                        )
+                    }
                 }
             }
             return ["status": "ready"]

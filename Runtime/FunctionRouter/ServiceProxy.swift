@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Forwards each request whose path the URL map routes to the service behind it, streaming both
 /// bodies, and answers the service's response as it comes (a redirect included: it is the
@@ -13,9 +14,11 @@ import NIOHTTP1
 public struct ServiceProxy: RouterMiddleware {
     /// The URL map.
     public let map: ServiceURLMap
-    /// Each service's base URL (`http://127.0.0.1:8081`), by service name.
-    public let upstreams: [String: String]
+    /// Each service's base URLs (`http://127.0.0.1:8081`), by service name: one per replica.
+    public let upstreams: [String: [String]]
     private let client: HTTPClient
+    /// Requests forwarded so far, by service: which replica is next.
+    private let turns: ReplicaTurns
 
     /// Headers of one connection, never forwarded (RFC 9110, section 7.6.1), and `Host`, which
     /// the outbound request sets from the service's URL.
@@ -37,12 +40,14 @@ public struct ServiceProxy: RouterMiddleware {
     /// Creates the proxy.
     /// - Parameters:
     ///   - map: The URL map.
-    ///   - upstreams: Each mapped service's base URL.
+    ///   - upstreams: Each mapped service's base URLs, one per replica; replicas take the
+    ///     service's requests in turn.
     ///   - client: The HTTP client to forward with.
-    public init(map: ServiceURLMap, upstreams: [String: String], client: HTTPClient = ServiceProxy.client) {
+    public init(map: ServiceURLMap, upstreams: [String: [String]], client: HTTPClient = ServiceProxy.client) {
         self.map = map
-        self.upstreams = upstreams.mapValues { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.upstreams = upstreams.mapValues { bases in bases.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } }
         self.client = client
+        self.turns = ReplicaTurns(services: Array(upstreams.keys))
     }
 
     /// Forwards a mapped request, or passes an unmapped one on.
@@ -55,9 +60,10 @@ public struct ServiceProxy: RouterMiddleware {
     public func handle(
         _ request: Request, context: FunctionContext, next: (Request, FunctionContext) async throws -> Response
     ) async throws -> Response {
-        guard let service = map.service(for: request.uri.path), let base = upstreams[service] else {
+        guard let service = map.service(for: request.uri.path), let bases = upstreams[service], !bases.isEmpty else {
             return try await next(request, context)
         }
+        let base = bases[turns.next(service) % bases.count]
         var outbound = HTTPClientRequest(url: base + request.uri.description)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         for field in request.headers where !Self.connectionHeaders.contains(field.name.canonicalName) {
@@ -96,5 +102,22 @@ public struct ServiceProxy: RouterMiddleware {
                 for try await chunk in body { try await writer.write(chunk) }
                 try await writer.finish(nil)
             })
+    }
+}
+
+/// A counter per service, so that its replicas take requests in turn.
+final class ReplicaTurns: Sendable {
+    private let counters: Mutex<[String: Int]>
+
+    init(services: [String]) {
+        counters = Mutex(Dictionary(uniqueKeysWithValues: services.map { ($0, 0) }))
+    }
+
+    /// The service's turn number, counting up from 0.
+    func next(_ service: String) -> Int {
+        counters.withLock { counters in
+            defer { counters[service, default: 0] &+= 1 }
+            return counters[service, default: 0]
+        }
     }
 }

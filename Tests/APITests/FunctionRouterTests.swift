@@ -80,6 +80,41 @@ struct FunctionRouterTests {
         #expect(throws: ConfigurationError.self) { try FunctionRouterConfiguration(EnvironmentVariables(variables)) }
         variables["SEARCH_URL"] = "127.0.0.1:9"
         #expect(throws: ConfigurationError.self) { try FunctionRouterConfiguration(EnvironmentVariables(variables)) }
+        variables["SEARCH_URL"] = "http://127.0.0.1:9, http://127.0.0.1:10"
+        #expect(
+            try FunctionRouterConfiguration(EnvironmentVariables(variables)).upstreams["search"]
+                == ["http://127.0.0.1:9", "http://127.0.0.1:10"])
+        variables["SEARCH_URL"] = "http://127.0.0.1:9,127.0.0.1:10"
+        #expect(throws: ConfigurationError.self) { try FunctionRouterConfiguration(EnvironmentVariables(variables)) }
+    }
+
+    /// A service that answers `GET /api/v1/search` with its name.
+    static func namedService(_ name: String) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/api/v1/search") { _, _ in name }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    @Test("a service's replicas take its requests in turn")
+    func replicasInTurn() async throws {
+        try await Self.namedService("first").test(.live) { first in
+            try await Self.namedService("second").test(.live) { second in
+                var variables = Self.upstreamVariables("http://127.0.0.1:9")
+                variables["SEARCH_URL"] =
+                    "http://127.0.0.1:\(try #require(first.port)),http://127.0.0.1:\(try #require(second.port))"
+                let configuration = try FunctionRouterConfiguration(EnvironmentVariables(variables))
+                let router = FunctionRouterHost.buildApplication(configuration, logger: Logger(label: "router-test"))
+                try await router.test(.live) { client in
+                    var answers: [String] = []
+                    for _ in 0..<4 {
+                        try await client.execute(uri: "/api/v1/search", method: .get) { response in
+                            answers.append(String(buffer: response.body))
+                        }
+                    }
+                    #expect(answers == ["first", "second", "first", "second"])
+                }
+            }
+        }
     }
 
     /// A service that echoes what it received, and answers one path with a redirect.

@@ -5,9 +5,10 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-/// The local cloud topology as `make run-gcp-local` starts it (`scripts/run-gcp-local.sh`): six
-/// function processes on fake-gcs-server and the Pub/Sub and Firestore emulators, and the router
-/// in front.
+/// A topology of separate function processes behind the router, as a script starts it: by
+/// default the local cloud topology of `make run-gcp-local` (`scripts/run-gcp-local.sh`: six
+/// function processes on fake-gcs-server and the Pub/Sub and Firestore emulators); or
+/// `scripts/run-distributed.sh`.
 final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -19,10 +20,19 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
     /// The Firestore project of the topology's metadata.
     private(set) var firestoreProject: String?
 
-    /// Starts the script on the test servers' emulators, with the binaries this test run built.
-    init(in folder: URL, environment: [String: String]) throws {
+    /// Starts the script on the test servers, with the binaries this test run built.
+    /// - Parameters:
+    ///   - script: The script under `scripts/`.
+    ///   - servers: The test servers' variables the script needs.
+    init(
+        in folder: URL, script name: String = "run-gcp-local.sh",
+        servers: [String] = [
+            "TEST_STORAGE_EMULATOR_HOST", "TEST_PUBSUB_EMULATOR_HOST", "TEST_FIRESTORE_EMULATOR_HOST",
+        ],
+        environment: [String: String]
+    ) throws {
         self.folder = folder
-        output = folder.appendingPathComponent("run-gcp-local.out")
+        output = folder.appendingPathComponent("\(name).out")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let variables = ProcessInfo.processInfo.environment
         let project = "topology-\(UUID().uuidString.prefix(8).lowercased())"
@@ -33,18 +43,24 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
         script.arguments = [
             "-c",
             "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv('/bin/bash', ['bash', sys.argv[1]])",
-            Self.repository.appendingPathComponent("scripts/run-gcp-local.sh").path,
+            Self.repository.appendingPathComponent("scripts/\(name)").path,
         ]
         script.currentDirectoryURL = Self.repository
+        var serverVariables: [String: String] = [:]
+        for server in servers {
+            guard let value = variables[server] else {
+                throw RunningFunction.StartError(
+                    "\(server) is not set: scripts/test-servers.sh did not start that server")
+            }
+            serverVariables[server] = value
+        }
         script.environment = [
             "PATH": variables["PATH"] ?? "/usr/bin:/bin", "HOME": variables["HOME"] ?? folder.path,
-            "TEST_STORAGE_EMULATOR_HOST": try #require(variables["TEST_STORAGE_EMULATOR_HOST"]),
-            "TEST_PUBSUB_EMULATOR_HOST": try #require(variables["TEST_PUBSUB_EMULATOR_HOST"]),
-            "TEST_FIRESTORE_EMULATOR_HOST": try #require(variables["TEST_FIRESTORE_EMULATOR_HOST"]),
             // A database of its own on the shared emulator (the script's metadata is on Firestore).
             "FIRESTORE_PROJECT_ID": project,
             "BIN_DIR": RunningFunction.productsFolder.path, "TOPOLOGY_DIR": folder.path, "PORT": "0",
-        ].merging(variables.filter { $0.key == "TEST_VENV" || $0.key.hasSuffix("SAN_OPTIONS") }) { $1 }
+        ].merging(serverVariables) { $1 }
+            .merging(variables.filter { $0.key == "TEST_VENV" || $0.key.hasSuffix("SAN_OPTIONS") }) { $1 }
             .merging(environment) { $1 }
         script.standardOutput = try FileHandle(forWritingTo: output)
         script.standardError = script.standardOutput
@@ -69,7 +85,7 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
     func waitUntilReady(timeout: Duration = .seconds(120)) async throws {
         try await waitUntil("the topology is ready", timeout: timeout) {
             guard script.isRunning else {
-                throw RunningFunction.StartError("run-gcp-local.sh exited \(script.terminationStatus): \(printed)")
+                throw RunningFunction.StartError("the script exited \(script.terminationStatus): \(printed)")
             }
             return FileManager.default.fileExists(atPath: folder.appendingPathComponent("ready").path)
         }

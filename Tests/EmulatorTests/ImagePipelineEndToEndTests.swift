@@ -16,14 +16,14 @@ struct ImagePipelineEndToEndTests {
         .appendingPathComponent("Fixtures")
 
     func upload(
-        _ fixture: String, to function: some LoopbackServer, key: String = Self.adminKey
+        _ fixture: String, to function: some LoopbackServer, key: String = Self.adminKey, query: String = ""
     ) async throws -> (status: Int, body: String) {
         let boundary = "e2e-\(UUID().uuidString)"
         var body = Data(
             "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(fixture)\"\r\n\r\n".utf8)
         body += try Data(contentsOf: Self.fixtures.appendingPathComponent(fixture))
         body += Data("\r\n--\(boundary)--\r\n".utf8)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(function.port)/api/v1/images")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(function.port)/api/v1/images\(query)")
         request.method = .POST
         request.headers.add(name: "X-API-Key", value: key)
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
