@@ -1,17 +1,23 @@
 // The metadata-store benchmark: `Benchmarks/metadata-stores.sh` (which starts Google's Firestore
-// emulator through scripts/test-servers.sh) runs `metadata-bench`.
+// emulator and a PostgreSQL server through scripts/test-servers.sh) runs `metadata-bench`.
 //
-// In one run, on a SQLite file (the baseline) and on the Firestore emulator, it measures each
-// store operation a request makes, one after another:
+// In one run, on a SQLite file (the baseline), on the Firestore emulator and on PostgreSQL, it
+// measures each store operation a request makes, one after another:
 // - create image: the image, its digest reservation and its outbox message in one transaction;
 // - list page: 20 images of a team of 200, from the 41st, with the total;
 // - count: the team's images counted by embedding state (`GET /api/v1/images/embeddings`);
 // - key verify: an API key authenticated (the key read, its secret checked, its user read).
-// It prints median and p95 per operation and the ratio of Firestore's median to SQLite's, and
-// the document reads a Firestore listing page costs.
+// It prints median and p95 per operation and the ratio of each median to SQLite's, and the
+// document reads a Firestore listing page costs. Then, SQLite against PostgreSQL:
+// - upload commits per second with 8 clients: the metadata write of an upload (the image and
+//   its outbox message in one transaction), 8 at a time, for 4 seconds;
+// - pickup latency: from an upload's commit (one store, as the upload process) to a relay's
+//   claim of its message (another store, as the relay process), the relay woken by
+//   LISTEN/NOTIFY or polling every 50 ms (SQLite's relays poll every 50 ms).
 import FirestoreStorage
 import Foundation
 import ImageAPICore
+import PostgresStorage
 import SQLiteStorage
 import Synchronization
 
@@ -104,16 +110,28 @@ let firestoreClient = FirestoreClient(
     endpoint: "http://\(host)", project: "bench-\(UUID().uuidString.prefix(8).lowercased())",
     concurrentTransactions: 1, queryObserver: { query in queries.withLock { $0.append(query) } })
 let firestore = try await run(FirestoreMetadataStore(client: firestoreClient))
+guard let postgresURL = ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] else {
+    throw BenchError(description: "TEST_DATABASE_URL is not set: run Benchmarks/metadata-stores.sh")
+}
+/// A schema of its own on the server for each store this run opens.
+func postgresSettings(poolSize: Int = 10) throws -> PostgresSettings {
+    try PostgresSettings(
+        url: postgresURL, schema: "bench_\(UUID().uuidString.prefix(8).lowercased())", poolSize: poolSize)
+}
+let postgres = try await PostgresMetadataStore.withRunningStore(try postgresSettings()) { try await run($0) }
 
-print("Metadata store operations, \(iterations) runs each, one at a time (ms; SQLite file vs Firestore emulator)")
-print("operation      SQLite median    p95   Firestore median    p95   Firestore/SQLite (median)")
+print(
+    "Metadata store operations, \(iterations) runs each, one at a time (ms; SQLite file vs Firestore emulator vs PostgreSQL)"
+)
+print("operation      SQLite median    p95   Firestore median    p95  (÷SQLite)   PostgreSQL median    p95  (÷SQLite)")
 for name in ["create image", "list page", "count", "key verify"] {
-    let (s, f) = (sqlite[name]!, firestore[name]!)
+    let (s, f, g) = (sqlite[name]!, firestore[name]!, postgres[name]!)
     print(
         name.padding(toLength: 14, withPad: " ", startingAt: 0)
             + String(
-                format: " %13.2f %6.2f %18.2f %6.2f %12.1f×", percentile(s, 0.5),
-                percentile(s, 0.95), percentile(f, 0.5), percentile(f, 0.95), percentile(f, 0.5) / percentile(s, 0.5)))
+                format: " %13.2f %6.2f %18.2f %6.2f %8.1f× %19.2f %6.2f %8.1f×", percentile(s, 0.5),
+                percentile(s, 0.95), percentile(f, 0.5), percentile(f, 0.95), percentile(f, 0.5) / percentile(s, 0.5),
+                percentile(g, 0.5), percentile(g, 0.95), percentile(g, 0.5) / percentile(s, 0.5)))
 }
 // What one listing page costs in Firestore reads: the documents the page query returns, and the
 // count aggregation (billed as one read per 1,000 index entries counted, at least one).
@@ -134,3 +152,110 @@ print(
     "Firestore reads per listing page of 20: \(page.items.count) documents + \(issued.count - 1) count aggregation"
         + " (1 read per 1,000 entries counted) = \(page.items.count + (issued.count - 1) * max(1, (page.total + 999) / 1000))"
 )
+
+// Upload commits per second with 8 clients, SQLite against PostgreSQL.
+/// How many uploads' metadata 8 concurrent clients commit in `seconds`.
+func uploadRate(_ store: some Store, seconds: Double = 4) async throws -> Double {
+    let team = TeamID()
+    try await store.insertTeam(Team(id: team, name: "Rate", description: nil, createdAt: epoch, updatedAt: epoch))
+    let deadline = clock.now + .milliseconds(Int(seconds * 1000))
+    let began = clock.now
+    let committed = try await withThrowingTaskGroup(of: Int.self) { group in
+        for client in 0..<8 {
+            group.addTask {
+                var count = 0
+                while clock.now < deadline {
+                    let record = image(team: team, client * 1_000_000 + count)
+                    try await store.insertImage(
+                        record,
+                        publishing: .processing(
+                            ImageProcessingRequest(imageID: record.id, teamID: team, reason: "upload")),
+                        allowDuplicate: false)
+                    count += 1
+                }
+                return count
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = clock.now - began
+    return Double(committed) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+let sqliteRate = try await uploadRate(
+    try SQLiteMetadataStore(path: folder.appendingPathComponent("rate.sqlite").path))
+let postgresRate = try await PostgresMetadataStore.withRunningStore(try postgresSettings(poolSize: 16)) {
+    try await uploadRate($0)
+}
+print(
+    String(
+        format: "Upload commits per second, 8 clients for 4 s: SQLite %.0f, PostgreSQL %.0f (%.2f× SQLite)", sqliteRate,
+        postgresRate, postgresRate / sqliteRate))
+
+// Commit → relay pickup: one store commits uploads one at a time, 100 ms apart; a relay on a
+// second store (its own pool, as another process) claims each message, woken by NOTIFY or
+// polling every 50 ms.
+/// What a pickup run saw: each message's latency (ms) and the claims the relay made.
+final class PickupRecord: Sendable {
+    let latencies = Mutex<[Double]>([])
+    let claims = Mutex(0)
+}
+
+/// The pickup latencies (ms, sorted) and the claim queries the relay made per second.
+func pickup(listens: Bool, count: Int = 60) async throws -> (latencies: [Double], claimsPerSecond: Double) {
+    let settings = try postgresSettings()
+    return try await PostgresMetadataStore.withRunningStore(settings, listens: false) { writer in
+        try await PostgresMetadataStore.withRunningStore(settings, listens: listens) { relay in
+            let team = TeamID()
+            try await writer.insertTeam(
+                Team(id: team, name: "Pickup", description: nil, createdAt: epoch, updatedAt: epoch))
+            // The listener is on its channel once it counts its first change.
+            if listens { while relay.enqueuedHere == 0 { try await relay.waitForNewMessages(after: 0) } }
+            let recorded = PickupRecord()
+            let began = clock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while recorded.latencies.withLock({ $0.count }) < count {
+                        let seen = relay.enqueuedHere
+                        let claimed = try await relay.claimDueMessages(
+                            now: Date(), leaseUntil: Date().addingTimeInterval(60), limit: 4)
+                        recorded.claims.withLock { $0 += 1 }
+                        let now = Date()
+                        for message in claimed {
+                            recorded.latencies.withLock { $0.append(now.timeIntervalSince(message.publishedAt) * 1000) }
+                            try await relay.acknowledge(messageID: message.message.messageID)
+                        }
+                        if claimed.isEmpty { try await relay.waitForNewMessages(after: seen) }
+                    }
+                }
+                for index in 0..<count {
+                    try await Task.sleep(for: .milliseconds(100))
+                    var record = image(team: team, index)
+                    record.createdAt = Date()
+                    try await writer.insertImage(
+                        record,
+                        publishing: .processing(
+                            ImageProcessingRequest(imageID: record.id, teamID: team, reason: "upload")),
+                        allowDuplicate: false)
+                }
+                try await group.waitForAll()
+            }
+            let elapsed = clock.now - began
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return (recorded.latencies.withLock { $0.sorted() }, Double(recorded.claims.withLock { $0 }) / seconds)
+        }
+    }
+}
+let notified = try await pickup(listens: true)
+let polled = try await pickup(listens: false)
+print("Commit → relay pickup on PostgreSQL, 60 uploads 100 ms apart (ms; median, p95; claim queries per second)")
+for (name, result) in [("LISTEN/NOTIFY", notified), ("polling, 50 ms", polled)] {
+    print(
+        name.padding(toLength: 16, withPad: " ", startingAt: 0)
+            + String(
+                format: " %7.2f %7.2f   %5.1f claims/s", percentile(result.latencies, 0.5),
+                percentile(result.latencies, 0.95), result.claimsPerSecond))
+}
+print(
+    String(
+        format: "LISTEN/NOTIFY picks up %.1f× sooner than polling (median)",
+        percentile(polled.latencies, 0.5) / percentile(notified.latencies, 0.5)))

@@ -104,13 +104,11 @@ struct PostgresStoreTests {
                     // The listener counts one change when its channel opens.
                     while listener.enqueuedHere == 0 { try await listener.waitForNewMessages(after: 0) }
                     let seen = listener.enqueuedHere
-                    let began = ContinuousClock.now
-                    async let woken: Void = listener.waitForNewMessages(after: seen)
                     let image = Make.image(team: team)
                     try await writer.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
-                    try await woken
-                    #expect(listener.enqueuedHere > seen, "the wait ended by its 1 s poll, not by NOTIFY")
-                    #expect(ContinuousClock.now - began < listener.idlePollInterval)
+                    // Counted only when the notification arrives (within the 1 s the wait lasts at most).
+                    try await listener.waitForNewMessages(after: seen)
+                    #expect(listener.enqueuedHere > seen, "no notification of the commit reached the listener")
                     #expect(writer.enqueuedHere == 0)
                 }
             }

@@ -381,7 +381,7 @@ struct ImagePipelineEndToEndTests {
         #expect(try await unknown.waitForExit() == 78)
         #expect(
             unknown.errors
-                == "invalid configuration: METADATA_BACKEND must be one of sqlite, memory, firestore (got \"elastic\")\n"
+                == "invalid configuration: METADATA_BACKEND must be one of sqlite, memory, firestore, postgres (got \"elastic\")\n"
         )
         let vectors = try RunningFunction("search", in: folder, environment: ["VECTOR_BACKEND": "pinecone"])
         #expect(try await vectors.waitForExit() == 78)
