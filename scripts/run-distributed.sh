@@ -29,12 +29,6 @@ if [ -z "${DATABASE_URL:-${TEST_DATABASE_URL:-}}" ]; then
     echo "run-distributed: PostgreSQL did not start (it needs Debian's postgresql package) and DATABASE_URL is not set" >&2
     exit 1
 fi
-bin=${BIN_DIR:-$(swift build -c "${CONFIGURATION:-debug}" --show-bin-path)}
-python=${TEST_VENV:-.build-test/venv}/bin/python
-state=${TOPOLOGY_DIR:-$(mktemp -d)}
-mkdir -p "$state"
-[ -n "${TOPOLOGY_DIR:-}" ] || remove_state=$state
-rm -f "$state/ready" "$state/router.url" "$state/stopping"
 source scripts/lib/topology.sh
 
 token() { "$python" -c "import secrets; print(secrets.$1)"; }

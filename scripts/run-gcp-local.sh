@@ -31,12 +31,6 @@ if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${TEST_FIRESTORE_EMULATOR_HO
     echo "run-gcp-local: the Pub/Sub or Firestore emulator did not start (they need the Google Cloud SDK's google-cloud-cli-pubsub-emulator and google-cloud-cli-firestore-emulator, and OpenJDK 17)" >&2
     exit 1
 fi
-bin=${BIN_DIR:-$(swift build -c "${CONFIGURATION:-debug}" --show-bin-path)}
-python=${TEST_VENV:-.build-test/venv}/bin/python
-state=${TOPOLOGY_DIR:-$(mktemp -d)}
-mkdir -p "$state"
-[ -n "${TOPOLOGY_DIR:-}" ] || remove_state=$state
-rm -f "$state/ready" "$state/router.url" "$state/stopping"
 source scripts/lib/topology.sh
 
 export HOST=127.0.0.1

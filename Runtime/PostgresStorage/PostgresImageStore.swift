@@ -51,12 +51,9 @@ extension PostgresMetadataStore: ImageStore {
 
     /// Lists a team's images, newest first, with the total.
     public func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
-        var query = Self.filtered("SELECT *, count(*) OVER () AS total FROM images", teamID: teamID, filter: filter)
-        query.sql += " ORDER BY created_at DESC, number DESC LIMIT \(page.limit) OFFSET \(page.skip)"
-        let rows = try await rows(query)
-        return Page(
-            items: try rows.map(Self.image),
-            total: try await total(rows, Self.filtered("SELECT count(*) FROM images", teamID: teamID, filter: filter)))
+        try await self.page(
+            "images", where: Self.conditions(teamID: teamID, filter: filter), orderBy: "created_at DESC, number DESC",
+            page, Self.image)
     }
 
     /// Finds a team's image by content hash (the oldest, when duplicates were allowed).
@@ -218,17 +215,19 @@ extension PostgresMetadataStore: ImageStore {
         let terms = words.compactMap(Self.prefixQuery)
         guard !terms.isEmpty, limit > 0 else { return [] }
         let any = terms.map { "(\($0))" }.joined(separator: " | ")
-        var query = Self.filtered(
-            """
-            SELECT images.*, ts_rank(search_text, to_tsquery('simple', \(any))) AS relevance,
-                (SELECT count(*) FROM unnest(\(terms)::text[]) AS term
-                 WHERE search_text @@ to_tsquery('simple', term)) AS matched
-            FROM images
-            """, teamID: teamID, filter: filter)
-        query.sql += " AND search_text @@ to_tsquery('simple', $\(query.binds.count + 1))"
+        var query = Self.conditions(teamID: teamID, filter: filter)
+        let filterBinds = query.binds.count
         query.binds.append(any)
-        query.sql += " ORDER BY relevance DESC, number DESC LIMIT $\(query.binds.count + 1)"
+        query.binds.append(terms)
         query.binds.append(limit)
+        let (anyTerm, eachTerm, limitBind) = ("$\(filterBinds + 1)", "$\(filterBinds + 2)", "$\(filterBinds + 3)")
+        query.sql = """
+            SELECT images.*, ts_rank(search_text, to_tsquery('simple', \(anyTerm))) AS relevance,
+                (SELECT count(*) FROM unnest(\(eachTerm)::text[]) AS term
+                 WHERE search_text @@ to_tsquery('simple', term)) AS matched
+            FROM images WHERE \(query.sql) AND search_text @@ to_tsquery('simple', \(anyTerm))
+            ORDER BY relevance DESC, number DESC LIMIT \(limitBind)
+            """
         return try await rows(query).map { row in
             let columns = row.makeRandomAccess()
             return TextMatch(
@@ -264,15 +263,15 @@ extension PostgresMetadataStore: ImageStore {
         """
     }
 
-    /// `head` with the listing's conditions: the team, then the filter's collection, tags (all
-    /// of them) and upload dates.
-    static func filtered(_ head: PostgresQuery, teamID: TeamID, filter: ImageFilter) -> PostgresQuery {
-        var query = head
+    /// The listing's conditions: the team, then the filter's collection, tags (all of them) and
+    /// upload dates, as a condition whose binds come first in the query it joins.
+    static func conditions(teamID: TeamID, filter: ImageFilter) -> PostgresQuery {
+        var query = PostgresQuery(unsafeSQL: "")
         func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
             query.binds.append(value)
             return "$\(query.binds.count)"
         }
-        query.sql += " WHERE team_id = \(bind(teamID.uuid))"
+        query.sql = "team_id = \(bind(teamID.uuid))"
         if let collection = filter.collectionID { query.sql += " AND collection_id = \(bind(collection))" }
         if !filter.tags.isEmpty { query.sql += " AND tags @> \(bind(filter.tags))" }
         if let from = filter.uploadedFrom { query.sql += " AND created_at >= \(bind(from))" }

@@ -308,12 +308,7 @@ public final class PostgresMetadataStore: MetadataStore, Sendable {
 
     /// Lists teams, oldest first, with the total.
     public func teams(_ page: PageRequest) async throws -> Page<Team> {
-        let rows = try await rows(
-            """
-            SELECT *, count(*) OVER () AS total FROM teams ORDER BY created_at, id LIMIT \(page.limit) OFFSET \(page.skip)
-            """)
-        return Page(
-            items: try rows.map(MetadataStatements.team), total: try await total(rows, "SELECT count(*) FROM teams"))
+        try await self.page("teams", where: "true", orderBy: "created_at, id", page, MetadataStatements.team)
     }
 
     /// Replaces a team's fields; `false` when there is no such team.
@@ -342,15 +337,9 @@ public final class PostgresMetadataStore: MetadataStore, Sendable {
     /// Lists users, optionally of one team, oldest first, with the total.
     public func users(teamID: TeamID?, _ page: PageRequest) async throws -> Page<User> {
         let team = teamID?.uuid
-        let rows = try await rows(
-            """
-            SELECT *, count(*) OVER () AS total FROM users WHERE (\(team)::uuid IS NULL OR team_id = \(team))
-            ORDER BY created_at, id LIMIT \(page.limit) OFFSET \(page.skip)
-            """)
-        return Page(
-            items: try rows.map(MetadataStatements.user),
-            total: try await total(
-                rows, "SELECT count(*) FROM users WHERE (\(team)::uuid IS NULL OR team_id = \(team))"))
+        return try await self.page(
+            "users", where: "(\(team)::uuid IS NULL OR team_id = \(team))", orderBy: "created_at, id", page,
+            MetadataStatements.user)
     }
 
     // MARK: API keys
@@ -362,14 +351,8 @@ public final class PostgresMetadataStore: MetadataStore, Sendable {
 
     /// Lists a user's keys, oldest first, with the total.
     public func apiKeys(userID: UserID, _ page: PageRequest) async throws -> Page<APIKey> {
-        let rows = try await rows(
-            """
-            SELECT *, count(*) OVER () AS total FROM api_keys WHERE user_id = \(userID.uuid)
-            ORDER BY created_at, id LIMIT \(page.limit) OFFSET \(page.skip)
-            """)
-        return Page(
-            items: try rows.map(MetadataStatements.apiKey),
-            total: try await total(rows, "SELECT count(*) FROM api_keys WHERE user_id = \(userID.uuid)"))
+        try await self.page(
+            "api_keys", where: "user_id = \(userID.uuid)", orderBy: "created_at, id", page, MetadataStatements.apiKey)
     }
 
     /// Marks a key revoked.
@@ -400,11 +383,32 @@ public final class PostgresMetadataStore: MetadataStore, Sendable {
 
     // MARK: Helpers
 
-    /// The total of a page: the `total` column its rows carry, or, for a page past the end
-    /// (no rows), what `count` counts.
-    func total(_ rows: [PostgresRow], _ count: PostgresQuery) async throws -> Int {
-        if let first = rows.first { return try first.makeRandomAccess()["total"].decode(Int.self) }
-        return try await self.rows(count).first?.decode(Int.self) ?? 0
+    /// A page of a table's rows that pass `condition`, in `order`, with the total: one query
+    /// whose rows carry the total (a window count), and a count of its own only for a page past
+    /// the end, which has no rows to carry it.
+    /// - Parameters:
+    ///   - table: The table (a constant of this module, never input).
+    ///   - condition: The `WHERE` condition, with its binds.
+    ///   - order: The `ORDER BY` list (a constant of this module).
+    ///   - page: The page wanted.
+    ///   - read: Reads one row.
+    func page<T>(
+        _ table: String, where condition: PostgresQuery, orderBy order: String, _ page: PageRequest,
+        _ read: (PostgresRow) throws -> T
+    ) async throws -> Page<T> {
+        var query = PostgresQuery(
+            unsafeSQL: "SELECT *, count(*) OVER () AS total FROM \(table) WHERE \(condition.sql) ORDER BY \(order)",
+            binds: condition.binds)
+        query.binds.append(page.limit)
+        query.binds.append(page.skip)
+        query.sql += " LIMIT $\(query.binds.count - 1) OFFSET $\(query.binds.count)"
+        let rows = try await rows(query)
+        if let first = rows.first {
+            return Page(items: try rows.map(read), total: try first.makeRandomAccess()["total"].decode(Int.self))
+        }
+        let count = PostgresQuery(
+            unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(condition.sql)", binds: condition.binds)
+        return Page(items: [], total: try await self.rows(count).first?.decode(Int.self) ?? 0)
     }
 }
 

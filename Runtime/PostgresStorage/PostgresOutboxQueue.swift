@@ -113,14 +113,8 @@ extension PostgresMetadataStore: OutboxQueue, DeadLetterQueue {
 
     /// A page of a team's dead letters, oldest first.
     public func deadLetters(teamID: TeamID, _ page: PageRequest) async throws -> Page<DeadLetter> {
-        let rows = try await rows(
-            """
-            SELECT *, count(*) OVER () AS total FROM dead_letters WHERE team_id = \(teamID.uuid)
-            ORDER BY dead_at, message_id LIMIT \(page.limit) OFFSET \(page.skip)
-            """)
-        return Page(
-            items: try rows.map(Self.deadLetter),
-            total: try await total(rows, "SELECT count(*) FROM dead_letters WHERE team_id = \(teamID.uuid)"))
+        try await self.page(
+            "dead_letters", where: "team_id = \(teamID.uuid)", orderBy: "dead_at, message_id", page, Self.deadLetter)
     }
 
     /// One dead letter.

@@ -105,6 +105,27 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
         return script.terminationStatus
     }
 
+    /// Makes a team, a member of it and the member's key through the router, as the administrator.
+    /// - Returns: The team's and the user's ids, and the key.
+    func member(
+        admin: String, team name: String, email: String
+    ) async throws -> (
+        teamID: String, userID: String, key: String
+    ) {
+        let team = try json(try await request(.POST, "/api/v1/teams", key: admin, json: #"{"name": "\#(name)"}"#).body)
+        let teamID = try #require(team["id"] as? String)
+        let user = try json(
+            try await request(
+                .POST, "/api/v1/users", key: admin,
+                json: #"{"email": "\#(email)", "name": "Member", "team_id": "\#(teamID)"}"#
+            ).body)
+        let userID = try #require(user["id"] as? String)
+        let issued = try json(
+            try await request(.POST, "/api/v1/auth/admin/api-keys/\(userID)", key: admin, json: #"{"name": "e2e"}"#)
+                .body)
+        return (teamID, userID, try #require(issued["key"] as? String))
+    }
+
     deinit {
         if script.isRunning { script.terminate() }
     }
@@ -134,20 +155,8 @@ struct CloudTopologyEndToEndTests {
         try await topology.waitUntilReady()
 
         // The management services, each behind its prefix.
-        let team = try json(
-            try await topology.request(.POST, "/api/v1/teams", key: admin, json: #"{"name": "Router \#(run)"}"#).body)
-        let teamID = try #require(team["id"] as? String)
-        let user = try json(
-            try await topology.request(
-                .POST, "/api/v1/users", key: admin,
-                json: #"{"email": "\#(run)@example.com", "name": "Member", "team_id": "\#(teamID)"}"#
-            ).body)
-        let userID = try #require(user["id"] as? String)
-        let issued = try json(
-            try await topology.request(
-                .POST, "/api/v1/auth/admin/api-keys/\(userID)", key: admin, json: #"{"name": "router"}"#
-            ).body)
-        let key = try #require(issued["key"] as? String)
+        let (teamID, userID, key) = try await topology.member(
+            admin: admin, team: "Router \(run)", email: "\(run)@example.com")
         let verified = try json(try await topology.request(.GET, "/api/v1/auth/verify", key: key).body)
         #expect(verified["team_id"] as? String == teamID)
         // The metadata is in the Firestore emulator, where every process reads it.

@@ -29,20 +29,7 @@ struct DistributedTopologyEndToEndTests {
             ])
         try await topology.waitUntilReady()
 
-        let team = try json(
-            try await topology.request(.POST, "/api/v1/teams", key: admin, json: #"{"name": "Replicas \#(run)"}"#).body)
-        let teamID = try #require(team["id"] as? String)
-        let user = try json(
-            try await topology.request(
-                .POST, "/api/v1/users", key: admin,
-                json: #"{"email": "\#(run)@example.com", "name": "Member", "team_id": "\#(teamID)"}"#
-            ).body)
-        let issued = try json(
-            try await topology.request(
-                .POST, "/api/v1/auth/admin/api-keys/\(try #require(user["id"] as? String))", key: admin,
-                json: #"{"name": "replicas"}"#
-            ).body)
-        let key = try #require(issued["key"] as? String)
+        let (_, _, key) = try await topology.member(admin: admin, team: "Replicas \(run)", email: "\(run)@example.com")
 
         // Sixteen uploads, four at a time: the relay hands them to the two replicas in turn.
         let fixtures = ["sunset.jpg", "lake.png", "forest.webp", "lake.gif"]

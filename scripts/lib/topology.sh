@@ -1,10 +1,18 @@
 # Shared by the scripts that run the functions as separate processes behind the router
-# (run-gcp-local.sh, run-distributed.sh). Sourced after they set:
+# (run-gcp-local.sh, run-distributed.sh), sourced from the repository's root. It sets:
+#   bin     the folder of the built binaries (BIN_DIR, or `swift build -c $CONFIGURATION`'s)
+#   python  the test virtual environment's Python (for free ports)
 #   state   the folder of each process's log, port and current pid, and of router.url and ready
-#   bin     the folder of the built binaries
-#   python  a Python 3 interpreter (for free ports)
+#           (TOPOLOGY_DIR, or a temporary folder removed when the topology stops)
 # A process that exits is started again on its port, as Cloud Run starts a new instance behind
 # the same URL; one that refuses its configuration (status 78) stops the whole topology.
+
+bin=${BIN_DIR:-$(swift build -c "${CONFIGURATION:-debug}" --show-bin-path)}
+python=${TEST_VENV:-.build-test/venv}/bin/python
+state=${TOPOLOGY_DIR:-$(mktemp -d)}
+mkdir -p "$state"
+[ -n "${TOPOLOGY_DIR:-}" ] || remove_state=$state
+rm -f "$state/ready" "$state/router.url" "$state/stopping" "$state/refused"
 
 free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
