@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant sanitize
+.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant bench-pgvector sanitize
 
 setup:
 	scripts/setup.sh
@@ -27,6 +27,9 @@ bench-metadata:
 
 bench-qdrant:
 	scripts/bench-qdrant.sh
+
+bench-pgvector:
+	scripts/bench-pgvector.sh
 
 bench-clip:
 	scripts/bench-clip.sh

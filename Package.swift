@@ -281,6 +281,7 @@ let package = Package(
                 "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
                 "VertexAI", "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
+                "PostgresStorage",
             ],
             path: "Runtime/ImageHosting",
             swiftSettings: swiftSettings
@@ -404,7 +405,7 @@ let package = Package(
             name: "SearchBenchmarks",
             dependencies: [
                 "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex", "QdrantVectorIndex",
-                "ImageAPICore", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "PostgresStorage", "ImageAPICore", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/SearchBenchmarks",

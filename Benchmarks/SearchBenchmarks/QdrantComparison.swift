@@ -19,24 +19,21 @@ import NIOCore
 import NIOHTTP1
 import QdrantVectorIndex
 
-struct QdrantOptions {
-    var host = "127.0.0.1"
-    var port = 6333
+/// The arguments of `search-bench qdrant` and `search-bench pgvector`: where the index under
+/// comparison is, and the data's size.
+struct ComparisonOptions {
+    var target = ""
     var count = 100_000
     var dimensions = 512
     var queries = 200
     var dataRoot = ".build-bench"
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], usage: String) throws {
         var rest = arguments[...]
-        guard let address = rest.popFirst(), let colon = address.lastIndex(of: ":"),
-            let port = Int(address[address.index(after: colon)...])
-        else {
-            throw BenchError(
-                "usage: search-bench qdrant HOST:PORT [--count N] [--dimensions D] [--queries Q] [--data DIR]")
+        guard let target = rest.popFirst() else {
+            throw BenchError("usage: search-bench \(usage) [--count N] [--dimensions D] [--queries Q] [--data DIR]")
         }
-        host = String(address[..<colon])
-        self.port = port
+        self.target = target
         while let argument = rest.popFirst() {
             switch argument {
             case "--count": count = Int(rest.popFirst() ?? "") ?? count
@@ -46,6 +43,62 @@ struct QdrantOptions {
             default: throw BenchError("unknown argument \(argument)")
             }
         }
+    }
+}
+
+/// The seeded data both comparisons load: COUNT vectors in clusters of 100, 90 % of them one
+/// team's, and query vectors near random clusters' centres.
+struct ComparisonData {
+    let team = TeamID()
+    let model: String
+    let entries: [VectorEntry]
+    let queryVectors: [[Float]]
+
+    init(_ options: ComparisonOptions) {
+        var generator = SeededGenerator(state: 512)
+        let other = TeamID()
+        let team = self.team
+        model = "bench-random-\(options.dimensions)"
+        let now = Date()
+        let centers = (0..<max(1, options.count / 100)).map { _ in randomUnit(options.dimensions, using: &generator) }
+        entries = (0..<options.count).map { [model] number in
+            VectorEntry(
+                imageID: ImageID(), teamID: number % 10 == 9 ? other : team, collectionID: nil, tags: ["bench"],
+                createdAt: now.addingTimeInterval(Double(number)), model: model,
+                vector: randomNear(centers[number % centers.count], using: &generator))
+        }
+        queryVectors = (0..<options.queries).map { _ in
+            randomNear(centers[Int.random(in: 0..<centers.count, using: &generator)], using: &generator)
+        }
+    }
+
+    /// The query of one vector: the team's 10 nearest of the model.
+    func query(_ vector: [Float]) -> VectorQuery { VectorQuery(vector: vector, model: model, teamID: team, limit: 10) }
+
+    /// Loads the entries into a new embedded index under `options.dataRoot` and times its search
+    /// of every query vector: the latencies, each query's exact top 10, and the file to remove.
+    func embeddedBaseline(
+        _ options: ComparisonOptions
+    ) async throws -> (
+        times: [Double], exact: [[ImageID]], path: String
+    ) {
+        try FileManager.default.createDirectory(atPath: options.dataRoot, withIntermediateDirectories: true)
+        let path = "\(options.dataRoot)/index-comparison-\(UUID().uuidString.prefix(8)).sqlite"
+        let embedded = try SQLiteVectorIndex(path: path)
+        let began = ContinuousClock.now
+        for start in stride(from: 0, to: entries.count, by: 5000) {
+            try await embedded.upsert(contentsOf: Array(entries[start..<min(start + 5000, entries.count)]))
+        }
+        print(String(format: "  embedded index loaded in %.1f s", seconds(ContinuousClock.now - began)))
+        var times: [Double] = []
+        var exact: [[ImageID]] = []
+        for vector in queryVectors {
+            let start = ContinuousClock.now
+            let matches = try await embedded.search(query(vector))
+            times.append(seconds(ContinuousClock.now - start))
+            exact.append(matches.hits.map(\.imageID))
+        }
+        return (times, exact, path)
     }
 }
 
@@ -81,44 +134,27 @@ func timedCall(_ url: String, method: HTTPMethod, body: String?) async throws ->
     return (round, Double(response.headers.first(name: "X-Engine-Seconds") ?? "") ?? .nan)
 }
 
-func runQdrantComparison(_ options: QdrantOptions) async throws {
+func runQdrantComparison(_ options: ComparisonOptions) async throws {
+    guard let colon = options.target.lastIndex(of: ":"),
+        let port = Int(options.target[options.target.index(after: colon)...])
+    else { throw BenchError("usage: search-bench qdrant HOST:PORT [--count N] [--dimensions D] [--queries Q]") }
+    let host = String(options.target[..<colon])
     print(
         "search-bench qdrant on \(ProcessInfo.processInfo.activeProcessorCount) cores: \(options.count) vectors × "
-            + "\(options.dimensions), \(options.queries) queries, Qdrant test double at \(options.host):\(options.port)"
+            + "\(options.dimensions), \(options.queries) queries, Qdrant test double at \(host):\(port)"
     )
-    var generator = SeededGenerator(state: 512)
-    let team = TeamID()
-    let other = TeamID()
-    let model = "bench-random-\(options.dimensions)"
-    let now = Date()
-    // One cluster per 100 vectors; queries near random clusters' centres.
-    let centers = (0..<max(1, options.count / 100)).map { _ in randomUnit(options.dimensions, using: &generator) }
-    let entries = (0..<options.count).map { number in
-        VectorEntry(
-            imageID: ImageID(), teamID: number % 10 == 9 ? other : team, collectionID: nil, tags: ["bench"],
-            createdAt: now.addingTimeInterval(Double(number)), model: model,
-            vector: randomNear(centers[number % centers.count], using: &generator))
-    }
-    let queryVectors = (0..<options.queries).map { _ in
-        randomNear(centers[Int.random(in: 0..<centers.count, using: &generator)], using: &generator)
-    }
+    let data = ComparisonData(options)
+    let (team, model, entries, queryVectors) = (data.team, data.model, data.entries, data.queryVectors)
 
-    // Loading (not the measured part).
-    try FileManager.default.createDirectory(atPath: options.dataRoot, withIntermediateDirectories: true)
-    let path = "\(options.dataRoot)/qdrant-comparison-\(UUID().uuidString.prefix(8)).sqlite"
+    // Loading (not the measured part), and the embedded index's exact searches.
+    let (embeddedTimes, exact, path) = try await data.embeddedBaseline(options)
     defer { try? FileManager.default.removeItem(atPath: path) }
-    let embedded = try SQLiteVectorIndex(path: path)
-    var began = ContinuousClock.now
-    for start in stride(from: 0, to: entries.count, by: 5000) {
-        try await embedded.upsert(contentsOf: Array(entries[start..<min(start + 5000, entries.count)]))
-    }
-    print(String(format: "  embedded index loaded in %.1f s", seconds(ContinuousClock.now - began)))
     let settings = QdrantSettings(
-        host: options.host, port: options.port, collectionPrefix: "bench-\(UUID().uuidString.prefix(8).lowercased())")
+        host: host, port: port, collectionPrefix: "bench-\(UUID().uuidString.prefix(8).lowercased())")
     let qdrant = QdrantVectorIndex(settings: settings)
     let collectionURL = "\(settings.baseURL)/collections/\(settings.collection(for: model))"
     try await qdrant.prepare(model: model, dimensions: options.dimensions)
-    began = ContinuousClock.now
+    var began = ContinuousClock.now
     for start in stride(from: 0, to: entries.count, by: 1000) {
         try await qdrant.upsert(contentsOf: Array(entries[start..<min(start + 1000, entries.count)]))
         if (start + 1000) % 20_000 == 0 { print("  qdrant: \(start + 1000) of \(entries.count) points written") }
@@ -133,15 +169,7 @@ func runQdrantComparison(_ options: QdrantOptions) async throws {
     print(String(format: "  HNSW index built in %.1f s", seconds(ContinuousClock.now - began)))
 
     // The measured part: the same queries, one at a time, each backend in turn.
-    func query(_ vector: [Float]) -> VectorQuery { VectorQuery(vector: vector, model: model, teamID: team, limit: 10) }
-    var embeddedTimes: [Double] = []
-    var exact: [[ImageID]] = []
-    for vector in queryVectors {
-        let start = ContinuousClock.now
-        let matches = try await embedded.search(query(vector))
-        embeddedTimes.append(seconds(ContinuousClock.now - start))
-        exact.append(matches.hits.map(\.imageID))
-    }
+    let query = data.query
     var qdrantTimes: [Double] = []
     var recall = 0.0
     for (number, vector) in queryVectors.enumerated() {

@@ -12,7 +12,8 @@
 // same model and threads as the server) and the vector scan alone (the same index and query).
 //
 // `search-bench qdrant HOST:PORT` compares the embedded index with Qdrant instead
-// (QdrantComparison.swift, `make bench-qdrant`).
+// (QdrantComparison.swift, `make bench-qdrant`), and `search-bench pgvector URL` with pgvector
+// (PgvectorComparison.swift, `make bench-pgvector`).
 import AsyncHTTPClient
 import CLIPEmbedding
 import CLIPInference
@@ -246,7 +247,13 @@ func get(_ url: String, key: String?) async throws -> ByteBuffer {
 // MARK: Main
 
 if CommandLine.arguments.dropFirst().first == "qdrant" {
-    try await runQdrantComparison(QdrantOptions(Array(CommandLine.arguments.dropFirst(2))))
+    try await runQdrantComparison(
+        ComparisonOptions(Array(CommandLine.arguments.dropFirst(2)), usage: "qdrant HOST:PORT"))
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "pgvector" {
+    try await runPgvectorComparison(
+        ComparisonOptions(Array(CommandLine.arguments.dropFirst(2)), usage: "pgvector postgres://…"))
     exit(0)
 }
 let options = try Options(Array(CommandLine.arguments.dropFirst()))

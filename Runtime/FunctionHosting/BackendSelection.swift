@@ -36,6 +36,9 @@ public struct BackendSelection: Sendable, Equatable {
         case memory
         /// A Qdrant server or cluster (`QDRANT_HOST`, `QDRANT_PORT`, …), shared by every process.
         case qdrant
+        /// PostgreSQL with pgvector (`VECTOR_DATABASE_URL`, default `DATABASE_URL`), shared by
+        /// every process.
+        case pgvector
     }
 
     /// How processing events travel from the outbox to ProcessEmbedding.

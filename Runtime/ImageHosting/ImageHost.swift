@@ -10,6 +10,7 @@ import ImageAPICore
 import ImageProcessing
 import Logging
 import MemoryStorage
+import PostgresStorage
 import QdrantVectorIndex
 import Synchronization
 import VertexAI
@@ -30,8 +31,8 @@ public struct UnusableEmbeddingModel: StartupRefusal {
 /// Vector storage that holds another vector length than the embedder makes: the process stops
 /// with status 78.
 public struct IncompatibleVectorStorage: StartupRefusal {
-    /// What differs, naming both sizes.
-    public let error: QdrantCollectionMismatch
+    /// What differs, naming both sizes (`QdrantCollectionMismatch`, `PgvectorDimensionMismatch`).
+    public let error: any Error
 
     /// The log line.
     public var message: String { "The vector index cannot hold this embedder's vectors; not starting" }
@@ -124,6 +125,7 @@ public enum ImageHost {
         case .embedded: try EmbeddedVectorIndexFactory.build(from: configuration.variables).map { $0 }
         case .memory: try MemoryVectorIndexFactory.build(from: configuration.variables).map { $0 }
         case .qdrant: try QdrantVectorIndexFactory.build(from: configuration.variables).map { $0 }
+        case .pgvector: try PgvectorIndexFactory.build(from: configuration.variables).map { $0 }
         }
     }
 
@@ -154,6 +156,8 @@ public enum ImageHost {
         do {
             try await vectors.adapter.prepare(model: chosen.modelID, dimensions: chosen.dimensions)
         } catch let mismatch as QdrantCollectionMismatch {
+            throw IncompatibleVectorStorage(error: mismatch)
+        } catch let mismatch as PgvectorDimensionMismatch {
             throw IncompatibleVectorStorage(error: mismatch)
         }
         services.background.add(blobs.background + vectors.background)

@@ -2,14 +2,27 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The PostgreSQL schema, as versioned migrations. Never edit a shipped migration: add one.
-enum PostgresSchema {
+/// A store's versioned migrations, applied in order and recorded in a history table of the
+/// store's own. Never edit a shipped migration: add one.
+struct PostgresMigrations: Sendable {
     /// The advisory-lock key migrations hold with their schema's hash (any constant: it names
     /// this application's lock).
-    static let migrationLock: Int32 = 0x696D_6170
+    static let lock: Int32 = 0x696D_6170
 
+    /// What is migrated, for logs (`metadata`, `vectors`).
+    let component: String
+    /// The table recording the versions applied (a constant of this module).
+    let history: String
     /// The migrations, oldest first, each as its statements (the extended query protocol takes
     /// one statement at a time); the version is the position plus one.
+    let steps: [(name: String, statements: [String])]
+}
+
+/// The metadata store's schema.
+enum PostgresSchema {
+    /// The metadata store's migrations.
+    static let metadata = PostgresMigrations(component: "metadata", history: "schema_migrations", steps: migrations)
+
     static let migrations: [(name: String, statements: [String])] = [
         (
             "teams, users, api keys, images, outbox, dead letters, bootstrap keys",
@@ -168,35 +181,42 @@ enum PostgresSchema {
         )
     ]
 
-    /// Creates the schema when missing and applies the migrations not yet applied to it, in one
-    /// transaction holding the schema's migration lock:
-    /// of several processes starting together, the first migrates and the others then find
-    /// nothing left to do.
-    static func migrate(on connection: PostgresConnection, schema: String, logger: Logger) async throws {
+}
+
+extension PostgresMigrations {
+    /// Creates the schema when missing and applies the steps not yet applied to it, in one
+    /// transaction holding the schema's migration lock: of several processes starting together,
+    /// the first migrates and the others then find nothing left to do.
+    func apply(on connection: PostgresConnection, schema: String, logger: Logger) async throws {
         try await connection.query("BEGIN", logger: logger)
         do {
             try await connection.query(
-                "SELECT pg_advisory_xact_lock(\(migrationLock), hashtext(\(schema)))", logger: logger)
+                "SELECT pg_advisory_xact_lock(\(Self.lock), hashtext(\(schema)))", logger: logger)
             // The name is checked (PostgresSettings): plain lower-case letters, digits and '_'.
             try await connection.query(
                 PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
             try await connection.query(
-                """
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-                """, logger: logger)
-            let applied = try await connection.query("SELECT version FROM schema_migrations", logger: logger)
-                .collect().map { try $0.decode(Int.self) }
-            for (index, migration) in migrations.enumerated() where !applied.contains(index + 1) {
+                PostgresQuery(
+                    unsafeSQL: """
+                        CREATE TABLE IF NOT EXISTS \(history) (
+                            version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                        """), logger: logger)
+            let applied = try await connection.query(
+                PostgresQuery(unsafeSQL: "SELECT version FROM \(history)"), logger: logger
+            ).collect().map { try $0.decode(Int.self) }
+            for (index, step) in steps.enumerated() where !applied.contains(index + 1) {
                 logger.notice(
                     "Migrating the PostgreSQL schema",
-                    metadata: ["version": "\(index + 1)", "migration": .string(migration.name)])
-                for statement in migration.statements {
+                    metadata: [
+                        "component": .string(component), "version": "\(index + 1)", "migration": .string(step.name),
+                    ])
+                for statement in step.statements {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                try await connection.query(
-                    "INSERT INTO schema_migrations (version, name) VALUES (\(index + 1), \(migration.name))",
-                    logger: logger)
+                var record = PostgresQuery(unsafeSQL: "INSERT INTO \(history) (version, name) VALUES ($1, $2)")
+                record.binds.append(index + 1)
+                record.binds.append(step.name)
+                try await connection.query(record, logger: logger)
             }
             try await connection.query("COMMIT", logger: logger)
         } catch {

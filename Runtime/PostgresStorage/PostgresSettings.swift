@@ -136,7 +136,10 @@ public struct PostgresSettings: Sendable, Equatable {
                 host: host ?? "localhost", port: port, username: username, password: password, database: database,
                 tls: clientTLS)
         }
-        configuration.options.additionalStartupParameters = [("search_path", schema)]
+        // The schema, then `public`, where pgvector's type lives.
+        configuration.options.additionalStartupParameters = [
+            ("search_path", schema == "public" ? "public" : "\(schema), public")
+        ]
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)

@@ -65,11 +65,22 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
     /// Qdrant's REST API on the Qdrant test double (Qdrant's engine, qdrant-edge-py), when the
     /// test command started it.
     case qdrant
+    /// PostgreSQL 18 with pgvector, when the test command started it.
+    case pgvector
 
     /// Every backend whose server is here.
-    static var allCases: [VectorBackend] { [.memory, .embedded] + (TestServers.qdrant == nil ? [] : [.qdrant]) }
+    static var allCases: [VectorBackend] {
+        [.memory, .embedded] + (TestServers.qdrant == nil ? [] : [.qdrant])
+            + (TestServers.pgvector == nil ? [] : [.pgvector])
+    }
 
-    var testDescription: String { self == .qdrant ? "qdrant (REST test double on Qdrant's engine)" : rawValue }
+    var testDescription: String {
+        switch self {
+        case .qdrant: "qdrant (REST test double on Qdrant's engine)"
+        case .pgvector: "pgvector (PostgreSQL 18, pgvector 0.8)"
+        default: rawValue
+        }
+    }
 
     /// Runs `body` with a fresh, empty index; its files (if any) are removed afterwards.
     func withIndex<T: Sendable>(_ body: (any VectorIndex) async throws -> T) async throws -> T {
@@ -83,6 +94,11 @@ enum VectorBackend: String, CaseIterable, Sendable, CustomTestStringConvertible 
         case .qdrant:
             // Collections of their own per test (a fresh prefix).
             return try await body(QdrantVectorIndex(settings: try TestServers.qdrantSettings()))
+        case .pgvector:
+            // A database of its own per index, dropped afterwards.
+            return try await TestServers.withPostgresDatabase(server: TestServers.pgvector) { settings in
+                try await PgvectorIndex.withIndex(settings) { try await body($0) }
+            }
         }
     }
 }
@@ -115,13 +131,15 @@ enum TestServers {
     }
     /// The PostgreSQL server's `postgres` database (`TEST_DATABASE_URL`).
     static var postgres: String? { ProcessInfo.processInfo.environment["TEST_DATABASE_URL"] }
+    /// The pgvector server's `postgres` database (`TEST_PGVECTOR_URL`).
+    static var pgvector: String? { ProcessInfo.processInfo.environment["TEST_PGVECTOR_URL"] }
 
     /// Runs `body` with settings for a new, empty database on the PostgreSQL server, which is
     /// dropped afterwards (with whatever is still connected to it).
     static func withPostgresDatabase<T: Sendable>(
-        poolSize: Int = 10, _ body: (PostgresSettings) async throws -> T
+        server url: String? = postgres, poolSize: Int = 10, _ body: (PostgresSettings) async throws -> T
     ) async throws -> T {
-        let server = try PostgresSettings(url: try #require(postgres))
+        let server = try PostgresSettings(url: try #require(url))
         let name = "contract_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         try await PostgresMetadataStore.administer(server, "CREATE DATABASE \(name)")
         var settings = server

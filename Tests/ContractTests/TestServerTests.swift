@@ -19,5 +19,9 @@ struct TestServerTests {
         #expect(
             TestServers.postgres != nil,
             "TEST_DATABASE_URL is not set: PostgreSQL did not start, so the postgres metadata backend was left out")
+        #expect(
+            TestServers.pgvector != nil,
+            "TEST_PGVECTOR_URL is not set: PostgreSQL with pgvector did not start, so the pgvector backend was left out"
+        )
     }
 }
