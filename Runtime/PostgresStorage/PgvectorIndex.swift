@@ -66,6 +66,9 @@ public final class PgvectorIndex: VectorIndex, Sendable {
                         embedding vector NOT NULL
                     )
                     """,
+                    // Inline, not in TOAST (vectors of 512 numbers pass its 2 KB threshold):
+                    // measuring every candidate then reads the rows alone.
+                    "ALTER TABLE vectors ALTER COLUMN embedding SET STORAGE MAIN",
                     "CREATE INDEX vectors_by_team ON vectors (team_id, model, collection_id)",
                 ]
             )
@@ -261,6 +264,7 @@ public final class PgvectorIndex: VectorIndex, Sendable {
         let vector = bind(Self.text(query.vector))
         let largest = bind(1 - Double(query.minimumCosine))
         var ranked = conditions
+        // Cast to the model's length, as the model's HNSW index is built, so that the planner can use it.
         let distance = "embedding::vector(\(length)) <=> \(vector)::vector(\(length))"
         let wanted = query.skip + query.limit
         if candidates <= exactSearchLimit {
@@ -275,7 +279,7 @@ public final class PgvectorIndex: VectorIndex, Sendable {
                 return VectorMatches(
                     hits: try rows.map(Self.hit), total: try first.makeRandomAccess()["total"].decode(Int.self))
             }
-            return VectorMatches(hits: [], total: try await count(conditions, distance: distance, largest: largest))
+            return VectorMatches(hits: [], total: try await count(conditions, vector: vector, largest: largest))
         }
         ranked.sql = """
             SELECT image_id, distance FROM (
@@ -294,15 +298,17 @@ public final class PgvectorIndex: VectorIndex, Sendable {
         // Without a threshold every candidate matches: no distance needs measuring to count them.
         let total =
             query.minimumCosine <= -1
-            ? candidates : try await count(conditions, distance: distance, largest: largest)
+            ? candidates : try await count(conditions, vector: vector, largest: largest)
         return VectorMatches(hits: Array(hits.dropFirst(query.skip).prefix(query.limit)), total: total)
     }
 
-    /// How many candidates lie within `largest` cosine distance (every one of them measured).
-    private func count(_ conditions: PostgresQuery, distance: String, largest: String) async throws -> Int {
+    /// How many candidates lie within `largest` cosine distance of `vector` (every one of them
+    /// measured; no cast to the model's length, which only the HNSW index needs).
+    private func count(_ conditions: PostgresQuery, vector: String, largest: String) async throws -> Int {
         try await database.rows(
             PostgresQuery(
-                unsafeSQL: "SELECT count(*) FROM vectors WHERE \(conditions.sql) AND \(distance) <= \(largest)",
+                unsafeSQL:
+                    "SELECT count(*) FROM vectors WHERE \(conditions.sql) AND embedding <=> \(vector)::vector <= \(largest)",
                 binds: conditions.binds)
         ).first?.decode(Int.self) ?? 0
     }

@@ -144,13 +144,23 @@ final class PostgresDatabase: Sendable {
                         try await connection.query("COMMIT", logger: logger)
                         return result
                     } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        await Self.rollBack(connection, logger: logger)
                         throw error
                     }
                 }
             } catch let error as PSQLError where Self.isRetryable(error) && attempt < 20 {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
             }
+        }
+    }
+
+    /// Rolls back what `connection` has open; a connection that cannot roll back is closed, so
+    /// that the pool never hands out one still inside a transaction.
+    static func rollBack(_ connection: PostgresConnection, logger: Logger) async {
+        do {
+            try await connection.query("ROLLBACK", logger: logger)
+        } catch {
+            try? await connection.close()
         }
     }
 

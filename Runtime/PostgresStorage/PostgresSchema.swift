@@ -220,7 +220,7 @@ extension PostgresMigrations {
             }
             try await connection.query("COMMIT", logger: logger)
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
+            await PostgresDatabase.rollBack(connection, logger: logger)
             throw error
         }
     }
