@@ -55,8 +55,7 @@ public enum FunctionRouterHost {
     ///
     /// It answers its own `GET /healthz`, and `GET /readyz` when every service answers its
     /// `/healthz`; everything the URL map routes goes to the service behind it (to its
-    /// replicas in turn); anything else
-    /// is a JSON 404.
+    /// replicas in turn); anything else is a JSON 404.
     /// - Parameters:
     ///   - configuration: The configuration.
     ///   - logger: The logger.

@@ -226,24 +226,6 @@ final class PostgresDatabase: Sendable {
     }
 }
 
-extension PostgresMetadataStore {
-    /// Runs one statement on the server, outside any transaction and without migrating
-    /// (`CREATE DATABASE`, `DROP DATABASE`): for tools and tests that prepare a server.
-    /// - Parameters:
-    ///   - settings: Where to connect.
-    ///   - statement: The SQL, taken as it is.
-    public static func administer(_ settings: PostgresSettings, _ statement: String) async throws {
-        var logger = Logger(label: "postgres")
-        logger.logLevel = .error
-        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await client.query(PostgresQuery(unsafeSQL: statement))
-        }
-    }
-}
-
 /// Whether a connection was leased: set once, from the task that leased it.
 final class LeaseFlag: Sendable {
     private let flag = Atomic<Bool>(false)
