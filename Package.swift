@@ -190,8 +190,9 @@ let package = Package(
             path: "Runtime/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
-        // The PostgreSQL implementations (postgres-nio): metadata, images with their outbox (claimed
-        // with SKIP LOCKED, relays woken by LISTEN/NOTIFY) and dead letters, for several machines.
+        // The PostgreSQL implementations (postgres-nio), for several machines: metadata, images with
+        // their outbox (claimed with SKIP LOCKED, relays woken by LISTEN/NOTIFY) and dead letters;
+        // and the vector index on pgvector.
         .target(
             name: "PostgresStorage",
             dependencies: [
