@@ -2,6 +2,7 @@ import Foundation
 import ImageAPICore
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// A table that holds another vector length for a model than its embedder makes: the process
 /// must not start on vectors it cannot search.
@@ -44,6 +45,9 @@ public final class PgvectorIndex: VectorIndex, Sendable {
     let database: PostgresDatabase
     /// Up to how many candidate rows a search ranks them all instead of walking the HNSW index.
     public let exactSearchLimit: Int
+    /// Each model's recorded vector length, as read or recorded by this process (a length never
+    /// changes once recorded), so that writing a vector costs no extra round trip.
+    private let lengths = Mutex<[String: Int]>([:])
 
     /// The index's migrations.
     static let migrations = PostgresMigrations(
@@ -113,6 +117,7 @@ public final class PgvectorIndex: VectorIndex, Sendable {
     /// Records the model's vector length and builds its HNSW index, once; throws
     /// ``PgvectorDimensionMismatch`` when the model is recorded with another length.
     public func prepare(model: String, dimensions: Int) async throws {
+        if lengths.withLock({ $0[model] }) == dimensions { return }
         try await database.transaction { [logger = database.logger] connection in
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(\(PostgresMigrations.lock), hashtext(\(model)))", logger: logger)
@@ -135,13 +140,16 @@ public final class PgvectorIndex: VectorIndex, Sendable {
                         WHERE model = \(Self.literal(model))
                         """), logger: logger)
         }
+        lengths.withLock { $0[model] = dimensions }
     }
 
     /// The length recorded for a model, recording (and indexing) the given one when none is.
     private func dimensions(of model: String, recording length: Int) async throws -> Int {
+        if let known = lengths.withLock({ $0[model] }) { return known }
         if let stored = try await database.rows("SELECT dimensions FROM vector_models WHERE model = \(model)")
             .first?.decode(Int.self)
         {
+            lengths.withLock { $0[model] = stored }
             return stored
         }
         try await prepare(model: model, dimensions: length)
@@ -152,35 +160,19 @@ public final class PgvectorIndex: VectorIndex, Sendable {
 
     /// Adds or replaces an image's vector (its model recorded with the vector's length if it is new).
     public func upsert(_ entry: VectorEntry) async throws {
-        let length = try await dimensions(of: entry.model, recording: entry.vector.count)
-        guard length == entry.vector.count else {
-            throw PgvectorDimensionMismatch(model: entry.model, stored: length, expected: entry.vector.count)
-        }
-        _ = try await database.rows(
-            """
-            INSERT INTO vectors (image_id, team_id, model, collection_id, tags, created_at, embedding)
-            VALUES (\(entry.imageID.uuid), \(entry.teamID.uuid), \(entry.model), \(entry.collectionID), \(entry.tags),
-                    \(entry.createdAt), \(Self.text(entry.vector))::vector)
-            ON CONFLICT (image_id) DO UPDATE SET team_id = excluded.team_id, model = excluded.model,
-                collection_id = excluded.collection_id, tags = excluded.tags, created_at = excluded.created_at,
-                embedding = excluded.embedding
-            """)
+        try await upsert(contentsOf: [entry])
     }
 
     /// Adds or replaces many vectors, up to 1,000 a statement (loading an index, as tools do).
     public func upsert(contentsOf entries: [VectorEntry]) async throws {
         for start in stride(from: 0, to: entries.count, by: 1000) {
             let batch = entries[start..<min(start + 1000, entries.count)]
-            var lengths: [String: Int] = [:]
-            for entry in batch where lengths[entry.model] == nil {
-                lengths[entry.model] = try await dimensions(of: entry.model, recording: entry.vector.count)
-            }
             var statement = PostgresQuery(unsafeSQL: "")
             var rows: [String] = []
             for entry in batch {
-                guard lengths[entry.model] == entry.vector.count else {
-                    throw PgvectorDimensionMismatch(
-                        model: entry.model, stored: lengths[entry.model] ?? 0, expected: entry.vector.count)
+                let length = try await dimensions(of: entry.model, recording: entry.vector.count)
+                guard length == entry.vector.count else {
+                    throw PgvectorDimensionMismatch(model: entry.model, stored: length, expected: entry.vector.count)
                 }
                 let first = statement.binds.count + 1
                 statement.binds.append(entry.imageID.uuid)

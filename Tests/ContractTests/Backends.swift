@@ -247,4 +247,25 @@ enum Make {
     static func message(for image: ImageRecord) -> OutboxMessage {
         .processing(ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload"))
     }
+
+    /// Inserts 20 images of the same bytes into a team concurrently, the n-th through
+    /// `stores[n % stores.count]` (several stores stand for several processes), and returns how
+    /// many were stored; the others must be refused as duplicates.
+    static func contendedInserts(_ stores: [any MetadataBackendStore], team: Team) async throws -> Int {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    let image = Make.image(team: team, sha256: "contended", at: index)
+                    do {
+                        try await stores[index % stores.count].insertImage(
+                            image, publishing: Make.message(for: image), allowDuplicate: false)
+                        return true
+                    } catch is DuplicateImageError {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+    }
 }

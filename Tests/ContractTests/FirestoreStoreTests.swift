@@ -50,21 +50,7 @@ struct FirestoreStoreTests {
         let stores = try Self.processes(4)
         let team = Make.team()
         try await stores[0].insertTeam(team)
-        let stored = try await withThrowingTaskGroup(of: Bool.self) { group in
-            for index in 0..<20 {
-                group.addTask {
-                    let image = Make.image(team: team, sha256: "contended", at: index)
-                    do {
-                        try await stores[index % 4].insertImage(
-                            image, publishing: Make.message(for: image), allowDuplicate: false)
-                        return true
-                    } catch is DuplicateImageError {
-                        return false
-                    }
-                }
-            }
-            return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
-        }
+        let stored = try await Make.contendedInserts(stores, team: team)
         #expect(stored == 1)
         #expect(try await stores[1].images(teamID: team.id, filter: ImageFilter(), PageRequest()).total == 1)
         #expect(

@@ -59,21 +59,7 @@ struct ImageStoreContractTests {
         try await backend.withStore { store in
             let team = Make.team()
             try await store.insertTeam(team)
-            let stored = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for index in 0..<20 {
-                    group.addTask {
-                        let image = Make.image(team: team, sha256: "contended", at: index)
-                        do {
-                            try await store.insertImage(
-                                image, publishing: Make.message(for: image), allowDuplicate: false)
-                            return true
-                        } catch is DuplicateImageError {
-                            return false
-                        }
-                    }
-                }
-                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
-            }
+            let stored = try await Make.contendedInserts([store], team: team)
             #expect(stored == 1)
             #expect(try await store.images(teamID: team.id, filter: ImageFilter(), PageRequest()).total == 1)
         }
