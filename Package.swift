@@ -210,6 +210,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Runtime/OutboundHTTP",
             swiftSettings: swiftSettings
@@ -344,7 +345,9 @@ let package = Package(
         .testTarget(
             name: "GoogleCloudTests",
             dependencies: [
-                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore", "RuntimeSupport",
+                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// A refusal or failure of a call to a remote service, naming the service, the call and its status.
 public struct ServiceCallError: Error, CustomStringConvertible {
@@ -27,18 +28,40 @@ public struct ServiceCallError: Error, CustomStringConvertible {
 }
 
 /// Calls one remote REST service: its headers and `Authorization` on each call, a timeout, and
-/// retries of idempotent calls with jittered backoff on 429, 5xx and connection errors.
+/// retries of idempotent calls with jittered backoff on 429, 5xx and connection errors. A call
+/// that never left (no connection could be made, or none came free in time) is sent again
+/// whether idempotent or not.
 public struct ServiceCaller: Sendable {
     /// The HTTP client callers share unless given another: a connection that cannot be made fails
     /// its request at once (AsyncHTTPClient would otherwise keep trying until the request's
     /// deadline), so that ``send(_:_:headers:body:operation:idempotent:timeout:)`` retries it with
     /// backoff and a service that is down is reported within about a second.
+    ///
+    /// Up to 64 HTTP/1 connections per host (AsyncHTTPClient's default is 8): an emulator or a
+    /// self-hosted service speaks HTTP/1, and a request held by the server (a Firestore emulator's
+    /// read waiting on a transaction's lock) keeps its connection, so with few connections the
+    /// commit that would release the lock waits behind the reads it holds up.
     public static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         configuration.timeout.connect = .seconds(5)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
+
+    /// Whether an error says the request was never written: no connection was made, or none came
+    /// free before the connection deadline. Sending such a request again cannot apply it twice.
+    /// - Parameter error: An error of `HTTPClient.execute`.
+    /// - Returns: `true` when nothing was sent.
+    public static func neverSent(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .getConnectionFromPoolTimeout || error == .connectTimeout
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        // Refused or unreachable: the socket never connected (one address, or every one of a name).
+        if let error = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH].contains(error.errnoCode) }
+        return error is NIOConnectionError
+    }
 
     /// The service's name, for errors.
     public let api: String
@@ -65,7 +88,9 @@ public struct ServiceCaller: Sendable {
 
     /// Sends one call; an idempotent one is sent again (up to 4 times in all, after 0.1, 0.2 and
     /// 0.4 s, each with up to as much again of random jitter) when the answer is 429 or 5xx or
-    /// the connection fails.
+    /// the connection fails. A call that was never written (``neverSent(_:)``) is sent again as
+    /// an idempotent one is, whatever `idempotent` says; one that found every connection busy
+    /// waits on for one until `timeout` has passed since the first try.
     /// - Parameters:
     ///   - method: The HTTP method.
     ///   - url: The URL.
@@ -108,10 +133,13 @@ public struct ServiceCaller: Sendable {
         request.headers.add(contentsOf: headers)
         if let token = try await authorization() { request.headers.replaceOrAdd(name: "Authorization", value: token) }
         let attempts = idempotent ? 4 : 1
+        let deadline = ContinuousClock.now + .nanoseconds(timeout.nanoseconds)
         var attempt = 0
         while true {
             attempt += 1
             request.body = streaming()
+            let base = 0.1 * Double(1 << min(attempt - 1, 3))
+            let pause = Duration.seconds(base + Double.random(in: 0..<base))
             do {
                 let response = try await client.execute(request, timeout: timeout)
                 let retriable = response.status == .tooManyRequests || response.status.code >= 500
@@ -120,12 +148,18 @@ public struct ServiceCaller: Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                guard attempt < attempts else {
+                let again: Bool
+                if let error = error as? HTTPClientError, error == .getConnectionFromPoolTimeout {
+                    // Every connection was busy: the service is up, and the call waits on for one.
+                    again = ContinuousClock.now + pause < deadline
+                } else {
+                    again = attempt < (Self.neverSent(error) ? 4 : attempts)
+                }
+                guard again else {
                     throw ServiceCallError(api: api, operation: operation, status: nil, detail: "\(error)")
                 }
             }
-            let base = 0.1 * Double(1 << (attempt - 1))
-            try await Task.sleep(for: .seconds(base + Double.random(in: 0..<base)))
+            try await Task.sleep(for: pause)
         }
     }
 
