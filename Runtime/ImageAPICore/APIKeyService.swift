@@ -30,6 +30,7 @@ public struct APIKeyService: Sendable {
 
     private let store: any MetadataStore
     private let secretBytes: Data
+    private let previousSecretBytes: Data?
     private let expiryDays: Int
     private let clock: any TimeSource
 
@@ -37,17 +38,32 @@ public struct APIKeyService: Sendable {
     /// - Parameters:
     ///   - store: Where keys and users are kept.
     ///   - secret: `API_KEY_SECRET`, the HMAC key for stored hashes.
+    ///   - previousSecret: `API_KEY_PREVIOUS_SECRET`: hashes made with it still authenticate.
     ///   - expiryDays: How long new keys work.
     ///   - clock: The time source.
-    public init(store: any MetadataStore, secret: String, expiryDays: Int, clock: any TimeSource) {
+    public init(
+        store: any MetadataStore, secret: String, previousSecret: String? = nil, expiryDays: Int,
+        clock: any TimeSource
+    ) {
         self.store = store
         self.secretBytes = Data(secret.utf8)
+        self.previousSecretBytes = previousSecret.map { Data($0.utf8) }
         self.expiryDays = expiryDays
         self.clock = clock
     }
 
     /// The HMAC key: made on use, since `SymmetricKey` is not `Sendable`.
     private var hmacKey: SymmetricKey { SymmetricKey(data: secretBytes) }
+
+    /// Whether a presented secret is the one a stored hash was made from, with `API_KEY_SECRET`
+    /// or, during a rotation, with `API_KEY_PREVIOUS_SECRET` (compared in constant time).
+    private func matches(_ secret: String, _ stored: Data) -> Bool {
+        let presented = Data(secret.utf8)
+        if HMAC<SHA256>.isValidAuthenticationCode(stored, authenticating: presented, using: hmacKey) { return true }
+        guard let previousSecretBytes else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            stored, authenticating: presented, using: SymmetricKey(data: previousSecretBytes))
+    }
 
     /// HMAC-SHA256 of a key's secret part.
     /// - Parameter secret: The secret part of the key text.
@@ -126,10 +142,7 @@ public struct APIKeyService: Sendable {
         guard let text = APIKeyText(parsing: presented) else {
             throw DomainError.unauthenticated("Malformed API key")
         }
-        guard let key = try await store.apiKey(id: text.keyID),
-            HMAC<SHA256>.isValidAuthenticationCode(
-                key.secretHash, authenticating: Data(text.secret.utf8), using: hmacKey)
-        else {
+        guard let key = try await store.apiKey(id: text.keyID), matches(text.secret, key.secretHash) else {
             throw DomainError.unauthenticated("Invalid API key")
         }
         guard key.isActive else { throw DomainError.unauthenticated("API key has been revoked") }

@@ -18,6 +18,9 @@ public struct APISettings: Sendable {
     public var environment: DeploymentEnvironment
     /// `API_KEY_SECRET`: the HMAC key that protects stored key hashes.
     public var apiKeySecret: String
+    /// `API_KEY_PREVIOUS_SECRET`: the key secret before a rotation; keys hashed with it still
+    /// authenticate while it is set (new keys are hashed with ``apiKeySecret``).
+    public var previousAPIKeySecret: String?
     /// `API_KEY_EXPIRY_DAYS`: how long a new key works (default 365).
     public var apiKeyExpiryDays: Int
     /// `DATA_DIR`: where embedded data lives (default `./data`).
@@ -36,7 +39,8 @@ public struct APISettings: Sendable {
     /// Creates settings from values.
     public init(
         environment: DeploymentEnvironment = .development, apiKeySecret: String = developmentKeySecret,
-        apiKeyExpiryDays: Int = 365, dataDirectory: String = "./data", databasePath: String? = nil,
+        previousAPIKeySecret: String? = nil, apiKeyExpiryDays: Int = 365, dataDirectory: String = "./data",
+        databasePath: String? = nil,
         bootstrapAdminKey: String? = nil, bootstrapAdminEmail: String = "admin@image-api.local",
         authFailureLimit: Int = 20, authFailureWindowSeconds: Int = 60
     ) {
@@ -44,6 +48,7 @@ public struct APISettings: Sendable {
         self.authFailureWindowSeconds = authFailureWindowSeconds
         self.environment = environment
         self.apiKeySecret = apiKeySecret
+        self.previousAPIKeySecret = previousAPIKeySecret
         self.apiKeyExpiryDays = apiKeyExpiryDays
         self.dataDirectory = dataDirectory
         self.databasePath = EmbeddedDataPaths(dataDirectory: dataDirectory, database: databasePath).database
@@ -67,6 +72,12 @@ public struct APISettings: Sendable {
                     reason: "must be set to a random value of at least 32 characters when ENVIRONMENT=production")
             }
         }
+        let previousSecret = variables["API_KEY_PREVIOUS_SECRET"]
+        if let previousSecret, previousSecret.count < 32 || previousSecret == secret {
+            throw ConfigurationError(
+                variable: "API_KEY_PREVIOUS_SECRET",
+                reason: "must be the API_KEY_SECRET used before the current one (at least 32 characters)")
+        }
         let bootstrapKey = variables["BOOTSTRAP_ADMIN_KEY"]
         if let bootstrapKey, APIKeyText(parsing: bootstrapKey) == nil {
             throw ConfigurationError(
@@ -79,6 +90,7 @@ public struct APISettings: Sendable {
         self.init(
             environment: environment,
             apiKeySecret: secret ?? Self.developmentKeySecret,
+            previousAPIKeySecret: previousSecret,
             apiKeyExpiryDays: try variables.integer("API_KEY_EXPIRY_DAYS", default: 365, in: 1...3650),
             dataDirectory: EmbeddedDataPaths(variables).dataDirectory,
             databasePath: EmbeddedDataPaths(variables).database,

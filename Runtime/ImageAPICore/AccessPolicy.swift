@@ -123,7 +123,8 @@ public struct APIServices: Sendable {
         self.teams = TeamService(store: store)
         self.users = UserService(store: store)
         self.keys = APIKeyService(
-            store: store, secret: settings.apiKeySecret, expiryDays: settings.apiKeyExpiryDays, clock: clock)
+            store: store, secret: settings.apiKeySecret, previousSecret: settings.previousAPIKeySecret,
+            expiryDays: settings.apiKeyExpiryDays, clock: clock)
         self.access = AccessPolicy(
             environment: settings.environment, keys: keys,
             failures: FailedAuthenticationLimiter(

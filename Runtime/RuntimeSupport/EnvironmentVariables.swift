@@ -33,7 +33,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 public struct EnvironmentVariables: Sendable {
     /// The variables whose values are secrets: never printed by an access report.
     public static let secretNames: Set<String> = [
-        "API_KEY_SECRET", "BOOTSTRAP_ADMIN_KEY", "PUBSUB_PUSH_TOKEN", "QDRANT_API_KEY", "DATABASE_URL",
+        "API_KEY_SECRET", "API_KEY_PREVIOUS_SECRET", "BOOTSTRAP_ADMIN_KEY", "PUBSUB_PUSH_TOKEN", "QDRANT_API_KEY",
+        "DATABASE_URL",
     ]
 
     /// The variables set in the environment.

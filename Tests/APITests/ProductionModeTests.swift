@@ -112,6 +112,42 @@ struct SettingsTests {
         #expect(throws: ConfigurationError.self) { try APISettings(EnvironmentVariables(["BOOTSTRAP_ADMIN_KEY": "x"])) }
     }
 
+    @Test(
+        "rotating API_KEY_SECRET: keys made before still authenticate while API_KEY_PREVIOUS_SECRET names the old secret, and only then"
+    )
+    func keySecretRotation() async throws {
+        let api = try TestAPI()
+        let (_, user, before) = try await api.run { try await $0.member(email: "ada@example.com") }
+        let oldSecret = "test-secret-of-at-least-thirty-two-characters"
+        let newSecret = String(repeating: "n", count: 40)
+        let rotating = APIKeyService(
+            store: api.store, secret: newSecret, previousSecret: oldSecret, expiryDays: 30, clock: SystemTimeSource())
+        #expect(try await rotating.authenticate(presented: before).user.id == user.id)
+        let after = try #require(try await rotating.issueKey(for: user, name: "after", description: nil).key)
+        #expect(try await rotating.authenticate(presented: after).user.id == user.id)
+
+        // The rotation over (API_KEY_PREVIOUS_SECRET removed): keys made since work, those made before do not.
+        let rotated = APIKeyService(store: api.store, secret: newSecret, expiryDays: 30, clock: SystemTimeSource())
+        #expect(try await rotated.authenticate(presented: after).user.id == user.id)
+        await #expect(throws: DomainError.self) { try await rotated.authenticate(presented: before) }
+        // A wrong secret is not let in by the previous one.
+        let other = APIKeyService(
+            store: api.store, secret: newSecret, previousSecret: String(repeating: "x", count: 40), expiryDays: 30,
+            clock: SystemTimeSource())
+        await #expect(throws: DomainError.self) { try await other.authenticate(presented: before) }
+
+        let read = try APISettings(
+            EnvironmentVariables(["API_KEY_SECRET": newSecret, "API_KEY_PREVIOUS_SECRET": oldSecret]))
+        #expect(read.previousAPIKeySecret == oldSecret)
+        for refused in ["short", newSecret] {
+            let error = #expect(throws: ConfigurationError.self) {
+                try APISettings(
+                    EnvironmentVariables(["API_KEY_SECRET": newSecret, "API_KEY_PREVIOUS_SECRET": refused]))
+            }
+            #expect(error?.variable == "API_KEY_PREVIOUS_SECRET")
+        }
+    }
+
     @Test("BOOTSTRAP_ADMIN_KEY is registered once, then accepted; a clashing secret is refused")
     func bootstrapKey() async throws {
         let api = try TestAPI(environment: .production, metadata: .sqlite)
