@@ -8,21 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
 examples=${SCHEMATHESIS_EXAMPLES:-25}
-bin=$(swift build --show-bin-path)
-data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 # Generous limits: the fuzzer is one fast client, not an attacker.
-# exec: $! is then the emulator itself, which the trap stops.
-(cd "$data" && exec env -i PATH="$PATH" PORT=0 DATA_DIR="$data" AUTH_FAILURE_LIMIT=100000 \
-    LOG_LEVEL=warning "$bin/emulator" >"$data/emulator.out" 2>"$data/emulator.err") &
-pid=$!
-for _ in $(seq 1 200); do
-    port=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$data/emulator.out" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "${port:-}" ] || { echo "the emulator did not start"; cat "$data/emulator.err"; exit 1; }
-base=http://127.0.0.1:$port
+. scripts/lib/emulator.sh
+start_emulator AUTH_FAILURE_LIMIT=100000 LOG_LEVEL=warning
+base=$emulator_base
 key=$("$venv/bin/python" - "$base" <<'PY'
 import json, sys, urllib.request
 base = sys.argv[1]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks formatting, builds everything and runs every test: the Swift
-# tests, then schemathesis against the emulator's own OpenAPI document.
+# tests, then schemathesis against the emulator's own OpenAPI document, then the checks on
+# terraform/ (fmt, checkov, the tests over the parsed HCL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -11,3 +12,4 @@ swift build --build-tests
 echo "==> Running every test (scripts/test-servers.sh starts the servers the contract suites need)"
 scripts/test-servers.sh swift test --skip-build
 scripts/schemathesis.sh
+scripts/terraform-checks.sh

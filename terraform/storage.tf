@@ -1,0 +1,73 @@
+# Image bytes, and Qdrant's snapshots.
+
+resource "google_storage_bucket" "images" {
+  name                        = "${var.project_id}-${var.name_prefix}-images"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = !var.deletion_protection
+  versioning {
+    enabled = true
+  }
+  # A deleted or replaced object stays restorable as a noncurrent version for 30 days.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "snapshots" {
+  name                        = "${var.project_id}-${var.name_prefix}-qdrant-snapshots"
+  location                    = var.region
+  storage_class               = "NEARLINE"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = !var.deletion_protection
+  versioning {
+    enabled = true
+  }
+  lifecycle_rule {
+    condition {
+      age = var.snapshot_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+  depends_on = [google_project_service.apis]
+}
+
+# The two buckets' access logs.
+resource "google_storage_bucket" "access_logs" {
+  #checkov:skip=CKV_GCP_62:This is the access-log bucket itself; logging it into itself would loop.
+  name                        = "${var.project_id}-${var.name_prefix}-access-logs"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+  versioning {
+    enabled = true
+  }
+  lifecycle_rule {
+    condition {
+      age = 90
+    }
+    action {
+      type = "Delete"
+    }
+  }
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,249 @@
+"""Checks over terraform/ as parsed by python-hcl2, against the code it deploys.
+
+Run by scripts/terraform-checks.sh (part of the test command) with OPENAPI_DOCUMENT naming the
+emulator's /openapi.json saved to a file. `terraform validate` cannot run where these run (the
+Google provider cannot be downloaded); README.md says how to run it where it can.
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+
+import hcl2
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TERRAFORM = os.path.join(ROOT, "terraform")
+
+
+def kebab(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+@pytest.fixture(scope="session")
+def parsed():
+    """Every .tf file, merged: blocks by kind."""
+    merged = {"locals": {}, "resource": {}, "variable": {}, "output": {}}
+    for path in sorted(glob.glob(os.path.join(TERRAFORM, "*.tf"))):
+        with open(path) as handle:
+            document = hcl2.load(handle)
+        for block in document.get("locals", []):
+            merged["locals"].update(block)
+        for block in document.get("resource", []):
+            for kind, resources in block.items():
+                merged["resource"].setdefault(kind, {}).update(resources)
+        for block in document.get("variable", []):
+            merged["variable"].update(block)
+        for block in document.get("output", []):
+            merged["output"].update(block)
+    return merged
+
+
+def single(value):
+    """python-hcl2 wraps attribute values in one-element lists."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def env_names(expression):
+    """The variable names a locals map (a literal, or merge() of literals) sets."""
+    text = expression if isinstance(expression, str) else repr(expression)
+    return set(re.findall(r"'([A-Z][A-Z0-9_]+)':", text))
+
+
+@pytest.fixture(scope="session")
+def package():
+    description = subprocess.run(
+        ["swift", "package", "dump-package"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(description)
+
+
+def read_variables(package, product):
+    """The configuration variables a product's binary can read: every ALL_CAPS string literal in
+    the Swift sources of the targets it is built from (its own and their dependencies, local ones)
+    that the README's configuration table documents."""
+    targets = {target["name"]: target for target in package["targets"]}
+    products = {item["name"]: item for item in package["products"]}
+    pending = list(products[product]["targets"])
+    seen = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in targets:
+            continue
+        seen.add(name)
+        for dependency in targets[name].get("dependencies", []):
+            for kind in ("byName", "target"):
+                if kind in dependency:
+                    pending.append(dependency[kind][0])
+    literals = set()
+    for name in seen:
+        path = targets[name].get("path") or os.path.join("Sources", name)
+        for source in glob.glob(os.path.join(ROOT, path, "**", "*.swift"), recursive=True):
+            with open(source) as handle:
+                text = handle.read()
+            # The list of secret names (for redaction) names variables without reading them.
+            text = re.sub(r"secretNames: Set<String> = \[[^\]]*\]", "", text)
+            literals |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', text))
+    return literals & documented_variables()
+
+
+def documented_variables():
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        readme = handle.read()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for row in table.splitlines():
+        if row.startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1]))
+    return names
+
+
+def secret_names():
+    """The variables the binaries treat as secrets (EnvironmentVariables.secretNames)."""
+    with open(os.path.join(ROOT, "Runtime/RuntimeSupport/EnvironmentVariables.swift")) as handle:
+        source = handle.read()
+    declaration = source.split("secretNames: Set<String> = [", 1)[1].split("]", 1)[0]
+    return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', declaration))
+
+
+def function_names(parsed):
+    return set(single(parsed["locals"]["function_names"]))
+
+
+def image_functions(parsed):
+    return set(single(parsed["locals"]["image_functions"]))
+
+
+def service_environment(parsed, function):
+    """(plain variables, secret variables) the service of a function sets."""
+    locals_ = parsed["locals"]
+    plain = env_names(single(locals_["common_env"]))
+    secrets = env_names(single(locals_["common_secrets"]))
+    if function in image_functions(parsed):
+        plain |= env_names(single(locals_["image_env"]))
+        secrets |= env_names(single(locals_["image_secrets"]))
+    return plain, secrets
+
+
+def test_every_function_has_a_service(parsed, package):
+    folders = {kebab(os.path.basename(path)) for path in glob.glob(os.path.join(ROOT, "Functions", "*"))}
+    products = {item["name"] for item in package["products"]}
+    assert function_names(parsed) == folders
+    assert folders <= products, "every function folder builds a product of the same name"
+    assert image_functions(parsed) < function_names(parsed)
+    service = parsed["resource"]["google_cloud_run_v2_service"]["functions"]
+    assert single(service["for_each"]) == "${toset(local.function_names)}"
+    container = single(single(service["template"])["containers"])
+    assert single(container["image"]) == "${local.registry}/${each.key}:${var.image_tag}", "one image per function"
+    # The environment comes from the maps these tests read, merged as they assume.
+    dynamic = [single(block["env"]["for_each"]) for block in container["dynamic"] if "env" in block]
+    assert dynamic == ["${local.function_env[each.key]}", "${local.function_secrets[each.key]}"]
+    for name, extra in (("function_env", "local.image_env"), ("function_secrets", "local.image_secrets")):
+        expression = single(parsed["locals"][name])
+        assert "contains(local.image_functions,name)" in expression.replace(" ", "") and extra in expression
+
+
+def test_every_variable_a_service_sets_is_one_its_binary_reads(parsed, package):
+    for function in sorted(function_names(parsed)):
+        plain, secrets = service_environment(parsed, function)
+        assert plain and secrets
+        unread = (plain | secrets) - read_variables(package, function)
+        assert not unread, f"{function} sets {sorted(unread)}, which its binary does not read"
+
+
+def test_the_check_above_can_fail(package):
+    # A variable only the image functions read is not read by a management binary.
+    assert "QDRANT_API_KEY" in read_variables(package, "search")
+    assert "QDRANT_API_KEY" not in read_variables(package, "manage-teams")
+    assert "VERTEX_LOCATION" in read_variables(package, "process-embedding")
+    assert "VERTEX_LOCATION" not in read_variables(package, "api-keys")
+    assert "GCS_BUCKET_NAME" not in read_variables(package, "manage-users")
+
+
+def test_every_secret_a_binary_needs_is_mounted_from_secret_manager(parsed, package):
+    secrets_by_key = {key: single(value) for key, value in single(parsed["locals"]["secrets"]).items()}
+    for function in sorted(function_names(parsed)):
+        plain, secrets = service_environment(parsed, function)
+        reads = read_variables(package, function)
+        assert not (plain & secret_names()), f"{function} sets a secret as a plain value"
+        needed = {"API_KEY_SECRET", "BOOTSTRAP_ADMIN_KEY"}
+        if "VECTOR_BACKEND" in plain:
+            needed.add("QDRANT_API_KEY")
+        assert needed <= secrets, f"{function} lacks {sorted(needed - secrets)}"
+        assert needed <= reads
+    # Each mount names the secret that holds that variable.
+    for name in ("common_secrets", "image_secrets"):
+        text = single(parsed["locals"][name])
+        for variable, key in re.findall(r"'([A-Z][A-Z0-9_]+)': '([a-z_]+)'", repr(text)):
+            assert secrets_by_key[key] == variable
+    readers = single(parsed["locals"]["secret_readers"])
+    assert "api_key_secret" in readers and "qdrant_api_key" in readers, "each function may read what it mounts"
+
+
+def routes(parsed):
+    return {key: single(value) for key, value in single(parsed["locals"]["routes"]).items()}
+
+
+def router_map():
+    with open(os.path.join(ROOT, "Runtime/FunctionRouter/ServiceURLMap.swift")) as handle:
+        source = handle.read()
+    production = source.split("static let production", 1)[1].split("])", 1)[0]
+    return dict(re.findall(r'Rule\("([^"]+)", "([^"]+)"\)', production))
+
+
+def test_the_url_map_is_the_routers_and_covers_every_route_of_the_openapi_document(parsed):
+    assert routes(parsed) == router_map()
+    url_map = parsed["resource"]["google_compute_url_map"]["api"]
+    matcher = single(url_map["path_matcher"])
+    rule = single(matcher["dynamic"])["path_rule"]
+    assert single(rule["for_each"]) == "${local.routes}"
+    content = single(rule["content"])
+    assert single(content["paths"]) == ["${path_rule.key}", "${path_rule.key}/*"]
+    assert "path_rule.value" in single(content["service"])
+
+    with open(os.environ["OPENAPI_DOCUMENT"]) as handle:
+        document = json.load(handle)
+    api_paths = [path for path in document["paths"] if path.startswith("/api/")]
+    assert len(api_paths) >= 10
+    for path in api_paths:
+        matches = [prefix for prefix in routes(parsed) if path == prefix or path.startswith(prefix + "/")]
+        assert matches, f"{path} reaches no function through the load balancer"
+        assert routes(parsed)[max(matches, key=len)] in function_names(parsed)
+
+
+def test_events_are_pushed_with_oidc_and_dead_lettered(parsed):
+    subscription = parsed["resource"]["google_pubsub_subscription"]["process_embedding"]
+    push = single(subscription["push_config"])
+    assert "functions[\"process-embedding\"]" in single(push["push_endpoint"])
+    token = single(push["oidc_token"])
+    assert single(token["audience"]) == "${local.push_audience}"
+    assert single(single(subscription["dead_letter_policy"])["dead_letter_topic"]) == "${google_pubsub_topic.dead_letter.id}"
+    assert single(subscription["retry_policy"])
+    service = parsed["resource"]["google_cloud_run_v2_service"]["functions"]
+    assert single(service["ingress"]) == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+    env = single(parsed["locals"]["common_env"])
+    assert "'PUBSUB_PUSH_AUDIENCE': '${local.push_audience}'" in env
+    job = parsed["resource"]["google_cloud_scheduler_job"]["outbox_relay"]
+    assert single(single(job["http_target"])["uri"]).endswith("${local.relay_path}")
+    with open(os.path.join(ROOT, "Runtime/FunctionHosting/OutboxRelayEndpoint.swift")) as handle:
+        assert f'path = "{single(parsed["locals"]["relay_path"])}"' in handle.read()
+
+
+def test_firestore_indexes_come_from_the_index_file(parsed):
+    index = parsed["resource"]["google_firestore_index"]["metadata"]
+    assert "local.firestore_indexes" in single(index["for_each"])
+    assert "firestore-indexes.json" in single(parsed["locals"]["firestore_indexes"])
+    with open(os.path.join(TERRAFORM, "firestore-indexes.json")) as handle:
+        assert json.load(handle)["indexes"]
+
+
+def test_every_variable_has_a_description_and_a_type(parsed):
+    for name, variable in parsed["variable"].items():
+        assert single(variable.get("description")), f"variable {name} has no description"
+        assert single(variable.get("type")), f"variable {name} has no type"
+    for name, output in parsed["output"].items():
+        assert single(output.get("description")), f"output {name} has no description"
