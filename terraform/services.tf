@@ -41,9 +41,10 @@ locals {
 
   # Secrets mounted as environment variables (their latest version), by secret.
   common_secrets = merge({
-    API_KEY_SECRET      = "api_key_secret"
+    API_KEY_SECRET = "api_key_secret"
+    }, var.mount_bootstrap_admin_key ? {
     BOOTSTRAP_ADMIN_KEY = "bootstrap_admin_key"
-    }, var.rotating_api_key_secret ? {
+    } : {}, var.rotating_api_key_secret ? {
     API_KEY_PREVIOUS_SECRET = "api_key_secret_prev"
   } : {})
   image_secrets = {

@@ -219,3 +219,9 @@ variable "rotating_api_key_secret" {
   type        = bool
   default     = false
 }
+
+variable "mount_bootstrap_admin_key" {
+  description = "Mount BOOTSTRAP_ADMIN_KEY into the services, which register it at start (scripts/seed uses it to create the first admin). Set false once seeded: no standing bootstrap key, and a rotation of API_KEY_SECRET can end without the key's record refusing the new secret."
+  type        = bool
+  default     = true
+}

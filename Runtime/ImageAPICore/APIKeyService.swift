@@ -57,7 +57,11 @@ public struct APIKeyService: Sendable {
 
     /// Whether a presented secret is the one a stored hash was made from, with `API_KEY_SECRET`
     /// or, during a rotation, with `API_KEY_PREVIOUS_SECRET` (compared in constant time).
-    private func matches(_ secret: String, _ stored: Data) -> Bool {
+    /// - Parameters:
+    ///   - secret: The secret part of a key text.
+    ///   - stored: A stored hash.
+    /// - Returns: `true` when either secret makes `stored` from it.
+    public func matches(_ secret: String, _ stored: Data) -> Bool {
         let presented = Data(secret.utf8)
         if HMAC<SHA256>.isValidAuthenticationCode(stored, authenticating: presented, using: hmacKey) { return true }
         guard let previousSecretBytes else { return false }

@@ -64,7 +64,8 @@ public struct AdministratorBootstrap: Sendable {
     public func ensureKey(_ keyText: APIKeyText, email: String) async throws -> Bool {
         let hash = services.keys.hash(secret: keyText.secret)
         if let recorded = try await services.store.bootstrapKeyHash(id: keyText.keyID) {
-            guard recorded == hash else {
+            // During a rotation of API_KEY_SECRET the record may be a hash made with the previous one.
+            guard services.keys.matches(keyText.secret, recorded) else {
                 throw Refusal(
                     description: "BOOTSTRAP_ADMIN_KEY has the id of an earlier bootstrap key but another secret")
             }
@@ -88,7 +89,7 @@ public struct AdministratorBootstrap: Sendable {
 
     private func isRegistered(_ keyText: APIKeyText) async throws -> Bool {
         guard let existing = try await services.store.apiKey(id: keyText.keyID) else { return false }
-        guard existing.secretHash == services.keys.hash(secret: keyText.secret) else {
+        guard services.keys.matches(keyText.secret, existing.secretHash) else {
             throw Refusal(description: "BOOTSTRAP_ADMIN_KEY has the id of an existing key but another secret")
         }
         return true

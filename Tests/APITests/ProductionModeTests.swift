@@ -148,6 +148,31 @@ struct SettingsTests {
         }
     }
 
+    @Test(
+        "BOOTSTRAP_ADMIN_KEY during a rotation of API_KEY_SECRET: accepted while the previous secret is set, refused (naming it) once it is not"
+    )
+    func bootstrapKeyDuringRotation() async throws {
+        let oldSecret = "test-secret-of-at-least-thirty-two-characters"
+        let newSecret = String(repeating: "n", count: 40)
+        let api = try TestAPI(environment: .production, metadata: .sqlite)
+        var generator = SeededGenerator(seed: 99)
+        let text = APIKeyText.generate(using: &generator)
+        #expect(try await AdministratorBootstrap(services: api.services).ensureKey(text, email: "ops@example.com"))
+
+        let rotating = try TestAPI(
+            environment: .production, reopening: api, apiKeySecret: newSecret, previousAPIKeySecret: oldSecret)
+        #expect(
+            try await AdministratorBootstrap(services: rotating.services).ensureKey(text, email: "ops@example.com")
+                == false)
+        let verified = try await rotating.run { try await $0.verify(key: text.text) }
+        #expect(verified.status == .ok)
+
+        let rotated = try TestAPI(environment: .production, reopening: api, apiKeySecret: newSecret)
+        await #expect(throws: AdministratorBootstrap.Refusal.self) {
+            try await AdministratorBootstrap(services: rotated.services).ensureKey(text, email: "ops@example.com")
+        }
+    }
+
     @Test("BOOTSTRAP_ADMIN_KEY is registered once, then accepted; a clashing secret is refused")
     func bootstrapKey() async throws {
         let api = try TestAPI(environment: .production, metadata: .sqlite)

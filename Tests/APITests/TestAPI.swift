@@ -89,7 +89,8 @@ struct TestAPI {
         environment: DeploymentEnvironment = .development, expiryDays: Int = 365, embedder: (any Embedder)? = nil,
         imageSettings: ((String) -> ImageSettings)? = nil, reopening earlier: TestAPI? = nil,
         eventAuthenticator: (any EventAuthenticator)? = nil, authFailureLimit: Int = 20,
-        metadata: BackendSelection.Metadata = .memory
+        metadata: BackendSelection.Metadata = .memory,
+        apiKeySecret: String = "test-secret-of-at-least-thirty-two-characters", previousAPIKeySecret: String? = nil
     ) throws {
         self.eventAuthenticator = eventAuthenticator
         let folder =
@@ -98,7 +99,7 @@ struct TestAPI {
         self.folder = folder.path
         self.folderRemoval = earlier?.folderRemoval ?? FolderRemovedWhenDone(folder.path)
         let settings = APISettings(
-            environment: environment, apiKeySecret: "test-secret-of-at-least-thirty-two-characters",
+            environment: environment, apiKeySecret: apiKeySecret, previousAPIKeySecret: previousAPIKeySecret,
             apiKeyExpiryDays: expiryDays, dataDirectory: folder.path, authFailureLimit: authFailureLimit)
         databasePath = settings.databasePath
         blobFolder = folder.appendingPathComponent("blobs").path

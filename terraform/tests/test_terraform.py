@@ -170,7 +170,7 @@ def test_every_secret_a_binary_needs_is_mounted_from_secret_manager(parsed, pack
         plain, secrets = service_environment(parsed, function)
         reads = read_variables(package, function)
         assert not (plain & secret_names()), f"{function} sets a secret as a plain value"
-        needed = {"API_KEY_SECRET", "BOOTSTRAP_ADMIN_KEY"}
+        needed = {"API_KEY_SECRET", "BOOTSTRAP_ADMIN_KEY"}  # the latter while mount_bootstrap_admin_key
         if "VECTOR_BACKEND" in plain:
             needed.add("QDRANT_API_KEY")
         assert needed <= secrets, f"{function} lacks {sorted(needed - secrets)}"
