@@ -103,3 +103,19 @@ resource "google_compute_router_nat" "qdrant" {
     filter = "ERRORS_ONLY"
   }
 }
+
+# Google's health checkers, to Qdrant's port (the cluster's internal load balancer).
+resource "google_compute_firewall" "health_checks_to_qdrant" {
+  name          = "${var.name_prefix}-health-checks-to-qdrant"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  source_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
+  target_tags   = ["${var.name_prefix}-qdrant"]
+  allow {
+    protocol = "tcp"
+    ports    = ["6333"]
+  }
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

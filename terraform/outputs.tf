@@ -24,8 +24,13 @@ output "image_registry" {
 }
 
 output "qdrant_addresses" {
-  description = "The Qdrant nodes' private addresses (QDRANT_HOST is the first)."
+  description = "The Qdrant nodes' private addresses."
   value       = google_compute_address.qdrant[*].address
+}
+
+output "qdrant_host" {
+  description = "QDRANT_HOST of the image functions: the one node, or the cluster's internal load balancer."
+  value       = local.qdrant_host
 }
 
 output "secret_ids" {

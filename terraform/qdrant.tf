@@ -81,3 +81,63 @@ resource "google_compute_instance" "qdrant" {
   allow_stopping_for_update = true
   depends_on                = [google_compute_router_nat.qdrant, google_secret_manager_secret_iam_member.qdrant_reads_its_key]
 }
+
+# A cluster is reached through an internal passthrough load balancer over its nodes (health-checked
+# on Qdrant's port), so that the functions keep their vectors when one node is down; one node is
+# reached directly.
+resource "google_compute_instance_group" "qdrant" {
+  count     = var.qdrant_nodes > 1 ? 1 : 0
+  name      = "${var.name_prefix}-qdrant"
+  zone      = var.zone
+  instances = google_compute_instance.qdrant[*].self_link
+}
+
+resource "google_compute_region_health_check" "qdrant" {
+  count  = var.qdrant_nodes > 1 ? 1 : 0
+  name   = "${var.name_prefix}-qdrant"
+  region = var.region
+  # TCP: Qdrant's HTTP routes may ask for the API key, which a health checker cannot send.
+  tcp_health_check {
+    port = 6333
+  }
+  log_config {
+    enable = true
+  }
+}
+
+resource "google_compute_region_backend_service" "qdrant" {
+  count                 = var.qdrant_nodes > 1 ? 1 : 0
+  name                  = "${var.name_prefix}-qdrant"
+  region                = var.region
+  load_balancing_scheme = "INTERNAL"
+  protocol              = "TCP"
+  health_checks         = [google_compute_region_health_check.qdrant[0].id]
+  backend {
+    group          = google_compute_instance_group.qdrant[0].id
+    balancing_mode = "CONNECTION"
+  }
+}
+
+resource "google_compute_address" "qdrant_balancer" {
+  count        = var.qdrant_nodes > 1 ? 1 : 0
+  name         = "${var.name_prefix}-qdrant-balancer"
+  region       = var.region
+  subnetwork   = google_compute_subnetwork.qdrant.id
+  address_type = "INTERNAL"
+}
+
+resource "google_compute_forwarding_rule" "qdrant" {
+  count                 = var.qdrant_nodes > 1 ? 1 : 0
+  name                  = "${var.name_prefix}-qdrant"
+  region                = var.region
+  load_balancing_scheme = "INTERNAL"
+  backend_service       = google_compute_region_backend_service.qdrant[0].id
+  ip_address            = google_compute_address.qdrant_balancer[0].address
+  ports                 = ["6333"]
+  network               = google_compute_network.vpc.id
+  subnetwork            = google_compute_subnetwork.qdrant.id
+}
+
+locals {
+  qdrant_host = var.qdrant_nodes > 1 ? google_compute_forwarding_rule.qdrant[0].ip_address : google_compute_address.qdrant[0].address
+}

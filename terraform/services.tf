@@ -26,7 +26,7 @@ locals {
     BLOB_BACKEND              = "gcs"
     GCS_BUCKET_NAME           = google_storage_bucket.images.name
     VECTOR_BACKEND            = "qdrant"
-    QDRANT_HOST               = google_compute_instance.qdrant[0].network_interface[0].network_ip
+    QDRANT_HOST               = local.qdrant_host
     QDRANT_PORT               = "6333"
     QDRANT_SHARDS             = tostring(var.qdrant_shards)
     QDRANT_REPLICATION_FACTOR = tostring(var.qdrant_replication_factor)
