@@ -66,7 +66,9 @@ resource "google_cloud_run_v2_service" "functions" {
   custom_audiences = [local.push_audience]
 
   template {
-    service_account                  = google_service_account.functions[each.key].email
+    service_account = google_service_account.functions[each.key].email
+    # The second generation: Cloud Storage volumes (the CLIP model) need it.
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
     max_instance_request_concurrency = var.functions[each.key].concurrency
     timeout                          = "300s"
     scaling {
