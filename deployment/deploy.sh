@@ -113,7 +113,7 @@ if ((build)); then
         || fail "$engine cannot log in to Artifact Registry"
     for function in "${functions[@]}"; do
         step "Building $registry/$function:$tag"
-        $engine build -f Containerfile --build-arg PRODUCT="$function" --build-arg CLIP_MODEL="${CLIP_MODEL:-none}" \
+        $engine build --platform linux/amd64 -f Containerfile --build-arg PRODUCT="$function" --build-arg CLIP_MODEL="${CLIP_MODEL:-none}" \
             -t "$registry/$function:$tag" .
         step "Pushing $registry/$function:$tag"
         $engine push "$registry/$function:$tag" || fail "push refused: the account needs roles/artifactregistry.writer"
