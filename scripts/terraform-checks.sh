@@ -3,7 +3,8 @@
 # (offline, zero failed checks; deliberate skips are justified beside their resources) and the
 # tests over the parsed HCL in terraform/tests (python-hcl2), which compare it with the code: the
 # functions, the variables each binary reads, its secrets, and the URL map against the emulator's
-# /openapi.json. Run by scripts/test.sh; needs the debug build and the test virtual environment.
+# /openapi.json; and deploy.sh and seed as far as they run without Google Cloud. Run by
+# scripts/test.sh; needs the debug build and the test virtual environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TEST_VENV:-.build-test/venv}
