@@ -67,7 +67,10 @@ public struct AdministratorBootstrap: Sendable {
             // During a rotation of API_KEY_SECRET the record may be a hash made with the previous one.
             guard services.keys.matches(keyText.secret, recorded) else {
                 throw Refusal(
-                    description: "BOOTSTRAP_ADMIN_KEY has the id of an earlier bootstrap key but another secret")
+                    description: """
+                        BOOTSTRAP_ADMIN_KEY has the id of an earlier bootstrap key but another secret, or that key \
+                        was registered under an API_KEY_SECRET rotated since (then unset BOOTSTRAP_ADMIN_KEY)
+                        """)
             }
             return false  // Registered once already: deleted since, perhaps, but never recreated.
         }
