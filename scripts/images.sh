@@ -17,6 +17,10 @@ cd "$root"
 state=${IMAGES_STATE:-/var/tmp/image-api-podman}
 images=(${IMAGES-manage-teams manage-users api-keys upload-image process-embedding search emulator})
 tag=${IMAGE_TAG:-$(git rev-parse --short HEAD 2>/dev/null || echo local)}
+# The images are built from the working tree: a tree that differs from the commit says so.
+if [ -z "${IMAGE_TAG:-}" ] && [ -n "$(git status --porcelain -- Package.swift Runtime Functions Tests Benchmarks Containerfile deployment 2>/dev/null)" ]; then
+    tag="$tag-dirty"
+fi
 clip_model=${CLIP_MODEL:-none}
 toolchain=${SWIFT_TOOLCHAIN:-/opt/swift}
 packages=${SWIFT_PACKAGES:-/opt/swift-packages}
