@@ -102,11 +102,15 @@ def documented_variables():
     return names
 
 
+def swift_declaration(path, start, end):
+    """The text of a Swift source file from `start` to the next `end`."""
+    with open(os.path.join(ROOT, path)) as handle:
+        return handle.read().split(start, 1)[1].split(end, 1)[0]
+
+
 def secret_names():
     """The variables the binaries treat as secrets (EnvironmentVariables.secretNames)."""
-    with open(os.path.join(ROOT, "Runtime/RuntimeSupport/EnvironmentVariables.swift")) as handle:
-        source = handle.read()
-    declaration = source.split("secretNames: Set<String> = [", 1)[1].split("]", 1)[0]
+    declaration = swift_declaration("Runtime/RuntimeSupport/EnvironmentVariables.swift", "secretNames: Set<String> = [", "]")
     return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', declaration))
 
 
@@ -189,9 +193,7 @@ def routes(parsed):
 
 
 def router_map():
-    with open(os.path.join(ROOT, "Runtime/FunctionRouter/ServiceURLMap.swift")) as handle:
-        source = handle.read()
-    production = source.split("static let production", 1)[1].split("])", 1)[0]
+    production = swift_declaration("Runtime/FunctionRouter/ServiceURLMap.swift", "static let production", "])")
     return dict(re.findall(r'Rule\("([^"]+)", "([^"]+)"\)', production))
 
 
