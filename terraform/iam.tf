@@ -51,17 +51,12 @@ resource "google_pubsub_topic_iam_member" "process_embedding_dead_letters" {
 }
 
 # Image bytes: UploadImage writes, reads and deletes originals and thumbnails; ProcessEmbedding
-# and Search read them.
-resource "google_storage_bucket_iam_member" "upload_image_objects" {
-  bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectUser"
-  member = google_service_account.functions["upload-image"].member
-}
-
-resource "google_storage_bucket_iam_member" "image_readers" {
-  for_each = toset(["process-embedding", "search"])
+# reads originals and writes (or, for an image deleted meanwhile, deletes) thumbnails. Search
+# reads none (it ranks stored vectors).
+resource "google_storage_bucket_iam_member" "image_objects" {
+  for_each = toset(["upload-image", "process-embedding"])
   bucket   = google_storage_bucket.images.name
-  role     = "roles/storage.objectViewer"
+  role     = "roles/storage.objectUser"
   member   = google_service_account.functions[each.key].member
 }
 

@@ -119,12 +119,14 @@ resource "google_cloud_run_v2_service" "functions" {
           }
         }
       }
+      # A process listens once it is ready (the image functions load and warm the embedding model
+      # first, from a Cloud Storage volume when mounted): up to Cloud Run's limit of 240 s.
       startup_probe {
         http_get {
           path = "/healthz"
         }
         period_seconds    = 1
-        failure_threshold = 60
+        failure_threshold = 240
       }
       liveness_probe {
         http_get {

@@ -249,3 +249,36 @@ def test_every_variable_has_a_description_and_a_type(parsed):
         assert single(variable.get("type")), f"variable {name} has no type"
     for name, output in parsed["output"].items():
         assert single(output.get("description")), f"output {name} has no description"
+
+
+def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
+    """Writes or deletes (`blobs.put`, `blobs.delete`) need objectUser; reads (`blobs.data`,
+    `blobs.size`, downloads) at least objectViewer; a function that touches no blob gets no role."""
+    granted = {}
+    for resource in parsed["resource"]["google_storage_bucket_iam_member"].values():
+        if single(resource["bucket"]) != "${google_storage_bucket.images.name}":
+            continue
+        member = single(resource["member"])
+        names = single(resource["for_each"]) if "for_each" in resource else None
+        role = single(resource["role"])
+        if names is not None:
+            names = re.findall(r"""['"]([a-z-]+)['"]""", names)
+        else:
+            names = re.findall(r"""functions\[['"]([a-z-]+)['"]\]""", member)
+        for name in names:
+            granted.setdefault(name, set()).add(role)
+    for folder in glob.glob(os.path.join(ROOT, "Functions", "*")):
+        function = kebab(os.path.basename(folder))
+        source = ""
+        for path in glob.glob(os.path.join(folder, "**", "*.swift"), recursive=True):
+            with open(path) as handle:
+                source += handle.read()
+        writes = re.search(r"blobs\.(put|delete)\(", source)
+        reads = re.search(r"blobs\.\w+\(", source)
+        roles = granted.get(function, set())
+        if writes:
+            assert "roles/storage.objectUser" in roles, f"{function} writes blobs without roles/storage.objectUser"
+        elif reads:
+            assert roles & {"roles/storage.objectViewer", "roles/storage.objectUser"}, f"{function} reads blobs"
+        else:
+            assert not roles, f"{function} touches no blob but may: {sorted(roles)}"
