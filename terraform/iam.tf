@@ -19,11 +19,12 @@ resource "google_service_account" "qdrant" {
 
 locals {
   # Project-level roles per function. Firestore has no finer grant than the database's project;
-  # Vertex AI's predict needs aiplatform.user where the provider is vertex.
+  # Vertex AI's predict needs aiplatform.user where the provider is vertex, for the functions that
+  # embed (ProcessEmbedding images, Search query texts; UploadImage embeds nothing).
   project_roles = merge(
     { for name in local.function_names : "${name}/datastore" => { function = name, role = "roles/datastore.user" } },
     var.embedding_provider == "vertex" ? {
-      for name in local.image_functions : "${name}/aiplatform" => { function = name, role = "roles/aiplatform.user" }
+      for name in ["process-embedding", "search"] : "${name}/aiplatform" => { function = name, role = "roles/aiplatform.user" }
     } : {},
   )
 }
