@@ -21,8 +21,9 @@ private final class HoldingServer: Sendable {
         router.post("/hold") { _, _ -> Response in
             self.events.withLock { $0.append("hold") }
             self.arrived.yield("hold")
-            // The slow answer under test: its connection stays busy meanwhile.
-            try await Task.sleep(for: .seconds(1))
+            // The slow answer under test: its connection stays busy meanwhile (four times the
+            // connection deadline of the call that waits for it).
+            try await Task.sleep(for: .seconds(2))
             self.events.withLock { $0.append("hold answered") }
             return Response(status: .ok)
         }
@@ -37,13 +38,15 @@ private final class HoldingServer: Sendable {
     }
 }
 
-/// An HTTP client with one connection per host and a 0.1 s connection deadline (the longest a
-/// request waits for a connection), shut down after `body`.
-private func withOneConnection<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+/// An HTTP client with one connection per host and the given connection deadline (also the
+/// longest a request waits for a connection), shut down after `body`.
+private func withOneConnection<T>(
+    connectionDeadline: TimeAmount, _ body: (HTTPClient) async throws -> T
+) async throws -> T {
     var configuration = HTTPClient.Configuration()
     configuration.connectionPool.retryConnectionEstablishment = false
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1
-    configuration.timeout.connect = .milliseconds(100)
+    configuration.timeout.connect = connectionDeadline
     let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     do {
         let result = try await body(client)
@@ -63,7 +66,7 @@ struct ServiceCallerTests {
     func busyConnectionsAreWaitedFor() async throws {
         let server = HoldingServer()
         try await server.serving { base in
-            try await withOneConnection { client in
+            try await withOneConnection(connectionDeadline: .milliseconds(500)) { client in
                 let caller = ServiceCaller(api: "Test", client: client)
                 // The one connection is made first, so that nothing below waits on a connect.
                 #expect(try await caller.send(.GET, "\(base)/warm", operation: "warm", idempotent: true).status == .ok)
@@ -87,7 +90,7 @@ struct ServiceCallerTests {
         try await closed.close()
         let server = HoldingServer()
         try await server.serving { base in
-            try await withOneConnection { client in
+            try await withOneConnection(connectionDeadline: .seconds(10)) { client in
                 let refused = await #expect(throws: (any Error).self) {
                     try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/"), timeout: .seconds(5))
                 }
@@ -98,7 +101,7 @@ struct ServiceCallerTests {
                 var hold = HTTPClientRequest(url: "\(base)/hold")
                 hold.method = .POST
                 let late = await #expect(throws: (any Error).self) {
-                    try await client.execute(hold, timeout: .milliseconds(300))
+                    try await client.execute(hold, timeout: .milliseconds(500))
                 }
                 #expect(late.map(ServiceCaller.neverSent) == false, "\(String(describing: late))")
             }
