@@ -69,6 +69,26 @@ final class LocalCloudTopology: LoopbackServer, @unchecked Sendable {
 
     var printed: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
 
+    /// Requests through the router may wait on processes that a loaded test machine starts slowly,
+    /// and on emulators that other suites keep busy.
+    var requestTimeout: Duration { .seconds(60) }
+
+    /// Runs a test's steps; when one fails, records what the script printed and the end of every
+    /// process's log beside the failure, since the folder holding them is removed afterwards.
+    func reportingLogs(_ steps: () async throws -> Void) async {
+        do {
+            try await steps()
+        } catch {
+            let logs = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+                .filter { $0.hasSuffix(".log") }.sorted()
+                .map { name in
+                    let lines = log(String(name.dropLast(4))).split(separator: "\n", omittingEmptySubsequences: false)
+                    return "--- \(name), last 30 of \(lines.count) lines:\n" + lines.suffix(30).joined(separator: "\n")
+                }
+            Issue.record("\(error)\n--- the script printed:\n\(printed)\n\(logs.joined(separator: "\n"))")
+        }
+    }
+
     /// A file the script wrote, trimmed.
     func state(_ name: String) -> String? {
         (try? String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8))?
@@ -152,56 +172,58 @@ struct CloudTopologyEndToEndTests {
             environment: [
                 "BOOTSTRAP_ADMIN_KEY": admin, "GCS_BUCKET_NAME": "router-\(run)", "PUBSUB_TOPIC": "router-\(run)",
             ])
-        try await topology.waitUntilReady()
+        await topology.reportingLogs {
+            try await topology.waitUntilReady()
 
-        // The management services, each behind its prefix.
-        let (teamID, userID, key) = try await topology.member(
-            admin: admin, team: "Router \(run)", email: "\(run)@example.com")
-        let verified = try json(try await topology.request(.GET, "/api/v1/auth/verify", key: key).body)
-        #expect(verified["team_id"] as? String == teamID)
-        // The metadata is in the Firestore emulator, where every process reads it.
-        let firestore = FirestoreClient(
-            endpoint: "http://\(try #require(ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"]))",
-            project: try #require(topology.firestoreProject))
-        #expect(try await firestore.document("teams/\(teamID)")?.fields["name"] == .string("Router \(run)"))
-        #expect(try await firestore.document("users/\(userID)") != nil)
+            // The management services, each behind its prefix.
+            let (teamID, userID, key) = try await topology.member(
+                admin: admin, team: "Router \(run)", email: "\(run)@example.com")
+            let verified = try json(try await topology.request(.GET, "/api/v1/auth/verify", key: key).body)
+            #expect(verified["team_id"] as? String == teamID)
+            // The metadata is in the Firestore emulator, where every process reads it.
+            let firestore = FirestoreClient(
+                endpoint: "http://\(try #require(ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HOST"]))",
+                project: try #require(topology.firestoreProject))
+            #expect(try await firestore.document("teams/\(teamID)")?.fields["name"] == .string("Router \(run)"))
+            #expect(try await firestore.document("users/\(userID)") != nil)
 
-        // Uploads reach success through the Pub/Sub emulator's push to the separate processor.
-        let first = try json(try await pipeline.upload("sunset.jpg", to: topology, key: key).body)
-        let firstID = try #require(first["id"] as? String)
-        #expect(first["team_id"] as? String == teamID)
-        let second = try #require(
-            try json(try await pipeline.upload("lake.png", to: topology, key: key).body)["id"] as? String)
-        _ = try await pipeline.waitForStatus(firstID, "success", on: topology, key: key)
-        _ = try await pipeline.waitForStatus(second, "success", on: topology, key: key)
-        #expect(topology.log("process-embedding").contains(firstID))
+            // Uploads reach success through the Pub/Sub emulator's push to the separate processor.
+            let first = try json(try await pipeline.upload("sunset.jpg", to: topology, key: key).body)
+            let firstID = try #require(first["id"] as? String)
+            #expect(first["team_id"] as? String == teamID)
+            let second = try #require(
+                try json(try await pipeline.upload("lake.png", to: topology, key: key).body)["id"] as? String)
+            _ = try await pipeline.waitForStatus(firstID, "success", on: topology, key: key)
+            _ = try await pipeline.waitForStatus(second, "success", on: topology, key: key)
+            #expect(topology.log("process-embedding").contains(firstID))
 
-        // The search process answers /api/v1/search with the processor's vectors.
-        let found = try await topology.request(
-            .POST, "/api/v1/search", key: key, json: #"{"image_id": "\#(firstID)", "similarity_threshold": 0}"#)
-        #expect(found.status == 200, "\(found.body)")
-        let results = try #require(try json(found.body)["results"] as? [[String: Any]])
-        #expect(results.compactMap { ($0["image"] as? [String: Any])?["id"] as? String } == [second])
-        #expect(topology.log("search").contains("/api/v1/search"))
-        #expect(!topology.log("upload-image").contains("/api/v1/search"))
+            // The search process answers /api/v1/search with the processor's vectors.
+            let found = try await topology.request(
+                .POST, "/api/v1/search", key: key, json: #"{"image_id": "\#(firstID)", "similarity_threshold": 0}"#)
+            #expect(found.status == 200, "\(found.body)")
+            let results = try #require(try json(found.body)["results"] as? [[String: Any]])
+            #expect(results.compactMap { ($0["image"] as? [String: Any])?["id"] as? String } == [second])
+            #expect(topology.log("search").contains("/api/v1/search"))
+            #expect(!topology.log("upload-image").contains("/api/v1/search"))
 
-        // The processor dies; the next upload waits in Pub/Sub until its new process takes it.
-        let killed = try topology.pid("process-embedding")
-        kill(killed, SIGKILL)
-        let third = try #require(
-            try json(try await pipeline.upload("forest.webp", to: topology, key: key).body)["id"] as? String)
-        _ = try await pipeline.waitForStatus(third, "success", on: topology, key: key)
-        #expect(try topology.pid("process-embedding") != killed)
-        #expect(topology.printed.contains("process-embedding exited with 137; starting it again"))
+            // The processor dies; the next upload waits in Pub/Sub until its new process takes it.
+            let killed = try topology.pid("process-embedding")
+            kill(killed, SIGKILL)
+            let third = try #require(
+                try json(try await pipeline.upload("forest.webp", to: topology, key: key).body)["id"] as? String)
+            _ = try await pipeline.waitForStatus(third, "success", on: topology, key: key)
+            #expect(try topology.pid("process-embedding") != killed)
+            #expect(topology.printed.contains("process-embedding exited with 137; starting it again"))
 
-        // Unmapped paths are the router's own 404; the dead-letter listing is the processor's.
-        let unmapped = try await topology.request(.GET, "/api/v1/nothing-here", key: key)
-        #expect(unmapped.status == 404 && unmapped.body.contains("detail"))
-        let deadLetters = try await topology.request(.GET, "/api/v1/admin/dead-letters", key: admin)
-        #expect(deadLetters.status == 200, "\(deadLetters.body)")
+            // Unmapped paths are the router's own 404; the dead-letter listing is the processor's.
+            let unmapped = try await topology.request(.GET, "/api/v1/nothing-here", key: key)
+            #expect(unmapped.status == 404 && unmapped.body.contains("detail"))
+            let deadLetters = try await topology.request(.GET, "/api/v1/admin/dead-letters", key: admin)
+            #expect(deadLetters.status == 200, "\(deadLetters.body)")
 
-        let pids = try ["router", "upload-image", "search", "process-embedding"].map { try topology.pid($0) }
-        #expect(try await topology.stop() == 0)
-        for pid in pids { #expect(kill(pid, 0) != 0, "process \(pid) outlived the topology") }
+            let pids = try ["router", "upload-image", "search", "process-embedding"].map { try topology.pid($0) }
+            #expect(try await topology.stop() == 0)
+            for pid in pids { #expect(kill(pid, 0) != 0, "process \(pid) outlived the topology") }
+        }
     }
 }

@@ -28,8 +28,16 @@ struct ImagePipelineEndToEndTests {
         request.headers.add(name: "X-API-Key", value: key)
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        let started = ContinuousClock.now
+        do {
+            let response = try await HTTPClient.shared.execute(
+                request, timeout: .seconds(max(30, function.requestTimeout.components.seconds)))
+            return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        } catch {
+            throw RequestFailure(
+                description:
+                    "uploading \(fixture) on port \(function.port): \(error) after \(ContinuousClock.now - started)")
+        }
     }
 
     func waitForStatus(

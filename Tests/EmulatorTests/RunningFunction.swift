@@ -94,9 +94,18 @@ final class RunningFunction: LoopbackServer, @unchecked Sendable {
 /// local cloud topology.
 protocol LoopbackServer {
     var port: Int { get }
+    /// How long a request may take before it fails.
+    var requestTimeout: Duration { get }
+}
+
+/// A request that got no answer, naming the request and how long it waited.
+struct RequestFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 extension LoopbackServer {
+    var requestTimeout: Duration { .seconds(15) }
+
     /// Sends a request to the server over loopback.
     func request(
         _ method: HTTPMethod, _ path: String, key: String? = nil, json: String? = nil,
@@ -109,9 +118,15 @@ extension LoopbackServer {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: json))
         }
-        let response = try await client.execute(request, timeout: .seconds(15))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        return (Int(response.status.code), response.headers, String(buffer: body))
+        let started = ContinuousClock.now
+        do {
+            let response = try await client.execute(request, timeout: .seconds(requestTimeout.components.seconds))
+            let body = try await response.body.collect(upTo: 4 << 20)
+            return (Int(response.status.code), response.headers, String(buffer: body))
+        } catch {
+            throw RequestFailure(
+                description: "\(method) \(path) on port \(port): \(error) after \(ContinuousClock.now - started)")
+        }
     }
 }
 
