@@ -1,4 +1,4 @@
-import COpenBLAS
+import CLIPKernels
 
 /// One pre-norm transformer layer's weights, as Hugging Face's CLIP encoder names them.
 struct EncoderLayerWeights {
@@ -74,7 +74,8 @@ struct TransformerEncoder {
         let values = workspace.floats(rows * width)
         let attended = workspace.floats(rows * width)
         let inner = workspace.floats(rows * shape.intermediateSize)
-        let scores = workspace.floats(sequences.count * heads * longest * longest)
+        let scratchPerHead = clipk_attention_scratch_count(Int32(longest), Int32(headSize))
+        let scratch = workspace.floats(sequences.count * heads * scratchPerHead)
         let scale = 1 / Float(headSize).squareRoot()
         let epsilon = shape.layerNormEpsilon
         func normalise(_ scaleWeights: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) {
@@ -98,21 +99,11 @@ struct TransformerEncoder {
             parallel.forEach(sequences.count * heads) { pair in
                 let sequence = sequences[pair / heads]
                 let head = pair % heads
-                let length = Int32(sequence.length)
                 let offset = sequence.start * width + head * headSize
-                let block = scores + pair * longest * longest
-                cblas_sgemm(
-                    CblasRowMajor, CblasNoTrans, CblasTrans, length, length, Int32(headSize), scale,
-                    queries + offset, Int32(width), keys + offset, Int32(width), 0, block, length)
-                for row in 0..<sequence.length {
-                    let line = block + row * sequence.length
-                    let visible = causal ? row + 1 : sequence.length
-                    Kernels.softmax(line, count: visible)
-                    for column in visible..<sequence.length { line[column] = 0 }
-                }
-                cblas_sgemm(
-                    CblasRowMajor, CblasNoTrans, CblasNoTrans, length, Int32(headSize), length, 1, block, length,
-                    values + offset, Int32(width), 0, attended + offset, Int32(width))
+                clipk_attention(
+                    queries + offset, keys + offset, values + offset, Int32(width), Int32(sequence.length),
+                    Int32(headSize), scale, causal ? 1 : 0, scratch + pair * scratchPerHead, attended + offset,
+                    Int32(width))
             }
             Kernels.linear(
                 attended, rows: rows, weights: layer.output, into: hidden, accumulate: true, parallel: parallel)

@@ -51,6 +51,57 @@ struct KernelTests {
         }
     }
 
+    /// One attention head through ``clipk_attention`` at one kernel level, over seeded queries,
+    /// keys and values laid out with a leading dimension wider than the head, as in the model.
+    static func attention(
+        level: Int32, length: Int, headSize: Int, causal: Bool, seed: UInt64
+    ) -> (q: [Float], k: [Float], v: [Float], out: [Float], ld: Int) {
+        var generator = SeededGenerator(seed: seed)
+        let ld = headSize * 3
+        func values() -> [Float] { (0..<length * ld).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let (q, k, v) = (values(), values(), values())
+        var out = [Float](repeating: .nan, count: length * ld)
+        var scratch = [Float](repeating: .nan, count: clipk_attention_scratch_count(Int32(length), Int32(headSize)))
+        let previous = clipk_level()
+        _ = clipk_set_level(level)
+        defer { _ = clipk_set_level(previous) }
+        clipk_attention(
+            q, k, v, Int32(ld), Int32(length), Int32(headSize), 0.125, causal ? 1 : 0, &scratch, &out, Int32(ld))
+        return (q, k, v, out, ld)
+    }
+
+    @Test(
+        "attention: softmax(scale · q · kᵀ) · v within 1e-5 of a double-precision reference, masked when causal, the same bits at every kernel level",
+        arguments: [(1, 64, false), (7, 64, true), (16, 64, true), (50, 64, false), (77, 64, true), (33, 40, false)])
+    func attentionMatchesReference(length: Int, headSize: Int, causal: Bool) throws {
+        let seed = UInt64(length * 100 + headSize)
+        let wide = Self.attention(level: 2, length: length, headSize: headSize, causal: causal, seed: seed)
+        let narrow = Self.attention(level: 1, length: length, headSize: headSize, causal: causal, seed: seed)
+        let sameBits = wide.out.map(\.bitPattern) == narrow.out.map(\.bitPattern)
+        #expect(sameBits, "the AVX-512 and AVX2 versions differ")
+        let (q, k, v, out, ld) = wide
+        var largest = 0.0
+        for i in 0..<length {
+            let visible = causal ? i + 1 : length
+            let scores = (0..<visible).map { j in
+                0.125 * (0..<headSize).reduce(0.0) { $0 + Double(q[i * ld + $1]) * Double(k[j * ld + $1]) }
+            }
+            let top = scores.max()!
+            let weights = scores.map { exp($0 - top) }
+            let total = weights.reduce(0, +)
+            for c in 0..<ld {
+                let got = out[i * ld + c]
+                guard c < headSize else {
+                    #expect(got.isNaN, "column \(c) past the head was written")
+                    continue
+                }
+                let expected = (0..<visible).reduce(0.0) { $0 + weights[$1] / total * Double(v[$1 * ld + c]) }
+                largest = max(largest, abs(Double(got) - expected))
+            }
+        }
+        #expect(largest < 1e-5, "largest difference \(largest)")
+    }
+
     @Test("the pool runs every part exactly once per step, across many steps")
     func poolRunsEveryPart() {
         let pool = clipk_pool_create(3)
