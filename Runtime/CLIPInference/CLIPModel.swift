@@ -256,7 +256,29 @@ public final class CLIPModel: @unchecked Sendable {
     /// - Parameter threads: Threads to split the work between.
     public func embed(tokenSequences sequences: [[Int32]], threads: Int = 1) -> [[Float]] {
         guard !sequences.isEmpty else { return [] }
-        return workspaces.with { embed(tokenSequences: sequences, threads: threads, workspace: $0) }
+        return inGroups(sequences.count, threads: threads) { range, threads in
+            workspaces.with { embed(tokenSequences: Array(sequences[range]), threads: threads, workspace: $0) }
+        }
+    }
+
+    /// Runs a batch either whole, its every step split between `threads` threads, or, when it
+    /// holds at least two inputs per thread, as one contiguous group of inputs per thread, each
+    /// group embedded from start to end by one thread. Groups need no hand-over between the ~80
+    /// steps of an inference, which a split step pays on every one (8 images on 2 threads: about
+    /// 10 % faster as groups). Each input's embedding is the same either way: every row of every
+    /// step is computed alone, in the same order, whatever the batch around it.
+    private func inGroups(
+        _ count: Int, threads: Int, _ embed: (_ inputs: Range<Int>, _ threads: Int) -> [[Float]]
+    ) -> [[Float]] {
+        let groups = threads > 1 && count >= 2 * threads ? threads : 1
+        guard groups > 1 else { return embed(0..<count, threads) }
+        var results = [[[Float]]](repeating: [], count: groups)
+        results.withUnsafeMutableBufferPointer { results in
+            Parallel(workers: threads).forEach(groups) { group in
+                results[group] = embed((count * group / groups)..<(count * (group + 1) / groups), 1)
+            }
+        }
+        return results.flatMap { $0 }
     }
 
     private func embed(tokenSequences sequences: [[Int32]], threads: Int, workspace: Workspace) -> [[Float]] {
@@ -310,7 +332,9 @@ public final class CLIPModel: @unchecked Sendable {
     /// - Parameter threads: Threads to split the work between.
     public func embed(pixelValues images: [[Float]], threads: Int = 1) -> [[Float]] {
         guard !images.isEmpty else { return [] }
-        return workspaces.with { embed(pixelValues: images, threads: threads, workspace: $0) }
+        return inGroups(images.count, threads: threads) { range, threads in
+            workspaces.with { embed(pixelValues: Array(images[range]), threads: threads, workspace: $0) }
+        }
     }
 
     private func embed(pixelValues images: [[Float]], threads: Int, workspace: Workspace) -> [[Float]] {

@@ -72,7 +72,7 @@ struct ReferenceOutputTests {
         }
     }
 
-    @Test("embeddings are the same across runs and thread counts (within 1e-5)")
+    @Test("embeddings are the same across runs, thread counts and batch sizes")
     func determinism() throws {
         let pixels = try reference.images.map {
             try model.preprocessor.pixelValues(imageData: try ReferenceFixture.imageData($0.file))
@@ -92,5 +92,12 @@ struct ReferenceOutputTests {
         for index in ids.indices {
             #expect(ReferenceFixture.maxDifference(texts1[index], texts2[index]) <= 1e-5)
         }
+        // Batches of two inputs or more per thread run as one group per thread, smaller ones with
+        // every step split between the threads: each input's embedding is the same bits either
+        // way, and the same as in a batch of any other size.
+        #expect(images2 == images1 && images3 == images1 && texts2 == texts1)
+        #expect(model.embed(pixelValues: Array(pixels[1..<4]), threads: 2) == Array(images1[1..<4]))
+        #expect(model.embed(tokenSequences: Array(ids[5..<8]), threads: 2) == Array(texts1[5..<8]))
+        #expect(model.embed(tokenSequences: [ids[9]], threads: 3) == [texts1[9]])
     }
 }
