@@ -474,8 +474,8 @@ void clipk_softmax(float *x, size_t count) {
 // Attention for one head. The keys are first transposed so that both products run along
 // contiguous rows with one multiply-add per term: the scores of a query row accumulate over the
 // head's values, `s[j] += q[d] · kᵀ[d][j]`, and its output over the visible tokens,
-// `o[c] += p[j] · v[j][c]`, each in a fixed order, so that the vectorised versions compiled below
-// for AVX-512 and AVX2 give the same bits as the plain one.
+// `o[c] += p[j] · v[j][c]`, each in a fixed order, so that the versions compiled below for AVX-512
+// and for AVX2 give the same bits (the plain one serves CPUs without either).
 size_t clipk_attention_scratch_count(int length, int head_size) {
     return (size_t)length * (size_t)head_size + (size_t)length;
 }
@@ -530,8 +530,14 @@ void clipk_attention(
     float *scratch, float *out, int ldo) {
 #if CLIPK_X86
     int level = clipk_level();
-    if (level >= 2) return attention_avx512(q, k, v, ld, length, head_size, scale, causal, scratch, out, ldo);
-    if (level == 1) return attention_avx2(q, k, v, ld, length, head_size, scale, causal, scratch, out, ldo);
+    if (level >= 2) {
+        attention_avx512(q, k, v, ld, length, head_size, scale, causal, scratch, out, ldo);
+        return;
+    }
+    if (level == 1) {
+        attention_avx2(q, k, v, ld, length, head_size, scale, causal, scratch, out, ldo);
+        return;
+    }
 #endif
     attention_head(q, k, v, ld, length, head_size, scale, causal, scratch, out, ldo);
 }

@@ -69,8 +69,8 @@ size_t clipk_attention_scratch_count(int length, int head_size);
 /// One attention head over one sequence: for each query row `i`, `out[i] = Σ_j p_ij · v[j]` with
 /// `p_i = softmax(scale · q[i] · k[j] for visible j)`, where a causal head sees `j ≤ i` and any
 /// other every `j`. `q`, `k` and `v` are `length × head_size` with leading dimension `ld`, `out`
-/// with `ldo`; `scratch` holds ``clipk_attention_scratch_count`` floats. Every sum runs in the same
-/// order on every CPU level, so a head's result does not depend on the thread that runs it.
+/// with `ldo`; `scratch` holds ``clipk_attention_scratch_count`` floats. The AVX-512 and AVX2
+/// versions give the same bits, and a head's result does not depend on the thread that runs it.
 void clipk_attention(
     const float *q, const float *k, const float *v, int ld, int length, int head_size, float scale, int causal,
     float *scratch, float *out, int ldo);
