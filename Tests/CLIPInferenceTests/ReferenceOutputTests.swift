@@ -94,7 +94,7 @@ struct ReferenceOutputTests {
         }
         // Batches of two inputs or more per thread run as one group per thread, smaller ones with
         // every step split between the threads: each input's embedding is the same bits either
-        // way, and the same as in a batch of any other size.
+        // way, and the same as in batches of other sizes.
         #expect(images2 == images1 && images3 == images1 && texts2 == texts1)
         #expect(model.embed(pixelValues: Array(pixels[1..<4]), threads: 2) == Array(images1[1..<4]))
         #expect(model.embed(tokenSequences: Array(ids[5..<8]), threads: 2) == Array(texts1[5..<8]))
