@@ -72,7 +72,10 @@ struct KernelTests {
 
     @Test(
         "attention: softmax(scale · q · kᵀ) · v within 1e-5 of a double-precision reference, masked when causal, the same bits at every kernel level",
-        arguments: [(1, 64, false), (7, 64, true), (16, 64, true), (50, 64, false), (77, 64, true), (33, 40, false)])
+        arguments: [
+            (1, 64, false), (7, 64, true), (16, 64, true), (50, 64, false), (77, 64, true), (33, 40, false),
+            (131, 80, true),
+        ])
     func attentionMatchesReference(length: Int, headSize: Int, causal: Bool) throws {
         // On a CPU without AVX-512 both runs use the AVX2 version, and only the comparison with
         // the reference below checks more than determinism.
