@@ -38,7 +38,7 @@ func restAdapter(_ name: String, extraDependencies: [Target.Dependency] = []) ->
     .target(
         name: name,
         dependencies: [
-            "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
+            "ImageAPICore", "Locking", "RuntimeSupport", "OutboundHTTP",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -83,10 +83,12 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
+        // A lock that ThreadSanitizer sees (`Locked`), for every layer.
+        .target(name: "Locking", path: "Runtime/Locking", swiftSettings: swiftSettings),
         // Helpers every layer shares: configuration (swift-configuration readers), JSON conventions.
         .target(
             name: "RuntimeSupport",
-            dependencies: [.product(name: "Configuration", package: "swift-configuration")],
+            dependencies: ["Locking", .product(name: "Configuration", package: "swift-configuration")],
             path: "Runtime/RuntimeSupport",
             swiftSettings: swiftSettings
         ),
@@ -94,7 +96,7 @@ let package = Package(
         .target(
             name: "FunctionsFramework",
             dependencies: [
-                "RuntimeSupport",
+                "Locking", "RuntimeSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -110,7 +112,7 @@ let package = Package(
         .target(
             name: "ImageAPICore",
             dependencies: [
-                "RuntimeSupport",
+                "Locking", "RuntimeSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -154,7 +156,7 @@ let package = Package(
         .target(
             name: "CLIPInference",
             dependencies: [
-                "VipsShim", "COpenBLAS", "CZlib", "CLIPKernels",
+                "Locking", "VipsShim", "COpenBLAS", "CZlib", "CLIPKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -164,7 +166,9 @@ let package = Package(
         // The CLIP engine behind the application's embedder port.
         .target(
             name: "CLIPEmbedding",
-            dependencies: ["ImageAPICore", "CLIPInference", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Locking", "ImageAPICore", "CLIPInference", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Runtime/CLIPEmbedding",
             swiftSettings: swiftSettings
         ),
@@ -178,7 +182,9 @@ let package = Package(
         // The embedded blob store: files under the data directory.
         .target(
             name: "FileSystemStorage",
-            dependencies: ["ImageAPICore", "RuntimeSupport", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "Locking", "ImageAPICore", "RuntimeSupport", .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Runtime/FileSystemStorage",
             swiftSettings: swiftSettings
         ),
@@ -196,7 +202,7 @@ let package = Package(
         .target(
             name: "PostgresStorage",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "Locking", "ImageAPICore", "RuntimeSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime/PostgresStorage",
@@ -220,7 +226,7 @@ let package = Package(
         .target(
             name: "GoogleCloudAuth",
             dependencies: [
-                "RuntimeSupport", "OutboundHTTP",
+                "Locking", "RuntimeSupport", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -250,7 +256,7 @@ let package = Package(
         // Every metadata port and a vector index in memory: not durable, for tests and demos.
         .target(
             name: "MemoryStorage",
-            dependencies: ["ImageAPICore", "RuntimeSupport"],
+            dependencies: ["Locking", "ImageAPICore", "RuntimeSupport"],
             path: "Runtime/MemoryStorage",
             swiftSettings: swiftSettings
         ),
@@ -258,7 +264,8 @@ let package = Package(
         .target(
             name: "EmbeddedVectorIndex",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", "VectorMath", .product(name: "GRDB", package: "GRDB.swift"),
+                "Locking", "ImageAPICore", "RuntimeSupport", "VectorMath",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Runtime/EmbeddedVectorIndex",
             swiftSettings: swiftSettings
@@ -268,7 +275,7 @@ let package = Package(
         .target(
             name: "FunctionHosting",
             dependencies: [
-                "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
+                "Locking", "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
                 "PostgresStorage",
                 "PushAuthentication", "PubSub", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -280,7 +287,7 @@ let package = Package(
         .target(
             name: "ImageHosting",
             dependencies: [
-                "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
+                "Locking", "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
                 "VertexAI", "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
                 "PostgresStorage",
@@ -292,7 +299,7 @@ let package = Package(
         .target(
             name: "PushAuthentication",
             dependencies: [
-                "FunctionsFramework",
+                "Locking", "FunctionsFramework",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -328,7 +335,7 @@ let package = Package(
         .target(
             name: "FunctionRouter",
             dependencies: [
-                "FunctionsFramework", "RuntimeSupport",
+                "Locking", "FunctionsFramework", "RuntimeSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -345,7 +352,8 @@ let package = Package(
         .testTarget(
             name: "GoogleCloudTests",
             dependencies: [
-                "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore", "RuntimeSupport", "OutboundHTTP",
+                "Locking", "GoogleCloudAuth", "VertexAI", "CloudStorage", "ImageAPICore", "RuntimeSupport",
+                "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -360,7 +368,7 @@ let package = Package(
         .testTarget(
             name: "FunctionsFrameworkTests",
             dependencies: [
-                "FunctionsFramework",
+                "Locking", "FunctionsFramework",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -380,7 +388,8 @@ let package = Package(
         .testTarget(
             name: "APITests",
             dependencies: [
-                "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding", "TestSupport",
+                "Locking", "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding",
+                "TestSupport",
                 "MemoryStorage", "FunctionRouter", "FirestoreStorage", "PostgresStorage",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -417,7 +426,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "MetadataBenchmarks",
-            dependencies: ["SQLiteStorage", "FirestoreStorage", "PostgresStorage", "ImageAPICore"],
+            dependencies: ["Locking", "SQLiteStorage", "FirestoreStorage", "PostgresStorage", "ImageAPICore"],
             path: "Benchmarks/MetadataBenchmarks",
             swiftSettings: swiftSettings
         ),
@@ -427,7 +436,7 @@ let package = Package(
         .testTarget(
             name: "ContractTests",
             dependencies: [
-                "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
+                "Locking", "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
                 "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "FirestoreStorage",
                 "PostgresStorage",
                 "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),

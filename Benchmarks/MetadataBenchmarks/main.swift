@@ -17,9 +17,9 @@
 import FirestoreStorage
 import Foundation
 import ImageAPICore
+import Locking
 import PostgresStorage
 import SQLiteStorage
-import Synchronization
 
 struct BenchError: Error, CustomStringConvertible {
     let description: String
@@ -105,7 +105,7 @@ guard let host = ProcessInfo.processInfo.environment["TEST_FIRESTORE_EMULATOR_HO
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metadata-bench-\(UUID().uuidString)")
 defer { try? FileManager.default.removeItem(at: folder) }
 let sqlite = try await run(try SQLiteMetadataStore(path: folder.appendingPathComponent("metadata.sqlite").path))
-let queries = Mutex<[FirestoreQuery]>([])
+let queries = Locked<[FirestoreQuery]>([])
 let firestoreClient = FirestoreClient(
     endpoint: "http://\(host)", project: "bench-\(UUID().uuidString.prefix(8).lowercased())",
     concurrentTransactions: 1, queryObserver: { query in queries.withLock { $0.append(query) } })
@@ -196,8 +196,8 @@ print(
 // polling every 50 ms.
 /// What a pickup run saw: each message's latency (ms) and the claims the relay made.
 final class PickupRecord: Sendable {
-    let latencies = Mutex<[Double]>([])
-    let claims = Mutex(0)
+    let latencies = Locked<[Double]>([])
+    let claims = Locked(0)
 }
 
 /// The pickup latencies (ms, sorted) and the claim queries the relay made per second.

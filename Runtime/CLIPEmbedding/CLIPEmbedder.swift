@@ -2,8 +2,8 @@ import CLIPInference
 import Dispatch
 import Foundation
 import ImageAPICore
+import Locking
 import Logging
-import Synchronization
 
 /// The CLIP model behind the embedder port: images and texts into one 0-1-scored space.
 ///
@@ -36,7 +36,7 @@ public final class CLIPEmbedder: Embedder {
 
     private let maxPixels: Int
     private let logger: Logger
-    private let loaded = Mutex<CLIPModel?>(nil)
+    private let loaded = Locked<CLIPModel?>(nil)
     private let queue = DispatchQueue(label: "clip-inference")
 
     /// Checks a model directory without loading its weights.
@@ -120,7 +120,7 @@ public final class CLIPEmbedder: Embedder {
         let continuation: CheckedContinuation<[Float], any Error>
     }
 
-    private let waiting = Mutex<(requests: [Request], draining: Bool)>(([], false))
+    private let waiting = Locked<(requests: [Request], draining: Bool)>(([], false))
 
     private func submit(_ input: Input) async throws -> [Float] {
         try await withCheckedThrowingContinuation { continuation in

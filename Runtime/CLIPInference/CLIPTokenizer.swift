@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// CLIP's byte-level BPE tokenizer, as Hugging Face's fast CLIP tokenizer applies it: NFC
 /// normalisation, whitespace runs collapsed to one space, lower-casing, CLIP's pre-tokenisation
@@ -15,7 +15,7 @@ public final class CLIPTokenizer: Sendable {
     private let vocabulary: [String: Int32]
     private let mergeRanks: [String: Int]
     private let byteCharacters: [String]
-    private let cache = Mutex<[String: [Int32]]>([:])
+    private let cache = Locked<[String: [Int32]]>([:])
 
     /// Builds a tokenizer from `vocab.json` and `merges.txt` contents.
     /// - Parameters:

@@ -1,7 +1,7 @@
 import CLIPKernels
 import COpenBLAS
 import Foundation
-import Synchronization
+import Locking
 
 /// Work split between a fixed number of threads (the matrix library itself runs single-threaded
 /// inside each, so results do not depend on how it would have split the work). The threads come
@@ -57,7 +57,7 @@ final class WorkerPool: @unchecked Sendable {
 
     deinit { clipk_pool_destroy(pool) }
 
-    private static let pools = Mutex<[Int: WorkerPool]>([:])
+    private static let pools = Locked<[Int: WorkerPool]>([:])
 
     /// The process's pool of `workers` workers.
     static func shared(workers: Int) -> WorkerPool {

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Scratch memory for one inference, kept between inferences: the activations of a forward pass
 /// are carved out of one cache-line aligned block, so that no call maps and faults in fresh pages
@@ -50,7 +50,7 @@ final class Workspace {
 /// The workspaces of one model: each inference takes one (a concurrent inference takes another)
 /// and puts it back when done.
 final class Workspaces: Sendable {
-    private let idle = Mutex<[UnsafeTransfer]>([])
+    private let idle = Locked<[UnsafeTransfer]>([])
 
     /// A workspace moved between threads; only one inference uses it at a time.
     private struct UnsafeTransfer: @unchecked Sendable {

@@ -2,12 +2,12 @@ import AsyncHTTPClient
 import Foundation
 import GoogleCloudAuth
 import ImageAPICore
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
 import OutboundHTTP
-import Synchronization
 
 /// Image bytes as objects of one Cloud Storage bucket, through the JSON API
 /// (`BLOB_BACKEND=gcs`).
@@ -27,7 +27,7 @@ public final class CloudStorageBlobStore: BlobStore {
     private let endpoint: String
     private let bucket: String
     private let caller: ServiceCaller
-    private let bucketCreation: Mutex<Task<Void, any Error>?>
+    private let bucketCreation: Locked<Task<Void, any Error>?>
     private let createsBucket: String?
     private let urlSigner: CloudStorageURLSigner?
 
@@ -52,7 +52,7 @@ public final class CloudStorageBlobStore: BlobStore {
         self.bucket = bucket
         self.caller = ServiceCaller(api: "Cloud Storage", client: client, authorization: authorization)
         self.createsBucket = createBucketInProject
-        self.bucketCreation = Mutex(nil)
+        self.bucketCreation = Locked(nil)
     }
 
     // MARK: Direct downloads

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import ImageAPICore
-import Synchronization
+import Locking
 import VectorMath
 
 /// The embedded vector index: vectors stored in SQLite, searched in memory.
@@ -17,7 +17,7 @@ public final class SQLiteVectorIndex: VectorIndex {
     public static let retainedChanges = 10_000
 
     private let pool: DatabasePool
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     struct Bucket: Hashable, Sendable {
         var teamID: TeamID
@@ -62,7 +62,7 @@ public final class SQLiteVectorIndex: VectorIndex {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         self.pool = try DatabasePool(path: path, configuration: configuration)
-        self.state = Mutex(State())
+        self.state = Locked(State())
         try pool.write { db in
             try db.execute(sql: Self.schema)
             // Databases from before the index kept tags and upload times: add the columns; their

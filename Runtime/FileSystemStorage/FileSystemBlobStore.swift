@@ -1,8 +1,8 @@
 import Foundation
 import ImageAPICore
+import Locking
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// The embedded blob store: one file per blob under a root folder.
 ///
@@ -223,11 +223,11 @@ final class ChunkReader: Sendable {
         var handle: FileHandle?
         var remaining: Int
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let chunkSize: Int
 
     init(handle: FileHandle, remaining: Int, chunkSize: Int) {
-        state = Mutex(State(handle: handle, remaining: remaining))
+        state = Locked(State(handle: handle, remaining: remaining))
         self.chunkSize = chunkSize
     }
 

@@ -1,12 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import ImageAPICore
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import OutboundHTTP
 import RuntimeSupport
-import Synchronization
 
 /// An answer of Firestore's other than the one hoped for, with its canonical status
 /// (`ALREADY_EXISTS`, `NOT_FOUND`, `FAILED_PRECONDITION`, `ABORTED`, …).
@@ -362,7 +362,7 @@ public final class FirestoreTransaction: Sendable {
         var order: [String] = []
         var staged: [String: Staged] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(client: FirestoreClient, id: String) {
         self.client = client

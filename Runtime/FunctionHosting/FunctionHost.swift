@@ -2,6 +2,7 @@ import FirestoreStorage
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import Locking
 import Logging
 import MemoryStorage
 import PostgresStorage
@@ -9,7 +10,6 @@ import PubSub
 import PushAuthentication
 import SQLiteStorage
 import ServiceLifecycle
-import Synchronization
 
 /// Everything a function process reads from its configuration.
 public struct HostConfiguration: Sendable {
@@ -117,12 +117,12 @@ public typealias MetadataBackendStore = MetadataStore & ImageStore & OutboxQueue
 
 /// The background work of the adapters a process built, gathered as they are built.
 public final class BackgroundWorkList: Sendable {
-    private let work: Mutex<[BackgroundWork]>
+    private let work: Locked<[BackgroundWork]>
 
     /// Starts a list.
     /// - Parameter work: The work known so far.
     public init(_ work: [BackgroundWork] = []) {
-        self.work = Mutex(work)
+        self.work = Locked(work)
     }
 
     /// Adds an adapter's work.

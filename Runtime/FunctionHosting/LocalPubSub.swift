@@ -2,10 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import FunctionsFramework
 import ImageAPICore
+import Locking
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Synchronization
 
 /// Settings of the local Pub/Sub that delivers the outbox.
 public struct LocalPubSubSettings: Sendable {
@@ -61,7 +61,7 @@ public protocol PushTransport: Sendable {
 /// process's own ProcessEmbedding route once its port is known.
 public final class HTTPPushTransport: PushTransport {
     /// The push URLs, and how many deliveries were sent (which URL is next).
-    private let endpoints: Mutex<(urls: [URL], sent: Int)>
+    private let endpoints: Locked<(urls: [URL], sent: Int)>
     private let timeout: TimeAmount
     private let bearerToken: String?
 
@@ -71,7 +71,7 @@ public final class HTTPPushTransport: PushTransport {
     ///   - timeout: How long a delivery may take.
     ///   - bearerToken: The push token sent as `Authorization: Bearer`, if any.
     public init(endpoints: [URL], timeout: TimeAmount, bearerToken: String? = nil) {
-        self.endpoints = Mutex((endpoints, 0))
+        self.endpoints = Locked((endpoints, 0))
         self.timeout = timeout
         self.bearerToken = bearerToken
     }

@@ -3,9 +3,9 @@ import Foundation
 import FunctionsFramework
 import HTTPTypes
 import Hummingbird
+import Locking
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// Forwards each request whose path the URL map routes to the service behind it, streaming both
 /// bodies, and answers the service's response as it comes (a redirect included: it is the
@@ -107,10 +107,10 @@ public struct ServiceProxy: RouterMiddleware {
 
 /// A counter per service, so that its replicas take requests in turn.
 final class ReplicaTurns: Sendable {
-    private let counters: Mutex<[String: Int]>
+    private let counters: Locked<[String: Int]>
 
     init(services: [String]) {
-        counters = Mutex(Dictionary(uniqueKeysWithValues: services.map { ($0, 0) }))
+        counters = Locked(Dictionary(uniqueKeysWithValues: services.map { ($0, 0) }))
     }
 
     /// The service's turn number, counting up from 0.

@@ -1,6 +1,6 @@
 import Foundation
+import Locking
 import Logging
-import Synchronization
 
 /// A `LogHandler` writing one JSON object per line in the structured format Cloud Logging reads:
 /// `severity`, `message`, `time`, the logger label, and every metadata field at the top level
@@ -37,7 +37,7 @@ public struct CloudLoggingLogHandler: LogHandler {
         LoggingSystem.bootstrap { label in CloudLoggingLogHandler(label: label, level: level) }
     }
 
-    private static let outputLock = Mutex(())
+    private static let outputLock = Locked(())
 
     /// Writes a line to standard output, whole, even when several tasks log at once.
     /// - Parameter line: The JSON line without its newline.

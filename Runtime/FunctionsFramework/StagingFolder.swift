@@ -1,6 +1,6 @@
 import Foundation
+import Locking
 import NIOPosix
-import Synchronization
 
 /// A local folder where request bodies are written as they arrive (an upload's file part),
 /// before a function decides what to keep. Staged files are local scratch: whatever keeps the
@@ -59,7 +59,7 @@ public struct StagingFolder: Sendable {
 public final class StagedFile: Sendable {
     /// Where the bytes are.
     public let path: String
-    private let descriptor: Mutex<Int32?>
+    private let descriptor: Locked<Int32?>
 
     fileprivate init(path: String) throws {
         self.path = path
@@ -67,7 +67,7 @@ public final class StagedFile: Sendable {
         guard descriptor >= 0 else {
             throw StagingError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        self.descriptor = Mutex(descriptor)
+        self.descriptor = Locked(descriptor)
     }
 
     /// Appends bytes.

@@ -1,11 +1,11 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import OutboundHTTP
 import RuntimeSupport
-import Synchronization
 import _CryptoExtras
 
 /// Why no access token could be had, naming the credential source.
@@ -53,7 +53,7 @@ public final class GoogleAccessTokens: Sendable {
     private let scopes: [String]
     private let client: HTTPClient
     private let now: @Sendable () -> Date
-    private let state = Mutex<(token: GoogleAccessToken?, refresh: Task<GoogleAccessToken, any Error>?)>((nil, nil))
+    private let state = Locked<(token: GoogleAccessToken?, refresh: Task<GoogleAccessToken, any Error>?)>((nil, nil))
 
     /// Tokens from a known source.
     /// - Parameters:

@@ -1,10 +1,10 @@
 import AsyncHTTPClient
 import Foundation
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import OutboundHTTP
-import Synchronization
 
 /// Signs bytes as the service account of a set of credentials (RSA with SHA-256, PKCS #1 v1.5),
 /// as Cloud Storage's V4 signed URLs need: with the private key of a service-account key file, or
@@ -18,7 +18,7 @@ public final class GoogleServiceAccountSigner: Sendable {
     private let tokens: GoogleAccessTokens
     private let client: HTTPClient
     private let iamEndpoint: String
-    private let email = Mutex<String?>(nil)
+    private let email = Locked<String?>(nil)
 
     /// A signer for the account of these credentials.
     /// - Parameters:

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// Limits failed authentications per client: each client has a bucket of ``capacity`` failures
 /// that refills over ``window``; a client whose bucket is empty is answered 429 with
@@ -18,7 +18,7 @@ public final class FailedAuthenticationLimiter: Sendable {
         var updated: Double
     }
 
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
     private let now: @Sendable () -> Double
 
     /// Creates a limiter.

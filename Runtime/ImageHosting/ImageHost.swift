@@ -8,11 +8,11 @@ import FunctionHosting
 import FunctionsFramework
 import ImageAPICore
 import ImageProcessing
+import Locking
 import Logging
 import MemoryStorage
 import PostgresStorage
 import QdrantVectorIndex
-import Synchronization
 import VertexAI
 
 /// A CLIP model directory that cannot be used: the process stops with status 78.
@@ -45,7 +45,7 @@ public struct IncompatibleVectorStorage: StartupRefusal {
 /// functions never import this target, so they link neither libvips nor OpenBLAS nor CLIP.
 public enum ImageHost {
     /// The process's one decode-memory budget (`DECODE_MEMORY_MB`), made on first use.
-    private static let budget = Mutex<DecodeMemoryBudget?>(nil)
+    private static let budget = Locked<DecodeMemoryBudget?>(nil)
 
     /// The libvips codec with the process's decode-memory budget, shared by uploads, thumbnails
     /// and the visual-features embedder.

@@ -1,6 +1,6 @@
 import Foundation
 import ImageAPICore
-import Synchronization
+import Locking
 
 /// The teams, users and keys of ``MemoryMetadataStore``, with the checks a database's keys and
 /// unique indexes would make.
@@ -38,11 +38,11 @@ struct MemoryMetadataState: Sendable {
 /// One unit of work of ``MemoryMetadataStore``: a private copy of the teams, users and keys,
 /// which the store keeps when the work succeeds.
 final class MemoryMetadataTransaction: MetadataTransaction {
-    private let copy: Mutex<MemoryMetadataState>
+    private let copy: Locked<MemoryMetadataState>
     private let countImages: @Sendable (TeamID) async -> Int
 
     init(state: MemoryMetadataState, countImages: @escaping @Sendable (TeamID) async -> Int) {
-        self.copy = Mutex(state)
+        self.copy = Locked(state)
         self.countImages = countImages
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import ImageAPICore
+import Locking
 import Logging
 import PostgresNIO
-import Synchronization
 
 /// A table that holds another vector length for a model than its embedder makes: the process
 /// must not start on vectors it cannot search.
@@ -47,7 +47,7 @@ public final class PgvectorIndex: VectorIndex, Sendable {
     public let exactSearchLimit: Int
     /// Each model's recorded vector length, as read or recorded by this process (a length never
     /// changes once recorded), so that writing a vector costs no extra round trip.
-    private let lengths = Mutex<[String: Int]>([:])
+    private let lengths = Locked<[String: Int]>([:])
 
     /// The index's migrations.
     static let migrations = PostgresMigrations(

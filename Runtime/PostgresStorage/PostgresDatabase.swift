@@ -1,5 +1,6 @@
 import Foundation
 import ImageAPICore
+import Locking
 import Logging
 import PostgresNIO
 import Synchronization
@@ -23,9 +24,9 @@ final class PostgresDatabase: Sendable {
     /// busy) before it is answered with a 503.
     let leaseTimeout: Duration
     /// The connection pool's loop, started by the first query.
-    private let poolLoop = Mutex<Task<Void, Never>?>(nil)
+    private let poolLoop = Locked<Task<Void, Never>?>(nil)
     /// The migration, run once before the first query.
-    private let migration = Mutex<Task<Void, any Error>?>(nil)
+    private let migration = Locked<Task<Void, any Error>?>(nil)
 
     /// Describes the database; nothing connects until the first query.
     init(

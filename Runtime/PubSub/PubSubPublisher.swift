@@ -2,11 +2,11 @@ import AsyncHTTPClient
 import Foundation
 import GoogleCloudAuth
 import ImageAPICore
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import OutboundHTTP
-import Synchronization
 
 /// The events port on a Pub/Sub topic (`EVENTS_BACKEND=pubsub`), through the REST API.
 ///
@@ -28,7 +28,7 @@ public final class PubSubPublisher: EventPublisher {
     private let endpoint: String
     private let caller: ServiceCaller
     private let createsTopic: Bool
-    private let topicCreation = Mutex<Task<Void, any Error>?>(nil)
+    private let topicCreation = Locked<Task<Void, any Error>?>(nil)
 
     /// Creates a publisher.
     /// - Parameters:

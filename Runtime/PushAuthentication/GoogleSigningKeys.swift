@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import FunctionsFramework
+import Locking
 import NIOCore
-import Synchronization
 import _CryptoExtras
 
 /// Where the public keys that sign OIDC tokens come from.
@@ -34,7 +34,7 @@ public final class GoogleSigningKeys: SigningKeySource {
     private let url: String
     private let client: HTTPClient
     private let now: @Sendable () -> Date
-    private let cache = Mutex(Cache())
+    private let cache = Locked(Cache())
 
     /// Creates the key source.
     /// - Parameters:

@@ -1,11 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import ImageAPICore
+import Locking
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import OutboundHTTP
-import Synchronization
 
 /// An existing Qdrant collection whose vectors do not fit the embedder: the process must not
 /// start on it.
@@ -46,9 +46,9 @@ public final class QdrantVectorIndex: VectorIndex {
     public let settings: QdrantSettings
     private let caller: ServiceCaller
     /// Collections this process created or checked, with their vector length.
-    private let ready = Mutex<[String: Int]>([:])
+    private let ready = Locked<[String: Int]>([:])
     /// The collection of the model ``prepare(model:dimensions:)`` was called with: read first.
-    private let preferred = Mutex<String?>(nil)
+    private let preferred = Locked<String?>(nil)
 
     /// Creates the index; nothing is called until first use (or ``prepare(model:dimensions:)``).
     /// - Parameters:

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A counter of changes that tasks can wait on: ``signal()`` counts one and wakes every waiter
 /// at once, so a waiter hears of a change the moment it happens instead of at its next poll.
@@ -9,7 +9,7 @@ public final class ChangeSignal: Sendable {
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// A signal that has counted nothing.
     public init() {}

@@ -4,7 +4,7 @@ import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
 import ImageProcessing
-import Synchronization
+import Locking
 import TestSupport
 import Testing
 
@@ -181,7 +181,7 @@ struct HardeningTests {
 
     @Test("the failure allowance refills over its window, and only failures spend it")
     func limiterRefills() {
-        let clock = Mutex(0.0)
+        let clock = Locked(0.0)
         let limiter = FailedAuthenticationLimiter(capacity: 3, window: 30, maximumClients: 2) { clock.withLock { $0 } }
         for _ in 0..<3 { limiter.recordFailure(client: "a") }
         #expect(limiter.retryAfter(client: "a") == 10)

@@ -4,16 +4,16 @@ import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
 import ImageProcessing
+import Locking
 import Logging
 import ProcessEmbedding
-import Synchronization
 import Testing
 
 /// The visual-features embedder, failing its first `failures` calls.
 final class FlakyEmbedder: Embedder {
     let inner = VisualFeaturesEmbedder()
     let failures: Int
-    private let calls = Mutex(0)
+    private let calls = Locked(0)
 
     init(failures: Int) { self.failures = failures }
 

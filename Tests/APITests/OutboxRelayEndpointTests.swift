@@ -5,9 +5,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
+import Locking
 import Logging
 import MemoryStorage
-import Synchronization
 import Testing
 
 /// `POST /internal/outbox/relay`, the endpoint Cloud Scheduler calls on Cloud Run.
@@ -15,7 +15,7 @@ import Testing
 struct OutboxRelayEndpointTests {
     /// Records what it publishes.
     final class RecordingPublisher: EventPublisher {
-        let published = Mutex<[String]>([])
+        let published = Locked<[String]>([])
         var isReady: Bool { true }
         func publish(_ queued: QueuedMessage) async throws {
             published.withLock { $0.append(queued.message.messageID) }

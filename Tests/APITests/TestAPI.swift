@@ -10,18 +10,18 @@ import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
 import ImageProcessing
+import Locking
 import Logging
 import MemoryStorage
 import PostgresStorage
 import SQLiteStorage
-import Synchronization
 import Testing
 
 /// A clock tests move by hand.
 final class ManualClock: TimeSource {
-    private let current: Mutex<Date>
+    private let current: Locked<Date>
 
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) { current = Mutex(start) }
+    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) { current = Locked(start) }
 
     func now() -> Date { current.withLock { $0 } }
 
@@ -32,7 +32,7 @@ final class ManualClock: TimeSource {
 
 /// Every log line the router wrote during a test, as Cloud Logging JSON.
 final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
 
     func append(_ line: String) { lines.withLock { $0.append(line) } }
 

@@ -109,8 +109,9 @@ struct LayeringTests {
             "EmulatorMain", "FunctionRouter", "FunctionRouterMain",
         ])
     }
-    /// Helpers that any layer may use (configuration through swift-configuration, JSON conventions).
-    static let support: Set<String> = ["RuntimeSupport"]
+    /// Helpers that any layer may use (configuration through swift-configuration, JSON conventions,
+    /// the lock).
+    static let support: Set<String> = ["RuntimeSupport", "Locking"]
     /// Modules the domain must not import: HTTP, NIO, the functions framework and databases.
     static let forbiddenInDomain: Set<String> = [
         "FunctionsFramework", "Hummingbird", "HTTPTypes", "NIO", "NIOCore", "NIOPosix", "NIOHTTP1", "GRDB",

@@ -1,7 +1,7 @@
 import FirestoreStorage
 import Foundation
 import ImageAPICore
-import Synchronization
+import Locking
 import TestSupport
 import Testing
 
@@ -164,7 +164,7 @@ struct FirestoreStoreTests {
 
     @Test("every query the store issues has the composite index terraform/firestore-indexes.json declares")
     func declaredIndexes() async throws {
-        let issued = Mutex<[FirestoreQuery]>([])
+        let issued = Locked<[FirestoreQuery]>([])
         let store = FirestoreMetadataStore(
             client: try TestServers.firestoreClient { query in issued.withLock { $0.append(query) } })
         try await Self.exerciseEveryQuery(store)

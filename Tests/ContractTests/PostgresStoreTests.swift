@@ -1,9 +1,9 @@
 import Foundation
 import ImageAPICore
+import Locking
 import PostgresNIO
 import PostgresStorage
 import RuntimeSupport
-import Synchronization
 import Testing
 
 /// What the PostgreSQL store adds to the contracts, on the server the test command starts:
@@ -58,7 +58,7 @@ struct PostgresStoreTests {
                         try await group.waitForAll()
                     }
                     // About a fifth of the messages (ids ending in 2, 7 or d) fail their first attempt and are retried at once.
-                    let claims = ClaimLog()
+                    let claims = Locked<[String: [Int]]>([:])
                     let now = Make.date(10)
                     let relay: @Sendable (PostgresMetadataStore) async throws -> Void = { store in
                         var idle = 0
@@ -68,7 +68,7 @@ struct PostgresStoreTests {
                             idle = claimed.isEmpty ? idle + 1 : 0
                             for queued in claimed {
                                 let id = queued.message.messageID
-                                claims.record(id, attempt: queued.attempts)
+                                claims.withLock { $0[id, default: []].append(queued.attempts) }
                                 if queued.attempts == 1, (id.utf8.last ?? 0) % 5 == 0 {
                                     try await store.scheduleRetry(messageID: id, error: "503", at: now)
                                 } else {
@@ -83,7 +83,7 @@ struct PostgresStoreTests {
                         }
                         try await group.waitForAll()
                     }
-                    let attempts = claims.all
+                    let attempts = claims.withLock { $0 }
                     #expect(attempts.count == 1000)
                     let repeated = attempts.filter { _, seen in seen != Array(1...seen.count) || seen.count > 2 }
                     #expect(repeated.isEmpty, "attempts claimed twice or out of order: \(repeated.prefix(5))")
@@ -153,20 +153,6 @@ struct PostgresStoreTests {
             ]))
         #expect(pooled.poolSize == 25 && pooled.schema == "tenant_a")
     }
-}
-
-/// The attempts each message was claimed with, by every relay. An `NSLock` rather than a `Mutex`:
-/// ThreadSanitizer does not see `Mutex`'s futex-based lock on Linux, and would report the
-/// dictionary's accesses as races.
-final class ClaimLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var attempts: [String: [Int]] = [:]
-
-    func record(_ messageID: String, attempt: Int) {
-        lock.withLock { attempts[messageID, default: []].append(attempt) }
-    }
-
-    var all: [String: [Int]] { lock.withLock { attempts } }
 }
 
 extension TestServers {

@@ -3,7 +3,7 @@ import FunctionsFramework
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Synchronization
+import Locking
 import Testing
 
 /// Sample payloads in the shapes Google documents: the structured-mode example from the
@@ -61,7 +61,7 @@ enum GooglePubSubSamples {
 
 /// Collects values from concurrent code for a test to inspect.
 final class Recorder<Value: Sendable>: Sendable {
-    private let values = Mutex<[Value]>([])
+    private let values = Locked<[Value]>([])
 
     func append(_ value: Value) { values.withLock { $0.append(value) } }
 

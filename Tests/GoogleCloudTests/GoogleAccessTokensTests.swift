@@ -4,7 +4,7 @@ import GoogleCloudAuth
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Synchronization
+import Locking
 import Testing
 import _CryptoExtras
 
@@ -15,9 +15,9 @@ final class TokenServer: Sendable {
     let key: _RSA.Signing.PrivateKey
     let scope = "https://www.googleapis.com/auth/devstorage.read_write"
     /// How many tokens were handed out.
-    let issued = Mutex(0)
+    let issued = Locked(0)
     /// What the token endpoint answers instead of a token, when set.
-    let refusal = Mutex<(HTTPResponse.Status, String)?>(nil)
+    let refusal = Locked<(HTTPResponse.Status, String)?>(nil)
 
     init() throws {
         key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -75,7 +75,7 @@ final class TokenServer: Sendable {
     /// Runs `body` with the server on a free loopback port.
     func serving<T: Sendable>(_ body: @Sendable (_ base: String) async throws -> T) async throws -> T {
         let router = Router()
-        let portBox = Mutex(0)
+        let portBox = Locked(0)
         router.post("/token") { request, _ in
             if let (status, text) = self.refusal.withLock({ $0 }) {
                 return Response(status: status, body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -108,7 +108,7 @@ struct GoogleAccessTokensTests {
         let server = try TokenServer()
         try await server.serving { host in
             let tokenURI = "http://\(host)/token"
-            let clock = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+            let clock = Locked(Date(timeIntervalSince1970: 1_800_000_000))
             let tokens = GoogleAccessTokens(
                 source: .serviceAccount(
                     try ServiceAccountKey(json: try server.keyFile(tokenURI: tokenURI), path: "key.json"),

@@ -1,16 +1,16 @@
 import AsyncHTTPClient
 import Hummingbird
 import HummingbirdTesting
+import Locking
 import NIOCore
 import NIOPosix
 import OutboundHTTP
-import Synchronization
 import Testing
 
 /// A local server whose `/hold` answers slowly (keeping its connection) and whose `/commit`
 /// answers at once, recording what arrived in order.
 private final class HoldingServer: Sendable {
-    let events = Mutex<[String]>([])
+    let events = Locked<[String]>([])
     let arrivals: AsyncStream<String>
     private let arrived: AsyncStream<String>.Continuation
 

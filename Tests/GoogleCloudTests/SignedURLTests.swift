@@ -5,7 +5,7 @@ import GoogleCloudAuth
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Synchronization
+import Locking
 import Testing
 import _CryptoExtras
 
@@ -72,7 +72,7 @@ struct SignedURLTests {
         "on Cloud Run, without a key: the account from the metadata server and the signature from IAM signBlob, as documented (local test server, not Google)"
     )
     func signedThroughIAM() async throws {
-        let requests = Mutex<[String]>([])
+        let requests = Locked<[String]>([])
         let router = Router()
         router.get("/computeMetadata/v1/instance/service-accounts/default/email") { request, _ in
             guard request.headers[HTTPField.Name("Metadata-Flavor")!] == "Google" else {

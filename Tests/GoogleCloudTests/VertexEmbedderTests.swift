@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
+import Locking
 import RuntimeSupport
-import Synchronization
 import Testing
 import VertexAI
 
@@ -11,9 +11,9 @@ import VertexAI
 /// request and response. Nothing here reaches Google.
 final class PredictServer: Sendable {
     /// The bodies received.
-    let requests = Mutex<[Data]>([])
+    let requests = Locked<[Data]>([])
     /// How many of the next calls answer 429 (quota).
-    let quotaRefusals = Mutex(0)
+    let quotaRefusals = Locked(0)
     let path =
         "/v1/projects/test-project/locations/us-central1/publishers/google/models/multimodalembedding@001:predict"
 
