@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant bench-pgvector sanitize images terraform-checks deploy
+.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant bench-pgvector sanitize tsan images terraform-checks deploy
 
 setup:
 	scripts/setup.sh
@@ -36,6 +36,9 @@ bench-clip:
 
 sanitize:
 	scripts/sanitize.sh
+
+tsan:
+	scripts/tsan.sh
 
 images:
 	scripts/images.sh
