@@ -527,10 +527,40 @@ static inline __mmask16 lane_mask(int remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : remaining <= 0 ? 0 : (__mmask16)((1u << remaining) - 1);
 }
 
+// a[t] += Σ_s x[s] · rows[s · stride + 16t .. +15] over `steps` steps, and b[t] likewise with
+// y: the sums of two query rows, sharing each load. Lanes outside `mask[t]` load zeros.
+__attribute__((target("avx512f"), always_inline))
+static inline void accumulate_pair(
+    const float *x, const float *y, int steps, const float *rows, size_t stride, const __mmask16 *mask, __m512 *a,
+    __m512 *b) {
+    for (int s = 0; s < steps; s++, rows += stride) {
+        __m512 first = _mm512_set1_ps(x[s]);
+        __m512 second = _mm512_set1_ps(y[s]);
+        for (int t = 0; t < 4; t++) {
+            __m512 row = _mm512_maskz_loadu_ps(mask[t], rows + 16 * t);
+            a[t] = _mm512_fmadd_ps(first, row, a[t]);
+            b[t] = _mm512_fmadd_ps(second, row, b[t]);
+        }
+    }
+}
+
+// The same for one row alone.
+__attribute__((target("avx512f"), always_inline))
+static inline void accumulate_one(
+    const float *x, int steps, const float *rows, size_t stride, const __mmask16 *mask, __m512 *a) {
+    for (int s = 0; s < steps; s++, rows += stride) {
+        __m512 first = _mm512_set1_ps(x[s]);
+        for (int t = 0; t < 4; t++) a[t] = _mm512_fmadd_ps(first, _mm512_maskz_loadu_ps(mask[t], rows + 16 * t), a[t]);
+    }
+}
+
+// The scaled scores of query rows `first` and `second` (null for a row without a partner)
+// against the first `visible` keys.
 __attribute__((target("avx512f")))
 static void attention_scores_avx512(
     const float *first, const float *second, const float *keys, int length, int head_size, int visible,
     float scale, float *scores_first, float *scores_second) {
+    __m512 factor = _mm512_set1_ps(scale);
     for (int j0 = 0; j0 < visible; j0 += ATTENTION_LANES) {
         __mmask16 mask[4];
         __m512 a[4], b[4];
@@ -538,26 +568,17 @@ static void attention_scores_avx512(
             mask[t] = lane_mask(visible - j0 - 16 * t);
             a[t] = b[t] = _mm512_setzero_ps();
         }
-        const float *line = keys + j0;
-        for (int d = 0; d < head_size; d++, line += length) {
-            __m512 x = _mm512_set1_ps(first[d]);
-            __m512 y = _mm512_set1_ps(second[d]);
-            for (int t = 0; t < 4; t++) {
-                __m512 key = _mm512_maskz_loadu_ps(mask[t], line + 16 * t);
-                a[t] = _mm512_fmadd_ps(x, key, a[t]);
-                b[t] = _mm512_fmadd_ps(y, key, b[t]);
-            }
-        }
-        __m512 factor = _mm512_set1_ps(scale);
+        if (second) accumulate_pair(first, second, head_size, keys + j0, (size_t)length, mask, a, b);
+        else accumulate_one(first, head_size, keys + j0, (size_t)length, mask, a);
         for (int t = 0; t < 4; t++) {
             _mm512_mask_storeu_ps(scores_first + j0 + 16 * t, mask[t], _mm512_mul_ps(a[t], factor));
-            _mm512_mask_storeu_ps(scores_second + j0 + 16 * t, mask[t], _mm512_mul_ps(b[t], factor));
+            if (second) _mm512_mask_storeu_ps(scores_second + j0 + 16 * t, mask[t], _mm512_mul_ps(b[t], factor));
         }
     }
 }
 
 // out_first = Σ_{j < visible_first} p_first[j] · v[j] and out_second likewise over
-// visible_second ≥ visible_first tokens (`second` null for a row without a partner).
+// visible_second ≥ visible_first tokens (`p_second` null for a row without a partner).
 __attribute__((target("avx512f")))
 static void attention_outputs_avx512(
     const float *p_first, const float *p_second, const float *v, int ld, int head_size, int visible_first,
@@ -569,30 +590,14 @@ static void attention_outputs_avx512(
             mask[t] = lane_mask(head_size - c0 - 16 * t);
             a[t] = b[t] = _mm512_setzero_ps();
         }
-        const float *value = v + c0;
-        int j = 0;
         if (p_second) {
-            for (; j < visible_first; j++, value += ld) {
-                __m512 x = _mm512_set1_ps(p_first[j]);
-                __m512 y = _mm512_set1_ps(p_second[j]);
-                for (int t = 0; t < 4; t++) {
-                    __m512 row = _mm512_maskz_loadu_ps(mask[t], value + 16 * t);
-                    a[t] = _mm512_fmadd_ps(x, row, a[t]);
-                    b[t] = _mm512_fmadd_ps(y, row, b[t]);
-                }
-            }
-            for (; j < visible_second; j++, value += ld) {
-                __m512 y = _mm512_set1_ps(p_second[j]);
-                for (int t = 0; t < 4; t++)
-                    b[t] = _mm512_fmadd_ps(y, _mm512_maskz_loadu_ps(mask[t], value + 16 * t), b[t]);
-            }
+            accumulate_pair(p_first, p_second, visible_first, v + c0, (size_t)ld, mask, a, b);
+            accumulate_one(
+                p_second + visible_first, visible_second - visible_first, v + (size_t)visible_first * ld + c0,
+                (size_t)ld, mask, b);
             for (int t = 0; t < 4; t++) _mm512_mask_storeu_ps(out_second + c0 + 16 * t, mask[t], b[t]);
         } else {
-            for (; j < visible_first; j++, value += ld) {
-                __m512 x = _mm512_set1_ps(p_first[j]);
-                for (int t = 0; t < 4; t++)
-                    a[t] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mask[t], value + 16 * t), a[t]);
-            }
+            accumulate_one(p_first, visible_first, v + c0, (size_t)ld, mask, a);
         }
         for (int t = 0; t < 4; t++) _mm512_mask_storeu_ps(out_first + c0 + 16 * t, mask[t], a[t]);
     }
@@ -612,7 +617,7 @@ static void attention_avx512(
         int visible_second = paired ? (causal ? i + 2 : length) : visible_first;
         const float *query = q + (size_t)i * ld;
         attention_scores_avx512(
-            query, paired ? query + ld : query, keys, length, head_size, visible_second, scale, first, second);
+            query, paired ? query + ld : NULL, keys, length, head_size, visible_second, scale, first, second);
         clipk_softmax(first, (size_t)visible_first);
         if (paired) clipk_softmax(second, (size_t)visible_second);
         float *o = out + (size_t)i * ldo;
