@@ -11,8 +11,9 @@
 /// It offers what `Synchronization.Mutex` offers, on a POSIX mutex: ThreadSanitizer intercepts
 /// `pthread_mutex_lock` and so sees the order the lock imposes, while on Linux `Mutex` waits on
 /// futexes directly, which ThreadSanitizer does not see, so that every access inside a `Mutex`
-/// is reported as a race (two threads incrementing a `Mutex<Int>` 10,000 times each: 13 reports;
-/// the same with this lock: none). With it, `swift test --sanitize=thread` reports only real races.
+/// is reported as a race (two threads changing a `Mutex<Int>` 10,000 times each: 13 reports;
+/// eight threads doing the same through this lock, in its test: none). With it,
+/// `swift test --sanitize=thread` reports only real races.
 public final class Locked<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
