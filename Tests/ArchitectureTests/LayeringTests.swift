@@ -59,6 +59,19 @@ struct PackageGraph {
         return PackageGraph(targets: local, products: external)
     }
 
+    /// The Swift sources under `folders` (relative to the package root), each with its path from
+    /// the root and its text.
+    static func swiftSources(in folders: [String]) throws -> [(path: String, text: String)] {
+        try folders.flatMap { folder -> [(path: String, text: String)] in
+            let directory = root.appendingPathComponent(folder)
+            let files = try #require(FileManager.default.enumerator(atPath: directory.path))
+                .compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }
+            return try files.map { file in
+                ("\(folder)/\(file)", try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8))
+            }
+        }
+    }
+
     /// Every target `name` reaches through target dependencies, itself excluded.
     func closure(of name: String) -> Set<String> {
         var seen: Set<String> = []
@@ -160,12 +173,9 @@ struct LayeringTests {
 
     @Test("no source file of the domain imports HTTP, NIO, the framework or a database")
     func domainSourcesImportNoHTTP() throws {
-        let folder = PackageGraph.root.appendingPathComponent("Runtime/ImageAPICore")
-        let files = try #require(FileManager.default.enumerator(atPath: folder.path)).compactMap { $0 as? String }
-            .filter { $0.hasSuffix(".swift") }
-        #expect(files.count > 10, "the domain's sources were not found under \(folder.path)")
-        for file in files {
-            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+        let files = try PackageGraph.swiftSources(in: ["Runtime/ImageAPICore"])
+        #expect(files.count > 10, "the domain's sources were not found under Runtime/ImageAPICore")
+        for (file, text) in files {
             let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }
                 .map { String($0.dropFirst("import ".count)).trimmingCharacters(in: .whitespaces) }
             let forbidden = Set(imports).intersection(Self.forbiddenInDomain)
