@@ -1,5 +1,7 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata bench-qdrant bench-pgvector sanitize tsan images terraform-checks deploy
+.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata \
+	bench-qdrant bench-pgvector bench-image bench-cold-start bench-footprint bench-cloud-topology bench-quick \
+	check-docs sanitize tsan images terraform-checks deploy
 
 setup:
 	scripts/setup.sh
@@ -33,6 +35,26 @@ bench-pgvector:
 
 bench-clip:
 	scripts/bench-clip.sh
+
+bench-image:
+	scripts/bench-image.sh
+
+bench-cold-start:
+	Benchmarks/cold-start.sh
+
+bench-footprint:
+	scripts/bench-footprint.sh
+
+bench-cloud-topology:
+	Benchmarks/cloud-topology.sh
+
+# Every documented benchmark in its quick mode (the smallest sizes, one short round): does it run?
+bench-quick:
+	python3 scripts/check-documented-commands.py --only "make bench-"
+
+# Every shell block of the documentation, as scripts/test.sh runs them.
+check-docs:
+	python3 scripts/check-documented-commands.py
 
 sanitize:
 	scripts/sanitize.sh

@@ -398,10 +398,12 @@ let package = Package(
             path: "Tests/APITests",
             swiftSettings: swiftSettings
         ),
+        // What the benchmark executables share: one failure line instead of a crash, paths from the caller.
+        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport", swiftSettings: swiftSettings),
         .executableTarget(
             name: "ImageBenchmarks",
             dependencies: [
-                "Emulator", "SQLiteStorage", "EmbeddedVectorIndex", "ImageProcessing", "COpenBLAS",
+                "BenchmarkSupport", "Emulator", "SQLiteStorage", "EmbeddedVectorIndex", "ImageProcessing", "COpenBLAS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
@@ -410,14 +412,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLIPBenchmarks",
-            dependencies: ["CLIPInference", "CLIPKernels", "COpenBLAS"],
+            dependencies: ["BenchmarkSupport", "CLIPInference", "CLIPKernels", "COpenBLAS"],
             path: "Benchmarks/CLIPBenchmarks",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "SearchBenchmarks",
             dependencies: [
-                "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex", "QdrantVectorIndex",
+                "BenchmarkSupport", "CLIPInference", "CLIPEmbedding", "SQLiteStorage", "EmbeddedVectorIndex",
+                "QdrantVectorIndex",
                 "PostgresStorage", "ImageAPICore", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -426,7 +429,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "MetadataBenchmarks",
-            dependencies: ["Locking", "SQLiteStorage", "FirestoreStorage", "PostgresStorage", "ImageAPICore"],
+            dependencies: [
+                "BenchmarkSupport", "Locking", "SQLiteStorage", "FirestoreStorage", "PostgresStorage", "ImageAPICore",
+            ],
             path: "Benchmarks/MetadataBenchmarks",
             swiftSettings: swiftSettings
         ),

@@ -9,14 +9,15 @@
 #      scripts/test-servers.sh starts on private ports, every request through the router.
 # Also prints the outbox relays' publish latency to the Pub/Sub emulator, read from both processes'
 # debug logs (every function process runs a relay over the shared outbox). Uses the binaries of `swift build` (CONFIGURATION=release for a release build).
-#   Benchmarks/cloud-topology.sh [COUNT]
+#   Benchmarks/cloud-topology.sh [COUNT]   # BENCH_QUICK=1: 5 images, a check that it runs
 set -euo pipefail
+source "$(dirname "$0")/../scripts/lib/caller-paths.sh"
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ]; then
     swift build -c "${CONFIGURATION:-debug}" >/dev/null
-    exec scripts/test-servers.sh "$0" "$@"
+    exec scripts/test-servers.sh "$script" "$@"
 fi
-count=${1:-50}
+count=${1:-$([ -n "${BENCH_QUICK:-}" ] && echo 5 || echo 50)}
 bin=$(swift build -c "${CONFIGURATION:-debug}" --show-bin-path)
 python=.build-test/venv/bin/python
 key="imk_0123456789abcdef0123456789abcdef_$(printf 'B%.0s' $(seq 1 43))"
@@ -27,7 +28,7 @@ free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 start() { # NAME PORT VARIABLES...
     local name=$1 port=$2
     shift 2
-    env -i PATH=/usr/bin:/bin HOME="$work" PORT="$port" BOOTSTRAP_ADMIN_KEY="$key" "$@" "$bin/$name" \
+    env -i PATH=/usr/bin:/bin HOME="$work" HOST=127.0.0.1 PORT="$port" BOOTSTRAP_ADMIN_KEY="$key" "$@" "$bin/$name" \
         >"$work/$name-$port.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 300); do
@@ -35,6 +36,7 @@ start() { # NAME PORT VARIABLES...
         sleep 0.1
     done
     cat "$work/$name-$port.log" >&2
+    echo "cloud-topology: $name did not answer on port $port within 30 s" >&2
     exit 1
 }
 
@@ -53,9 +55,10 @@ env PORT=0 TOPOLOGY_DIR="$topology" BIN_DIR="$bin" BOOTSTRAP_ADMIN_KEY="$key" GC
 pids+=($!)
 for _ in $(seq 1 600); do
     [ -f "$topology/ready" ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/run-gcp-local.out" >&2; exit 1; }
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/run-gcp-local.out" >&2; echo "cloud-topology: run-gcp-local.sh exited" >&2; exit 1; }
     sleep 0.1
 done
+[ -f "$topology/ready" ] || { cat "$work/run-gcp-local.out" >&2; echo "cloud-topology: the topology was not ready within 60 s" >&2; exit 1; }
 "$python" Benchmarks/CloudTopology/upload_to_success.py "$(cat "$topology/router.url")" "$key" "$count" \
     "cloud topology (six processes behind the router; gcs, pubsub)" | tee "$work/cloud.txt"
 "$python" - "$topology"/*.log <<'PY'

@@ -5,8 +5,17 @@
 # other, BENCH_ROUNDS times (default 3), and prints one table of medians with each round's ratio.
 # ONNX Runtime's two-thread rate varies by about 15 % between runs on a shared machine, hence the
 # pairs and the medians. Needs PyPI for the pinned reference stack (.build-bench/venv).
+# BENCH_QUICK=1: this engine alone (no PyTorch, no ONNX Runtime), debug build, on the tests' tiny
+# model with seeded inputs, one round of 0.05 s per case: a check that it runs, not a measure.
 set -euo pipefail
+source "$(dirname "$0")/lib/caller-paths.sh"
 cd "$(dirname "$0")/.."
+source scripts/lib/bench.sh
+if [ -n "$quick" ]; then
+    build_products clip-bench
+    run_in_caller_folder clip-bench "$PWD/Tests/Fixtures/clip-tiny"
+    exit 0
+fi
 SECONDS_PER_CASE=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 venv=${CLIP_REFERENCE_VENV:-.build-bench/venv}
@@ -17,12 +26,11 @@ if [ ! -f "$model/image_tower.onnx" ]; then
     echo "==> Making the random ViT-B/32 model, its ONNX export and inputs"
     "$venv/bin/python" Benchmarks/CLIPReference/setup_model.py "$model"
 fi
-echo "==> Building this engine's benchmark (release)"
-swift build -c release --product clip-bench >/dev/null 2>.build-bench/build.log || { cat .build-bench/build.log; exit 1; }
+build_products clip-bench
 echo "==> Timing PyTorch"
 "$venv/bin/python" Benchmarks/CLIPReference/bench_reference.py "$model" --seconds "$SECONDS_PER_CASE" --pytorch-only \
     2>/dev/null >.build-bench/pytorch.jsonl
 echo "==> Timing this engine and ONNX Runtime, $ROUNDS rounds of pairs"
-"$(swift build -c release --show-bin-path)/clip-bench" "$model" --seconds "$SECONDS_PER_CASE" --rounds "$ROUNDS" \
-    --pytorch .build-bench/pytorch.jsonl \
+"$(swift build -c "$configuration" --show-bin-path)/clip-bench" "$model" --seconds "$SECONDS_PER_CASE" \
+    --rounds "$ROUNDS" --pytorch .build-bench/pytorch.jsonl \
     --reference-server "exec '$venv/bin/python' Benchmarks/CLIPReference/bench_reference.py '$model' --serve 2>/dev/null"

@@ -16,6 +16,7 @@
 # default: a temporary folder). Anything else in the environment (EMBEDDING_PROVIDER, LOG_LEVEL,
 # ...) reaches every process.
 set -euo pipefail
+source "$(dirname "$0")/lib/caller-paths.sh"
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_QDRANT_HOST:-}" ]; then
     scripts/setup.sh --test
@@ -23,7 +24,7 @@ if [ -z "${TEST_QDRANT_HOST:-}" ]; then
         echo "==> Building every function, the event relay and the router (swift build -c ${CONFIGURATION:-debug})"
         swift build -c "${CONFIGURATION:-debug}"
     fi
-    TEST_SERVERS="qdrant postgres" exec scripts/test-servers.sh "$0" "$@"
+    TEST_SERVERS="qdrant postgres" exec scripts/test-servers.sh "$script" "$@"
 fi
 if [ -z "${DATABASE_URL:-${TEST_DATABASE_URL:-}}" ]; then
     echo "run-distributed: PostgreSQL did not start (it needs Debian's postgresql package) and DATABASE_URL is not set" >&2

@@ -18,6 +18,7 @@
 # folder). Anything else in the environment (EMBEDDING_PROVIDER, LOG_LEVEL, ...) reaches every
 # function.
 set -euo pipefail
+source "$(dirname "$0")/lib/caller-paths.sh"
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_STORAGE_EMULATOR_HOST:-}" ]; then
     scripts/setup.sh --test
@@ -25,7 +26,7 @@ if [ -z "${TEST_STORAGE_EMULATOR_HOST:-}" ]; then
         echo "==> Building every function and the router (swift build -c ${CONFIGURATION:-debug})"
         swift build -c "${CONFIGURATION:-debug}"
     fi
-    TEST_SERVERS="gcs pubsub firestore" exec scripts/test-servers.sh "$0" "$@"
+    TEST_SERVERS="gcs pubsub firestore" exec scripts/test-servers.sh "$script" "$@"
 fi
 if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${TEST_FIRESTORE_EMULATOR_HOST:-}" ]; then
     echo "run-gcp-local: the Pub/Sub or Firestore emulator did not start (they need the Google Cloud SDK's google-cloud-cli-pubsub-emulator and google-cloud-cli-firestore-emulator, and OpenJDK 17)" >&2

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # System packages: SQLite headers for GRDB; libvips (decoding, EXIF, thumbnails), OpenBLAS (vector
 # scoring, CLIP inference) and zlib (the original CLIP vocabulary file) headers for the C targets;
-# git and pkg-config for SwiftPM.
-APT_PACKAGES=(git pkg-config libsqlite3-dev libvips-dev libopenblas-dev zlib1g-dev ca-certificates)
+# git and pkg-config for SwiftPM; curl, jq and make for the README's first session and commands.
+APT_PACKAGES=(git pkg-config libsqlite3-dev libvips-dev libopenblas-dev zlib1g-dev ca-certificates curl jq make)
 # The test servers add PostgreSQL (server and pg_isready).
 if [ "${1:-}" = "--test" ]; then APT_PACKAGES+=(python3-venv python3-pip postgresql postgresql-client); fi
 # The Swift toolchain needs at least this version (Hummingbird 2.28 asks for tools 6.2).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks formatting, builds everything and runs every test: the Swift
 # tests, then schemathesis against the emulator's own OpenAPI document, then the checks on
-# terraform/ (fmt, checkov, the tests over the parsed HCL).
+# terraform/ (fmt, checkov, the tests over the parsed HCL), then every shell block of the
+# documentation (the first session, each benchmark in its quick mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -13,3 +14,5 @@ echo "==> Running every test (scripts/test-servers.sh starts the servers the con
 scripts/test-servers.sh swift test --skip-build
 scripts/schemathesis.sh
 scripts/terraform-checks.sh
+echo "==> Running the documentation's commands (scripts/check-documented-commands.py)"
+python3 scripts/check-documented-commands.py

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import CLIPInference
 import CLIPKernels
 import COpenBLAS
@@ -10,6 +11,9 @@ import Foundation
 // Runtime and this engine one right after the other (alternating which goes first), so that the
 // machine's drift between cases does not enter the ratios; the table gives medians over the
 // rounds and each round's ratio. PyTorch's figures, measured once, come from FILE.
+// A model folder without the benchmark's inputs (pixel_values.f32, input_ids.i64), such as the tests'
+// tiny model, gets 8 seeded random images and 8 tokenized texts, and nothing to compare them with.
+// BENCH_QUICK=1: 0.05 s per case, one round, a short matrix-library peak: a check that it runs.
 
 struct Measurement {
     let engine: String
@@ -39,8 +43,9 @@ func throughput(items: Int, minimum: Double, _ work: () -> Void) -> Double {
 }
 
 /// Single-precision GEMM rate of the matrix library on 1024³ products: the best of three
-/// one-second measurements, so that a moment of other load on the machine does not lower it.
-func sgemmPeak(threads: Int) -> Double {
+/// one-second measurements (`minimum` seconds each), so that a moment of other load on the machine
+/// does not lower it.
+func sgemmPeak(threads: Int, minimum: Double = 1) -> Double {
     let size = 1024
     let a = [Float](repeating: 0.5, count: size * size)
     let b = [Float](repeating: 0.25, count: size * size)
@@ -49,7 +54,7 @@ func sgemmPeak(threads: Int) -> Double {
     defer { openblas_set_num_threads(1) }
     let best =
         (0..<3).map { _ in
-            throughput(items: 1, minimum: 1) {
+            throughput(items: 1, minimum: minimum) {
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(size), Int32(size), Int32(size), 1, a, Int32(size),
                     b,
@@ -221,26 +226,39 @@ if arguments.contains("--shapes") {
 }
 
 let directory = URL(fileURLWithPath: arguments[1])
-let minimumSeconds = option("--seconds").flatMap(Double.init) ?? 3.0
-let rounds = max(1, option("--rounds").flatMap(Int.init) ?? 3)
+let minimumSeconds = option("--seconds").flatMap(Double.init) ?? (isQuickRun ? 0.05 : 3.0)
+let rounds = max(1, option("--rounds").flatMap(Int.init) ?? (isQuickRun ? 1 : 3))
 
 // CLIP_KERNEL_LEVEL=1 times the AVX2 kernel on an AVX-512 machine (see clipk_set_level).
 if let level = ProcessInfo.processInfo.environment["CLIP_KERNEL_LEVEL"].flatMap({ Int32($0) }) {
     _ = clipk_set_level(level)
 }
 let loadStart = ContinuousClock.now
-let files = try CLIPModelFiles(directory: directory)
-let model = try CLIPModel(files: files)
+let files = orExit("clip-bench") { try CLIPModelFiles(directory: directory) }
+let model = orExit("clip-bench") { try CLIPModel(files: files) }
 let loadSeconds = seconds(since: loadStart)
 let configuration = model.configuration
 let side = configuration.imageSize
-let allPixels = try readFloats(directory.appendingPathComponent("pixel_values.f32"))
-let imageCount = allPixels.count / (3 * side * side)
-let images = (0..<imageCount).map { Array(allPixels[($0 * 3 * side * side)..<(($0 + 1) * 3 * side * side)]) }
-let idData = try Data(contentsOf: directory.appendingPathComponent("input_ids.i64"))
-let allIDs = idData.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }.map { Int32($0) }
-let textLength = 16
-let texts = (0..<(allIDs.count / textLength)).map { Array(allIDs[($0 * textLength)..<(($0 + 1) * textLength)]) }
+let hasInputs = FileManager.default.fileExists(atPath: directory.appendingPathComponent("pixel_values.f32").path)
+let images: [[Float]]
+let texts: [[Int32]]
+if hasInputs {
+    let allPixels = orExit("clip-bench") { try readFloats(directory.appendingPathComponent("pixel_values.f32")) }
+    let imageCount = allPixels.count / (3 * side * side)
+    images = (0..<imageCount).map { Array(allPixels[($0 * 3 * side * side)..<(($0 + 1) * 3 * side * side)]) }
+    let idData = orExit("clip-bench") { try Data(contentsOf: directory.appendingPathComponent("input_ids.i64")) }
+    let allIDs = idData.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }.map { Int32($0) }
+    let textLength = 16
+    texts = (0..<(allIDs.count / textLength)).map { Array(allIDs[($0 * textLength)..<(($0 + 1) * textLength)]) }
+} else {
+    var generator = SeededGenerator(state: 8)
+    images = (0..<8).map { _ in (0..<(3 * side * side)).map { _ in Float.random(in: -2...2, using: &generator) } }
+    texts = [
+        "a dog on a beach", "a red car at night", "sunset over the lake", "a forest in autumn",
+        "a cat sleeping on a sofa", "snow-capped mountains", "a city street in the rain", "a bowl of fruit",
+    ].map { model.tokenize($0) }
+}
+let imageCount = images.count
 
 func engineRate(tower: String, batch: Int, threads: Int) -> Double {
     throughput(items: batch, minimum: minimumSeconds) {
@@ -265,16 +283,25 @@ let firstStart = ContinuousClock.now
 let checkImages = model.embed(pixelValues: images)
 let firstSeconds = seconds(since: firstStart)
 let checkTexts = model.embed(tokenSequences: texts)
-let imageDifference = maxDifference(checkImages, try readFloats(directory.appendingPathComponent("image_embeds.f32")))
-let textDifference = maxDifference(checkTexts, try readFloats(directory.appendingPathComponent("text_embeds.f32")))
+let differences: String
+if hasInputs {
+    let imageDifference = maxDifference(
+        checkImages, orExit("clip-bench") { try readFloats(directory.appendingPathComponent("image_embeds.f32")) })
+    let textDifference = maxDifference(
+        checkTexts, orExit("clip-bench") { try readFloats(directory.appendingPathComponent("text_embeds.f32")) })
+    differences = "images \(imageDifference), texts \(textDifference)"
+} else {
+    differences = "not compared (the model folder has no PyTorch outputs)"
+}
 
 let imageFLOPs =
     2 * Double(configuration.patchCount * 3 * configuration.patchSize * configuration.patchSize)
     * Double(configuration.vision.hiddenSize)
     + encoderFLOPs(configuration.vision, tokens: configuration.patchCount + 1)
 
-let server = try option("--reference-server").map { try ReferenceServer(command: $0) }
-let peaks = [1: sgemmPeak(threads: 1), 2: sgemmPeak(threads: 2)]
+let server = orExit("clip-bench") { try option("--reference-server").map { try ReferenceServer(command: $0) } }
+let peakSeconds = isQuickRun ? 0.05 : 1
+let peaks = [1: sgemmPeak(threads: 1, minimum: peakSeconds), 2: sgemmPeak(threads: 2, minimum: peakSeconds)]
 
 /// Every round's rate for one case, of this engine and of ONNX Runtime.
 struct Case: Hashable {
@@ -332,7 +359,7 @@ print(
 print(
     "  weights: \(String(format: "%.1f", weightMiB)) MiB; load (map, pack, tokenizer): \(String(format: "%.3f", loadSeconds)) s; first batch of \(imageCount) images (pages faulted in): \(String(format: "%.3f", firstSeconds)) s"
 )
-print("  largest difference from PyTorch: images \(imageDifference), texts \(textDifference)")
+print("  largest difference from PyTorch: \(differences)")
 print(
     "  peak RSS: \(String(format: "%.1f", Double(peakRSS) / 1_048_576)) MiB = \(String(format: "%.2f", Double(peakRSS) / Double(files.weightBytes))) × the weight file"
         + (referenceRSS.map { String(format: "; the ONNX Runtime process: %.0f MiB", Double($0) / 1_048_576) } ?? ""))

@@ -1,4 +1,5 @@
 // The image-pipeline benchmark: `swift run -c release image-bench` (see README, Benchmarks).
+// `--quick` for fewer rounds; BENCH_QUICK=1 for the smallest sizes, to check that it runs.
 //
 // 1. Uploads through a real emulator process with 8 concurrent clients: uploads per second and
 //    MB/s for ~100 KB and ~5 MB JPEGs, and the time from upload to `success` (the server's own
@@ -6,6 +7,7 @@
 // 2. Search latency of the embedded vector index over 10,000 and 100,000 vectors of 512
 //    dimensions, against the memory-bandwidth bound of the same scan measured in the same run.
 import AsyncHTTPClient
+import BenchmarkSupport
 import COpenBLAS
 import EmbeddedVectorIndex
 import Foundation
@@ -16,7 +18,7 @@ import NIOFoundationCompat
 import SQLiteStorage
 
 let arguments = CommandLine.arguments.dropFirst()
-let quick = arguments.contains("--quick")
+let quick = arguments.contains("--quick") || isQuickRun
 
 func percentile(_ values: [Double], _ fraction: Double) -> Double {
     let sorted = values.sorted()
@@ -32,16 +34,52 @@ func milliseconds(_ value: Double) -> String { String(format: "%.3f ms", value *
 
 // MARK: Test images
 
+/// A square RGB image as an uncompressed baseline TIFF (a format the codec's loaders accept, written
+/// without a library): the header, the pixels, then one directory of ten entries.
+func uncompressedTIFF(side: Int, rgb pixels: [UInt8]) -> Data {
+    var data = Data()
+    func append<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
+    }
+    let pixelOffset = 8
+    let bitsOffset = pixelOffset + pixels.count
+    let directoryOffset = bitsOffset + 6
+    data.append(contentsOf: Array("II".utf8))
+    append(UInt16(42))
+    append(UInt32(directoryOffset))
+    data.append(contentsOf: pixels)
+    for _ in 0..<3 { append(UInt16(8)) }
+    // Entries in tag order: tag, type (3 short, 4 long), count, value or offset.
+    let entries: [(UInt16, UInt16, UInt32, UInt32)] = [
+        (256, 4, 1, UInt32(side)), (257, 4, 1, UInt32(side)), (258, 3, 3, UInt32(bitsOffset)), (259, 3, 1, 1),
+        (262, 3, 1, 2), (273, 4, 1, UInt32(pixelOffset)), (277, 3, 1, 3), (278, 4, 1, UInt32(side)),
+        (279, 4, 1, UInt32(pixels.count)), (284, 3, 1, 1),
+    ]
+    append(UInt16(entries.count))
+    for (tag, type, count, value) in entries {
+        append(tag)
+        append(type)
+        append(count)
+        if type == 3 && count == 1 {
+            append(UInt16(value))
+            append(UInt16(0))
+        } else {
+            append(value)
+        }
+    }
+    append(UInt32(0))
+    return data
+}
+
 /// A JPEG of random noise (noise does not compress, so the size is predictable) of about `bytes`.
 func noiseJPEG(bytes target: Int) async throws -> Data {
     let codec = VipsImageCodec()
     var side = max(64, Int((Double(target) / 1.2).squareRoot()))
     var best = Data()
     for _ in 0..<6 {
-        var ppm = Data("P6\n\(side) \(side)\n255\n".utf8)
         var generator = SystemRandomNumberGenerator()
-        ppm += Data((0..<side * side * 3).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        best = try await codec.thumbnail(of: ppm, size: side)
+        let pixels = (0..<side * side * 3).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        best = try await codec.thumbnail(of: uncompressedTIFF(side: side, rgb: pixels), size: side)
         let ratio = Double(target) / Double(best.count)
         if abs(ratio - 1) < 0.1 { break }
         side = Int(Double(side) * ratio.squareRoot())
@@ -66,7 +104,7 @@ final class EmulatorProcess {
             .appendingPathComponent("emulator")
         process.executableURL = binary
         process.environment = ProcessInfo.processInfo.environment.merging([
-            "PORT": "0", "DATA_DIR": folder.path, "LOG_LEVEL": "warning",
+            "HOST": "127.0.0.1", "PORT": "0", "DATA_DIR": folder.path, "LOG_LEVEL": "warning",
             "BOOTSTRAP_ADMIN_KEY": benchKey, "PUBSUB_RETRY_BASE_MS": "200",
             "MAX_UPLOAD_BYTES": String(8 << 20),
         ]) { $1 }
@@ -82,7 +120,7 @@ final class EmulatorProcess {
             }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw BenchError("the emulator did not start: \(binary.path)")
+        throw BenchmarkFailure("the emulator did not start: \(binary.path)")
     }
 
     func stop() {
@@ -90,11 +128,6 @@ final class EmulatorProcess {
         process.waitUntilExit()
         try? FileManager.default.removeItem(at: folder)
     }
-}
-
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 let benchKey = "imk_0123456789abcdef0123456789abcdef_" + String(repeating: "B", count: 43)
@@ -115,7 +148,7 @@ func upload(_ bytes: Data, port: Int) async throws -> String {
     guard response.status.code == 201,
         let object = try JSONSerialization.jsonObject(with: Data(buffer: answer)) as? [String: Any],
         let id = object["id"] as? String
-    else { throw BenchError("upload answered \(response.status.code): \(String(buffer: answer))") }
+    else { throw BenchmarkFailure("upload answered \(response.status.code): \(String(buffer: answer))") }
     return id
 }
 
@@ -241,14 +274,15 @@ func benchmarkSearch(vectors count: Int, dimensions: Int = 512, queries: Int) as
 
 // MARK: Main
 
-print("image-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores\(quick ? " (quick)" : "")")
-try await benchmarkSearch(vectors: 10_000, queries: quick ? 50 : 200)
-try await benchmarkSearch(vectors: 100_000, queries: quick ? 20 : 100)
-let emulator = try EmulatorProcess()
-do {
-    try await benchmarkUploads(label: "100 KB", size: 100_000, count: quick ? 40 : 200, port: emulator.port)
-    try await benchmarkUploads(label: "5 MB", size: 5_000_000, count: quick ? 8 : 40, port: emulator.port)
-} catch {
-    print("upload benchmark failed: \(error)")
+await runBenchmark("image-bench") {
+    print("image-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores\(quick ? " (quick)" : "")")
+    for (vectors, queries) in isQuickRun ? [(2_000, 10)] : [(10_000, quick ? 50 : 200), (100_000, quick ? 20 : 100)] {
+        try await benchmarkSearch(vectors: vectors, queries: queries)
+    }
+    let emulator = try EmulatorProcess()
+    defer { emulator.stop() }
+    try await benchmarkUploads(
+        label: "100 KB", size: 100_000, count: isQuickRun ? 8 : quick ? 40 : 200, port: emulator.port)
+    try await benchmarkUploads(
+        label: "5 MB", size: 5_000_000, count: isQuickRun ? 2 : quick ? 8 : 40, port: emulator.port)
 }
-emulator.stop()

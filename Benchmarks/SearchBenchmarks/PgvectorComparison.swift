@@ -9,6 +9,7 @@
 //   candidates counted), and with the threshold 0.2 (the matches above it counted exactly, every
 //   candidate's distance measured);
 // - recall@10 of the HNSW page against the embedded index's exact top 10.
+import BenchmarkSupport
 import Foundation
 import ImageAPICore
 import PostgresStorage

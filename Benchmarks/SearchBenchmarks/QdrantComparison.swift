@@ -12,6 +12,7 @@
 //   trip through the double that does no engine work;
 // - recall@10 of the HNSW search against the embedded index's exact top 10.
 import AsyncHTTPClient
+import BenchmarkSupport
 import EmbeddedVectorIndex
 import Foundation
 import ImageAPICore
@@ -23,15 +24,17 @@ import QdrantVectorIndex
 /// comparison is, and the data's size.
 struct ComparisonOptions {
     var target = ""
-    var count = 100_000
+    // BENCH_QUICK: 2,000 vectors and 20 queries.
+    var count = isQuickRun ? 2_000 : 100_000
     var dimensions = 512
-    var queries = 200
+    var queries = isQuickRun ? 20 : 200
     var dataRoot = ".build-bench"
 
     init(_ arguments: [String], usage: String) throws {
         var rest = arguments[...]
         guard let target = rest.popFirst() else {
-            throw BenchError("usage: search-bench \(usage) [--count N] [--dimensions D] [--queries Q] [--data DIR]")
+            throw BenchmarkFailure(
+                "usage: search-bench \(usage) [--count N] [--dimensions D] [--queries Q] [--data DIR]")
         }
         self.target = target
         while let argument = rest.popFirst() {
@@ -40,9 +43,10 @@ struct ComparisonOptions {
             case "--dimensions": dimensions = Int(rest.popFirst() ?? "") ?? dimensions
             case "--queries": queries = Int(rest.popFirst() ?? "") ?? queries
             case "--data": dataRoot = rest.popFirst() ?? dataRoot
-            default: throw BenchError("unknown argument \(argument)")
+            default: throw BenchmarkFailure("unknown argument \(argument)")
             }
         }
+        dataRoot = absolutePath(dataRoot)
     }
 }
 
@@ -130,14 +134,14 @@ func timedCall(_ url: String, method: HTTPMethod, body: String?) async throws ->
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
     let answer = try await response.body.collect(upTo: 16 << 20)
     let round = seconds(ContinuousClock.now - began)
-    guard response.status == .ok else { throw BenchError("\(url): \(String(buffer: answer))") }
+    guard response.status == .ok else { throw BenchmarkFailure("\(url): \(String(buffer: answer))") }
     return (round, Double(response.headers.first(name: "X-Engine-Seconds") ?? "") ?? .nan)
 }
 
 func runQdrantComparison(_ options: ComparisonOptions) async throws {
     guard let colon = options.target.lastIndex(of: ":"),
         let port = Int(options.target[options.target.index(after: colon)...])
-    else { throw BenchError("usage: search-bench qdrant HOST:PORT [--count N] [--dimensions D] [--queries Q]") }
+    else { throw BenchmarkFailure("usage: search-bench qdrant HOST:PORT [--count N] [--dimensions D] [--queries Q]") }
     let host = String(options.target[..<colon])
     print(
         "search-bench qdrant on \(ProcessInfo.processInfo.activeProcessorCount) cores: \(options.count) vectors × "

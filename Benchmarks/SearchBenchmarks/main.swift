@@ -15,6 +15,7 @@
 // (QdrantComparison.swift, `make bench-qdrant`), and `search-bench pgvector URL` with pgvector
 // (PgvectorComparison.swift, `make bench-pgvector`).
 import AsyncHTTPClient
+import BenchmarkSupport
 import CLIPEmbedding
 import CLIPInference
 import EmbeddedVectorIndex
@@ -23,15 +24,11 @@ import ImageAPICore
 import NIOCore
 import SQLiteStorage
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 struct Options {
     var model = ""
-    var sizes = [10_000, 100_000]
-    var seconds = 4.0
+    // BENCH_QUICK: 200 vectors and a tenth of a second per case (each case still makes 100 calls).
+    var sizes = isQuickRun ? [200] : [10_000, 100_000]
+    var seconds = isQuickRun ? 0.1 : 4.0
     var threads = 2
     var dataRoot = ".build-bench"
 
@@ -51,8 +48,11 @@ struct Options {
                 model = argument
             }
         }
+        // The search process it starts runs in its data folder: paths must not depend on the folder.
+        model = model.isEmpty ? model : absolutePath(model)
+        dataRoot = absolutePath(dataRoot)
         guard !model.isEmpty, !sizes.isEmpty else {
-            throw BenchError(
+            throw BenchmarkFailure(
                 "usage: search-bench MODEL_DIR [--sizes 10000,100000] [--seconds S] [--threads N] [--data DIR]")
         }
     }
@@ -121,18 +121,6 @@ func measure(
 
 // MARK: Seeding
 
-/// A deterministic generator (SplitMix64), so every run stores the same vectors.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Seeds (once) a data folder with one team, the bench key, and `count` images embedded with
 /// `model`, each with a random unit vector; reused while its marker names the same contents.
 func seededDataFolder(count: Int, model: String, dimensions: Int, root: String) async throws -> URL {
@@ -145,7 +133,7 @@ func seededDataFolder(count: Int, model: String, dimensions: Int, root: String) 
     let settings = APISettings(dataDirectory: folder.path)
     let store = try SQLiteMetadataStore(path: settings.databasePath)
     let services = APIServices(store: store, settings: settings)
-    guard let key = APIKeyText(parsing: benchKey) else { throw BenchError("the bench key does not parse") }
+    guard let key = APIKeyText(parsing: benchKey) else { throw BenchmarkFailure("the bench key does not parse") }
     let (admin, _) = try await AdministratorBootstrap(services: services).createAdministratorKey(
         email: "bench@example.com", name: "Bench", teamName: "Bench", keyText: key)
     let vectors = try SQLiteVectorIndex(path: settings.databasePath)
@@ -200,7 +188,8 @@ final class SearchProcess {
         process.executableURL = binary
         process.currentDirectoryURL = folder
         process.environment = ProcessInfo.processInfo.environment.merging([
-            "PORT": "0", "DATA_DIR": folder.path, "LOG_LEVEL": "info", "EMBEDDING_PROVIDER": "clip",
+            "HOST": "127.0.0.1", "PORT": "0", "DATA_DIR": folder.path, "LOG_LEVEL": "info",
+            "EMBEDDING_PROVIDER": "clip",
             "CLIP_MODEL_DIR": model, "CLIP_THREADS": String(threads),
         ]) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: log)
@@ -221,10 +210,10 @@ final class SearchProcess {
                     return
                 }
             }
-            guard process.isRunning else { throw BenchError("search exited: \(text)") }
+            guard process.isRunning else { throw BenchmarkFailure("search exited: \(text)") }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw BenchError("search did not start listening")
+        throw BenchmarkFailure("search did not start listening")
     }
 
     func stop() {
@@ -239,82 +228,86 @@ func get(_ url: String, key: String?) async throws -> ByteBuffer {
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
     let body = try await response.body.collect(upTo: 16 << 20)
     guard response.status == .ok else {
-        throw BenchError("\(url) answered \(response.status.code): \(String(buffer: body))")
+        throw BenchmarkFailure("\(url) answered \(response.status.code): \(String(buffer: body))")
     }
     return body
 }
 
 // MARK: Main
 
-if CommandLine.arguments.dropFirst().first == "qdrant" {
-    try await runQdrantComparison(
-        ComparisonOptions(Array(CommandLine.arguments.dropFirst(2)), usage: "qdrant HOST:PORT"))
-    exit(0)
-}
-if CommandLine.arguments.dropFirst().first == "pgvector" {
-    try await runPgvectorComparison(
-        ComparisonOptions(Array(CommandLine.arguments.dropFirst(2)), usage: "pgvector postgres://…"))
-    exit(0)
-}
-let options = try Options(Array(CommandLine.arguments.dropFirst()))
-let files = try CLIPModelFiles(directory: URL(fileURLWithPath: options.model))
-print(
-    "search-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores: \(files.fingerprint), "
-        + "CLIP_THREADS=\(options.threads), \(options.seconds) s per case")
-let model = try CLIPModel(files: files)
-let dimensions = model.configuration.projectionDimension
+/// Search latency through HTTP beside its parts alone, at each size of `options`.
+func runSearchBenchmark(_ options: Options) async throws {
+    let files = try CLIPModelFiles(directory: URL(fileURLWithPath: options.model))
+    print(
+        "search-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores: \(files.fingerprint), "
+            + "CLIP_THREADS=\(options.threads), \(options.seconds) s per case")
+    let model = try CLIPModel(files: files)
+    let dimensions = model.configuration.projectionDimension
 
-for count in options.sizes {
-    print("\n\(count) stored vectors × \(dimensions)")
-    let folder = try await seededDataFolder(
-        count: count, model: files.fingerprint, dimensions: dimensions, root: options.dataRoot)
+    for count in options.sizes {
+        print("\n\(count) stored vectors × \(dimensions)")
+        let folder = try await seededDataFolder(
+            count: count, model: files.fingerprint, dimensions: dimensions, root: options.dataRoot)
 
-    // The parts alone, in this process, before the server starts (so they do not share the CPU).
-    let tokenized = queries.map { model.tokenize($0) }
-    let embedding = try await measure(clients: 1, duration: options.seconds) { call in
-        _ = model.embed(tokenSequences: [tokenized[call % tokenized.count]], threads: options.threads)
-    }
-    let databasePath = APISettings(dataDirectory: folder.path).databasePath
-    let store = try SQLiteMetadataStore(path: databasePath)
-    let index = try SQLiteVectorIndex(path: databasePath)
-    guard let teamID = try await store.user(email: "bench@example.com")?.teamID else {
-        throw BenchError("the seeded folder has no bench user")
-    }
-    let queryVectors = tokenized.map { model.embed(tokenSequences: [$0], threads: options.threads)[0] }
-    // The cosine bound Search derives from the default threshold 0.7 (random vectors stay below it).
-    let defaultBound = CLIPEmbedder.textScale.minimumCosine(forScore: 0.7)
-    var scans: [Latencies] = []
-    for bound in [defaultBound, -1] {
-        scans.append(
-            try await measure(clients: 1, duration: options.seconds) { call in
-                let matches = try await index.search(
-                    VectorQuery(
-                        vector: queryVectors[call % queryVectors.count], model: files.fingerprint, teamID: teamID,
-                        minimumCosine: bound, limit: 10))
-                guard bound > 0 || matches.total == count else {
-                    throw BenchError("the scan counted \(matches.total) of \(count)")
-                }
-            })
-    }
-    print("  text embedding alone (1 text, batch 1)         \(embedding.summary)")
-    print("  vector scan alone, default threshold           \(scans[0].summary)")
-    print("  vector scan alone, threshold 0 (top 1,000)     \(scans[1].summary)")
-
-    let server = try SearchProcess(data: folder, model: options.model, threads: options.threads)
-    defer { server.stop() }
-    try await server.waitUntilListening()
-    let base = "http://127.0.0.1:\(server.port)"
-    for clients in [1, 8] {
-        let health = try await measure(clients: clients, duration: options.seconds) { _ in
-            _ = try await get("\(base)/healthz", key: nil)
+        // The parts alone, in this process, before the server starts (so they do not share the CPU).
+        let tokenized = queries.map { model.tokenize($0) }
+        let embedding = try await measure(clients: 1, duration: options.seconds) { call in
+            _ = model.embed(tokenSequences: [tokenized[call % tokenized.count]], threads: options.threads)
         }
-        print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                   \(health.summary)")
-        for (label, threshold) in [("default threshold", ""), ("threshold 0      ", "&similarity_threshold=0")] {
-            let search = try await measure(clients: clients, duration: options.seconds) { call in
-                let text = queries[call % queries.count].addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-                _ = try await get("\(base)/api/v1/search?q=\(text)&limit=20\(threshold)", key: benchKey)
+        let databasePath = APISettings(dataDirectory: folder.path).databasePath
+        let store = try SQLiteMetadataStore(path: databasePath)
+        let index = try SQLiteVectorIndex(path: databasePath)
+        guard let teamID = try await store.user(email: "bench@example.com")?.teamID else {
+            throw BenchmarkFailure("the seeded folder has no bench user")
+        }
+        let queryVectors = tokenized.map { model.embed(tokenSequences: [$0], threads: options.threads)[0] }
+        // The cosine bound Search derives from the default threshold 0.7 (random vectors stay below it).
+        let defaultBound = CLIPEmbedder.textScale.minimumCosine(forScore: 0.7)
+        var scans: [Latencies] = []
+        for bound in [defaultBound, -1] {
+            scans.append(
+                try await measure(clients: 1, duration: options.seconds) { call in
+                    let matches = try await index.search(
+                        VectorQuery(
+                            vector: queryVectors[call % queryVectors.count], model: files.fingerprint, teamID: teamID,
+                            minimumCosine: bound, limit: 10))
+                    guard bound > 0 || matches.total == count else {
+                        throw BenchmarkFailure("the scan counted \(matches.total) of \(count)")
+                    }
+                })
+        }
+        print("  text embedding alone (1 text, batch 1)         \(embedding.summary)")
+        print("  vector scan alone, default threshold           \(scans[0].summary)")
+        print("  vector scan alone, threshold 0 (top 1,000)     \(scans[1].summary)")
+
+        let server = try SearchProcess(data: folder, model: options.model, threads: options.threads)
+        defer { server.stop() }
+        try await server.waitUntilListening()
+        let base = "http://127.0.0.1:\(server.port)"
+        for clients in [1, 8] {
+            let health = try await measure(clients: clients, duration: options.seconds) { _ in
+                _ = try await get("\(base)/healthz", key: nil)
             }
-            print("  \(clients) client\(clients == 1 ? " " : "s"): search, \(label)      \(search.summary)")
+            print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                   \(health.summary)")
+            for (label, threshold) in [("default threshold", ""), ("threshold 0      ", "&similarity_threshold=0")] {
+                let search = try await measure(clients: clients, duration: options.seconds) { call in
+                    let text = queries[call % queries.count].addingPercentEncoding(
+                        withAllowedCharacters: .alphanumerics)!
+                    _ = try await get("\(base)/api/v1/search?q=\(text)&limit=20\(threshold)", key: benchKey)
+                }
+                print("  \(clients) client\(clients == 1 ? " " : "s"): search, \(label)      \(search.summary)")
+            }
         }
+    }
+}
+
+await runBenchmark("search-bench") {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    switch arguments.first {
+    case "qdrant":
+        try await runQdrantComparison(ComparisonOptions(Array(arguments.dropFirst()), usage: "qdrant HOST:PORT"))
+    case "pgvector":
+        try await runPgvectorComparison(ComparisonOptions(Array(arguments.dropFirst()), usage: "pgvector postgres://…"))
+    default: try await runSearchBenchmark(Options(arguments))
     }
 }

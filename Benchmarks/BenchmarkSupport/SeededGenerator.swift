@@ -1,0 +1,16 @@
+/// The benchmarks' random generator: SplitMix64 from a fixed seed, so every run makes the same data.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    /// - Parameter state: The seed.
+    public init(state: UInt64) { self.state = state }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
