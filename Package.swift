@@ -437,6 +437,16 @@ let package = Package(
         ),
         // What several test targets share: the seeded random generator.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        // The domain's use cases (uploads, processing, search, the library) on the in-memory backends.
+        .testTarget(
+            name: "DomainTests",
+            dependencies: [
+                "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/DomainTests",
+            swiftSettings: swiftSettings
+        ),
         // One contract suite per port, run against every backend of that port.
         .testTarget(
             name: "ContractTests",

@@ -12,6 +12,9 @@ public actor MemoryBlobStore: BlobStore {
         self.chunkSize = max(1, chunkSize)
     }
 
+    /// Every key that holds a blob, sorted (what a test checks is all that is left).
+    public var keys: [String] { blobs.keys.sorted() }
+
     /// Stores bytes under a key.
     public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
         blobs[key] = data

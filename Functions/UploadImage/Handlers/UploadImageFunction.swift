@@ -12,7 +12,9 @@ public struct UploadImageFunction: HTTPFunction {
     public let name = "upload-image"
     let api: APIServices
     let images: ImageServices
-    let uploads: ConcurrencyGate
+    let library: ImageLibrary
+    let uploads: ImageUploads
+    let uploadSlots: ConcurrencyGate
     /// Where upload bodies are written as they arrive, before they are checked and stored.
     let staging: StagingFolder
 
@@ -20,7 +22,9 @@ public struct UploadImageFunction: HTTPFunction {
     public init(api: APIServices, images: ImageServices) {
         self.api = api
         self.images = images
-        self.uploads = ConcurrencyGate(
+        self.library = ImageLibrary(images: images, clock: api.clock)
+        self.uploads = ImageUploads(images: images, clock: api.clock)
+        self.uploadSlots = ConcurrencyGate(
             limit: images.settings.maxConcurrentUploads, queueLimit: images.settings.uploadQueueLimit)
         self.staging = StagingFolder(path: images.settings.uploadStagingDirectory)
     }
@@ -63,32 +67,28 @@ public struct UploadImageFunction: HTTPFunction {
     // MARK: Upload
 
     func upload(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
-        try await uploads.run { try await self.upload(call, principal: principal) }
+        try await uploadSlots.run { try await self.upload(call, principal: principal) }
     }
 
     private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {
         let upload = try await MultipartUpload.read(
             call, staging: staging, maxFileBytes: images.settings.maxUploadBytes)
         do {
-            let image = try await accept(upload, principal: principal, call: call)
-            call.logger.info(
-                "Image uploaded",
-                metadata: [
-                    "image_id": .string(image.id.lowercasedString), "bytes": .stringConvertible(image.fileSize),
-                    "format": .string(image.format),
-                ])
-            return image
+            let details = try Self.details(of: upload, call: call)
+            try await upload.file.finish()
+            let outcome = try await uploads.accept(
+                StagedUpload(path: upload.file.path, size: upload.size, sha256: upload.sha256, prefix: upload.prefix),
+                details, teamID: principal.teamID, uploaderID: principal.user.id)
+            await upload.file.remove()
+            return try Self.answer(outcome, call: call)
         } catch {
             await upload.file.remove()
             throw error
         }
     }
 
-    private func accept(
-        _ upload: MultipartUpload, principal: Principal, call: FunctionRequest
-    ) async throws
-        -> ImageRecord
-    {
+    /// The upload's text fields, checked.
+    private static func details(of upload: MultipartUpload, call: FunctionRequest) throws -> UploadDetails {
         var rules = InputRules()
         let description = rules.description(upload.fields["description"]?.last)
         let tags = rules.tags(upload.fields["tags"] ?? [])
@@ -99,55 +99,33 @@ public struct UploadImageFunction: HTTPFunction {
                 upload.fields["allow_duplicate"]?.last ?? call.query.string("allow_duplicate"),
                 location: ["body", "allow_duplicate"]) ?? false
         try rules.check()
+        return UploadDetails(
+            filename: InputRules.filename(upload.filename), description: description, tags: tags,
+            collectionID: collectionID, allowDuplicate: allowDuplicate)
+    }
 
-        guard upload.size > 0 else {
+    /// The answer to an upload: the stored image (201), or the refusal.
+    private static func answer(_ outcome: UploadOutcome, call: FunctionRequest) throws -> ImageRecord {
+        switch outcome {
+        case .stored(let image):
+            call.logger.info(
+                "Image uploaded",
+                metadata: [
+                    "image_id": .string(image.id.lowercasedString), "bytes": .stringConvertible(image.fileSize),
+                    "format": .string(image.format),
+                ])
+            return image
+        case .empty:
             throw ValidationError(loc: ["body", "file"], msg: "The file is empty", type: "empty_file")
-        }
-        guard let format = ImageFormat(sniffing: upload.prefix) else {
+        case .unsupportedFormat:
             let accepted = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
-            throw FunctionError(
-                .unsupportedMediaType, "The file is not an image in an accepted format (\(accepted))")
-        }
-        let inspection: ImageInspection
-        do {
-            inspection = try await images.codec.inspect(
-                fileAt: upload.file.path, maxPixels: images.settings.maxImagePixels)
-        } catch let error as ImageDecodingError {
+            throw FunctionError(.unsupportedMediaType, "The file is not an image in an accepted format (\(accepted))")
+        case .undecodable(let error):
             call.logger.notice("Upload refused", metadata: ["reason": .string(error.detail)])
             throw ValidationError(loc: ["body", "file"], msg: error.description, type: "image_invalid")
+        case .duplicate(let existingID):
+            throw duplicate(existingID)
         }
-        if !allowDuplicate, let existing = try await images.store.image(sha256: upload.sha256, teamID: principal.teamID)
-        {
-            throw Self.duplicate(existing.id)
-        }
-        let image = ImageRecord(
-            id: ImageID(), teamID: principal.teamID, uploaderID: principal.user.id, collectionID: collectionID,
-            filename: InputRules.filename(upload.filename), contentType: format.mediaType, format: format.rawValue,
-            fileSize: upload.size, width: inspection.width, height: inspection.height,
-            orientation: inspection.orientation, sha256: upload.sha256, description: description, tags: tags,
-            exif: inspection.exif, createdAt: api.clock.now())
-        // Bytes first (durable under their real name), then metadata and the processing message
-        // in one transaction: an accepted upload always has its bytes and its event.
-        try await upload.file.finish()
-        try await images.blobs.put(
-            fileAt: upload.file.path, at: image.originalBlobKey,
-            attributes: BlobAttributes(contentType: image.contentType, sha256: image.sha256))
-        await upload.file.remove()
-        do {
-            try await images.store.insertImage(
-                image,
-                publishing: .processing(
-                    ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload")),
-                allowDuplicate: allowDuplicate)
-        } catch let error as DuplicateImageError {
-            // Another upload of the same bytes won the race since the check above.
-            try? await images.blobs.delete(at: image.originalBlobKey)
-            throw Self.duplicate(error.existingImageID)
-        } catch {
-            try? await images.blobs.delete(at: image.originalBlobKey)
-            throw error
-        }
-        return image
     }
 
     /// The 409 for bytes the team already has.
@@ -163,8 +141,7 @@ public struct UploadImageFunction: HTTPFunction {
         let page = try PageRequest(query: call.query)
         let filter = ImageFilter(collectionID: try call.query.uuid("collection_id"))
         return ListResponse(
-            "images", page: try await images.store.images(teamID: principal.teamID, filter: filter, page), request: page
-        )
+            "images", page: try await library.images(teamID: principal.teamID, filter: filter, page), request: page)
     }
 
     func image(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
@@ -173,7 +150,7 @@ public struct UploadImageFunction: HTTPFunction {
 
     private func ownImage(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
         let id = try call.pathID("image_id", as: ImageID.self)
-        guard let image = try await images.store.image(id: id, teamID: principal.teamID) else {
+        guard let image = try await library.image(id: id, teamID: principal.teamID) else {
             throw FunctionError.notFound("Image not found")
         }
         return image
@@ -222,54 +199,50 @@ public struct UploadImageFunction: HTTPFunction {
     // MARK: Changing
 
     func update(_ update: ImageUpdate, _ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
-        var image = try await ownImage(call, principal)
-        let before = (collection: image.collectionID, tags: image.tags)
+        let id = try call.pathID("image_id", as: ImageID.self)
         var rules = InputRules()
-        if case .set(let description) = update.description { image.description = rules.description(description) }
-        if case .set(let tags) = update.tags { image.tags = rules.tags(tags ?? []) }
-        if case .set(let collection) = update.collectionID { image.collectionID = collection }
-        try rules.check()
-        image.updatedAt = api.clock.now()
-        guard try await images.store.updateImage(image) else { throw FunctionError.notFound("Image not found") }
-        if image.collectionID != before.collection || image.tags != before.tags {
-            try await images.vectors.updatePayload(
-                imageID: image.id, collectionID: image.collectionID, tags: image.tags)
+        var changes = ImageChanges()
+        if case .set(let description) = update.description {
+            changes.description = .set(rules.description(description))
+        }
+        if case .set(let tags) = update.tags { changes.tags = .set(rules.tags(tags ?? [])) }
+        if case .set(let collection) = update.collectionID { changes.collectionID = .set(collection) }
+        do {
+            try rules.check()
+        } catch {
+            // Another team's image, or none, is a 404 whatever the changes asked.
+            guard try await library.image(id: id, teamID: principal.teamID) != nil else {
+                throw FunctionError.notFound("Image not found")
+            }
+            throw error
+        }
+        guard let image = try await library.update(id: id, teamID: principal.teamID, changes) else {
+            throw FunctionError.notFound("Image not found")
         }
         return image
     }
 
     func delete(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {
         let id = try call.pathID("image_id", as: ImageID.self)
-        // Metadata first: from here on the image is gone for every reader; then what hangs off it.
-        guard let image = try await images.store.deleteImage(id: id, teamID: principal.teamID) else {
+        guard let image = try await library.delete(id: id, teamID: principal.teamID) else {
             throw FunctionError.notFound("Image not found")
         }
-        try await images.vectors.delete(imageID: image.id)
-        try await images.blobs.delete(at: image.thumbnailBlobKey)
-        try await images.blobs.delete(at: image.originalBlobKey)
         call.logger.info("Image deleted", metadata: ["image_id": .string(image.id.lowercasedString)])
         return NoContent()
     }
 
     func reprocess(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
-        let image = try await ownImage(call, principal)
-        guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
-            throw FunctionError.conflict(
-                "Image is already queued (embedding_status is \(image.embeddingStatus.rawValue))")
+        let id = try call.pathID("image_id", as: ImageID.self)
+        switch try await library.reprocess(id: id, teamID: principal.teamID) {
+        case .queued(let image): return image
+        case .alreadyQueued(let status):
+            throw FunctionError.conflict("Image is already queued (embedding_status is \(status.rawValue))")
+        case .notFound: throw FunctionError.notFound("Image not found")
         }
-        let message = OutboxMessage.processing(
-            ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "reprocess"))
-        guard
-            let requeued = try await images.store.requeueImage(
-                id: image.id, teamID: principal.teamID, at: api.clock.now(), publishing: message)
-        else { throw FunctionError.notFound("Image not found") }
-        return requeued
     }
 
     /// `POST /api/v1/images/reprocess-all?scope=stale|all` (admin): queues the team's images
-    /// for re-embedding with the current model, through the same outbox and Pub/Sub as uploads.
-    /// `stale` (the default) takes images embedded with another model and failed ones; `all`
-    /// also re-embeds images that are current. Queued and in-progress images are left alone.
+    /// for re-embedding with the current model (see ``ImageLibrary/reprocessAll(teamID:scope:)``).
     func reprocessAll(_ call: FunctionRequest, _ principal: Principal) async throws -> ReprocessAllResponse {
         let scopeText = call.query.string("scope") ?? ReprocessScope.stale.rawValue
         guard let scope = ReprocessScope(rawValue: scopeText) else {
@@ -277,31 +250,20 @@ public struct UploadImageFunction: HTTPFunction {
                 .init(loc: ["query", "scope"], msg: "Input should be 'stale' or 'all'", type: "enum")
             ])
         }
-        let model = images.embedder.modelID
-        let queued = try await images.store.requeueImages(
-            teamID: principal.teamID, notEmbeddedWith: model, includeCurrent: scope == .all, reason: "reprocess-all",
-            at: api.clock.now())
+        let result = try await library.reprocessAll(teamID: principal.teamID, scope: scope)
         call.logger.notice(
             "Re-embedding queued",
-            metadata: ["team_id": .string(principal.teamID.lowercasedString), "queued": .stringConvertible(queued)])
-        return ReprocessAllResponse(
-            scope: scope, queued: queued,
-            progress: try await images.store.embeddingSummary(teamID: principal.teamID, model: model))
+            metadata: [
+                "team_id": .string(principal.teamID.lowercasedString), "queued": .stringConvertible(result.queued),
+            ])
+        return ReprocessAllResponse(scope: scope, queued: result.queued, progress: result.progress)
     }
 
     /// `GET /api/v1/images/reprocess-all` (admin): the team's images counted by embedding state
     /// against the current model; re-embedding is done when `current + failed == total`.
     func reprocessProgress(_ call: FunctionRequest, _ principal: Principal) async throws -> EmbeddingSummary {
-        return try await images.store.embeddingSummary(teamID: principal.teamID, model: images.embedder.modelID)
+        try await library.progress(teamID: principal.teamID)
     }
-}
-
-/// Which images `reprocess-all` queues.
-enum ReprocessScope: String, Codable, Sendable {
-    /// Images embedded with another model, and failed ones.
-    case stale
-    /// Every embedded or failed image.
-    case all
 }
 
 /// The answer to `POST /api/v1/images/reprocess-all`.

@@ -1,0 +1,162 @@
+import Foundation
+
+/// A delivered processing message: its id and bytes as the transport gave them (kept whole in a
+/// dead letter), and the request they hold.
+public struct ProcessingDelivery: Sendable, Equatable {
+    /// The transport's message id.
+    public let messageID: String
+    /// The message's bytes.
+    public let data: Data
+    /// The request decoded from `data`.
+    public let request: ImageProcessingRequest
+
+    /// Describes a delivery.
+    /// - Parameters:
+    ///   - messageID: The transport's message id.
+    ///   - data: The message's bytes.
+    ///   - request: The request decoded from them.
+    public init(messageID: String, data: Data, request: ImageProcessingRequest) {
+        self.messageID = messageID
+        self.data = data
+        self.request = request
+    }
+}
+
+/// What one delivery of a processing message did.
+public enum ProcessingOutcome: Sendable, Equatable {
+    /// The image has its thumbnail and its vector, and is `success`; `seconds` the work took.
+    case embedded(ImageRecord, model: String, seconds: Double)
+    /// The image no longer exists: nothing to do.
+    case missing(ImageID)
+    /// The image is already embedded with the current model: a redelivery, nothing to do.
+    case alreadyDone(ImageRecord)
+    /// The image has used every attempt: nothing to do until someone asks for a reprocess.
+    case exhausted(ImageRecord)
+    /// The attempt failed and attempts remain: the image stays `pending`, and the message must
+    /// be delivered again.
+    case failed(ImageRecord, attempt: Int, limit: Int, reason: String)
+    /// The last attempt failed: the image is `failed` and the message is a dead letter.
+    case gaveUp(ImageRecord, attempts: Int, limit: Int, reason: String)
+}
+
+/// The use case of making an uploaded image searchable: begin an attempt (within the attempt
+/// limit), make the thumbnail, embed, store the vector, complete; on failure record the attempt
+/// and, at the last one, keep the message as a dead letter; and if the image was changed or deleted
+/// meanwhile, bring the index in line. Every step can be repeated safely, since a message may be
+/// delivered more than once.
+public struct EmbeddingPipeline: Sendable {
+    private let images: ImageServices
+    private let clock: any TimeSource
+
+    /// Creates the service.
+    /// - Parameters:
+    ///   - images: The image pipeline's ports and settings.
+    ///   - clock: Where the processing times come from.
+    public init(images: ImageServices, clock: any TimeSource) {
+        self.images = images
+        self.clock = clock
+    }
+
+    /// Processes one delivery.
+    /// - Parameter delivery: The message.
+    /// - Returns: What it did.
+    /// - Throws: The errors of the stores while recording the attempt.
+    public func process(_ delivery: ProcessingDelivery) async throws -> ProcessingOutcome {
+        let request = delivery.request
+        let limit = images.settings.maxProcessingAttempts
+        let start = try await images.store.beginProcessing(
+            id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, maxAttempts: limit,
+            at: clock.now())
+        let image: ImageRecord
+        switch start {
+        case .missing: return .missing(request.imageID)
+        case .alreadyDone(let done): return .alreadyDone(done)
+        case .exhausted(let spent): return .exhausted(spent)
+        case .started(let started): image = started
+        }
+        let began = ContinuousClock.now
+        do {
+            try await embed(image)
+            return .embedded(image, model: images.embedder.modelID, seconds: Self.seconds(ContinuousClock.now - began))
+        } catch {
+            let reason = String(describing: error)
+            let attempts = image.embeddingAttempts
+            try await images.store.failProcessing(
+                id: image.id, teamID: image.teamID, error: reason, final: attempts >= limit, at: clock.now())
+            guard attempts >= limit else { return .failed(image, attempt: attempts, limit: limit, reason: reason) }
+            try await deadLetter(messageID: delivery.messageID, data: delivery.data, attempts: attempts, reason: reason)
+            return .gaveUp(image, attempts: attempts, limit: limit, reason: reason)
+        }
+    }
+
+    /// Keeps a delivery that can never be processed (unreadable, or not a processing request) as a
+    /// dead letter, so that it can be acknowledged: no redelivery can make it readable.
+    /// - Parameters:
+    ///   - messageID: The transport's message id (for a body that is no message at all, see
+    ///     ``unreadableMessageID(for:)``).
+    ///   - data: The bytes as delivered.
+    ///   - reason: Why it cannot be processed.
+    public func deadLetterUnprocessable(messageID: String, data: Data, reason: String) async throws {
+        try await deadLetter(messageID: messageID, data: data, attempts: 1, reason: reason)
+    }
+
+    /// The dead letter's id for a body that is no message at all: `unreadable-` and the FNV-1a hash
+    /// of the body, so that redeliveries of one body make one letter.
+    /// - Parameter body: The bytes.
+    /// - Returns: The message id.
+    public static func unreadableMessageID(for body: Data) -> String {
+        let hash = body.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+        return "unreadable-" + String(hash, radix: 16)
+    }
+
+    /// Thumbnail, embedding, vector, then the status; then the index brought in line with an
+    /// image changed or deleted while it was being processed.
+    private func embed(_ image: ImageRecord) async throws {
+        guard let original = try await images.blobs.data(at: image.originalBlobKey) else {
+            throw ProcessingError("the original image bytes are missing from the blob store")
+        }
+        let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
+        try await images.blobs.put(
+            thumbnail, at: image.thumbnailBlobKey, attributes: BlobAttributes(contentType: "image/jpeg"))
+        let vector = try await images.embedder.embed(image: original)
+        guard vector.count == images.embedder.dimensions else {
+            throw ProcessingError(
+                "the embedder returned \(vector.count) values, expected \(images.embedder.dimensions)")
+        }
+        try await images.vectors.upsert(
+            VectorEntry(
+                imageID: image.id, teamID: image.teamID, collectionID: image.collectionID, tags: image.tags,
+                createdAt: image.createdAt, model: images.embedder.modelID, vector: vector))
+        try await images.store.completeProcessing(
+            id: image.id, teamID: image.teamID, model: images.embedder.modelID, dimensions: vector.count,
+            at: clock.now())
+        if let current = try await images.store.image(id: image.id, teamID: image.teamID) {
+            // Moved or retagged while it was being processed: the index filters by what is current.
+            if current.collectionID != image.collectionID || current.tags != image.tags {
+                try await images.vectors.updatePayload(
+                    imageID: image.id, collectionID: current.collectionID, tags: current.tags)
+            }
+        } else {
+            // Deleted while it was being processed: take back what this run added.
+            try await images.vectors.delete(imageID: image.id)
+            try await images.blobs.delete(at: image.thumbnailBlobKey)
+        }
+    }
+
+    private func deadLetter(messageID: String, data: Data, attempts: Int, reason: String) async throws {
+        try await images.deadLetters.deadLetter(
+            DeadLetter(
+                messageID: messageID, topic: ImageProcessingRequest.topic, data: data, attempts: attempts,
+                lastError: reason, source: "handler", deadAt: clock.now()))
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// A processing step that failed for a reason worth showing in `embedding_error`.
+struct ProcessingError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,171 @@
+import Foundation
+
+/// A change to one editable field of an image: keep what is there, or set it (`nil` clears it).
+public enum FieldChange<Value: Sendable & Equatable>: Sendable, Equatable {
+    /// Leave the field as it is.
+    case keep
+    /// Set the field; `nil` clears it.
+    case set(Value?)
+}
+
+/// The changes asked of an image's editable fields, already checked as input.
+public struct ImageChanges: Sendable, Equatable {
+    /// The new description.
+    public var description: FieldChange<String>
+    /// The new tags (`nil` clears them).
+    public var tags: FieldChange<[String]>
+    /// The new collection.
+    public var collectionID: FieldChange<UUID>
+
+    /// Describes the changes.
+    /// - Parameters:
+    ///   - description: The new description.
+    ///   - tags: The new tags.
+    ///   - collectionID: The new collection.
+    public init(
+        description: FieldChange<String> = .keep, tags: FieldChange<[String]> = .keep,
+        collectionID: FieldChange<UUID> = .keep
+    ) {
+        self.description = description
+        self.tags = tags
+        self.collectionID = collectionID
+    }
+}
+
+/// Which images `reprocess-all` queues.
+public enum ReprocessScope: String, Codable, Sendable {
+    /// Images embedded with another model, and failed ones.
+    case stale
+    /// Every embedded or failed image.
+    case all
+}
+
+/// What became of a request to process one image again.
+public enum ReprocessOutcome: Sendable, Equatable {
+    /// The image is `pending` again and its processing message is in the outbox.
+    case queued(ImageRecord)
+    /// The image is already queued or being processed.
+    case alreadyQueued(EmbeddingStatus)
+    /// No such image in the team.
+    case notFound
+}
+
+/// What `reprocess-all` did: how many images it queued, and where the team stands now.
+public struct ReprocessAllResult: Sendable, Equatable {
+    /// The images queued.
+    public let queued: Int
+    /// The team's images counted by embedding state against the current model.
+    public let progress: EmbeddingSummary
+}
+
+/// The use cases of a team's stored images: read, change, delete and process again, each keeping
+/// the metadata, the vector index and the blob store consistent.
+public struct ImageLibrary: Sendable {
+    private let images: ImageServices
+    private let clock: any TimeSource
+
+    /// Creates the service.
+    /// - Parameters:
+    ///   - images: The image pipeline's ports and settings.
+    ///   - clock: Where `updated_at` and queueing times come from.
+    public init(images: ImageServices, clock: any TimeSource) {
+        self.images = images
+        self.clock = clock
+    }
+
+    /// One of the team's images, or `nil`.
+    /// - Parameters:
+    ///   - id: The image.
+    ///   - teamID: The caller's team.
+    /// - Returns: The image, if the team has it.
+    public func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
+        try await images.store.image(id: id, teamID: teamID)
+    }
+
+    /// A page of the team's images, newest first.
+    /// - Parameters:
+    ///   - teamID: The caller's team.
+    ///   - filter: Which images.
+    ///   - page: Which page.
+    /// - Returns: The page and the total.
+    public func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+        try await images.store.images(teamID: teamID, filter: filter, page)
+    }
+
+    /// Changes an image's editable fields; the vector index learns a new collection or new tags,
+    /// by which searches filter.
+    /// - Parameters:
+    ///   - id: The image.
+    ///   - teamID: The caller's team.
+    ///   - changes: The changes.
+    /// - Returns: The image as changed, or `nil` when the team has no such image.
+    public func update(id: ImageID, teamID: TeamID, _ changes: ImageChanges) async throws -> ImageRecord? {
+        guard var image = try await images.store.image(id: id, teamID: teamID) else { return nil }
+        let before = (collection: image.collectionID, tags: image.tags)
+        if case .set(let description) = changes.description { image.description = description }
+        if case .set(let tags) = changes.tags { image.tags = tags ?? [] }
+        if case .set(let collection) = changes.collectionID { image.collectionID = collection }
+        image.updatedAt = clock.now()
+        guard try await images.store.updateImage(image) else { return nil }
+        if image.collectionID != before.collection || image.tags != before.tags {
+            try await images.vectors.updatePayload(
+                imageID: image.id, collectionID: image.collectionID, tags: image.tags)
+        }
+        return image
+    }
+
+    /// Deletes an image: its metadata first (from then on it is gone for every reader), then its
+    /// vector, thumbnail and original.
+    /// - Parameters:
+    ///   - id: The image.
+    ///   - teamID: The caller's team.
+    /// - Returns: The deleted image, or `nil` when the team has no such image.
+    public func delete(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
+        guard let image = try await images.store.deleteImage(id: id, teamID: teamID) else { return nil }
+        try await images.vectors.delete(imageID: image.id)
+        try await images.blobs.delete(at: image.thumbnailBlobKey)
+        try await images.blobs.delete(at: image.originalBlobKey)
+        return image
+    }
+
+    /// Queues a processed (or failed) image for processing again, with no attempts spent.
+    /// - Parameters:
+    ///   - id: The image.
+    ///   - teamID: The caller's team.
+    /// - Returns: What happened.
+    public func reprocess(id: ImageID, teamID: TeamID) async throws -> ReprocessOutcome {
+        guard let image = try await images.store.image(id: id, teamID: teamID) else { return .notFound }
+        guard image.embeddingStatus == .failed || image.embeddingStatus == .success else {
+            return .alreadyQueued(image.embeddingStatus)
+        }
+        let message = OutboxMessage.processing(
+            ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "reprocess"))
+        guard
+            let requeued = try await images.store.requeueImage(
+                id: image.id, teamID: teamID, at: clock.now(), publishing: message)
+        else { return .notFound }
+        return .queued(requeued)
+    }
+
+    /// Queues the team's images for embedding with the current model, through the same outbox as
+    /// uploads: `stale` takes images embedded with another model and failed ones; `all` also those
+    /// that are current. Queued and in-progress images are left alone.
+    /// - Parameters:
+    ///   - teamID: The team.
+    ///   - scope: Which images.
+    /// - Returns: How many were queued, and the team's progress.
+    public func reprocessAll(teamID: TeamID, scope: ReprocessScope) async throws -> ReprocessAllResult {
+        let queued = try await images.store.requeueImages(
+            teamID: teamID, notEmbeddedWith: images.embedder.modelID, includeCurrent: scope == .all,
+            reason: "reprocess-all", at: clock.now())
+        return ReprocessAllResult(queued: queued, progress: try await progress(teamID: teamID))
+    }
+
+    /// The team's images counted by embedding state against the current model; re-embedding is
+    /// done when `current + failed == total`.
+    /// - Parameter teamID: The team.
+    /// - Returns: The counts.
+    public func progress(teamID: TeamID) async throws -> EmbeddingSummary {
+        try await images.store.embeddingSummary(teamID: teamID, model: images.embedder.modelID)
+    }
+}
