@@ -26,6 +26,7 @@ struct Serve: AsyncParsableCommand {
         let settings = configuration.settings
         await ImageHost.main(
             configuration: configuration,
+            relaysOutbox: true,
             localDelivery: .ownEventRoute(configuration),
             preparesEmbedder: true,
             onListening: { host, port in

@@ -11,4 +11,4 @@ if configuration.backends.events == .local, configuration.pubSub.pushEndpoints.i
         Data("PUBSUB_PUSH_ENDPOINT is required: the URL (or URLs) the event relay delivers to\n".utf8))
     exit(78)
 }
-await FunctionHost.main(configuration: configuration) { _ in [] }
+await FunctionHost.main(configuration: configuration, relaysOutbox: true) { _ in [] }

@@ -168,9 +168,14 @@ public enum FunctionHost {
     /// - Parameters:
     ///   - configuration: The process configuration.
     ///   - logger: Where to report what was done.
+    ///   - relaysOutbox: Whether this process delivers the outbox: only then, with
+    ///     `EVENTS_BACKEND=pubsub`, is the Pub/Sub publisher built (and its settings required), and
+    ///     dead letters forwarded to the dead-letter topic.
     /// - Returns: The services.
     /// - Throws: When the store cannot be opened or the bootstrap key conflicts.
-    public static func makeServices(_ configuration: HostConfiguration, logger: Logger) async throws -> HostedServices {
+    public static func makeServices(
+        _ configuration: HostConfiguration, logger: Logger, relaysOutbox: Bool = true
+    ) async throws -> HostedServices {
         let settings = configuration.settings
         let built = try openStore(configuration)
         let store = built.adapter
@@ -191,7 +196,7 @@ public enum FunctionHost {
         }
         var deadLetters: any DeadLetterQueue = store
         var pubSub: PubSubPublisher?
-        if configuration.backends.events == .pubsub {
+        if configuration.backends.events == .pubsub, relaysOutbox {
             let publisher = try PubSubFactory.build(from: configuration.variables).adapter
             deadLetters = DeadLetterTopicForwarder(
                 queue: store, topic: publisher.deadLetterPublisher, logger: logger)
@@ -241,11 +246,16 @@ public enum FunctionHost {
     /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
     /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
     ///
-    /// When `PUBSUB_PUSH_ENDPOINT` is set, or a `localDelivery` target is given, the process also
-    /// runs the local Pub/Sub that delivers the outbox (to several endpoints in turn when it names
-    /// several: a standalone relay process in front of ProcessEmbedding's replicas).
+    /// A process whose functions write the outbox (`relaysOutbox`) also delivers it: to Pub/Sub with
+    /// `EVENTS_BACKEND=pubsub` (and serves the scheduler's relay endpoint), or through the local
+    /// Pub/Sub when `PUBSUB_PUSH_ENDPOINT` is set or a `localDelivery` target is given (to several
+    /// endpoints in turn when it names several: a standalone relay process in front of
+    /// ProcessEmbedding's replicas). Any other process runs no relay and needs no Pub/Sub settings.
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
+    ///   - relaysOutbox: Whether this process's functions write the outbox (uploads, reprocessing,
+    ///     dead-letter replays), so that it delivers it; `false` for the management functions and
+    ///     Search.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set
     ///     (the emulator's own event route); `nil` for the function binaries.
     ///   - pushPath: Where this process takes Pub/Sub's pushes (ProcessEmbedding: `/`). With the
@@ -256,6 +266,7 @@ public enum FunctionHost {
     ///     ports they need); a ``StartupRefusal`` it throws stops the process with status 78.
     public static func main(
         configuration: HostConfiguration? = nil,
+        relaysOutbox: Bool,
         localDelivery: LocalDeliveryTarget? = nil,
         pushPath: String? = nil,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in },
@@ -266,7 +277,7 @@ public enum FunctionHost {
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
             logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)
-            var services = try await makeServices(configuration, logger: logger)
+            var services = try await makeServices(configuration, logger: logger, relaysOutbox: relaysOutbox)
             let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
             services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
             var functions = try await makeFunctions(services)
@@ -278,7 +289,9 @@ public enum FunctionHost {
                 timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
             let relay: OutboxRelay?
             var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
-            switch configuration.backends.events {
+            switch relaysOutbox ? configuration.backends.events : nil {
+            case nil:
+                relay = nil
             case .local:
                 relay =
                     localDelivery != nil || !configuration.pubSub.pushEndpoints.isEmpty

@@ -55,48 +55,4 @@ public struct APISettings: Sendable {
         self.bootstrapAdminKey = bootstrapAdminKey
         self.bootstrapAdminEmail = bootstrapAdminEmail
     }
-
-    /// Reads and validates the settings.
-    /// - Parameter variables: The process's configuration variables.
-    /// - Throws: ``ConfigurationError`` naming the first invalid variable; in production a missing,
-    ///   default or short `API_KEY_SECRET` is refused.
-    public init(_ variables: EnvironmentVariables) throws {
-        let environmentName = try variables.choice(
-            "ENVIRONMENT", default: "development", allowed: ["development", "production"])
-        let environment = DeploymentEnvironment(rawValue: environmentName) ?? .development
-        let secret = variables["API_KEY_SECRET"]
-        if environment == .production {
-            guard let secret, secret != Self.developmentKeySecret, secret.count >= 32 else {
-                throw ConfigurationError(
-                    variable: "API_KEY_SECRET",
-                    reason: "must be set to a random value of at least 32 characters when ENVIRONMENT=production")
-            }
-        }
-        let previousSecret = variables["API_KEY_PREVIOUS_SECRET"]
-        if let previousSecret, previousSecret.count < 32 || previousSecret == secret {
-            throw ConfigurationError(
-                variable: "API_KEY_PREVIOUS_SECRET",
-                reason: "must be the API_KEY_SECRET used before the current one (at least 32 characters)")
-        }
-        let bootstrapKey = variables["BOOTSTRAP_ADMIN_KEY"]
-        if let bootstrapKey, APIKeyText(parsing: bootstrapKey) == nil {
-            throw ConfigurationError(
-                variable: "BOOTSTRAP_ADMIN_KEY", reason: "must be a key in the form \(APIKeyText.formatDescription)")
-        }
-        let email = (variables["BOOTSTRAP_ADMIN_EMAIL"] ?? "admin@image-api.local").lowercased()
-        guard EmailAddress.isPlausible(email) else {
-            throw ConfigurationError(variable: "BOOTSTRAP_ADMIN_EMAIL", reason: "must be an e-mail address")
-        }
-        self.init(
-            environment: environment,
-            apiKeySecret: secret ?? Self.developmentKeySecret,
-            previousAPIKeySecret: previousSecret,
-            apiKeyExpiryDays: try variables.integer("API_KEY_EXPIRY_DAYS", default: 365, in: 1...3650),
-            dataDirectory: EmbeddedDataPaths(variables).dataDirectory,
-            databasePath: EmbeddedDataPaths(variables).database,
-            bootstrapAdminKey: bootstrapKey,
-            bootstrapAdminEmail: email,
-            authFailureLimit: try variables.integer("AUTH_FAILURE_LIMIT", default: 20, in: 1...1_000_000),
-            authFailureWindowSeconds: try variables.integer("AUTH_FAILURE_WINDOW_SECONDS", default: 60, in: 1...86_400))
-    }
 }

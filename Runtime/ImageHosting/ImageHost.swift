@@ -31,7 +31,7 @@ public struct UnusableEmbeddingModel: StartupRefusal {
 /// Vector storage that holds another vector length than the embedder makes: the process stops
 /// with status 78.
 public struct IncompatibleVectorStorage: StartupRefusal {
-    /// What differs, naming both sizes (`QdrantCollectionMismatch`, `PgvectorDimensionMismatch`).
+    /// What differs, naming both sizes (the index adapter's ``VectorShapeMismatch``).
     public let error: any Error
 
     /// The log line.
@@ -155,9 +155,7 @@ public enum ImageHost {
         let vectors = try makeVectorIndex(configuration)
         do {
             try await vectors.adapter.prepare(model: chosen.modelID, dimensions: chosen.dimensions)
-        } catch let mismatch as QdrantCollectionMismatch {
-            throw IncompatibleVectorStorage(error: mismatch)
-        } catch let mismatch as PgvectorDimensionMismatch {
+        } catch let mismatch as any VectorShapeMismatch {
             throw IncompatibleVectorStorage(error: mismatch)
         }
         services.background.add(blobs.background + vectors.background)
@@ -172,6 +170,7 @@ public enum ImageHost {
     /// with the image ports built before the functions.
     /// - Parameters:
     ///   - configuration: The configuration, when the caller has already read it.
+    ///   - relaysOutbox: Whether the functions write the outbox, so that this process delivers it.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set.
     ///   - pushPath: Where this process takes Pub/Sub's pushes, for `--create-resources`.
     ///   - preparesEmbedder: Whether the model is loaded and warmed before serving.
@@ -179,6 +178,7 @@ public enum ImageHost {
     ///   - makeFunctions: Builds the functions from the services and the image ports.
     public static func main(
         configuration: HostConfiguration? = nil,
+        relaysOutbox: Bool,
         localDelivery: LocalDeliveryTarget? = nil,
         pushPath: String? = nil,
         preparesEmbedder: Bool = false,
@@ -186,7 +186,8 @@ public enum ImageHost {
         _ makeFunctions: @escaping @Sendable (HostedServices, ImageServices) -> [any HTTPFunction]
     ) async {
         await FunctionHost.main(
-            configuration: configuration, localDelivery: localDelivery, pushPath: pushPath, onListening: onListening
+            configuration: configuration, relaysOutbox: relaysOutbox, localDelivery: localDelivery, pushPath: pushPath,
+            onListening: onListening
         ) { services in
             let images = try await makeImageServices(services, preparesEmbedder: preparesEmbedder)
             return makeFunctions(services, images)

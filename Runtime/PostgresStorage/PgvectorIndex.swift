@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// A table that holds another vector length for a model than its embedder makes: the process
 /// must not start on vectors it cannot search.
-public struct PgvectorDimensionMismatch: Error, Equatable, CustomStringConvertible {
+public struct PgvectorDimensionMismatch: VectorShapeMismatch, Equatable {
     /// The embedder's model.
     public let model: String
     /// The length the table holds for it.

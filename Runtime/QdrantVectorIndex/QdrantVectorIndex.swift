@@ -9,7 +9,7 @@ import OutboundHTTP
 
 /// An existing Qdrant collection whose vectors do not fit the embedder: the process must not
 /// start on it.
-public struct QdrantCollectionMismatch: Error, CustomStringConvertible {
+public struct QdrantCollectionMismatch: VectorShapeMismatch {
     /// The collection.
     public let collection: String
     /// The embedder's model.

@@ -1,5 +1,6 @@
 import Emulator
 import Foundation
+import FunctionHosting
 import FunctionsFramework
 import HTTPTypes
 import ImageAPICore

@@ -108,6 +108,27 @@ struct EmulatorEndToEndTests {
         #expect(try await started.terminate() == 0)
     }
 
+    @Test(
+        "only processes that write the outbox relay it: with EVENTS_BACKEND=pubsub and no Pub/Sub settings the management functions and Search serve, upload-image refuses"
+    )
+    func relayOnlyWhereTheOutboxIsWritten() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // No GOOGLE_CLOUD_PROJECT, no PUBSUB_EMULATOR_HOST: a process that built a Pub/Sub relay would stop.
+        let environment = ["EVENTS_BACKEND": "pubsub", "EMBEDDING_PROVIDER": "visual"]
+        for product in ["manage-teams", "manage-users", "api-keys", "search"] {
+            let function = try RunningFunction(product, in: folder, environment: environment)
+            try await function.waitUntilListening()
+            #expect(try await function.request(.GET, "/healthz").status == 200, "\(product)")
+            // The scheduler's relay endpoint is served only where a relay runs.
+            #expect(try await function.request(.POST, "/internal/outbox/relay").status == 404, "\(product)")
+            #expect(try await function.terminate() == 0, "\(product)")
+        }
+        let uploads = try RunningFunction("upload-image", in: folder, environment: environment)
+        #expect(try await uploads.waitForExit() == 78)
+        #expect(uploads.errors.contains("GOOGLE_CLOUD_PROJECT"))
+    }
+
     @Test("production: bootstrap-admin and BOOTSTRAP_ADMIN_KEY give working admin keys")
     func productionBootstrap() async throws {
         let folder = try makeTemporaryFolder()

@@ -1,4 +1,5 @@
 import ApiKeys
 import FunctionHosting
 
-await FunctionHost.main { services in [ApiKeysFunction(services: services.api)] }
+// Writes no outbox: runs no relay, needs no Pub/Sub settings.
+await FunctionHost.main(relaysOutbox: false) { services in [ApiKeysFunction(services: services.api)] }

@@ -1,4 +1,5 @@
 import FunctionHosting
 import ManageUsers
 
-await FunctionHost.main { services in [ManageUsersFunction(services: services.api)] }
+// Writes no outbox: runs no relay, needs no Pub/Sub settings.
+await FunctionHost.main(relaysOutbox: false) { services in [ManageUsersFunction(services: services.api)] }

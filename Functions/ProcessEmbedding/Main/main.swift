@@ -2,7 +2,8 @@ import FunctionsFramework
 import ImageHosting
 import ProcessEmbedding
 
-await ImageHost.main(pushPath: "/", preparesEmbedder: true) { services, images in
+// Dead-letter replays write the outbox: this process delivers it.
+await ImageHost.main(relaysOutbox: true, pushPath: "/", preparesEmbedder: true) { services, images in
     [
         CloudEventEndpoint(
             ProcessEmbeddingFunction(api: services.api, images: images),

@@ -1,4 +1,6 @@
 import ImageHosting
 import UploadImage
 
-await ImageHost.main { services, images in [UploadImageFunction(api: services.api, images: images)] }
+// Uploads and reprocessing write the outbox: this process delivers it.
+await ImageHost.main(relaysOutbox: true) { services, images in [UploadImageFunction(api: services.api, images: images)]
+}

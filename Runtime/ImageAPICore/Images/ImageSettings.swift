@@ -64,32 +64,6 @@ public struct ImageSettings: Sendable {
         self.thumbnailSize = thumbnailSize
         self.maxProcessingAttempts = maxProcessingAttempts
     }
-
-    /// Reads the settings.
-    /// - Parameters:
-    ///   - variables: The environment.
-    ///   - dataDirectory: `DATA_DIR`, under which blobs go by default.
-    /// - Throws: ``ConfigurationError`` naming the first bad variable.
-    public init(_ variables: EnvironmentVariables, dataDirectory: String) throws {
-        let provider = try variables.choice(
-            "EMBEDDING_PROVIDER", default: "auto", allowed: EmbeddingProvider.allCases.map(\.rawValue))
-        self.init(
-            maxUploadBytes: try variables.integer("MAX_UPLOAD_BYTES", default: 20 * 1024 * 1024, in: 1...(1 << 31)),
-            maxImagePixels: try variables.integer("MAX_IMAGE_PIXELS", default: 100_000_000, in: 1...1_000_000_000),
-            blobDirectory: EmbeddedDataPaths(
-                dataDirectory: dataDirectory, blobs: variables["BLOB_DIR"]
-            ).blobs,
-            embeddingProvider: EmbeddingProvider(rawValue: provider) ?? .automatic,
-            clipModelDirectory: variables["CLIP_MODEL_DIR"] ?? Self.defaultCLIPModelDirectory,
-            clipThreads: try variables.integer(
-                "CLIP_THREADS", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256),
-            thumbnailSize: try variables.integer("THUMBNAIL_SIZE", default: 256, in: 16...2048),
-            maxProcessingAttempts: try variables.integer("PROCESSING_MAX_ATTEMPTS", default: 3, in: 1...20),
-            maxConcurrentUploads: try variables.integer(
-                "MAX_CONCURRENT_UPLOADS", default: Self.defaultConcurrentUploads, in: 1...1024),
-            uploadQueueLimit: try variables.integer("UPLOAD_QUEUE_LIMIT", default: 16, in: 0...100_000),
-            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 512, in: 16...1_048_576))
-    }
 }
 
 extension ImageSettings {

@@ -166,3 +166,8 @@ extension VectorIndex {
     /// Nothing to prepare unless the backend says otherwise (one table holds every model).
     public func prepare(model: String, dimensions: Int) async throws {}
 }
+
+/// A vector index's refusal to hold an embedder's vectors because what it already stores has
+/// another shape (another vector size or distance). Each index adapter's own error conforms, so
+/// that a host can refuse to start with one line without naming any adapter's type.
+public protocol VectorShapeMismatch: Error, CustomStringConvertible {}
