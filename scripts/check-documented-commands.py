@@ -8,7 +8,10 @@ before its opening fence, one HTML comment saying how it is checked:
   <!-- command-check: by WHAT -->                   run by another part of the test command (named)
   <!-- command-check: not here (WHY) -->            needs what no test machine has (said why)
 
-A block without one fails the check. A `run` block runs as a bash script from the repository's
+A block without one fails the check. Two more checks run first: every relative link of every
+Markdown file points at a file or folder that exists (and, with `#anchor`, at a heading there),
+and every configuration variable the code reads (`variables["NAME"]`, `variables.integer("NAME"`
+and the like, and the adapter factories' `variables` lists) is named on docs/configuration.md. A `run` block runs as a bash script from the repository's
 root, in a process group of its own (stopped whole afterwards, with whatever it started in the
 background), with BENCH_QUICK=1 (each benchmark's quick mode: the smallest sizes, one short round),
 CONFIGURATION=debug (the build the test command made) and DATA_DIR in a new temporary folder. It
@@ -112,6 +115,61 @@ def shell_blocks(path):
         yield Block(path, start + 1, language, "\n".join(body) + "\n", annotation)
 
 
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchor(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def broken_links():
+    problems = []
+    for path in markdown_files():
+        inside_fence = False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip().startswith("```"):
+                inside_fence = not inside_fence
+            if inside_fence:
+                continue
+            for target in LINK.findall(line):
+                if re.match(r"^[a-z]+:", target) or target.startswith("<"):
+                    continue
+                file_part, _, fragment = target.partition("#")
+                resolved = (path.parent / file_part).resolve() if file_part else path
+                where = f"{path.relative_to(ROOT)}:{number}"
+                if not resolved.exists():
+                    problems.append(f"{where}: {target} points nowhere")
+                elif fragment and resolved.is_file() and resolved.suffix == ".md":
+                    headings = [anchor(h.lstrip("#")) for h in resolved.read_text(encoding="utf-8").splitlines()
+                                if h.startswith("#")]
+                    if fragment not in headings:
+                        problems.append(f"{where}: {target}: no heading #{fragment} there")
+    return problems
+
+
+READS = [
+    re.compile(r'variables(?:\.[a-zA-Z]+)?\(\s*"([A-Z][A-Z0-9_]+)"', re.S),
+    re.compile(r'variables\["([A-Z][A-Z0-9_]+)"\]'),
+]
+FACTORY_LIST = re.compile(r"static let variables: Set<String> = \[([^\]]*)\]", re.S)
+
+
+def undocumented_variables():
+    read = set()
+    for folder in ("Runtime", "Functions"):
+        for source in (ROOT / folder).rglob("*.swift"):
+            text = source.read_text(encoding="utf-8")
+            for pattern in READS:
+                read.update(pattern.findall(text))
+            for listed in FACTORY_LIST.findall(text):
+                read.update(re.findall(r'"([A-Z][A-Z0-9_]+)"', listed))
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", page))
+    return sorted(read - documented), len(read)
+
+
 def port_is_free(port):
     with socket.socket() as probe:
         try:
@@ -179,6 +237,17 @@ def main():
     parser.add_argument("--only")
     options = parser.parse_args()
     files = [path.resolve() for path in options.files] or list(markdown_files())
+    checks_failed = 0
+    if not options.files and not options.list:
+        links = broken_links()
+        for problem in links:
+            print(f"broken link: {problem}")
+        print(f"{'ok' if not links else 'FAILED'}: relative links in every Markdown file")
+        missing, read = undocumented_variables()
+        for name in missing:
+            print(f"undocumented variable: {name} is read by the code and not named on docs/configuration.md")
+        print(f"{'ok' if not missing else 'FAILED'}: {read} configuration variables the code reads, each on docs/configuration.md")
+        checks_failed = bool(links) + bool(missing)
     blocks = [block for path in files for block in shell_blocks(path)]
     unannotated = [block for block in blocks if block.kind is None]
     for block in unannotated:
@@ -201,7 +270,7 @@ def main():
             print(f"  FAILED: {failure}", flush=True)
         else:
             passed += 1
-    failed += len(unannotated)
+    failed += len(unannotated) + checks_failed
     print(f"documented commands: {elsewhere} checked elsewhere or not runnable here (skipped below)")
     print(f"{passed} passed, {failed} failed, {elsewhere} skipped")
     return 1 if failed else 0

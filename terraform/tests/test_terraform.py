@@ -2,7 +2,7 @@
 
 Run by scripts/terraform-checks.sh (part of the test command) with OPENAPI_DOCUMENT naming the
 emulator's /openapi.json saved to a file. `terraform validate` cannot run where these run (the
-Google provider cannot be downloaded); README.md says how to run it where it can.
+Google provider cannot be downloaded); deployment/README.md says how to run it where it can.
 """
 
 import glob
@@ -65,7 +65,7 @@ def package():
 def read_variables(package, product):
     """The configuration variables a product's binary can read: every ALL_CAPS string literal in
     the Swift sources of the targets it is built from (its own and their dependencies, local ones)
-    that the README's configuration table documents."""
+    that docs/configuration.md documents."""
     targets = {target["name"]: target for target in package["targets"]}
     products = {item["name"]: item for item in package["products"]}
     pending = list(products[product]["targets"])
@@ -92,9 +92,8 @@ def read_variables(package, product):
 
 
 def documented_variables():
-    with open(os.path.join(ROOT, "README.md")) as handle:
-        readme = handle.read()
-    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as handle:
+        table = handle.read()
     names = set()
     for row in table.splitlines():
         if row.startswith("| `"):
@@ -253,7 +252,9 @@ def test_every_variable_has_a_description_and_a_type(parsed):
 
 def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
     """Writes or deletes (`blobs.put`, `blobs.delete`) need objectUser; reads (`blobs.data`,
-    `blobs.size`, downloads) at least objectViewer; a function that touches no blob gets no role."""
+    `blobs.size`, downloads) at least objectViewer; a function that touches no blob gets no role.
+    What a function does is read from its handlers and from the domain's use cases they call (a
+    type of Runtime/ImageAPICore named in the handlers, such as `ImageUploads`, read from its file)."""
     granted = {}
     for resource in parsed["resource"]["google_storage_bucket_iam_member"].values():
         if single(resource["bucket"]) != "${google_storage_bucket.images.name}":
@@ -273,6 +274,11 @@ def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
         for path in glob.glob(os.path.join(folder, "**", "*.swift"), recursive=True):
             with open(path) as handle:
                 source += handle.read()
+        for path in glob.glob(os.path.join(ROOT, "Runtime", "ImageAPICore", "**", "*.swift"), recursive=True):
+            use_case = os.path.splitext(os.path.basename(path))[0]
+            if re.search(r"\b%s\(" % use_case, source):
+                with open(path) as handle:
+                    source += handle.read()
         writes = re.search(r"blobs\.(put|delete)\(", source)
         reads = re.search(r"blobs\.\w+\(", source)
         roles = granted.get(function, set())
