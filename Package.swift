@@ -442,7 +442,7 @@ let package = Package(
             name: "DomainTests",
             dependencies: [
                 "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking",
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/DomainTests",
             swiftSettings: swiftSettings

@@ -33,19 +33,12 @@ fi
 source scripts/lib/topology.sh
 
 token() { "$python" -c "import secrets; print(secrets.$1)"; }
-export HOST=127.0.0.1
-export DATA_DIR=${DATA_DIR:-$state/data}
-export BOOTSTRAP_ADMIN_KEY=${BOOTSTRAP_ADMIN_KEY:-imk_$(token 'token_hex(16)')_$(token 'token_urlsafe(32)')}
+topology_begin
 export METADATA_BACKEND=postgres DATABASE_URL=${DATABASE_URL:-$TEST_DATABASE_URL}
 export VECTOR_BACKEND=qdrant QDRANT_HOST=${TEST_QDRANT_HOST%:*} QDRANT_PORT=${TEST_QDRANT_HOST##*:}
 export BLOB_BACKEND=filesystem EVENTS_BACKEND=local
 # ProcessEmbedding takes deliveries from the relay alone: they carry this shared secret.
 export PUBSUB_PUSH_TOKEN=${PUBSUB_PUSH_TOKEN:-$(token 'token_urlsafe(32)')}
-mkdir -p "$DATA_DIR"
-
-trap topology_stop EXIT
-trap 'exit 0' TERM INT
-
 for name in process-embedding search; do
     for replica in 1 2; do start_process "$name-$replica" "$name"; done
 done
@@ -59,14 +52,9 @@ start_router \
     SEARCH_URL="$(process_url search-1),$(process_url search-2)" \
     PROCESS_EMBEDDING_URL="$(process_url process-embedding-1),$(process_url process-embedding-2)"
 
-echo "==> The distributed topology is up (Ctrl-C stops it):"
-echo "    router (the production URL map)  $url"
-for name in manage-teams manage-users api-keys upload-image search-1 search-2 process-embedding-1 \
-    process-embedding-2 event-relay; do
-    printf '    %-32s %s\n' "$name" "$(process_url "$name")"
-done
+topology_announce distributed manage-teams manage-users api-keys upload-image search-1 search-2 \
+    process-embedding-1 process-embedding-2 event-relay
 echo "    PostgreSQL                       ${DATABASE_URL%%\?*} (schema ${DATABASE_SCHEMA:-public})"
 echo "    Qdrant (test double)             $TEST_QDRANT_HOST; image files in $DATA_DIR; logs in $state"
 echo "    admin key                        $BOOTSTRAP_ADMIN_KEY"
-touch "$state/ready"
-wait "$router_pid"
+topology_serve

@@ -34,9 +34,7 @@ if [ -z "${TEST_PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${TEST_FIRESTORE_EMULATOR_HO
 fi
 source scripts/lib/topology.sh
 
-export HOST=127.0.0.1
-export DATA_DIR=${DATA_DIR:-$state/data}
-export BOOTSTRAP_ADMIN_KEY=${BOOTSTRAP_ADMIN_KEY:-imk_$("$python" -c 'import secrets; print(secrets.token_hex(16))')_$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')}
+topology_begin
 export BLOB_BACKEND=gcs GCS_BUCKET_NAME=${GCS_BUCKET_NAME:-images} STORAGE_EMULATOR_HOST=$TEST_STORAGE_EMULATOR_HOST
 export EVENTS_BACKEND=pubsub PUBSUB_EMULATOR_HOST=$TEST_PUBSUB_EMULATOR_HOST PUBSUB_TOPIC=${PUBSUB_TOPIC:-image-uploads}
 export METADATA_BACKEND=${METADATA_BACKEND:-firestore}
@@ -46,11 +44,6 @@ if [ "$METADATA_BACKEND" = firestore ]; then
 else
     metadata_where="$DATA_DIR"
 fi
-mkdir -p "$DATA_DIR"
-
-trap topology_stop EXIT
-trap 'exit 0' TERM INT
-
 # The processing service first: its push subscription must exist before anything is published.
 start_process process-embedding process-embedding --create-resources
 for _ in $(seq 1 600); do
@@ -71,14 +64,9 @@ for name in manage-teams manage-users api-keys upload-image search process-embed
 done
 start_router "${router[@]}"
 
-echo "==> The cloud topology is up (Ctrl-C stops it):"
-echo "    router (the production URL map)  $url"
-for name in manage-teams manage-users api-keys upload-image search process-embedding; do
-    printf '    %-32s http://127.0.0.1:%s\n' "$name" "$(cat "$state/$name.port")"
-done
+topology_announce cloud manage-teams manage-users api-keys upload-image search process-embedding
 echo "    Cloud Storage (fake-gcs-server)  $TEST_STORAGE_EMULATOR_HOST, bucket $GCS_BUCKET_NAME"
 echo "    Pub/Sub emulator                 $TEST_PUBSUB_EMULATOR_HOST, topic $PUBSUB_TOPIC"
 echo "    metadata                         $metadata_where; logs in $state"
 echo "    admin key                        $BOOTSTRAP_ADMIN_KEY"
-touch "$state/ready"
-wait "$router_pid"
+topology_serve

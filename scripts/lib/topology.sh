@@ -87,3 +87,31 @@ start_router() {
     [ -n "$url" ] || { echo "==> the router did not start:" >&2; cat "$state/router.log" >&2; exit 1; }
     echo "$url" >"$state/router.url"
 }
+
+# What every topology's processes share, set before the first starts: HOST on the loopback,
+# DATA_DIR (under the state folder unless set), BOOTSTRAP_ADMIN_KEY (generated unless set), and
+# the traps that stop the whole topology on exit, Ctrl-C or TERM.
+topology_begin() {
+    export HOST=127.0.0.1
+    export DATA_DIR=${DATA_DIR:-$state/data}
+    export BOOTSTRAP_ADMIN_KEY=${BOOTSTRAP_ADMIN_KEY:-imk_$("$python" -c 'import secrets; print(secrets.token_hex(16))')_$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')}
+    mkdir -p "$DATA_DIR"
+    trap topology_stop EXIT
+    trap 'exit 0' TERM INT
+}
+
+# topology_announce TITLE NAME...: prints that the topology is up, the router's address and each
+# named process's; the caller then prints its own lines (backends, the admin key).
+topology_announce() {
+    local title=$1 name
+    shift
+    echo "==> The $title topology is up (Ctrl-C stops it):"
+    echo "    router (the production URL map)  $url"
+    for name in "$@"; do printf '    %-32s %s\n' "$name" "$(process_url "$name")"; done
+}
+
+# Marks the topology ready ($state/ready) and serves until the router stops.
+topology_serve() {
+    touch "$state/ready"
+    wait "$router_pid"
+}
