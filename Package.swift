@@ -44,7 +44,7 @@ func restAdapter(_ name: String, extraDependencies: [Target.Dependency] = []) ->
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ] + extraDependencies,
-        path: "Runtime/\(name)",
+        path: "Runtime/Adapters/\(name)",
         swiftSettings: swiftSettings
     )
 }
@@ -84,12 +84,12 @@ let package = Package(
     ],
     targets: [
         // A lock that ThreadSanitizer sees (`Locked`), for every layer.
-        .target(name: "Locking", path: "Runtime/Locking", swiftSettings: swiftSettings),
+        .target(name: "Locking", path: "Runtime/Support/Locking", swiftSettings: swiftSettings),
         // Helpers every layer shares: configuration (swift-configuration readers), JSON conventions.
         .target(
             name: "RuntimeSupport",
             dependencies: ["Locking", .product(name: "Configuration", package: "swift-configuration")],
-            path: "Runtime/RuntimeSupport",
+            path: "Runtime/Support/RuntimeSupport",
             swiftSettings: swiftSettings
         ),
         // The functions framework: HTTP and CloudEvent functions, errors, logging, configuration.
@@ -105,7 +105,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Runtime/FunctionsFramework",
+            path: "Runtime/HTTP/FunctionsFramework",
             swiftSettings: swiftSettings
         ),
         // The domain: models, ports, domain errors and the services on them. No HTTP.
@@ -116,7 +116,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Runtime/ImageAPICore",
+            path: "Runtime/Domain/ImageAPICore",
             swiftSettings: swiftSettings
         ),
         // The domain over HTTP: domain errors as answers, callers from requests, input rules
@@ -128,27 +128,27 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            path: "Runtime/ImageAPIHTTP",
+            path: "Runtime/HTTP/ImageAPIHTTP",
             swiftSettings: swiftSettings
         ),
         // C libraries from Debian: libvips (decoding, EXIF, thumbnails) and OpenBLAS.
         .systemLibrary(
-            name: "CVips", path: "Runtime/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+            name: "CVips", path: "Runtime/Engines/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         .systemLibrary(
-            name: "COpenBLAS", path: "Runtime/COpenBLAS", pkgConfig: "openblas",
+            name: "COpenBLAS", path: "Runtime/Engines/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(
-            name: "CZlib", path: "Runtime/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+            name: "CZlib", path: "Runtime/Engines/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The CLIP engine's packed matrix-product kernel (AVX2 and FMA, chosen at run time).
         // Optimised in debug builds too: unoptimised, the kernels make a debug emulator unusably slow.
-        .target(name: "CLIPKernels", path: "Runtime/CLIPKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CLIPKernels", path: "Runtime/Engines/CLIPKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // A non-variadic C interface over the libvips calls the project makes.
-        .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/VipsShim"),
+        .target(name: "VipsShim", dependencies: ["CVips"], path: "Runtime/Engines/VipsShim"),
         // libvips behind the image-codec port, and the built-in visual-features embedder.
         .target(
             name: "ImageProcessing",
             dependencies: ["ImageAPICore", "VipsShim", .product(name: "NIOPosix", package: "swift-nio")],
-            path: "Runtime/ImageProcessing",
+            path: "Runtime/Adapters/ImageProcessing",
             swiftSettings: swiftSettings
         ),
         // The CLIP inference engine: Hugging Face checkpoints, tokenizer, preprocessing, both towers.
@@ -160,7 +160,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Runtime/CLIPInference",
+            path: "Runtime/Engines/CLIPInference",
             swiftSettings: swiftSettings
         ),
         // The CLIP engine behind the application's embedder port.
@@ -169,14 +169,14 @@ let package = Package(
             dependencies: [
                 "Locking", "ImageAPICore", "CLIPInference", .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Runtime/CLIPEmbedding",
+            path: "Runtime/Adapters/CLIPEmbedding",
             swiftSettings: swiftSettings
         ),
         // Contiguous Float32 vectors scored with BLAS.
         .target(
             name: "VectorMath",
             dependencies: ["COpenBLAS"],
-            path: "Runtime/VectorMath",
+            path: "Runtime/Engines/VectorMath",
             swiftSettings: swiftSettings
         ),
         // The embedded blob store: files under the data directory.
@@ -185,7 +185,7 @@ let package = Package(
             dependencies: [
                 "Locking", "ImageAPICore", "RuntimeSupport", .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Runtime/FileSystemStorage",
+            path: "Runtime/Adapters/FileSystemStorage",
             swiftSettings: swiftSettings
         ),
         // The embedded SQLite implementations: metadata, images with their outbox, the local
@@ -193,7 +193,7 @@ let package = Package(
         .target(
             name: "SQLiteStorage",
             dependencies: ["ImageAPICore", "RuntimeSupport", .product(name: "GRDB", package: "GRDB.swift")],
-            path: "Runtime/SQLiteStorage",
+            path: "Runtime/Adapters/SQLiteStorage",
             swiftSettings: swiftSettings
         ),
         // The PostgreSQL implementations (postgres-nio), for several machines: metadata, images with
@@ -205,7 +205,7 @@ let package = Package(
                 "Locking", "ImageAPICore", "RuntimeSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Runtime/PostgresStorage",
+            path: "Runtime/Adapters/PostgresStorage",
             swiftSettings: swiftSettings
         ),
         // Calls to remote REST services: timeouts, retries with jittered backoff, errors that
@@ -218,7 +218,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "Runtime/OutboundHTTP",
+            path: "Runtime/Engines/OutboundHTTP",
             swiftSettings: swiftSettings
         ),
         // Google's Application Default Credentials: service-account keys and the metadata server.
@@ -233,7 +233,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
-            path: "Runtime/GoogleCloudAuth",
+            path: "Runtime/Engines/GoogleCloudAuth",
             swiftSettings: swiftSettings
         ),
         // Image bytes in a Cloud Storage bucket, through the JSON API.
@@ -257,7 +257,7 @@ let package = Package(
         .target(
             name: "MemoryStorage",
             dependencies: ["Locking", "ImageAPICore", "RuntimeSupport"],
-            path: "Runtime/MemoryStorage",
+            path: "Runtime/Adapters/MemoryStorage",
             swiftSettings: swiftSettings
         ),
         // The embedded vector index: vectors kept in a SQLite file, searched in memory with BLAS.
@@ -267,7 +267,7 @@ let package = Package(
                 "Locking", "ImageAPICore", "RuntimeSupport", "VectorMath",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            path: "Runtime/EmbeddedVectorIndex",
+            path: "Runtime/Adapters/EmbeddedVectorIndex",
             swiftSettings: swiftSettings
         ),
         // Turns configuration into the metadata store and serves functions with it: all that
@@ -279,7 +279,7 @@ let package = Package(
                 "PostgresStorage",
                 "PushAuthentication", "PubSub", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            path: "Runtime/FunctionHosting",
+            path: "Runtime/Hosting/FunctionHosting",
             swiftSettings: swiftSettings
         ),
         // The image pipeline's adapters for the image functions: blob store, codec, embedders
@@ -292,7 +292,7 @@ let package = Package(
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
                 "PostgresStorage",
             ],
-            path: "Runtime/ImageHosting",
+            path: "Runtime/Hosting/ImageHosting",
             swiftSettings: swiftSettings
         ),
         // Who may deliver events: Google-signed OIDC tokens of Pub/Sub push, or a shared token.
@@ -304,7 +304,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            path: "Runtime/PushAuthentication",
+            path: "Runtime/Adapters/PushAuthentication",
             swiftSettings: swiftSettings
         ),
         // The local function emulator: every function on one port, OpenAPI document and docs page.
@@ -314,7 +314,7 @@ let package = Package(
                 "FunctionHosting", "ImageHosting", "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage",
                 "ProcessEmbedding", "Search",
             ],
-            path: "Runtime/Emulator",
+            path: "Runtime/Hosting/Emulator",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -323,12 +323,12 @@ let package = Package(
                 "Emulator", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Runtime/EmulatorMain",
+            path: "Runtime/Executables/EmulatorMain",
             swiftSettings: swiftSettings
         ),
         // The outbox relay as a process of its own, in front of ProcessEmbedding's replicas.
         .executableTarget(
-            name: "EventRelayMain", dependencies: ["FunctionHosting"], path: "Runtime/EventRelayMain",
+            name: "EventRelayMain", dependencies: ["FunctionHosting"], path: "Runtime/Executables/EventRelayMain",
             swiftSettings: swiftSettings),
         // The router in front of the separate function processes of a local cloud topology: the
         // production URL map on one port. It knows the map, not the functions.
@@ -343,11 +343,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            path: "Runtime/FunctionRouter",
+            path: "Runtime/Hosting/FunctionRouter",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "FunctionRouterMain", dependencies: ["FunctionRouter"], path: "Runtime/FunctionRouterMain",
+            name: "FunctionRouterMain", dependencies: ["FunctionRouter"],
+            path: "Runtime/Executables/FunctionRouterMain",
             swiftSettings: swiftSettings),
         .testTarget(
             name: "GoogleCloudTests",

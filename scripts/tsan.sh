@@ -2,7 +2,7 @@
 # Builds and runs the tests under ThreadSanitizer, in its own build folder (.build-tsan).
 # `make tsan`; arguments go to `swift test` (`--filter CLIP`). Run it inside
 # `scripts/test-servers.sh` for the cases that need the test servers. Locks are `Locked`
-# (Runtime/Locking), on POSIX mutexes that ThreadSanitizer sees; Swift's `Mutex` waits on futexes
+# (Runtime/Support/Locking), on POSIX mutexes that ThreadSanitizer sees; Swift's `Mutex` waits on futexes
 # it does not see, and every access inside one would be reported as a race.
 set -euo pipefail
 cd "$(dirname "$0")/.."

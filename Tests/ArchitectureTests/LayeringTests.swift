@@ -89,20 +89,29 @@ struct LayeringError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The layers the README draws, checked against the package manifest so the picture cannot rot.
+/// The layers docs/architecture.md draws, read from the folders under `Runtime/` (one folder a
+/// layer) and checked against the package manifest, so that neither the tree nor the picture can rot.
 @Suite("Layering")
 struct LayeringTests {
+    /// The targets in one layer's folder, `Runtime/<layer>/<target>`.
+    static func layer(_ folder: String) -> Set<String> {
+        let path = PackageGraph.root.appendingPathComponent("Runtime").appendingPathComponent(folder).path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return Set(names.filter { !$0.hasPrefix(".") })
+    }
+
     /// General engines and C shims: they know nothing of the application.
-    static let engines: Set<String> = [
-        "CLIPInference", "CLIPKernels", "VectorMath", "VipsShim", "CVips", "COpenBLAS", "CZlib", "GoogleCloudAuth",
-        "OutboundHTTP",
-    ]
+    static let engines = layer("Engines")
     /// One target per backend behind a port of the domain.
-    static let adapters: Set<String> = [
-        "SQLiteStorage", "MemoryStorage", "FileSystemStorage", "CloudStorage", "EmbeddedVectorIndex", "ImageProcessing",
-        "CLIPEmbedding",
-        "PushAuthentication", "PubSub", "VertexAI", "QdrantVectorIndex", "FirestoreStorage", "PostgresStorage",
-    ]
+    static let adapters = layer("Adapters")
+    /// The domain.
+    static let domain = layer("Domain")
+    /// The functions framework and the domain over HTTP.
+    static let http = layer("HTTP")
+    /// What turns configuration into adapters and serves functions with them.
+    static let hosting = layer("Hosting")
+    /// The executables that are not a function's.
+    static let executables = layer("Executables")
     /// The handler libraries of the functions.
     static let functions: Set<String> = [
         "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage", "ProcessEmbedding", "Search",
@@ -117,14 +126,11 @@ struct LayeringTests {
     ]
     /// The application's own layers above the engines.
     static var application: Set<String> {
-        adapters.union(functions).union([
-            "FunctionsFramework", "ImageAPICore", "ImageAPIHTTP", "FunctionHosting", "ImageHosting", "Emulator",
-            "EmulatorMain", "FunctionRouter", "FunctionRouterMain",
-        ])
+        adapters.union(functions).union(domain).union(http).union(hosting).union(executables)
     }
     /// Helpers that any layer may use (configuration through swift-configuration, JSON conventions,
     /// the lock).
-    static let support: Set<String> = ["RuntimeSupport", "Locking"]
+    static let support = layer("Support")
     /// Modules the domain must not import: HTTP, NIO, the functions framework and databases.
     static let forbiddenInDomain: Set<String> = [
         "FunctionsFramework", "Hummingbird", "HTTPTypes", "NIO", "NIOCore", "NIOPosix", "NIOHTTP1", "GRDB",
@@ -135,8 +141,16 @@ struct LayeringTests {
 
     init() throws { graph = try PackageGraph.current.get() }
 
-    @Test("the manifest lists every target this test sorts into a layer")
-    func knowsEveryTarget() {
+    @Test("every folder under Runtime is a layer, and every target in one is a target of the manifest")
+    func knowsEveryTarget() throws {
+        let folders = try FileManager.default.contentsOfDirectory(
+            atPath: PackageGraph.root.appendingPathComponent("Runtime").path
+        ).filter { !$0.hasPrefix(".") }
+        #expect(
+            Set(folders) == ["Support", "Domain", "HTTP", "Adapters", "Engines", "Hosting", "Executables"],
+            "Runtime/ holds \(folders.sorted())")
+        #expect(Self.domain == ["ImageAPICore"] && Self.http == ["FunctionsFramework", "ImageAPIHTTP"])
+        #expect(Self.adapters.count >= 13 && Self.engines.count >= 9)
         for name in Self.engines.union(Self.application).union(Self.managementMains).union(Self.support) {
             #expect(graph.targets[name] != nil, "\(name) is not a target of the package any more")
         }
@@ -173,8 +187,8 @@ struct LayeringTests {
 
     @Test("no source file of the domain imports HTTP, NIO, the framework or a database")
     func domainSourcesImportNoHTTP() throws {
-        let files = try PackageGraph.swiftSources(in: ["Runtime/ImageAPICore"])
-        #expect(files.count > 10, "the domain's sources were not found under Runtime/ImageAPICore")
+        let files = try PackageGraph.swiftSources(in: ["Runtime/Domain/ImageAPICore"])
+        #expect(files.count > 10, "the domain's sources were not found under Runtime/Domain/ImageAPICore")
         for (file, text) in files {
             let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }
                 .map { String($0.dropFirst("import ".count)).trimmingCharacters(in: .whitespaces) }
@@ -185,8 +199,8 @@ struct LayeringTests {
 
     @Test("the domain reads no environment: no source of it imports Configuration or names EnvironmentVariables")
     func domainReadsNoEnvironment() throws {
-        let files = try PackageGraph.swiftSources(in: ["Runtime/ImageAPICore"])
-        #expect(files.count > 10, "the domain's sources were not found under Runtime/ImageAPICore")
+        let files = try PackageGraph.swiftSources(in: ["Runtime/Domain/ImageAPICore"])
+        #expect(files.count > 10, "the domain's sources were not found under Runtime/Domain/ImageAPICore")
         for (file, text) in files {
             let lines = text.split(separator: "\n").map(String.init)
             #expect(!lines.contains("import Configuration"), "\(file) imports Configuration")
@@ -203,7 +217,7 @@ struct LayeringTests {
         var adapterTypes: [String: String] = [:]
         let declaration = /public\s+(?:final\s+)?(?:struct|class|actor|enum|protocol)\s+([A-Za-z0-9_]+)/
         for adapter in Self.adapters {
-            for (_, text) in try PackageGraph.swiftSources(in: ["Runtime/\(adapter)"]) {
+            for (_, text) in try PackageGraph.swiftSources(in: ["Runtime/Adapters/\(adapter)"]) {
                 for match in text.matches(of: declaration) { adapterTypes[String(match.1)] = adapter }
             }
         }
@@ -217,7 +231,7 @@ struct LayeringTests {
         ]
         let forbidden = Set(adapterTypes.keys).subtracting(allowed).subtracting(composed)
         let folders =
-            ["Runtime/FunctionHosting", "Runtime/ImageHosting", "Runtime/Emulator", "Runtime/EmulatorMain"]
+            Self.hosting.map { "Runtime/Hosting/\($0)" } + Self.executables.map { "Runtime/Executables/\($0)" }
             + Self.functions.map { "Functions/\($0)" }
         var named: [String] = []
         for (file, text) in try PackageGraph.swiftSources(in: folders) {

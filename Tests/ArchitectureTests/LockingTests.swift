@@ -12,7 +12,7 @@ struct LockingTests {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             for (number, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
                 let usesMutex = line.contains(mutex)
-                #expect(!usesMutex, "\(path):\(number + 1) uses Mutex: use Locked (Runtime/Locking)")
+                #expect(!usesMutex, "\(path):\(number + 1) uses Mutex: use Locked (Runtime/Support/Locking)")
             }
         }
     }

@@ -109,7 +109,7 @@ def swift_declaration(path, start, end):
 
 def secret_names():
     """The variables the binaries treat as secrets (EnvironmentVariables.secretNames)."""
-    declaration = swift_declaration("Runtime/RuntimeSupport/EnvironmentVariables.swift", "secretNames: Set<String> = [", "]")
+    declaration = swift_declaration("Runtime/Support/RuntimeSupport/EnvironmentVariables.swift", "secretNames: Set<String> = [", "]")
     return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', declaration))
 
 
@@ -192,7 +192,7 @@ def routes(parsed):
 
 
 def router_map():
-    production = swift_declaration("Runtime/FunctionRouter/ServiceURLMap.swift", "static let production", "])")
+    production = swift_declaration("Runtime/Hosting/FunctionRouter/ServiceURLMap.swift", "static let production", "])")
     return dict(re.findall(r'Rule\("([^"]+)", "([^"]+)"\)', production))
 
 
@@ -230,7 +230,7 @@ def test_events_are_pushed_with_oidc_and_dead_lettered(parsed):
     assert "'PUBSUB_PUSH_AUDIENCE': '${local.push_audience}'" in env
     job = parsed["resource"]["google_cloud_scheduler_job"]["outbox_relay"]
     assert single(single(job["http_target"])["uri"]).endswith("${local.relay_path}")
-    with open(os.path.join(ROOT, "Runtime/FunctionHosting/OutboxRelayEndpoint.swift")) as handle:
+    with open(os.path.join(ROOT, "Runtime/Hosting/FunctionHosting/OutboxRelayEndpoint.swift")) as handle:
         assert f'path = "{single(parsed["locals"]["relay_path"])}"' in handle.read()
 
 
@@ -254,7 +254,7 @@ def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
     """Writes or deletes (`blobs.put`, `blobs.delete`) need objectUser; reads (`blobs.data`,
     `blobs.size`, downloads) at least objectViewer; a function that touches no blob gets no role.
     What a function does is read from its handlers and from the domain's use cases they call (a
-    type of Runtime/ImageAPICore named in the handlers, such as `ImageUploads`, read from its file)."""
+    type of Runtime/Domain/ImageAPICore named in the handlers, such as `ImageUploads`, read from its file)."""
     granted = {}
     for resource in parsed["resource"]["google_storage_bucket_iam_member"].values():
         if single(resource["bucket"]) != "${google_storage_bucket.images.name}":
@@ -274,7 +274,7 @@ def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
         for path in glob.glob(os.path.join(folder, "**", "*.swift"), recursive=True):
             with open(path) as handle:
                 source += handle.read()
-        for path in glob.glob(os.path.join(ROOT, "Runtime", "ImageAPICore", "**", "*.swift"), recursive=True):
+        for path in glob.glob(os.path.join(ROOT, "Runtime", "Domain", "ImageAPICore", "**", "*.swift"), recursive=True):
             use_case = os.path.splitext(os.path.basename(path))[0]
             if re.search(r"\b%s\(" % use_case, source):
                 with open(path) as handle:
