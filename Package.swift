@@ -272,12 +272,25 @@ let package = Package(
         ),
         // Turns configuration into the metadata store and serves functions with it: all that
         // the management functions link.
+        // The local push subscription: the events port as HTTP pushes in Pub/Sub's push format.
+        .target(
+            name: "LocalPush",
+            dependencies: [
+                "ImageAPICore", "FunctionsFramework", "Locking",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Runtime/Adapters/LocalPush",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "FunctionHosting",
             dependencies: [
                 "Locking", "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
                 "PostgresStorage",
-                "PushAuthentication", "PubSub", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "PushAuthentication", "PubSub", "LocalPush",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Runtime/Hosting/FunctionHosting",
             swiftSettings: swiftSettings
@@ -311,8 +324,8 @@ let package = Package(
         .target(
             name: "Emulator",
             dependencies: [
-                "FunctionHosting", "ImageHosting", "ManageTeams", "ManageUsers", "ApiKeys", "UploadImage",
-                "ProcessEmbedding", "Search",
+                "FunctionHosting", "ImageHosting", "LocalPush", "ManageTeams", "ManageUsers", "ApiKeys",
+                "UploadImage", "ProcessEmbedding", "Search",
             ],
             path: "Runtime/Hosting/Emulator",
             swiftSettings: swiftSettings
@@ -390,7 +403,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "Locking", "Emulator", "PushAuthentication", "ImageHosting", "EmbeddedVectorIndex", "CLIPEmbedding",
-                "TestSupport",
+                "TestSupport", "LocalPush",
                 "MemoryStorage", "FunctionRouter", "FirestoreStorage", "PostgresStorage",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

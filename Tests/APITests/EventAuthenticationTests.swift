@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
+import LocalPush
 import PushAuthentication
 import Testing
 import _CryptoExtras
@@ -96,18 +97,18 @@ struct EventAuthenticationTests {
             let image = try await client.upload("sunset.jpg", key: member.key).decode(ImageRecord.self)
             var (headers, body) = try delivery(for: image, at: api.clock.now())
 
-            let missing = try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body)
+            let missing = try await client.send(.post, LocalPushFactory.defaultPushPath, headers: headers, json: body)
             #expect(missing.status == .unauthorized)
             #expect(missing.detail?.contains("push token") == true)
             #expect(missing.headers[.wwwAuthenticate] != nil)
             headers[.authorization] = "Bearer not-the-push-token-at-all"
             #expect(
-                try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body).status
+                try await client.send(.post, LocalPushFactory.defaultPushPath, headers: headers, json: body).status
                     == .unauthorized)
             headers[.authorization] = nil
             #expect(
                 try await client.send(
-                    .post, LocalPushPublisher.defaultPushPath + "?token=wrong", headers: headers, json: body
+                    .post, LocalPushFactory.defaultPushPath + "?token=wrong", headers: headers, json: body
                 )
                 .status == .unauthorized)
             // Nothing was processed by the refused deliveries.
@@ -115,13 +116,13 @@ struct EventAuthenticationTests {
             #expect(stored.embeddingStatus == .pending && stored.embeddingAttempts == 0)
 
             let accepted = try await client.send(
-                .post, LocalPushPublisher.defaultPushPath + "?token=\(token)", headers: headers, json: body)
+                .post, LocalPushFactory.defaultPushPath + "?token=\(token)", headers: headers, json: body)
             #expect(accepted.status == .noContent)
             stored = try await client.getImage(image.id, key: member.key).decode(ImageRecord.self)
             #expect(stored.embeddingStatus == .success && stored.embeddingAttempts == 1)
             headers[.authorization] = "Bearer \(token)"
             #expect(
-                try await client.send(.post, LocalPushPublisher.defaultPushPath, headers: headers, json: body).status
+                try await client.send(.post, LocalPushFactory.defaultPushPath, headers: headers, json: body).status
                     == .noContent)
         }
     }
@@ -144,7 +145,7 @@ struct EventAuthenticationTests {
                 func post(_ token: String?) async throws -> Reply {
                     headers[.authorization] = token.map { "Bearer \($0)" }
                     return try await client.send(
-                        .post, LocalPushPublisher.defaultPushPath, headers: headers, json: body)
+                        .post, LocalPushFactory.defaultPushPath, headers: headers, json: body)
                 }
                 let otherKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
                 let refused: [(String?, HTTPResponse.Status, String)] = [

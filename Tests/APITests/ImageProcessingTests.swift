@@ -4,6 +4,7 @@ import FunctionsFramework
 import HTTPTypes
 import ImageAPICore
 import ImageProcessing
+import LocalPush
 import Locking
 import Logging
 import ProcessEmbedding
@@ -300,8 +301,9 @@ struct ImageProcessingTests {
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let image = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)
-            let pubSub = OutboxRelay.localPush(
-                queue: api.store, settings: api.pubSubSettings, transport: UnreachableTransport(), clock: api.clock,
+            let pubSub = OutboxRelay(
+                queue: api.store, settings: api.pubSubSettings,
+                publisher: LocalPushPublisher(transport: UnreachableTransport()), clock: api.clock,
                 logger: Logger(label: "test"))
             #expect(try await pubSub.deliverDueMessages() == 1)
             #expect(try await pubSub.deliverDueMessages() == 0)

@@ -10,6 +10,7 @@ import Hummingbird
 import HummingbirdTesting
 import ImageAPICore
 import ImageProcessing
+import LocalPush
 import Locking
 import Logging
 import MemoryStorage
@@ -145,8 +146,9 @@ struct TestAPI {
             CloudLoggingLogHandler(label: label, level: .info) { line in logs.append(line) }
         }
         return try await Application(router: router, logger: logger).test(.router) { client in
-            let pubSub = OutboxRelay.localPush(
-                queue: store, settings: pubSubSettings, transport: RouterPushTransport(client: client), clock: clock,
+            let pubSub = OutboxRelay(
+                queue: store, settings: pubSubSettings,
+                publisher: LocalPushPublisher(transport: RouterPushTransport(client: client)), clock: clock,
                 logger: Logger(label: "test-pubsub"))
             return try await body(APIClient(client: client, pubSub: pubSub))
         }
@@ -226,7 +228,7 @@ struct RouterPushTransport: PushTransport {
         var fields: HTTPFields = [:]
         for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
         let response = try await client.executeRequest(
-            uri: LocalPushPublisher.defaultPushPath, method: .post, headers: fields, body: ByteBuffer(bytes: body))
+            uri: LocalPushFactory.defaultPushPath, method: .post, headers: fields, body: ByteBuffer(bytes: body))
         return (Int(response.status.code), String(buffer: response.body))
     }
 }

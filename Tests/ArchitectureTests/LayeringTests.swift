@@ -222,14 +222,9 @@ struct LayeringTests {
             }
         }
         #expect(adapterTypes.count > 20, "the adapters' types were not found")
-        // Allowed: factories and their settings. Known exceptions, left for a later change: ImageHost
-        // still chooses the embedder and shares the codec's memory budget itself (no factory yet), and
-        // FunctionHost keeps the Pub/Sub publisher it builds for the relay and the dead-letter topic.
+        // Allowed: factories and their settings.
         let allowed = adapterTypes.keys.filter { $0.hasSuffix("Factory") || $0.hasSuffix("Settings") }
-        let composed: Set<String> = [
-            "VipsImageCodec", "DecodeMemoryBudget", "VisualFeaturesEmbedder", "CLIPEmbedder", "PubSubPublisher",
-        ]
-        let forbidden = Set(adapterTypes.keys).subtracting(allowed).subtracting(composed)
+        let forbidden = Set(adapterTypes.keys).subtracting(allowed)
         let folders =
             Self.hosting.map { "Runtime/Hosting/\($0)" } + Self.executables.map { "Runtime/Executables/\($0)" }
             + Self.functions.map { "Functions/\($0)" }

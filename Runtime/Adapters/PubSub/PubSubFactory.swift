@@ -58,3 +58,29 @@ public enum PubSubFactory: AdapterFactory {
             })
     }
 }
+
+extension PubSubFactory {
+    /// What a host does with the Pub/Sub topic, without naming the adapter's types: publish to it,
+    /// forward dead letters to its dead-letter topic, and, on the emulator, create the push
+    /// subscription `<topic>-process-embedding` to an endpoint, with the dead-letter topic after
+    /// the given attempts.
+    /// - Parameter variables: The process's variables (those above).
+    /// - Returns: The topic's publisher, the dead-letter topic's, and the subscription's maker.
+    /// - Throws: ``ConfigurationError`` as ``make(scoped:)``.
+    public static func events(
+        from variables: EnvironmentVariables
+    ) throws -> (
+        publisher: any EventPublisher, deadLetterPublisher: any EventPublisher,
+        subscribe: @Sendable (_ endpoint: String, _ maxDeliveryAttempts: Int) async throws -> Void
+    ) {
+        let publisher = try build(from: variables).adapter
+        return (
+            publisher, publisher.deadLetterPublisher,
+            { endpoint, attempts in
+                try await publisher.createPushSubscription(
+                    named: "\(publisher.topic)-process-embedding", endpoint: endpoint,
+                    deadLetterTopic: publisher.deadLetterTopic, maxDeliveryAttempts: attempts)
+            }
+        )
+    }
+}

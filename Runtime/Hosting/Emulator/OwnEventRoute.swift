@@ -1,5 +1,6 @@
 import Foundation
 import FunctionHosting
+import LocalPush
 
 extension LocalDeliveryTarget {
     /// The emulator's own event route: the local Pub/Sub pushes the outbox to this process's
@@ -16,7 +17,7 @@ extension LocalDeliveryTarget {
         }
         return LocalDeliveryTarget(token: token) { host, port in
             let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
-            return URL(string: "http://\(local):\(port)\(LocalPushPublisher.defaultPushPath)")
+            return URL(string: "http://\(local):\(port)\(LocalPushFactory.defaultPushPath)")
         }
     }
 }

@@ -1,7 +1,9 @@
 import FirestoreStorage
 import Foundation
 import FunctionsFramework
+import Hummingbird
 import ImageAPICore
+import LocalPush
 import Locking
 import Logging
 import MemoryStorage
@@ -81,9 +83,9 @@ public struct HostedServices: Sendable {
     public var eventAuthenticator: (any EventAuthenticator)?
     /// What the adapters built so far need run beside the server; image adapters add theirs.
     public let background: BackgroundWorkList
-    /// The Pub/Sub topic's publisher with `EVENTS_BACKEND=pubsub` (one per process, so its
-    /// credentials' tokens are fetched once); `nil` otherwise.
-    public var pubSub: PubSubPublisher?
+    /// The Pub/Sub topic with `EVENTS_BACKEND=pubsub` in a process that relays the outbox (one
+    /// per process, so its credentials' tokens are fetched once); `nil` otherwise.
+    public var pubSub: PubSubTopic?
 
     /// Bundles the services.
     public init(
@@ -195,12 +197,11 @@ public enum FunctionHost {
             }
         }
         var deadLetters: any DeadLetterQueue = store
-        var pubSub: PubSubPublisher?
+        var pubSub: PubSubTopic?
         if configuration.backends.events == .pubsub, relaysOutbox {
-            let publisher = try PubSubFactory.build(from: configuration.variables).adapter
-            deadLetters = DeadLetterTopicForwarder(
-                queue: store, topic: publisher.deadLetterPublisher, logger: logger)
-            pubSub = publisher
+            let topic = PubSubTopic(try PubSubFactory.events(from: configuration.variables))
+            deadLetters = DeadLetterTopicForwarder(queue: store, topic: topic.deadLetterPublisher, logger: logger)
+            pubSub = topic
         }
         var services = HostedServices(
             configuration: configuration, api: api, imageStore: store, deadLetters: deadLetters, outbox: store,
@@ -243,24 +244,131 @@ public enum FunctionHost {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
-    /// logging, builds the services, serves the functions and shuts down gracefully on SIGTERM.
-    ///
-    /// A process whose functions write the outbox (`relaysOutbox`) also delivers it: to Pub/Sub with
-    /// `EVENTS_BACKEND=pubsub` (and serves the scheduler's relay endpoint), or through the local
-    /// Pub/Sub when `PUBSUB_PUSH_ENDPOINT` is set or a `localDelivery` target is given (to several
-    /// endpoints in turn when it names several: a standalone relay process in front of
-    /// ProcessEmbedding's replicas). Any other process runs no relay and needs no Pub/Sub settings.
+    /// Builds what a process serves and runs beside its functions, from its configuration: the
+    /// services, the functions `makeFunctions` makes from them, and, where the process writes the
+    /// outbox (`relaysOutbox`), the relay that delivers it: to Pub/Sub with `EVENTS_BACKEND=pubsub`
+    /// (and the scheduler's relay endpoint), or through the local Pub/Sub when
+    /// `PUBSUB_PUSH_ENDPOINT` is set or a `localDelivery` target is given (to several endpoints in
+    /// turn when it names several: a standalone relay process in front of ProcessEmbedding's
+    /// replicas). Any other process builds no relay and needs no Pub/Sub settings.
     /// - Parameters:
-    ///   - configuration: The configuration, when the caller has already read it.
+    ///   - configuration: The process configuration.
     ///   - relaysOutbox: Whether this process's functions write the outbox (uploads, reprocessing,
     ///     dead-letter replays), so that it delivers it; `false` for the management functions and
     ///     Search.
     ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set
     ///     (the emulator's own event route); `nil` for the function binaries.
-    ///   - pushPath: Where this process takes Pub/Sub's pushes (ProcessEmbedding: `/`). With the
-    ///     `--create-resources` argument and `PUBSUB_EMULATOR_HOST`, the process creates the topic,
-    ///     the dead-letter topic and a push subscription to this path once it listens.
+    ///   - pushPath: Where this process takes Pub/Sub's pushes (ProcessEmbedding: `/`). With
+    ///     `createsResources` and `PUBSUB_EMULATOR_HOST`, the process creates the topic, the
+    ///     dead-letter topic and a push subscription to this path once it listens.
+    ///   - createsResources: Whether the process was started with `--create-resources`.
+    ///   - logger: The process logger.
+    ///   - makeFunctions: Builds the functions to serve from the services.
+    /// - Returns: The process's plan.
+    /// - Throws: When an adapter cannot be built, or `makeFunctions` throws.
+    public static func buildServices(
+        configuration: HostConfiguration, relaysOutbox: Bool, localDelivery: LocalDeliveryTarget? = nil,
+        pushPath: String? = nil, createsResources: Bool = false, logger: Logger,
+        _ makeFunctions: @Sendable (HostedServices) async throws -> [any HTTPFunction]
+    ) async throws -> ProcessPlan {
+        var services = try await makeServices(configuration, logger: logger, relaysOutbox: relaysOutbox)
+        let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
+        services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
+        var functions = try await makeFunctions(services)
+        // `--create-resources`: this process's own push URL, for the subscription it creates.
+        let ownPushPath = createsResources ? pushPath : nil
+        let localPush = LocalPushFactory.build(
+            endpoints: configuration.pubSub.pushEndpoints.compactMap(URL.init(string:)),
+            timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
+        let relay: OutboxRelay?
+        var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
+        switch relaysOutbox ? configuration.backends.events : nil {
+        case nil:
+            relay = nil
+        case .local:
+            relay =
+                localDelivery != nil || !configuration.pubSub.pushEndpoints.isEmpty
+                ? OutboxRelay(
+                    queue: services.outbox, settings: configuration.pubSub, publisher: localPush.publisher,
+                    logger: logger)
+                : nil
+        case .pubsub:
+            let topic = try services.pubSub ?? PubSubTopic(PubSubFactory.events(from: configuration.variables))
+            let pubSubRelay = OutboxRelay(
+                queue: services.outbox, settings: configuration.pubSub, publisher: topic.publisher, logger: logger)
+            relay = pubSubRelay
+            if services.eventAuthenticator != nil || configuration.settings.environment != .production {
+                functions.append(OutboxRelayEndpoint(relay: pubSubRelay, authenticator: services.eventAuthenticator))
+            } else {
+                logger.notice(
+                    """
+                    \(OutboxRelayEndpoint.path) is not served: in production it needs PUBSUB_PUSH_AUDIENCE and \
+                    PUBSUB_PUSH_SERVICE_ACCOUNT, or PUBSUB_PUSH_TOKEN, to authenticate the scheduler
+                    """)
+            }
+            if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil || ownPushPath != nil {
+                // A local run on the Pub/Sub emulator: its push subscription delivers to this process.
+                let attempts = configuration.pubSub.maxDeliveryAttempts
+                subscribeOnListening = { endpoint in try await topic.subscribe(endpoint.absoluteString, attempts) }
+            }
+        }
+        return ProcessPlan(
+            services: services, functions: functions, relay: relay, useLocalPushEndpoint: localPush.useEndpointIfUnset,
+            subscribeOnListening: subscribeOnListening, localDelivery: localDelivery, ownPushPath: ownPushPath)
+    }
+
+    /// The process's HTTP application: its functions behind the server's middleware, `/healthz`
+    /// and `/readyz` (the metadata store's readiness); once it listens, the local Pub/Sub learns
+    /// the process's own event route and a run on the Pub/Sub emulator creates its subscription.
+    /// - Parameters:
+    ///   - plan: What ``buildServices(configuration:relaysOutbox:localDelivery:pushPath:createsResources:logger:_:)`` built.
+    ///   - configuration: The server settings.
+    ///   - logger: The process logger.
+    ///   - onListening: Called with the bound address once the server accepts connections.
+    /// - Returns: The application.
+    public static func buildApplication(
+        _ plan: ProcessPlan, configuration: ServerConfiguration, logger: Logger,
+        onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
+    ) -> some ApplicationProtocol {
+        let store = plan.services.api.store
+        let localDelivery = plan.localDelivery
+        let ownPushPath = plan.ownPushPath
+        let useLocalPushEndpoint = plan.useLocalPushEndpoint
+        let subscribe = plan.subscribeOnListening
+        return FunctionServer.buildApplication(
+            functions: plan.functions, configuration: configuration,
+            readiness: { try await store.checkReady() }, logger: logger,
+            onListening: { host, port in
+                if let url = localDelivery?.endpoint(host, port) { useLocalPushEndpoint(url) }
+                let ownPush = ownPushPath.flatMap { path in
+                    URL(string: "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)\(path)")
+                }
+                if let url = localDelivery?.endpoint(host, port) ?? ownPush, let subscribe {
+                    let push = localDelivery?.token.map { url.appending(queryItems: [.init(name: "token", value: $0)]) }
+                    do {
+                        try await subscribe(push ?? url)
+                        logger.info(
+                            "Pub/Sub emulator: push subscription to this process created",
+                            metadata: ["endpoint": .string(url.absoluteString)])
+                    } catch {
+                        logger.error(
+                            "Pub/Sub emulator: cannot create the push subscription", metadata: ["error": "\(error)"])
+                    }
+                }
+                await onListening(host, port)
+            })
+    }
+
+    /// Runs a function process: reads configuration (exiting 78 when it is invalid), bootstraps
+    /// logging, builds its services (``buildServices(configuration:relaysOutbox:localDelivery:pushPath:createsResources:logger:_:)``)
+    /// and its application (``buildApplication(_:configuration:logger:onListening:)``), serves, and
+    /// shuts down gracefully on SIGTERM. Each function's `main` is one call of this, saying what
+    /// the process runs.
+    /// - Parameters:
+    ///   - configuration: The configuration, when the caller has already read it.
+    ///   - relaysOutbox: Whether this process's functions write the outbox, so that it delivers it.
+    ///   - localDelivery: Where the local Pub/Sub pushes when `PUBSUB_PUSH_ENDPOINT` is not set.
+    ///   - pushPath: Where this process takes Pub/Sub's pushes, for `--create-resources`.
     ///   - onListening: Called with the bound address once the server accepts connections.
     ///   - makeFunctions: Builds the functions to serve from the services (and whatever further
     ///     ports they need); a ``StartupRefusal`` it throws stops the process with status 78.
@@ -277,54 +385,12 @@ public enum FunctionHost {
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
             logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)
-            var services = try await makeServices(configuration, logger: logger, relaysOutbox: relaysOutbox)
-            let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
-            services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
-            var functions = try await makeFunctions(services)
-            let store = services.api.store
-            // `--create-resources`: this process's own push URL, for the subscription it creates.
-            let ownPushPath = CommandLine.arguments.dropFirst().contains("--create-resources") ? pushPath : nil
-            let transport = HTTPPushTransport(
-                endpoints: configuration.pubSub.pushEndpoints.compactMap(URL.init(string:)),
-                timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
-            let relay: OutboxRelay?
-            var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
-            switch relaysOutbox ? configuration.backends.events : nil {
-            case nil:
-                relay = nil
-            case .local:
-                relay =
-                    localDelivery != nil || !configuration.pubSub.pushEndpoints.isEmpty
-                    ? OutboxRelay.localPush(
-                        queue: services.outbox, settings: configuration.pubSub, transport: transport, logger: logger)
-                    : nil
-            case .pubsub:
-                let publisher = try services.pubSub ?? PubSubFactory.build(from: configuration.variables).adapter
-                let pubSubRelay = OutboxRelay(
-                    queue: services.outbox, settings: configuration.pubSub, publisher: publisher, logger: logger)
-                relay = pubSubRelay
-                if services.eventAuthenticator != nil || configuration.settings.environment != .production {
-                    functions.append(
-                        OutboxRelayEndpoint(relay: pubSubRelay, authenticator: services.eventAuthenticator))
-                } else {
-                    logger.notice(
-                        """
-                        \(OutboxRelayEndpoint.path) is not served: in production it needs PUBSUB_PUSH_AUDIENCE and \
-                        PUBSUB_PUSH_SERVICE_ACCOUNT, or PUBSUB_PUSH_TOKEN, to authenticate the scheduler
-                        """)
-                }
-                if configuration.variables["PUBSUB_EMULATOR_HOST"] != nil, localDelivery != nil || ownPushPath != nil {
-                    // A local run on the Pub/Sub emulator: its push subscription delivers to this process.
-                    let attempts = configuration.pubSub.maxDeliveryAttempts
-                    subscribeOnListening = { endpoint in
-                        try await publisher.createPushSubscription(
-                            named: "\(publisher.topic)-process-embedding", endpoint: endpoint.absoluteString,
-                            deadLetterTopic: publisher.deadLetterTopic, maxDeliveryAttempts: attempts)
-                    }
-                }
-            }
-            if configuration.settings.environment == .production, services.eventAuthenticator == nil,
-                functions.contains(where: { $0 is any EventRoute })
+            let plan = try await buildServices(
+                configuration: configuration, relaysOutbox: relaysOutbox, localDelivery: localDelivery,
+                pushPath: pushPath, createsResources: CommandLine.arguments.dropFirst().contains("--create-resources"),
+                logger: logger, makeFunctions)
+            if configuration.settings.environment == .production, plan.services.eventAuthenticator == nil,
+                plan.functions.contains(where: { $0 is any EventRoute })
             {
                 logger.critical(
                     """
@@ -333,38 +399,10 @@ public enum FunctionHost {
                     """)
                 exit(78)
             }
-            let subscribe = subscribeOnListening
-            let application = FunctionServer.buildApplication(
-                functions: functions, configuration: configuration.server,
-                readiness: { try await store.checkReady() }, logger: logger,
-                onListening: { host, port in
-                    if let url = localDelivery?.endpoint(host, port) { transport.useIfUnset(url) }
-                    let ownPush = ownPushPath.flatMap { path in
-                        URL(string: "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)\(path)")
-                    }
-                    if let url = localDelivery?.endpoint(host, port) ?? ownPush {
-                        if let subscribe {
-                            let push = localDelivery?.token.map {
-                                url.appending(queryItems: [.init(name: "token", value: $0)])
-                            }
-                            do {
-                                try await subscribe(push ?? url)
-                                logger.info(
-                                    "Pub/Sub emulator: push subscription to this process created",
-                                    metadata: ["endpoint": .string(url.absoluteString)])
-                            } catch {
-                                logger.error(
-                                    "Pub/Sub emulator: cannot create the push subscription",
-                                    metadata: ["error": "\(error)"])
-                            }
-                        }
-                    }
-                    await onListening(host, port)
-                })
-            let adapterWork: [any Service] = services.background.all.map(BackgroundWorkService.init)
+            let application = buildApplication(
+                plan, configuration: configuration.server, logger: logger, onListening: onListening)
             try await FunctionServer.run(
-                application, background: (relay.map { [$0] } ?? []) + adapterWork, configuration: configuration.server,
-                logger: logger)
+                application, background: plan.background, configuration: configuration.server, logger: logger)
         } catch let refusal as any StartupRefusal {
             logger.critical("\(refusal.message)", metadata: refusal.metadata)
             exit(78)
@@ -376,5 +414,50 @@ public enum FunctionHost {
             logger.critical("Function stopped", metadata: ["error": "\(error)"])
             exit(1)
         }
+    }
+}
+
+/// What one process serves and runs beside its functions, as
+/// ``FunctionHost/buildServices(configuration:relaysOutbox:localDelivery:pushPath:createsResources:logger:_:)``
+/// built it from the configuration.
+public struct ProcessPlan: Sendable {
+    /// The adapters and services.
+    public let services: HostedServices
+    /// The functions the process serves (with the relay endpoint where a Pub/Sub relay runs).
+    public let functions: [any HTTPFunction]
+    /// The outbox relay, where the process writes the outbox and delivers it; `nil` otherwise.
+    public let relay: OutboxRelay?
+    let useLocalPushEndpoint: @Sendable (URL) -> Void
+    let subscribeOnListening: (@Sendable (URL) async throws -> Void)?
+    let localDelivery: LocalDeliveryTarget?
+    let ownPushPath: String?
+
+    /// Everything run beside the server: the relay, and the adapters' background work.
+    public var background: [any Service] {
+        (relay.map { [$0] } ?? []) + services.background.all.map(BackgroundWorkService.init)
+    }
+}
+
+/// The Pub/Sub topic as a host uses it (from ``PubSubFactory``): publish, forward dead letters,
+/// and on the emulator subscribe a push endpoint.
+public struct PubSubTopic: Sendable {
+    /// Publishes processing events to the topic.
+    public let publisher: any EventPublisher
+    /// Publishes given-up messages to the dead-letter topic.
+    public let deadLetterPublisher: any EventPublisher
+    /// Creates the push subscription to an endpoint, with the dead-letter topic after the attempts.
+    public let subscribe: @Sendable (_ endpoint: String, _ maxDeliveryAttempts: Int) async throws -> Void
+
+    /// Wraps what the factory built.
+    /// - Parameter built: The factory's publishers and subscription maker.
+    public init(
+        _ built: (
+            publisher: any EventPublisher, deadLetterPublisher: any EventPublisher,
+            subscribe: @Sendable (_ endpoint: String, _ maxDeliveryAttempts: Int) async throws -> Void
+        )
+    ) {
+        publisher = built.publisher
+        deadLetterPublisher = built.deadLetterPublisher
+        subscribe = built.subscribe
     }
 }

@@ -32,23 +32,6 @@ public final class OutboxRelay: Service, Sendable {
             clock: clock, logger: logger)
     }
 
-    /// The local Pub/Sub: a relay that pushes each message to `transport` (``LocalPushPublisher``).
-    /// - Parameters:
-    ///   - queue: The outbox.
-    ///   - settings: Attempts, backoff and ack deadline.
-    ///   - transport: How a push reaches its endpoint.
-    ///   - clock: The time source for due dates and backoff.
-    ///   - logger: Where deliveries are logged.
-    /// - Returns: The relay.
-    public static func localPush(
-        queue: any OutboxQueue, settings: LocalPubSubSettings, transport: any PushTransport,
-        clock: any TimeSource = SystemTimeSource(), logger: Logger
-    ) -> OutboxRelay {
-        OutboxRelay(
-            queue: queue, settings: settings, publisher: LocalPushPublisher(transport: transport), clock: clock,
-            logger: logger)
-    }
-
     /// Delivers until the process shuts down: whatever is due, then waits for a new message.
     public func run() async throws {
         await withGracefulShutdownHandler {

@@ -8,7 +8,6 @@ import FunctionHosting
 import FunctionsFramework
 import ImageAPICore
 import ImageProcessing
-import Locking
 import Logging
 import MemoryStorage
 import PostgresStorage
@@ -44,21 +43,12 @@ public struct IncompatibleVectorStorage: StartupRefusal {
 /// functions that use them: UploadImage, ProcessEmbedding, Search and the emulator. Management
 /// functions never import this target, so they link neither libvips nor OpenBLAS nor CLIP.
 public enum ImageHost {
-    /// The process's one decode-memory budget (`DECODE_MEMORY_MB`), made on first use.
-    private static let budget = Locked<DecodeMemoryBudget?>(nil)
-
     /// The libvips codec with the process's decode-memory budget, shared by uploads, thumbnails
     /// and the visual-features embedder.
     /// - Parameter settings: The image settings.
     /// - Returns: The codec.
-    public static func codec(_ settings: ImageSettings) -> VipsImageCodec {
-        let shared = budget.withLock { budget in
-            if let budget { return budget }
-            let made = DecodeMemoryBudget(capacity: settings.decodeMemoryMegabytes << 20)
-            budget = made
-            return made
-        }
-        return VipsImageCodec(memoryBudget: shared)
+    public static func codec(_ settings: ImageSettings) -> any ImageCodec {
+        ImageProcessingFactory.codec(decodeMemoryMegabytes: settings.decodeMemoryMegabytes)
     }
 
     /// The embedder the settings choose. With `EMBEDDING_PROVIDER=auto`, CLIP is used when
@@ -75,8 +65,8 @@ public enum ImageHost {
         _ settings: ImageSettings, variables: EnvironmentVariables = EnvironmentVariables([:]), logger: Logger
     ) throws -> any Embedder {
         let directory = URL(fileURLWithPath: settings.clipModelDirectory)
-        func clip() throws -> CLIPEmbedder {
-            let embedder = try CLIPEmbedder(
+        func clip() throws -> any Embedder {
+            let embedder = try CLIPEmbedderFactory.build(
                 directory: directory, threads: settings.clipThreads, maxPixels: settings.maxImagePixels, logger: logger)
             logger.info(
                 "Embedding with CLIP",
@@ -89,18 +79,18 @@ public enum ImageHost {
             logger.info("Embedding with Vertex AI", metadata: ["model": .string(embedder.modelID)])
             return embedder
         case .visual:
-            return VisualFeaturesEmbedder(codec: codec(settings))
+            return ImageProcessingFactory.visualEmbedder(decodeMemoryMegabytes: settings.decodeMemoryMegabytes)
         case .clip:
             return try clip()
         case .automatic:
-            if CLIPModelFiles.looksLikeModel(directory) { return try clip() }
+            if CLIPEmbedderFactory.looksLikeModel(directory) { return try clip() }
             logger.notice(
                 """
                 No CLIP model in \(settings.clipModelDirectory): using the visual-features embedder \
                 (image similarity only, no semantic text search). Run `make model` to download \
                 openai/clip-vit-base-patch32 there, or set CLIP_MODEL_DIR.
                 """)
-            return VisualFeaturesEmbedder(codec: codec(settings))
+            return ImageProcessingFactory.visualEmbedder(decodeMemoryMegabytes: settings.decodeMemoryMegabytes)
         }
     }
 
