@@ -455,7 +455,7 @@ let package = Package(
         .testTarget(
             name: "DomainTests",
             dependencies: [
-                "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking",
+                "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking", "RuntimeSupport",
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/DomainTests",

@@ -130,7 +130,7 @@ public struct CreateKeyRequest: Decodable, Sendable {
 }
 
 /// The answer of `GET /api/v1/auth/verify`: who the key belongs to.
-public struct KeyVerification: Encodable, Sendable {
+public struct KeyVerification: Encodable, Sendable, EncodesEveryField {
     /// The key's owner.
     public let userID: UserID
     /// The owner's team.
@@ -150,21 +150,8 @@ public struct KeyVerification: Encodable, Sendable {
         expiresAt = principal.key.expiresAt
     }
 
-    enum CodingKeys: String, CodingKey {
-        case userID = "user_id"
-        case teamID = "team_id"
-        case isAdmin = "is_admin"
-        case keyID = "key_id"
-        case expiresAt = "expires_at"
-    }
-
-    /// Writes the answer with lower-case ids.
+    /// Writes every field (``EncodesEveryField``).
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(userID.lowercasedString, forKey: .userID)
-        try container.encode(teamID.lowercasedString, forKey: .teamID)
-        try container.encode(isAdmin, forKey: .isAdmin)
-        try container.encode(keyID.lowercasedString, forKey: .keyID)
-        try container.encode(expiresAt, forKey: .expiresAt)
+        try encodeEveryField(to: encoder)
     }
 }

@@ -169,7 +169,7 @@ struct SearchResult: Encodable, Sendable {
 }
 
 /// The answer to a search.
-struct SearchResponse: Encodable, Sendable {
+struct SearchResponse: Encodable, Sendable, EncodesEveryField {
     var results: [SearchResult]
     var total: Int
     var skip: Int
@@ -180,22 +180,8 @@ struct SearchResponse: Encodable, Sendable {
     var mode: SearchMode
     var model: String?
 
-    enum CodingKeys: String, CodingKey {
-        case results, total, skip, limit, query, mode, model
-        case similarityThreshold = "similarity_threshold"
-        case imageID = "image_id"
-    }
-
+    /// Writes every field (``EncodesEveryField``).
     func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(results, forKey: .results)
-        try container.encode(total, forKey: .total)
-        try container.encode(skip, forKey: .skip)
-        try container.encode(limit, forKey: .limit)
-        try container.encode(similarityThreshold, forKey: .similarityThreshold)
-        try container.encode(query, forKey: .query)
-        try container.encode(imageID?.lowercasedString, forKey: .imageID)
-        try container.encode(mode, forKey: .mode)
-        try container.encode(model, forKey: .model)
+        try encodeEveryField(to: encoder)
     }
 }

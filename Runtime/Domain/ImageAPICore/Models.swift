@@ -1,7 +1,7 @@
 import Foundation
 
 /// A team: the unit of data isolation. Every user, key and image belongs to exactly one team.
-public struct Team: Codable, Sendable, Equatable {
+public struct Team: Codable, Sendable, Equatable, EncodesEveryField {
     /// The team's identifier.
     public var id: TeamID
     /// The display name.
@@ -28,14 +28,9 @@ public struct Team: Codable, Sendable, Equatable {
         case updatedAt = "updated_at"
     }
 
-    /// Writes every field, `null` for a missing description.
+    /// Writes every field (``EncodesEveryField``).
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(name, forKey: .name)
-        try container.encode(description, forKey: .description)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(updatedAt, forKey: .updatedAt)
+        try encodeEveryField(to: encoder)
     }
 }
 
@@ -130,7 +125,7 @@ public struct APIKey: Sendable, Equatable {
 }
 
 /// An API key as the API shows it: every field but the hash; `key` only in the creation answer.
-public struct APIKeyView: Codable, Sendable, Equatable {
+public struct APIKeyView: Codable, Sendable, Equatable, EncodesEveryField {
     /// The record shown.
     public var id: APIKeyID
     /// The key's name.
@@ -182,19 +177,11 @@ public struct APIKeyView: Codable, Sendable, Equatable {
         case isActive = "is_active"
     }
 
-    /// Writes every field, `null` for those missing, except `key`: only when present.
+    /// The key's text is shown once, in the answer that created it: absent, it is left out.
+    public static var omittedWhenAbsent: Set<String> { ["key"] }
+
+    /// Writes every field (``EncodesEveryField``).
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(name, forKey: .name)
-        try container.encode(description, forKey: .description)
-        try container.encode(prefix, forKey: .prefix)
-        try container.encode(userID, forKey: .userID)
-        try container.encode(teamID, forKey: .teamID)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(expiresAt, forKey: .expiresAt)
-        try container.encode(lastUsedAt, forKey: .lastUsedAt)
-        try container.encode(isActive, forKey: .isActive)
-        try container.encodeIfPresent(key, forKey: .key)
+        try encodeEveryField(to: encoder)
     }
 }

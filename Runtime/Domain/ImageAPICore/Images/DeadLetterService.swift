@@ -2,7 +2,7 @@ import Foundation
 import RuntimeSupport
 
 /// A dead letter as an admin sees it: the processing message that was given up on, and why.
-public struct DeadLetterView: Encodable, Sendable, Equatable {
+public struct DeadLetterView: Encodable, Sendable, Equatable, EncodesEveryField {
     /// The message id (the id to replay).
     public let messageID: String
     /// The topic it was published on.
@@ -20,28 +20,9 @@ public struct DeadLetterView: Encodable, Sendable, Equatable {
     /// When it was given up on.
     public let deadAt: Date
 
-    enum CodingKeys: String, CodingKey {
-        case messageID = "message_id"
-        case topic
-        case imageID = "image_id"
-        case reason
-        case attempts
-        case lastError = "last_error"
-        case source
-        case deadAt = "dead_at"
-    }
-
-    /// Writes the view with a lower-case image id.
+    /// Writes every field (``EncodesEveryField``).
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(messageID, forKey: .messageID)
-        try container.encode(topic, forKey: .topic)
-        try container.encode(imageID.lowercasedString, forKey: .imageID)
-        try container.encode(reason, forKey: .reason)
-        try container.encode(attempts, forKey: .attempts)
-        try container.encode(lastError, forKey: .lastError)
-        try container.encode(source, forKey: .source)
-        try container.encode(deadAt, forKey: .deadAt)
+        try encodeEveryField(to: encoder)
     }
 }
 

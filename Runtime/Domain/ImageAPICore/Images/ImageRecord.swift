@@ -14,7 +14,7 @@ public enum EmbeddingStatus: String, Codable, Sendable, CaseIterable {
 }
 
 /// An image's stored metadata. The bytes live in the blob store under ``originalBlobKey``.
-public struct ImageRecord: Codable, Sendable, Equatable {
+public struct ImageRecord: Codable, Sendable, Equatable, EncodesEveryField {
     /// The image's identifier.
     public var id: ImageID
     /// The team that owns the image.
@@ -120,32 +120,9 @@ public struct ImageRecord: Codable, Sendable, Equatable {
         case updatedAt = "updated_at"
     }
 
-    /// Writes every field, absent values as `null`, identifiers lower-case.
+    /// Writes every field (``EncodesEveryField``).
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(teamID, forKey: .teamID)
-        try container.encode(uploaderID, forKey: .uploaderID)
-        try container.encode(collectionID?.lowercasedString, forKey: .collectionID)
-        try container.encode(filename, forKey: .filename)
-        try container.encode(contentType, forKey: .contentType)
-        try container.encode(format, forKey: .format)
-        try container.encode(fileSize, forKey: .fileSize)
-        try container.encode(width, forKey: .width)
-        try container.encode(height, forKey: .height)
-        try container.encode(orientation, forKey: .orientation)
-        try container.encode(sha256, forKey: .sha256)
-        try container.encode(description, forKey: .description)
-        try container.encode(tags, forKey: .tags)
-        try container.encode(exif, forKey: .exif)
-        try container.encode(embeddingStatus, forKey: .embeddingStatus)
-        try container.encode(embeddingError, forKey: .embeddingError)
-        try container.encode(embeddingAttempts, forKey: .embeddingAttempts)
-        try container.encode(embeddingModel, forKey: .embeddingModel)
-        try container.encode(embeddingDimensions, forKey: .embeddingDimensions)
-        try container.encode(embeddedAt, forKey: .embeddedAt)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(updatedAt, forKey: .updatedAt)
+        try encodeEveryField(to: encoder)
     }
 }
 
