@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib/caller-paths.sh"
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 configuration=${CONFIGURATION:-release}
-echo "==> Building the emulator ($configuration build; the first release build from a fresh clone takes 10 to 20 minutes on 2 cores, later ones seconds)"
+echo "==> Building the emulator ($configuration build; the first release build from a fresh clone takes about 10 minutes on 2 cores, later ones seconds)"
 swift build -c "$configuration" --product emulator
 echo "==> Starting the emulator; it prints 'Image API emulator listening on …' once it is ready"
 exec "$(swift build -c "$configuration" --show-bin-path)/emulator" "$@"
