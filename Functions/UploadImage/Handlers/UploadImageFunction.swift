@@ -73,18 +73,20 @@ public struct UploadImageFunction: HTTPFunction {
     private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {
         let upload = try await MultipartUpload.read(
             call, staging: staging, maxFileBytes: images.settings.maxUploadBytes)
+        let outcome: UploadOutcome
         do {
             let details = try Self.details(of: upload, call: call)
             try await upload.file.finish()
-            let outcome = try await uploads.accept(
+            outcome = try await uploads.accept(
                 StagedUpload(path: upload.file.path, size: upload.size, sha256: upload.sha256, prefix: upload.prefix),
                 details, teamID: principal.teamID, uploaderID: principal.user.id)
-            await upload.file.remove()
-            return try Self.answer(outcome, call: call)
         } catch {
             await upload.file.remove()
             throw error
         }
+        // The blob store copied what it keeps: the staged file goes whatever the outcome.
+        await upload.file.remove()
+        return try Self.answer(outcome, call: call)
     }
 
     /// The upload's text fields, checked.

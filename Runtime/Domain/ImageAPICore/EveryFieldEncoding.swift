@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 
 /// An answer that names every field, as clients of the service this API replaces expect: an absent
 /// value is written as `null` (Swift's synthesized encoding leaves it out), identifiers and UUIDs
@@ -21,11 +22,10 @@ extension EncodesEveryField {
         var container = encoder.container(keyedBy: FieldKey.self)
         for child in Mirror(reflecting: self).children {
             guard let label = child.label else { continue }
-            let key = FieldKey(FieldKey.snakeCased(label))
-            let mirror = Mirror(reflecting: child.value)
+            let key = FieldKey.forProperty(label)
             var value = child.value
-            if mirror.displayStyle == .optional {
-                guard let wrapped = mirror.children.first?.value else {
+            if let optional = value as? any AbsentOrPresent {
+                guard let wrapped = optional.presentValue else {
                     if !Self.omittedWhenAbsent.contains(label) { try container.encodeNil(forKey: key) }
                     continue
                 }
@@ -43,6 +43,15 @@ extension EncodesEveryField {
     }
 }
 
+/// An optional seen through `Any`: its value, if present.
+private protocol AbsentOrPresent {
+    var presentValue: Any? { get }
+}
+
+extension Optional: AbsentOrPresent {
+    fileprivate var presentValue: Any? { self.map { $0 as Any } }
+}
+
 /// A field's JSON name.
 public struct FieldKey: CodingKey, Sendable {
     /// The name.
@@ -57,6 +66,19 @@ public struct FieldKey: CodingKey, Sendable {
     public init?(stringValue: String) { self.stringValue = stringValue }
     /// Fields are never indexes.
     public init?(intValue: Int) { nil }
+
+    /// Property names already converted, so that each is converted once per process.
+    private static let converted = Locked<[String: FieldKey]>([:])
+
+    /// The key of a property: its name in snake case (``snakeCased(_:)``), converted once.
+    /// - Parameter name: The property's name.
+    /// - Returns: The key.
+    public static func forProperty(_ name: String) -> FieldKey {
+        if let known = converted.withLock({ $0[name] }) { return known }
+        let key = FieldKey(snakeCased(name))
+        converted.withLock { $0[name] = key }
+        return key
+    }
 
     /// A Swift property name in snake case: an underscore before each run of capitals that
     /// follows a lower-case letter or digit, all lower-cased (`lastUsedAt` → `last_used_at`,

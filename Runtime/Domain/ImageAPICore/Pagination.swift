@@ -65,21 +65,13 @@ public struct ListResponse<Item: Encodable & Sendable>: Encodable, Sendable {
         self.limit = request.limit
     }
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     /// Writes the listing.
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        try container.encode(items, forKey: Key(itemsName))
-        try container.encode(total, forKey: Key("total"))
-        try container.encode(skip, forKey: Key("skip"))
-        try container.encode(limit, forKey: Key("limit"))
+        var container = encoder.container(keyedBy: FieldKey.self)
+        try container.encode(items, forKey: FieldKey(itemsName))
+        try container.encode(total, forKey: FieldKey("total"))
+        try container.encode(skip, forKey: FieldKey("skip"))
+        try container.encode(limit, forKey: FieldKey("limit"))
     }
 }
 
