@@ -16,6 +16,9 @@ locals {
     PUBSUB_DEAD_LETTER_TOPIC    = google_pubsub_topic.dead_letter.name
     PUBSUB_PUSH_AUDIENCE        = local.push_audience
     PUBSUB_PUSH_SERVICE_ACCOUNT = google_service_account.pusher.email
+    # Callers come through the external Application Load Balancer, which appends the client and
+    # then itself to X-Forwarded-For: the client is the second-to-last entry.
+    TRUSTED_PROXIES = "2"
     }, length(var.cors_origins) > 0 ? {
     CORS_ORIGINS = jsonencode(var.cors_origins)
   } : {})

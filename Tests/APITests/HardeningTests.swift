@@ -159,7 +159,7 @@ struct HardeningTests {
         }
     }
 
-    @Test("invalid keys from one client are answered 429 with Retry-After once its allowance is spent")
+    @Test("invalid keys from one client are answered 429 with Retry-After once its allowance is spent; valid keys never")
     func failedAuthenticationLimit() async throws {
         let api = try TestAPI(authFailureLimit: 5)
         try await api.run { (client) async throws in
@@ -174,8 +174,10 @@ struct HardeningTests {
             let wait = try #require(limited.headers[.retryAfter].flatMap(Int.init))
             #expect(wait >= 1 && wait <= 12)
             #expect(limited.detail?.contains("Too many failed authentications") == true)
-            // While limited, even a valid key from this client waits: the key is not looked at.
-            #expect(try await client.verify(key: ann.key).status == .tooManyRequests)
+            // While limited, a valid key from the same address is served: only failures are refused.
+            #expect(try await client.verify(key: ann.key).status == .ok)
+            #expect(try await client.listImages(key: ann.key).status == .ok)
+            #expect(try await client.verify(key: wrong).status == .tooManyRequests)
         }
     }
 
@@ -304,5 +306,64 @@ struct HardeningTests {
         try await second.value
         #expect(await gate.running == 0)
         #expect(await gate.queued == 0)
+    }
+
+    @Test("one team holds at most half the upload places and queue; a freed place goes to the team served longest ago")
+    func fairUploadGate() async throws {
+        let gate = ConcurrencyGate(limit: 1, queueLimit: 4)
+        let order = Locked<[String]>([])
+        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+        let (started, starter) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await gate.run(owner: "a") {
+                order.withLock { $0.append("a1") }
+                starter.yield()
+                for await _ in release { break }
+            }
+        }
+        var events = started.makeAsyncIterator()
+        await events.next()
+        var waiters: [Task<Void, any Error>] = []
+        for name in ["a2", "a3"] {
+            waiters.append(Task { try await gate.run(owner: "a") { order.withLock { $0.append(name) } } })
+            while await gate.queued < waiters.count { await Task.yield() }
+        }
+        do {
+            try await gate.run(owner: "a") {}
+            Issue.record("a team was let past half the queue")
+        } catch let error as FunctionError {
+            #expect(error.status == .serviceUnavailable)
+        }
+        waiters.append(Task { try await gate.run(owner: "b") { order.withLock { $0.append("b1") } } })
+        while await gate.queued < 3 { await Task.yield() }
+        releaser.yield()
+        try await holder.value
+        for waiter in waiters { try await waiter.value }
+        #expect(order.withLock { $0 } == ["a1", "b1", "a2", "a3"])
+        #expect(await gate.running == 0)
+        #expect(await gate.queued == 0)
+    }
+
+    @Test("with two places, one team runs in one of them and the other stays free for another team")
+    func uploadPlacesShared() async throws {
+        let gate = ConcurrencyGate(limit: 2, queueLimit: 2)
+        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+        let (started, starter) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await gate.run(owner: "a") {
+                starter.yield()
+                for await _ in release { break }
+            }
+        }
+        var events = started.makeAsyncIterator()
+        await events.next()
+        let second = Task { try await gate.run(owner: "a") {} }
+        while await gate.queued < 1 { await Task.yield() }
+        #expect(await gate.running == 1, "the second place is not the same team's")
+        try await gate.run(owner: "b") { #expect(await gate.running == 2) }
+        releaser.yield()
+        try await holder.value
+        try await second.value
+        #expect(await gate.running == 0)
     }
 }

@@ -150,4 +150,121 @@ struct ConnectionLimitTests {
         #expect(try await emulator.terminate() == 0)
         #expect(!emulator.output.contains(#""severity":"ERROR""#), "no request is a server error")
     }
+
+    @Test("a request answered before its body arrived closes its connection: declared bodies never sent hold no slot")
+    func earlyAnswersClose() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The body timeout (300 s) is far off: whatever closes these is the early answer.
+        let emulator = try RunningFunction("emulator", in: folder, environment: ["MAX_CONNECTIONS": "8"])
+        try await emulator.waitUntilListening()
+        let requests = [
+            "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+            "POST /api/v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+            "DELETE /api/v1/teams HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc",
+        ]
+        let connections = try (0..<8).map { index in
+            let connection = try RawConnection(port: emulator.port)
+            #expect(connection.send(requests[index % requests.count]))
+            return connection
+        }
+        for (index, connection) in connections.enumerated() {
+            let (closed, received) = connection.waitForClose(timeout: .seconds(10))
+            #expect(closed, "closed after the answer, not after the body timeout")
+            let status = ["404", "401", "405"][index % requests.count]
+            #expect(received.hasPrefix("HTTP/1.1 \(status)"), "\(received)")
+            #expect(received.lowercased().contains("connection: close"), "\(received)")
+        }
+        // Every slot is free again.
+        #expect(try await emulator.request(.GET, "/healthz").status == 200)
+        #expect(try await emulator.terminate() == 0)
+    }
+
+    @Test("a body sent slower than the minimum rate is cut off long before the body timeout; a steady one is served")
+    func minimumBodyRate() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let emulator = try RunningFunction(
+            "emulator", in: folder,
+            environment: ["HTTP_BODY_MIN_BYTES_PER_SECOND": "100", "HTTP_BODY_RATE_WINDOW_SECONDS": "1"])
+        try await emulator.waitUntilListening()
+        let head = "POST /api/v1/teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+        // 20 bytes a second, for a body that would take a minute.
+        let slow = try RawConnection(port: emulator.port)
+        #expect(slow.send(head + "Content-Length: 1200\r\n\r\n{"))
+        let started = ContinuousClock.now
+        var cut = false
+        for _ in 0..<60 {
+            guard slow.send(" ") else {
+                cut = true
+                break
+            }
+            if slow.waitForClose(timeout: .milliseconds(50)).closed {
+                cut = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(cut, "closed for sending too slowly")
+        #expect(ContinuousClock.now - started < .seconds(10), "within a few rate windows, not the 300 s body timeout")
+
+        // About 600 bytes a second: several windows long, and served.
+        let body = #"{"name": "Steady"}"# + String(repeating: " ", count: 1182)
+        let steady = try RawConnection(port: emulator.port)
+        #expect(steady.send(head + "Content-Length: \(body.utf8.count)\r\n\r\n"))
+        let bytes = Array(body)
+        for start in stride(from: 0, to: bytes.count, by: 200) {
+            #expect(steady.send(String(bytes[start..<min(start + 200, bytes.count)])))
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        let (_, received) = steady.waitForClose(timeout: .seconds(3))
+        #expect(received.hasPrefix("HTTP/1.1 201"), "\(received)")
+        #expect(try await emulator.terminate() == 0)
+    }
+
+    @Test("one team's stalled uploads take at most half the queue and are cut off; another team's upload is served")
+    func fairUploadSlots() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let emulator = try RunningFunction(
+            "emulator", in: folder,
+            environment: [
+                "MAX_CONCURRENT_UPLOADS": "1", "UPLOAD_QUEUE_LIMIT": "4", "HTTP_BODY_RATE_WINDOW_SECONDS": "1",
+                "HTTP_BODY_MIN_BYTES_PER_SECOND": "1000",
+            ])
+        try await emulator.waitUntilListening()
+        let flooder = try await teamKey(on: emulator, team: "Flood", email: "flood@example.com")
+        let neighbour = try await teamKey(on: emulator, team: "Neighbour", email: "neighbour@example.com")
+
+        // Four uploads that send their head and a little, then nothing: one place and two waits
+        // are the flooding team's share; the fourth is refused at once.
+        let stalled = try (0..<4).map { _ in
+            let connection = try RawConnection(port: emulator.port)
+            #expect(
+                connection.send(
+                    "POST /api/v1/images HTTP/1.1\r\nHost: x\r\nX-API-Key: \(flooder)\r\n"
+                        + "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n"))
+            return connection
+        }
+        let answers = stalled.map { $0.waitForClose(timeout: .seconds(10)).received }
+        #expect(answers.filter { $0.hasPrefix("HTTP/1.1 503") }.count == 1, "\(answers)")
+
+        let upload = try await ImagePipelineEndToEndTests().upload("sunset-small.jpg", to: emulator, key: neighbour)
+        #expect(upload.status == 201, "\(upload.body)")
+        #expect(try await emulator.terminate() == 0)
+    }
+
+    /// A new team, a member and the member's key, on an emulator in development mode.
+    func teamKey(on emulator: RunningFunction, team: String, email: String) async throws -> String {
+        let teamID = try #require(
+            try json(try await emulator.request(.POST, "/api/v1/teams", json: #"{"name": "\#(team)"}"#).body)["id"]
+                as? String)
+        let user = try await emulator.request(
+            .POST, "/api/v1/users", json: #"{"email": "\#(email)", "name": "Member", "team_id": "\#(teamID)"}"#)
+        let userID = try #require(try json(user.body)["id"] as? String)
+        let issued = try await emulator.request(
+            .POST, "/api/v1/auth/api-keys?user_id=\(userID)&team_id=\(teamID)", json: #"{"name": "flood"}"#)
+        return try #require(try json(issued.body)["key"] as? String)
+    }
 }

@@ -33,7 +33,8 @@ supervise() {
     local name=$1 port=$2 binary=$3
     shift 3
     while [ ! -f "$state/stopping" ]; do
-        PORT=$port "$bin/$binary" "$@" >>"$state/$name.log" 2>&1 &
+        # Callers come through the router, which appends their address to X-Forwarded-For.
+        TRUSTED_PROXIES=1 PORT=$port "$bin/$binary" "$@" >>"$state/$name.log" 2>&1 &
         echo $! >"$state/$name.pid"
         local status=0
         wait $! || status=$?

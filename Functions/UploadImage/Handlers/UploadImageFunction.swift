@@ -67,7 +67,9 @@ public struct UploadImageFunction: HTTPFunction {
     // MARK: Upload
 
     func upload(_ call: FunctionRequest, _ principal: Principal) async throws -> ImageRecord {
-        try await uploadSlots.run { try await self.upload(call, principal: principal) }
+        try await uploadSlots.run(owner: principal.teamID.lowercasedString) {
+            try await self.upload(call, principal: principal)
+        }
     }
 
     private func upload(_ call: FunctionRequest, principal: Principal) async throws -> ImageRecord {

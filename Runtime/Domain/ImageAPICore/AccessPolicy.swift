@@ -39,24 +39,25 @@ public struct AccessPolicy: Sendable {
         return try await requireAdmin(caller)
     }
 
-    /// Requires a valid key. A client that has presented too many invalid keys is refused
-    /// (rate limited) until its allowance refills; a caller presenting no key does not count.
+    /// Requires a valid key. A client that has presented too many invalid keys is answered 429
+    /// for every further invalid key until its allowance refills; a valid key is never refused by
+    /// this limit, and a caller presenting no key does not count.
     /// - Parameter caller: Who is calling.
     /// - Returns: The principal.
-    /// - Throws: ``DomainError`` unauthenticated without a valid key, rate limited after too many
-    ///   failures.
+    /// - Throws: ``DomainError`` unauthenticated without a valid key, rate limited for an invalid
+    ///   key after too many failures.
     public func authenticate(_ caller: Caller) async throws -> Principal {
-        let presentsKey = caller.presentedKey != nil
-        if presentsKey, let wait = failures.retryAfter(client: caller.client) {
-            throw DomainError(
-                .rateLimited(retryAfterSeconds: wait), "Too many failed authentications; try again in \(wait) s")
-        }
         do {
             return try await keys.authenticate(presented: caller.presentedKey)
-        } catch let error as DomainError where error.kind == .unauthenticated && presentsKey {
+        } catch let error as DomainError where error.kind == .unauthenticated && caller.presentedKey != nil {
+            let wait = failures.retryAfter(client: caller.client)
             failures.recordFailure(client: caller.client)
-            caller.logger.notice("Failed authentication", metadata: ["client": .string(caller.client)])
-            throw error
+            guard let wait else {
+                caller.logger.notice("Failed authentication", metadata: ["client": .string(caller.client)])
+                throw error
+            }
+            throw DomainError(
+                .rateLimited(retryAfterSeconds: wait), "Too many failed authentications; try again in \(wait) s")
         }
     }
 

@@ -3,8 +3,9 @@ import Locking
 
 /// Limits failed authentications per client: each client has a bucket of ``capacity`` failures
 /// that refills over ``window``; a client whose bucket is empty is answered 429 with
-/// `Retry-After` before its key is even looked at, so guessing keys is slow. Successful requests
-/// are never limited. At most ``maximumClients`` buckets are kept (the fullest are dropped first).
+/// `Retry-After` for each further invalid key. Requests with a valid key are never limited, so a
+/// stranger sending bad keys from a shared address (an office, a carrier's NAT) cannot lock
+/// out the people behind it. At most ``maximumClients`` buckets are kept (the fullest are dropped first).
 public final class FailedAuthenticationLimiter: Sendable {
     /// Failures a client may make in a row (`AUTH_FAILURE_LIMIT`).
     public let capacity: Int

@@ -20,6 +20,16 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// `HTTP_IDLE_TIMEOUT_SECONDS`: how long a kept-alive connection may wait for its next request
     /// (default 30).
     public var idleTimeout: Duration
+    /// `HTTP_BODY_MIN_BYTES_PER_SECOND`: the slowest a client may send a body while the server
+    /// waits for it, averaged over ``bodyRateWindow`` (default 1024). Time the server spends not
+    /// reading (an upload waiting for a slot) does not count against the client.
+    public var bodyMinimumRate: Int
+    /// `HTTP_BODY_RATE_WINDOW_SECONDS`: the span over which a body's transfer rate is measured
+    /// (default 10).
+    public var bodyRateWindow: Duration
+    /// How long the server goes on reading a body it answered before reading it (a 401, a 404),
+    /// before it closes the connection (2 s): long enough for the client to read the answer.
+    public var drainAfterEarlyAnswer: Duration
 
     /// Creates limits.
     /// - Parameters:
@@ -27,14 +37,21 @@ public struct ConnectionLimits: Sendable, Equatable {
     ///   - headerTimeout: The time allowed for a request head on a new connection.
     ///   - bodyTimeout: The time allowed for a request body.
     ///   - idleTimeout: The time a kept-alive connection may wait for its next request.
+    ///   - bodyMinimumRate: The slowest body transfer allowed, in bytes per second.
+    ///   - bodyRateWindow: The span over which the rate is measured.
+    ///   - drainAfterEarlyAnswer: How long a body answered before it was read is still read.
     public init(
         maxConnections: Int = 512, headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(300),
-        idleTimeout: Duration = .seconds(30)
+        idleTimeout: Duration = .seconds(30), bodyMinimumRate: Int = 1024, bodyRateWindow: Duration = .seconds(10),
+        drainAfterEarlyAnswer: Duration = .seconds(2)
     ) {
         self.maxConnections = maxConnections
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
         self.idleTimeout = idleTimeout
+        self.bodyMinimumRate = bodyMinimumRate
+        self.bodyRateWindow = bodyRateWindow
+        self.drainAfterEarlyAnswer = drainAfterEarlyAnswer
     }
 
     /// Reads the limits.
@@ -45,7 +62,9 @@ public struct ConnectionLimits: Sendable, Equatable {
             maxConnections: try variables.integer("MAX_CONNECTIONS", default: 512, in: 1...1_000_000),
             headerTimeout: .seconds(try variables.integer("HTTP_HEADER_TIMEOUT_SECONDS", default: 10, in: 1...3600)),
             bodyTimeout: .seconds(try variables.integer("HTTP_BODY_TIMEOUT_SECONDS", default: 300, in: 1...86_400)),
-            idleTimeout: .seconds(try variables.integer("HTTP_IDLE_TIMEOUT_SECONDS", default: 30, in: 1...3600)))
+            idleTimeout: .seconds(try variables.integer("HTTP_IDLE_TIMEOUT_SECONDS", default: 30, in: 1...3600)),
+            bodyMinimumRate: try variables.integer("HTTP_BODY_MIN_BYTES_PER_SECOND", default: 1024, in: 0...(1 << 30)),
+            bodyRateWindow: .seconds(try variables.integer("HTTP_BODY_RATE_WINDOW_SECONDS", default: 10, in: 1...3600)))
     }
 }
 
@@ -84,7 +103,11 @@ public final class ConnectionCounter: Sendable {
 /// One per connection, after the HTTP codec: closes a connection above the limit as soon as it
 /// opens, and closes connections whose client is too slow: a request head not complete within
 /// the header timeout (the idle timeout between requests of a kept-alive connection), a body not
-/// complete within the body timeout. The time a handler takes to answer is not limited.
+/// complete within the body timeout, or sent slower than the minimum rate while the server waits
+/// for it. A request answered before its body arrived (a 401, a 404, a 413) is answered with
+/// `Connection: close`, and the connection is closed once the body ends or a short drain passes,
+/// so a client that declares a body and never sends it holds no connection. The time a handler
+/// takes to answer is not limited.
 public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request parts, passed on unchanged.
     public typealias InboundIn = HTTPRequestPart
@@ -104,6 +127,14 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var parserError: HTTPParserError?
     private var answeredSinceParserError = false
     private var droppingBareAnswer = false
+    /// The answer went out before the request's body ended: close when it ends or the drain passes.
+    private var answeredBeforeBody = false
+    /// The rate check of the body being read: bytes that came in and time spent waiting for them
+    /// in the current window, and when the wait now open began (the server asked for more).
+    private var rateCheck: RepeatedTask?
+    private var bodyBytesInWindow = 0
+    private var waitedInWindow: Duration = .zero
+    private var waitingSince: ContinuousClock.Instant?
 
     /// Creates the handler for one connection.
     /// - Parameters:
@@ -131,6 +162,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     public func handlerRemoved(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
+        stopRateCheck()
         if admitted {
             admitted = false
             counter.release()
@@ -143,15 +175,38 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         switch unwrapInboundIn(data) {
         case .head:
             readingBody = true
+            answeredBeforeBody = false
             arm(context: context, after: limits.bodyTimeout, reason: "request body not complete")
-        case .body:
-            break
+            startRateCheck(context: context)
+        case .body(let bytes):
+            bodyBytesInWindow += bytes.readableBytes
         case .end:
             readingBody = false
+            stopRateCheck()
             deadline?.cancel()
             deadline = nil
+            if answeredBeforeBody {
+                context.fireChannelRead(data)
+                context.close(promise: nil)
+                return
+            }
         }
         context.fireChannelRead(data)
+    }
+
+    /// The wait for the client's bytes ends when a read completes.
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if let since = waitingSince {
+            waitedInWindow += ContinuousClock.now - since
+            waitingSince = nil
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The server asks for more bytes: while a body is being read, the wait for the client begins.
+    public func read(context: ChannelHandlerContext) {
+        if readingBody, waitingSince == nil { waitingSince = ContinuousClock.now }
+        context.read()
     }
 
     /// Notes a request the HTTP parser could not read, so that its 400 can say why in JSON.
@@ -171,6 +226,19 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         if droppingBareAnswer, case .end = part {
             droppingBareAnswer = false
             promise?.succeed()
+            return
+        }
+        if case .head(var head) = part, parserError == nil, readingBody {
+            // Answered before the body arrived: the client must not send another request here.
+            head.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            return
+        }
+        if case .end = part, readingBody, parserError == nil {
+            answeredBeforeBody = true
+            stopRateCheck()
+            arm(context: context, after: limits.drainAfterEarlyAnswer, reason: "answered before the body was read")
+            context.write(data, promise: promise)
             return
         }
         if case .head(var head) = part, let error = parserError {
@@ -203,6 +271,49 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     /// The parser's reason, as plain words safe inside a JSON string.
     static func describe(_ error: HTTPParserError) -> String {
         String(describing: error).filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "_" }
+    }
+
+    /// Every window, while a body is read: a client that sent less than the minimum rate for the
+    /// time the server waited on it (at least half the window) is cut off.
+    private func startRateCheck(context: ChannelHandlerContext) {
+        stopRateCheck()
+        guard limits.bodyMinimumRate > 0 else { return }
+        bodyBytesInWindow = 0
+        waitedInWindow = .zero
+        let window = limits.bodyRateWindow
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        rateCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: TimeAmount(window), delay: TimeAmount(window)) {
+            _ in
+            handler.value.checkRate(channel: channel)
+        }
+    }
+
+    private func checkRate(channel: any Channel) {
+        var waited = waitedInWindow
+        if let since = waitingSince {
+            let now = ContinuousClock.now
+            waited += now - since
+            waitingSince = now
+        }
+        let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+        let received = bodyBytesInWindow
+        bodyBytesInWindow = 0
+        waitedInWindow = .zero
+        guard waited * 2 >= limits.bodyRateWindow, Double(received) < Double(limits.bodyMinimumRate) * seconds else {
+            return
+        }
+        logger.debug(
+            "Connection closed: body slower than the minimum rate",
+            metadata: ["bytes": "\(received)", "waited_seconds": "\(seconds)"])
+        stopRateCheck()
+        channel.close(promise: nil)
+    }
+
+    private func stopRateCheck() {
+        rateCheck?.cancel()
+        rateCheck = nil
+        waitingSince = nil
     }
 
     private func arm(context: ChannelHandlerContext, after duration: Duration, reason: String) {

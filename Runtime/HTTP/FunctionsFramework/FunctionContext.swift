@@ -17,12 +17,17 @@ public struct FunctionContext: RequestContext {
     /// The IP address of the connection's peer, when the request came over a socket.
     public let peerAddress: String?
 
+    /// Who is calling, for per-client limits: the peer address, or the address the trusted
+    /// proxies put in `X-Forwarded-For` (set by ``ClientAddressMiddleware``).
+    public var clientAddress: String
+
     /// Creates a context for a request arriving on a channel.
     /// - Parameter source: The channel and logger the server provides.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.maxUploadSize = ServerConfiguration.defaultMaxRequestBodyBytes
         self.peerAddress = source.channel.remoteAddress?.ipAddress
+        self.clientAddress = peerAddress ?? "local"
     }
 
     /// The decoder used for JSON request bodies (ISO-8601 dates).

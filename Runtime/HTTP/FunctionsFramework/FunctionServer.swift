@@ -27,6 +27,7 @@ public enum FunctionServer {
         functions: [any HTTPFunction], configuration: ServerConfiguration, readiness: @escaping ReadinessCheck
     ) -> (router: Router<FunctionContext>, routes: FunctionRoutes) {
         let router = Router(context: FunctionContext.self, options: [.autoGenerateHeadEndpoints])
+        router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies))
         router.add(middleware: RequestLoggingMiddleware(projectID: configuration.projectID))
         if !configuration.corsOrigins.isEmpty {
             router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))

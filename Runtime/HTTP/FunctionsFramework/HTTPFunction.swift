@@ -182,19 +182,8 @@ public struct FunctionRequest: Sendable {
     public var logger: Logger { context.logger }
     /// The request headers.
     public var headers: HTTPFields { request.headers }
-    /// Who is calling, for per-client limits: on Cloud Run (`K_SERVICE` set) the address
-    /// Google's front end appended to `X-Forwarded-For` (its last entry; the ones before it are
-    /// whatever the client sent), elsewhere the connection's peer address.
-    public var clientAddress: String {
-        if Self.behindGoogleFrontEnd, let forwarded = headers[Self.forwardedFor],
-            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
-        {
-            return last
-        }
-        return context.peerAddress ?? "local"
-    }
-    private static let behindGoogleFrontEnd = ProcessInfo.processInfo.environment["K_SERVICE"] != nil
-    private static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+    /// Who is calling, for per-client limits (see ``ClientAddressMiddleware``).
+    public var clientAddress: String { context.clientAddress }
     /// The query parameters, with typed and validated accessors.
     public var query: QueryParameters { QueryParameters(request.uri.queryParameters) }
 

@@ -183,3 +183,51 @@ public struct RequestLoggingMiddleware: RouterMiddleware {
         return response
     }
 }
+
+/// Finds who is calling behind proxies. Each trusted proxy in front of the server appends the
+/// address it was called from to `X-Forwarded-For`, so the client is the entry `trustedProxies`
+/// places from the end; entries before it are whatever the client sent, and never trusted.
+/// With no trusted proxy, or a header shorter than the chain, the connection's peer is the client.
+public struct ClientAddressMiddleware: RouterMiddleware {
+    /// Proxies in front of the server that append to `X-Forwarded-For` (`TRUSTED_PROXIES`).
+    public let trustedProxies: Int
+
+    /// Creates the middleware.
+    /// - Parameter trustedProxies: Proxies that append to `X-Forwarded-For`.
+    public init(trustedProxies: Int) {
+        self.trustedProxies = trustedProxies
+    }
+
+    /// Sets the context's client address.
+    /// - Parameters:
+    ///   - request: The incoming request.
+    ///   - context: The request context.
+    ///   - next: The rest of the chain.
+    /// - Returns: The response.
+    public func handle(
+        _ request: Request, context: FunctionContext,
+        next: (Request, FunctionContext) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        if let client = Self.client(forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: trustedProxies) {
+            context.clientAddress = client
+        }
+        return try await next(request, context)
+    }
+
+    /// The client among `X-Forwarded-For` values (every header line, in order), or `nil` when the
+    /// chain is shorter than the trusted proxies.
+    /// - Parameters:
+    ///   - values: The header's values.
+    ///   - trustedProxies: Proxies that append to the header.
+    /// - Returns: The client's address.
+    public static func client(forwardedFor values: [String], trustedProxies: Int) -> String? {
+        guard trustedProxies > 0 else { return nil }
+        let entries = values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        guard entries.count >= trustedProxies else { return nil }
+        let client = entries[entries.count - trustedProxies]
+        return client.isEmpty ? nil : client
+    }
+
+    private static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+}

@@ -22,8 +22,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var revision: String?
     /// `GOOGLE_CLOUD_PROJECT`: qualifies trace ids in logs.
     public var projectID: String?
-    /// `MAX_CONNECTIONS` and the `HTTP_*_TIMEOUT_SECONDS` limits on connections.
+    /// `MAX_CONNECTIONS` and the `HTTP_*` limits on connections.
     public var connections: ConnectionLimits
+    /// `TRUSTED_PROXIES`: proxies in front of the server that append the caller's address to
+    /// `X-Forwarded-For` (default 1 on Cloud Run, whose front end appends one; 0 elsewhere, where
+    /// the connection's peer is the client). Behind Google's external Application Load Balancer
+    /// it is 2: the client is the second-to-last entry, the balancer itself the last.
+    public var trustedProxies: Int
 
     /// Creates a configuration from values.
     /// - Parameters:
@@ -36,12 +41,14 @@ public struct ServerConfiguration: Sendable, Equatable {
     ///   - revision: The Cloud Run revision.
     ///   - projectID: The Google Cloud project.
     ///   - connections: The limits on connections.
+    ///   - trustedProxies: Proxies that append to `X-Forwarded-For`.
     public init(
         host: String = "0.0.0.0", port: Int = 8080, logLevel: Logger.Level = .info, corsOrigins: [String] = [],
         maxRequestBodyBytes: Int = defaultMaxRequestBodyBytes, service: String? = nil, revision: String? = nil,
-        projectID: String? = nil, connections: ConnectionLimits = ConnectionLimits()
+        projectID: String? = nil, connections: ConnectionLimits = ConnectionLimits(), trustedProxies: Int = 0
     ) {
         self.connections = connections
+        self.trustedProxies = trustedProxies
         self.host = host
         self.port = port
         self.logLevel = logLevel
@@ -68,7 +75,9 @@ public struct ServerConfiguration: Sendable, Equatable {
             service: variables["K_SERVICE"],
             revision: variables["K_REVISION"],
             projectID: variables["GOOGLE_CLOUD_PROJECT"],
-            connections: try ConnectionLimits(variables)
+            connections: try ConnectionLimits(variables),
+            trustedProxies: try variables.integer(
+                "TRUSTED_PROXIES", default: variables["K_SERVICE"] == nil ? 0 : 1, in: 0...16)
         )
     }
 }
