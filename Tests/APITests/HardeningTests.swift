@@ -159,7 +159,7 @@ struct HardeningTests {
         }
     }
 
-    @Test("invalid keys from one client are answered 429 with Retry-After once its allowance is spent; valid keys never")
+    @Test("invalid keys from one client are answered 429 with Retry-After once its allowance is spent; valid ones pass")
     func failedAuthenticationLimit() async throws {
         let api = try TestAPI(authFailureLimit: 5)
         try await api.run { (client) async throws in

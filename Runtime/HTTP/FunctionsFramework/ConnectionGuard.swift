@@ -283,7 +283,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         let window = limits.bodyRateWindow
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
-        rateCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: TimeAmount(window), delay: TimeAmount(window)) {
+        rateCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: TimeAmount(window), delay: TimeAmount(window))
+        {
             _ in
             handler.value.checkRate(channel: channel)
         }

@@ -209,7 +209,9 @@ public struct ClientAddressMiddleware: RouterMiddleware {
         next: (Request, FunctionContext) async throws -> Response
     ) async throws -> Response {
         var context = context
-        if let client = Self.client(forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: trustedProxies) {
+        if let client = Self.client(
+            forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: trustedProxies)
+        {
             context.clientAddress = client
         }
         return try await next(request, context)
