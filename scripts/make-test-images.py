@@ -82,6 +82,15 @@ def main():
         whole = source.read()
     with open(os.path.join(OUT, "truncated.jpg"), "wb") as target:
         target.write(whole[: len(whole) // 2])
+    # Whole length, every marker intact, but 300 bytes of 0xAA in the middle of the entropy-coded
+    # scan: a decoder that only warns about corrupt data would accept it.
+    corrupt = bytearray(whole)
+    scan = corrupt.find(b"\xff\xda")
+    scan_data = scan + 2 + int.from_bytes(corrupt[scan + 2 : scan + 4], "big")
+    middle = scan_data + (len(corrupt) - scan_data) // 2
+    corrupt[middle : middle + 300] = b"\xaa" * 300
+    with open(os.path.join(OUT, "corrupt-scan.jpg"), "wb") as target:
+        target.write(corrupt)
 
     # A PNG whose header declares 50000 x 50000 pixels, with a little pixel data: a
     # decompression bomb must be refused from the header alone.

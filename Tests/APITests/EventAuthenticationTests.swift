@@ -174,7 +174,8 @@ struct EventAuthenticationTests {
         }
     }
 
-    @Test("unreachable signing keys answer 503 so that Pub/Sub retries, never 500")
+    @Test(
+        "unreachable signing keys answer 503 so that Pub/Sub retries, never 500, and name no address or library error")
     func keysUnavailable() async throws {
         let issuer = try TestTokenIssuer()
         let authenticator = GoogleOIDCAuthenticator(
@@ -188,6 +189,9 @@ struct EventAuthenticationTests {
             try await authenticator.authenticate(EventCaller(headers: [.authorization: "Bearer \(try issuer.token())"]))
         } catch let error as FunctionError {
             #expect(error.status == .serviceUnavailable)
+            // The caller gets a stable sentence; the address and the network error go to the log.
+            #expect(error.detail == "Event authentication is unavailable for now; try again later")
+            #expect(error.logDetail?.contains("http://127.0.0.1:9/oauth2/v3/certs") == true)
         }
     }
 

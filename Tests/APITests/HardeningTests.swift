@@ -79,11 +79,14 @@ struct HardeningTests {
     }
 
     @Test(
-        "control and bidirectional-override characters are refused with 422 naming the field",
+        "control, bidirectional-override and invisible format characters are refused with 422 naming the field",
         arguments: [
             (#"{"name": "Bad\u0000team"}"#, "name"), (#"{"name": "Evil\u202Egnp.exe"}"#, "name"),
             (#"{"name": "Fine", "description": "bell\u0007"}"#, "description"),
-            (#"{"name": "Two\nlines"}"#, "name"),
+            (#"{"name": "Two\nlines"}"#, "name"), (#"{"name": "Zero\u200Bwidth"}"#, "name"),
+            (#"{"name": "Joined\u200D"}"#, "name"), (#"{"name": "\uFEFFMarked"}"#, "name"),
+            (#"{"name": "Fine", "description": "tagged\uDB40\uDC41"}"#, "description"),
+            (#"{"name": "Soft\u00ADhyphen"}"#, "name"),
         ])
     func controlCharacters(body: String, field: String) async throws {
         let api = try TestAPI()

@@ -73,6 +73,10 @@ struct ImageUploadTests {
             let truncated = try await client.upload("truncated.jpg", key: member.key)
             #expect(truncated.status == .unprocessableContent)
             #expect(truncated.issues.first?.msg.contains("could not be decoded") == true)
+            // Every marker intact, 300 bytes of garbage in the scan: the decoder's warning fails it.
+            let corrupt = try await client.upload("corrupt-scan.jpg", key: member.key)
+            #expect(corrupt.status == .unprocessableContent)
+            #expect(corrupt.issues.first?.msg.contains("could not be decoded") == true)
             let bomb = try await client.upload("bomb.png", key: member.key)
             #expect(bomb.status == .unprocessableContent)
             #expect(bomb.issues.first?.msg.contains("50000x50000") == true)
@@ -128,7 +132,8 @@ struct ImageUploadTests {
         arguments: TestAPI.metadataBackends)
     func concurrentDuplicates(metadata: BackendSelection.Metadata) async throws {
         let api = try TestAPI(
-            imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 40) }, metadata: metadata)
+            // One team may hold half the queue: 32 of 64.
+            imageSettings: { ImageSettings(blobDirectory: $0, uploadQueueLimit: 64) }, metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let replies = try await withThrowingTaskGroup(of: Reply.self) { group in

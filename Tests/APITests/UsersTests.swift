@@ -53,6 +53,53 @@ struct UsersTests {
         }
     }
 
+    @Test(
+        "look-alike spellings of a used e-mail (full-width letters) are the same address: 409",
+        arguments: ["Ａda@example.com", "ada@ｅxample.com", "ＡＤＡ@ＥＸＡＭＰＬＥ.ＣＯＭ", " ada@example.com\u{FE0F}"])
+    func lookAlikeEmails(email: String) async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("A").decode(Team.self)
+            #expect(try await client.createUser(email: "ada@example.com", teamID: team.id).status == .created)
+            let again = try await client.createUser(email: email, teamID: team.id)
+            #expect(again.status == .conflict, "\(email) was \(again.status)")
+            #expect(try await client.listUsers().decode(ListReply<User>.self).total == 1)
+        }
+    }
+
+    @Test(
+        "addresses that are not RFC 5321 mailboxes, or hide invisible characters, are refused with 422",
+        arguments: [
+            "a@b.com*", ".a@c.com", "a.@c.com", "a..b@c.com", "<script>@x.com", "a@b_c.com", "a@-b.com", "a@b.123",
+            "a b@c.com", "a@b", "ada\u{200B}@example.com", "ada@exa\u{00AD}mple.com", "ada@example.com\u{E0041}",
+            "\"quoted\"@example.com", "a@[127.0.0.1]",
+        ])
+    func invalidEmails(email: String) async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("A").decode(Team.self)
+            let reply = try await client.createUser(email: email, teamID: team.id)
+            #expect(reply.status == .unprocessableContent, "\(email) was \(reply.status)")
+            #expect(reply.issues.contains { $0.loc == ["body", "email"] })
+            #expect(try await client.listUsers().decode(ListReply<User>.self).total == 0)
+        }
+    }
+
+    @Test(
+        "mailboxes with the symbols RFC 5322 allows, sub-domains and letters of other scripts are accepted",
+        arguments: [
+            "o'brien+tag@mail.example.co.uk", "a!#$%&*/=?^_`{|}~-z@example.com", "jörg@bücher.de", "用户@例子.中国",
+            "x@1.example",
+        ])
+    func validEmails(email: String) async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.createTeam("A").decode(Team.self)
+            let reply = try await client.createUser(email: email, teamID: team.id)
+            #expect(reply.status == .created, "\(email) was \(reply.status): \(reply.issues)")
+        }
+    }
+
     @Test("an unknown team is a 404 on create and update")
     func unknownTeam() async throws {
         let api = try TestAPI()

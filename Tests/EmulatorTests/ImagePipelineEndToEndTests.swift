@@ -110,6 +110,30 @@ struct ImagePipelineEndToEndTests {
         #expect(try await emulator.terminate() == 0)
     }
 
+    @Test("push tokens and other credentials in a request URL never reach the logs")
+    func credentialsRedactedFromLogs() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let token = "push-token-\(UUID().uuidString)"
+        let emulator = try RunningFunction(
+            "emulator", in: folder,
+            environment: ["BOOTSTRAP_ADMIN_KEY": Self.adminKey, "PUBSUB_PUSH_TOKEN": token, "LOG_LEVEL": "debug"])
+        try await emulator.waitUntilListening()
+        let id = try #require(try json(try await upload("sunset-small.jpg", to: emulator).body)["id"] as? String)
+        _ = try await waitForStatus(id, "success", on: emulator)
+        // The emulator has no relay route (its relay runs inside): the 404 is logged all the same.
+        _ = try await emulator.request(.POST, "/internal/outbox/relay?token=\(token)")
+        _ = try await emulator.request(.POST, "/events/process-embedding?Token=\(token)&x=1", json: "{}")
+        _ = try await emulator.request(.GET, "/api/v1/images?key=\(Self.adminKey)&limit=5")
+        #expect(try await emulator.terminate() == 0)
+        let logs = emulator.output + emulator.errors
+        #expect(!logs.contains(token), "the push token is in the log")
+        #expect(!logs.contains(Self.adminKey), "an API key is in the log")
+        #expect(logs.contains("/internal/outbox/relay?token=REDACTED"))
+        #expect(logs.contains("/events/process-embedding?Token=REDACTED&x=1"))
+        #expect(logs.contains("/api/v1/images?key=REDACTED&limit=5"))
+    }
+
     @Test(
         "on Google's emulators (fake-gcs-server, the Pub/Sub and Firestore emulators): bytes in the bucket, events through a push subscription, metadata in Firestore",
         .enabled(

@@ -26,7 +26,38 @@ struct ConfigurationTests {
             configuration
                 == ServerConfiguration(
                     host: "127.0.0.1", port: 9000, logLevel: .debug, maxRequestBodyBytes: 4096,
-                    service: "manage-teams", revision: "manage-teams-00001-abc", projectID: "p"))
+                    service: "manage-teams", revision: "manage-teams-00001-abc", projectID: "p", trustedProxies: 1))
+        let behindBalancer = try ServerConfiguration(
+            EnvironmentVariables([
+                "K_SERVICE": "search", "TRUSTED_PROXIES": "2", "HTTP_BODY_MIN_BYTES_PER_SECOND": "0",
+                "HTTP_BODY_RATE_WINDOW_SECONDS": "5",
+            ]))
+        #expect(behindBalancer.trustedProxies == 2)
+        #expect(behindBalancer.connections.bodyMinimumRate == 0)
+        #expect(behindBalancer.connections.bodyRateWindow == .seconds(5))
+        #expect(try ServerConfiguration(EnvironmentVariables([:])).trustedProxies == 0)
+    }
+
+    @Test("the client is the X-Forwarded-For entry as many places from the end as there are trusted proxies")
+    func clientAddress() {
+        let chain = ["203.0.113.9, 198.51.100.7", "130.211.0.1"]
+        #expect(ClientAddressMiddleware.client(forwardedFor: chain, trustedProxies: 0) == nil)
+        #expect(ClientAddressMiddleware.client(forwardedFor: chain, trustedProxies: 1) == "130.211.0.1")
+        #expect(ClientAddressMiddleware.client(forwardedFor: chain, trustedProxies: 2) == "198.51.100.7")
+        #expect(ClientAddressMiddleware.client(forwardedFor: chain, trustedProxies: 4) == nil, "shorter than the chain")
+        #expect(ClientAddressMiddleware.client(forwardedFor: [], trustedProxies: 1) == nil)
+    }
+
+    @Test("credentials in a logged URL are redacted, whatever their case; other parameters are kept")
+    func redactedURLs() {
+        #expect(
+            RequestLoggingMiddleware.redacted(path: "/internal/outbox/relay", query: "token=abc&limit=5")
+                == "/internal/outbox/relay?token=REDACTED&limit=5")
+        #expect(
+            RequestLoggingMiddleware.redacted(path: "/x", query: "X-Goog-Signature=s&Key=k&q=red")
+                == "/x?X-Goog-Signature=REDACTED&Key=REDACTED&q=red")
+        #expect(RequestLoggingMiddleware.redacted(path: "/x", query: "%74oken=abc") == "/x?%74oken=REDACTED")
+        #expect(RequestLoggingMiddleware.redacted(path: "/x", query: nil) == "/x")
     }
 
     @Test(

@@ -22,7 +22,7 @@ public struct VipsImageCodec: ImageCodec {
     /// The decode-memory estimate of an image held in memory, from its header alone.
     func estimate(_ data: Data) async throws -> Int {
         try await Vips.run {
-            let image = data.withUnsafeBytes { vshim_open_buffer($0.baseAddress, $0.count, 0) }
+            let image = data.withUnsafeBytes { vshim_open_buffer($0.baseAddress, $0.count, Int32(VSHIM_FAIL_ON_NONE)) }
             guard let image else { throw ImageDecodingError.undecodable(Vips.takeError()) }
             defer { vshim_release(image) }
             return DecodeMemoryBudget.estimate(width: Int(vshim_width(image)), height: Int(vshim_height(image)))
@@ -46,7 +46,7 @@ public struct VipsImageCodec: ImageCodec {
     /// pixel (sequentially, within the memory budget).
     public func inspect(fileAt path: String, maxPixels: Int) async throws -> ImageInspection {
         let header = try await Vips.run { () throws -> (Int, Int, String) in
-            guard let image = vshim_open_file(path, 1) else {
+            guard let image = vshim_open_file(path, Int32(VSHIM_FAIL_ON_TRUNCATED)) else {
                 throw ImageDecodingError.undecodable(Vips.takeError())
             }
             defer { vshim_release(image) }
@@ -70,7 +70,9 @@ public struct VipsImageCodec: ImageCodec {
         }
         return try await memoryBudget.withReservation(DecodeMemoryBudget.estimate(width: width, height: height)) {
             try await Vips.run {
-                guard let image = vshim_open_file(path, 1) else {
+                // Every pixel decoded, and any damage the decoder reports (a warning about
+                // corrupt data included) refuses the upload.
+                guard let image = vshim_open_file(path, Int32(VSHIM_FAIL_ON_WARNING)) else {
                     throw ImageDecodingError.undecodable(Vips.takeError())
                 }
                 defer { vshim_release(image) }

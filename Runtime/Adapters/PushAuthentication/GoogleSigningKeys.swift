@@ -94,7 +94,10 @@ public final class GoogleSigningKeys: SigningKeySource {
             maxAge = Self.maxAge(response.headers.first(name: "cache-control")) ?? 3600
         } catch {
             cache.withLock { $0.fetchedAt = now() }
-            throw FunctionError.unavailable("Google's signing keys could not be fetched from \(url): \(error)")
+            throw FunctionError(
+                .serviceUnavailable, "Event authentication is unavailable for now; try again later",
+                headers: [.retryAfter: "30"],
+                logDetail: "Google's signing keys could not be fetched from \(url): \(error)")
         }
         var keys: [String: _RSA.Signing.PublicKey] = [:]
         for key in keySet.keys where key.kty == "RSA" {

@@ -28,7 +28,7 @@ public struct AdministratorBootstrap: Sendable {
     public func createAdministratorKey(
         email: String, name: String, teamName: String, keyText: APIKeyText? = nil
     ) async throws -> (user: User, key: APIKeyView) {
-        let email = email.lowercased()
+        let email = EmailAddress.normalised(email)
         if let user = try await services.store.user(email: email) {
             guard user.isAdmin, user.isActive else {
                 throw Refusal(description: "user \(email) exists but is not an active administrator")

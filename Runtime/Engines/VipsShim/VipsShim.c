@@ -34,18 +34,21 @@ char *vshim_take_error(void) {
 
 void vshim_free(void *pointer) { free(pointer); }
 
-static VipsFailOn fail_level(int fail_on_truncation) {
-    return fail_on_truncation ? VIPS_FAIL_ON_TRUNCATED : VIPS_FAIL_ON_NONE;
+static VipsFailOn fail_level(int fail_on) {
+    switch (fail_on) {
+    case VSHIM_FAIL_ON_WARNING: return VIPS_FAIL_ON_WARNING;
+    case VSHIM_FAIL_ON_TRUNCATED: return VIPS_FAIL_ON_TRUNCATED;
+    default: return VIPS_FAIL_ON_NONE;
+    }
 }
 
-VShimImage *vshim_open_file(const char *path, int fail_on_truncation) {
-    return vips_image_new_from_file(
-        path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on_truncation), NULL);
+VShimImage *vshim_open_file(const char *path, int fail_on) {
+    return vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on), NULL);
 }
 
-VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on_truncation) {
+VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on) {
     return vips_image_new_from_buffer(
-        bytes, length, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on_truncation), NULL);
+        bytes, length, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", fail_level(fail_on), NULL);
 }
 
 void vshim_release(VShimImage *image) {

@@ -66,7 +66,7 @@ struct BootstrapAdmin: AsyncParsableCommand {
     var team = "Administrators"
 
     func validate() throws {
-        guard EmailAddress.isPlausible(email.lowercased()) else {
+        guard EmailAddress.isValid(EmailAddress.normalised(email)) else {
             throw ValidationError("--email must be an e-mail address")
         }
     }

@@ -254,7 +254,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
                 promise?.succeed()
                 return
             }
-            let body = ByteBuffer(string: #"{"detail":"Malformed HTTP request: \#(Self.describe(error))"}"#)
+            logger.debug("Request refused by the HTTP parser", metadata: ["error": "\(error)"])
+            let body = ByteBuffer(string: #"{"detail":"\#(Self.malformedRequestDetail(error))"}"#)
             head.headerFields[.contentType] = "application/json"
             head.headerFields[.contentLength] = String(body.readableBytes)
             head.headerFields[.xContentTypeOptions] = "nosniff"
@@ -268,9 +269,23 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         context.write(data, promise: promise)
     }
 
-    /// The parser's reason, as plain words safe inside a JSON string.
-    static func describe(_ error: HTTPParserError) -> String {
-        String(describing: error).filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "_" }
+    /// The answer's detail for a request the parser refused: a stable sentence, with the part of
+    /// the request that was wrong where the parser says it plainly (never the parser's own words).
+    /// - Parameter error: The parser's error.
+    /// - Returns: The detail, safe inside a JSON string.
+    public static func malformedRequestDetail(_ error: HTTPParserError) -> String {
+        let part: String? =
+            switch error {
+            case .headerOverflow: "the request head is too large"
+            case .invalidChunkSize: "a chunk size is not valid"
+            case .invalidContentLength, .unexpectedContentLength: "the Content-Length header is not valid"
+            case .invalidMethod: "the method is not valid"
+            case .invalidURL: "the request target is not valid"
+            case .invalidVersion: "the HTTP version is not valid"
+            case .invalidHeaderToken, .invalidCharactersUsed, .lfExpected: "a header line is not valid"
+            default: nil
+            }
+        return part.map { "Malformed HTTP request: \($0)" } ?? "Malformed HTTP request"
     }
 
     /// Every window, while a body is read: a client that sent less than the minimum rate for the

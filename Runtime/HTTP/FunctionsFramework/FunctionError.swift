@@ -15,6 +15,9 @@ public struct FunctionError: HTTPResponseError, Sendable, Equatable {
     public let headers: HTTPFields
     /// Extra members of the JSON body beside `detail`, such as the id of a conflicting resource.
     public let fields: [String: String]
+    /// What went wrong in words for the operator (an address, a library's error): logged with
+    /// the request, never sent to the caller, who gets the stable ``detail``.
+    public let logDetail: String?
 
     /// Creates an error.
     /// - Parameters:
@@ -22,13 +25,16 @@ public struct FunctionError: HTTPResponseError, Sendable, Equatable {
     ///   - detail: The reason shown to the client.
     ///   - headers: Extra headers for the response.
     ///   - fields: Extra members of the JSON body.
+    ///   - logDetail: What went wrong, for the log only.
     public init(
-        _ status: HTTPResponse.Status, _ detail: String, headers: HTTPFields = [:], fields: [String: String] = [:]
+        _ status: HTTPResponse.Status, _ detail: String, headers: HTTPFields = [:], fields: [String: String] = [:],
+        logDetail: String? = nil
     ) {
         self.status = status
         self.detail = detail
         self.headers = headers
         self.fields = fields
+        self.logDetail = logDetail
     }
 
     /// 400: the request is malformed in a way that is not a field validation failure.
@@ -149,7 +155,19 @@ public struct ValidationError: HTTPResponseError, Sendable, Equatable {
             if context.codingPath.isEmpty {
                 return .init(loc: ["body"], msg: "Body is not valid JSON", type: "json_invalid")
             }
-            return .init(loc: location(context.codingPath), msg: context.debugDescription, type: "value_error")
+            // Foundation's own wording ("Attempted to decode UUID from invalid UUID string.",
+            // "Parsed JSON number <…> does not fit in Int.") is replaced by the sentence every other
+            // invalid field gets; the messages this project writes itself are kept.
+            let message = context.debugDescription
+            if message.contains("UUID") {
+                return .init(
+                    loc: location(context.codingPath), msg: "Input should be a valid UUID", type: "uuid_parsing")
+            }
+            if message.contains("does not fit") || message.contains("not representable") {
+                return .init(
+                    loc: location(context.codingPath), msg: "Input should be a valid number", type: "number_type")
+            }
+            return .init(loc: location(context.codingPath), msg: message, type: "value_error")
         @unknown default:
             return .init(loc: ["body"], msg: "Invalid body", type: "value_error")
         }

@@ -44,8 +44,8 @@ public enum FunctionServer {
             do {
                 try await readiness()
             } catch {
-                call.logger.warning("Readiness check failed", metadata: ["error": "\(error)"])
-                throw FunctionError.unavailable("Not ready: \(error)")
+                // Unauthenticated callers see that it is not ready; the log says why.
+                throw FunctionError(.serviceUnavailable, "Not ready", logDetail: "\(error)")
             }
             return ["status": "ready"]
         }
@@ -83,7 +83,8 @@ public enum FunctionServer {
                     ])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
-                serverName: configuration.service ?? functions.map(\.name).joined(separator: "+")),
+                // One name for every function: the header tells a caller nothing about what runs.
+                serverName: "image-api"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.info(

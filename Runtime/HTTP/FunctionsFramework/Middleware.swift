@@ -41,6 +41,10 @@ public struct ErrorMiddleware: RouterMiddleware {
     public static func response(for error: any Error, request: Request, context: FunctionContext) throws -> Response {
         switch error {
         case let error as FunctionError:
+            if let logDetail = error.logDetail {
+                context.logger.warning(
+                    "\(error.detail)", metadata: ["error": .string(logDetail), "path": "\(request.uri.path)"])
+            }
             return try error.response(from: request, context: context)
         case let error as ValidationError:
             return try error.response(from: request, context: context)
@@ -50,7 +54,7 @@ public struct ErrorMiddleware: RouterMiddleware {
             // The body could not be parsed (a bad chunk size, say): the connection cannot be
             // trusted to carry another request.
             return try FunctionError(
-                .badRequest, "Malformed HTTP request: \(error)", headers: [.connection: "close"]
+                .badRequest, ConnectionGuardHandler.malformedRequestDetail(error), headers: [.connection: "close"]
             ).response(from: request, context: context)
         case is NIOTooManyBytesError:
             return try FunctionError(
@@ -174,13 +178,35 @@ public struct RequestLoggingMiddleware: RouterMiddleware {
             metadata: [
                 "httpRequest": [
                     "requestMethod": .string(request.method.rawValue),
-                    "requestUrl": .string(request.uri.description),
+                    "requestUrl": .string(Self.redacted(path: request.uri.path, query: request.uri.query)),
                     "status": .stringConvertible(Int(response.status.code)),
                     "latency": .string(String(format: "%.6fs", seconds)),
                     "userAgent": .string(request.headers[.userAgent] ?? ""),
                 ]
             ])
         return response
+    }
+
+    /// Query parameters whose values are credentials (compared without case): never logged.
+    public static let credentialParameters: Set<String> = [
+        "token", "key", "api_key", "apikey", "access_token", "id_token", "secret", "password", "signature", "sig",
+        "x-goog-signature", "x-goog-credential", "code",
+    ]
+
+    /// A request's path and query as logged: the values of credential parameters replaced by
+    /// `REDACTED`, so that a push token in `?token=` cannot be read back from the logs.
+    /// - Parameters:
+    ///   - path: The request's path.
+    ///   - query: The request's query string, without `?`.
+    /// - Returns: The path and query, safe to log.
+    public static func redacted(path: String, query: String?) -> String {
+        guard let query, !query.isEmpty else { return path }
+        let parameters = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter in
+            let name = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            let decoded = String(name).removingPercentEncoding ?? String(name)
+            return credentialParameters.contains(decoded.lowercased()) ? "\(name)=REDACTED" : String(parameter)
+        }
+        return path + "?" + parameters.joined(separator: "&")
     }
 }
 

@@ -57,13 +57,13 @@ public struct InputRules {
         return trimmed
     }
 
-    /// Checks an e-mail address and lower-cases it.
+    /// Checks an e-mail address and normalises it (see ``EmailAddress/normalised(_:)``), so that
+    /// one mailbox cannot be registered twice in two spellings.
     /// - Parameter value: The input.
-    /// - Returns: The trimmed, lower-cased address.
+    /// - Returns: The normalised address.
     public mutating func email(_ value: String) -> String {
-        let normalised = text(value, location: ["body", "email"], allowsLineBreaks: false)
-            .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        if !EmailAddress.isPlausible(normalised) {
+        let normalised = EmailAddress.normalised(text(value, location: ["body", "email"], allowsLineBreaks: false))
+        if !EmailAddress.isValid(normalised) {
             issues.append(
                 .init(loc: ["body", "email"], msg: "value is not a valid email address", type: "value_error"))
         }
@@ -71,9 +71,10 @@ public struct InputRules {
     }
 
     /// Normalises text to Unicode NFC and refuses the characters no name or description needs:
-    /// control characters (tab and line breaks are allowed where `allowsLineBreaks`), and the
+    /// control characters (tab and line breaks are allowed where `allowsLineBreaks`), the
     /// bidirectional embedding, override and isolate controls that make text display in another
-    /// order than it is stored.
+    /// order than it is stored, and invisible format characters that make two texts look alike
+    /// (zero-width spaces and joiners, word joiners, byte-order marks, soft hyphens, tag characters).
     /// - Parameters:
     ///   - value: The input.
     ///   - location: Where the input was, for the 422.
@@ -83,7 +84,7 @@ public struct InputRules {
         if let bad = value.unicodeScalars.first(where: { Self.isForbidden($0, allowsLineBreaks: allowsLineBreaks) }) {
             let code = "U+" + String(bad.value, radix: 16, uppercase: true).leftPadded(to: 4)
             add(
-                location, "String should not contain control or bidirectional-override characters (\(code))",
+                location, "String should not contain control, bidirectional-override or invisible characters (\(code))",
                 "string_pattern_mismatch")
             return value
         }
@@ -101,6 +102,7 @@ public struct InputRules {
         case 0x00...0x1F, 0x7F...0x9F: return true  // C0 and C1 controls, DEL
         case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return true  // bidirectional controls
         case 0x2028, 0x2029, 0xFFFE, 0xFFFF: return true  // line/paragraph separators, noncharacters
+        case 0x200B...0x200D, 0x2060...0x2064, 0xFEFF, 0x00AD, 0x180E, 0xE0000...0xE007F: return true  // invisible
         default: return false
         }
     }

@@ -33,8 +33,8 @@ extension APISettings {
             throw ConfigurationError(
                 variable: "BOOTSTRAP_ADMIN_KEY", reason: "must be a key in the form \(APIKeyText.formatDescription)")
         }
-        let email = (variables["BOOTSTRAP_ADMIN_EMAIL"] ?? "admin@image-api.local").lowercased()
-        guard EmailAddress.isPlausible(email) else {
+        let email = EmailAddress.normalised(variables["BOOTSTRAP_ADMIN_EMAIL"] ?? "admin@image-api.local")
+        guard EmailAddress.isValid(email) else {
             throw ConfigurationError(variable: "BOOTSTRAP_ADMIN_EMAIL", reason: "must be an e-mail address")
         }
         self.init(

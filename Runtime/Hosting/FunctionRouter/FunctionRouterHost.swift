@@ -92,7 +92,7 @@ public enum FunctionRouterHost {
         return Application(
             router: router,
             configuration: .init(
-                address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "router"),
+                address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "image-api"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.server.port
                 logger.info(

@@ -84,9 +84,8 @@ public struct ServiceProxy: RouterMiddleware {
         do {
             response = try await self.client.execute(outbound, timeout: .minutes(10), logger: context.logger)
         } catch {
-            context.logger.warning(
-                "Service did not answer", metadata: ["service": .string(service), "error": "\(error)"])
-            throw FunctionError(.badGateway, "The \(service) service at \(base) did not answer: \(error)")
+            throw FunctionError(
+                .badGateway, "The \(service) service did not answer", logDetail: "\(base): \(error)")
         }
         var headers = HTTPFields()
         for (name, value) in response.headers where !Self.connectionHeaders.contains(name.lowercased()) {

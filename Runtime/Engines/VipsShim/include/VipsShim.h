@@ -18,12 +18,22 @@ char *vshim_take_error(void);
 /// Frees memory this interface handed out.
 void vshim_free(void *pointer);
 
+/// How strict a later decode is about damaged data.
+enum {
+    /// Decode whatever can be decoded.
+    VSHIM_FAIL_ON_NONE = 0,
+    /// Fail on truncated data.
+    VSHIM_FAIL_ON_TRUNCATED = 1,
+    /// Fail on any damage the decoder reports, warnings included (corrupt entropy-coded data).
+    VSHIM_FAIL_ON_WARNING = 2,
+};
+
 /// Opens an image file lazily: only the header is read until pixels are needed.
-/// With `fail_on_truncation` set, a later decode fails on truncated or damaged data.
-VShimImage *vshim_open_file(const char *path, int fail_on_truncation);
+/// `fail_on` (one of the `VSHIM_FAIL_ON_` values) sets how strict a later decode is.
+VShimImage *vshim_open_file(const char *path, int fail_on);
 
 /// Opens an image held in memory, as `vshim_open_file` does.
-VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on_truncation);
+VShimImage *vshim_open_buffer(const void *bytes, size_t length, int fail_on);
 
 /// Releases an image.
 void vshim_release(VShimImage *image);
