@@ -120,6 +120,20 @@ struct IsolationTests {
             let ownID = try ownKey.decode(APIKeyView.self).id
             #expect(try await client.revokeKey(ownID, key: adminA).status == .noContent)
             #expect(api.logs.matching("audit", "cross_team_management").count == 2)
+
+            // A key an administrator mints for another team's user reaches that team's images:
+            // the audit line says so.
+            let userA = try await client.createUser(email: "member-a@example.com", teamID: teamA.id, key: adminA)
+                .decode(User.self)
+            let minted = try await client.send(
+                .post, "/api/v1/auth/admin/api-keys/\(userA.id.lowercasedString)", key: adminB, json: #"{"name": "x"}"#)
+            #expect(minted.status == .created)
+            let mintedKey = try minted.decode(APIKeyView.self).key ?? ""
+            #expect(try await client.listImages(key: mintedKey).status == .ok)
+            let grant = try #require(api.logs.matching("action", "create_api_key").last)
+            #expect(grant["reaches"] as? String == "team_data")
+            #expect(grant["target_team_id"] as? String == teamA.id.lowercasedString)
+            #expect(grant["actor_team_id"] as? String == teamB.id.lowercasedString)
         }
     }
 

@@ -369,4 +369,32 @@ struct HardeningTests {
         try await second.value
         #expect(await gate.running == 0)
     }
+
+    @Test(
+        "one rule for repeated and empty input: a JSON key or form field given twice counts by its first value; ?redirect= is refused; skip has one range"
+    )
+    func repeatedAndEmptyInput() async throws {
+        let api = try TestAPI()
+        try await api.run { (client) async throws in
+            let team = try await client.send(.post, "/api/v1/teams", json: #"{"name": "First", "name": "Second"}"#)
+            #expect(try team.decode(Team.self).name == "First")
+            let member = try await client.member(email: "ann@example.com")
+            let image = try await client.upload(
+                "sunset.jpg", fields: [("description", "first"), ("description", "second")], key: member.key
+            ).decode(ImageRecord.self)
+            #expect(image.description == "first")
+            let download = try await client.send(
+                .get, "/api/v1/images/\(image.id.lowercasedString)/download?redirect=", key: member.key)
+            #expect(download.status == .unprocessableContent)
+            #expect(download.issues.first?.loc == ["query", "redirect"])
+            let inQuery = try await client.search("?q=red&skip=2147483648", key: member.key)
+            let inBody = try await client.search(json: #"{"query": "red", "skip": 2147483648}"#, key: member.key)
+            for (reply, location) in [(inQuery, "query"), (inBody, "body")] {
+                #expect(reply.status == .unprocessableContent)
+                #expect(reply.issues.first?.loc == [location, "skip"])
+            }
+            #expect(
+                try await client.search(json: #"{"query": "red", "skip": 2147483647}"#, key: member.key).status == .ok)
+        }
+    }
 }

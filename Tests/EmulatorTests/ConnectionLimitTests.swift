@@ -175,6 +175,15 @@ struct ConnectionLimitTests {
             #expect(received.hasPrefix("HTTP/1.1 \(status)"), "\(received)")
             #expect(received.lowercased().contains("connection: close"), "\(received)")
         }
+        // A CONNECT's answer has no body or length in HTTP/1.1: the connection ends with it rather
+        // than at the idle timeout (30 s).
+        for target in ["/api/v1/teams", "example.com:443"] {
+            let connect = try RawConnection(port: emulator.port)
+            #expect(connect.send("CONNECT \(target) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            let (closed, received) = connect.waitForClose(timeout: .seconds(5))
+            #expect(closed, "\(target)")
+            #expect(received.hasPrefix("HTTP/1.1 40"), "\(received)")
+        }
         // Every slot is free again; the Server header names the product, not the functions inside.
         let health = try await emulator.request(.GET, "/healthz")
         #expect(health.status == 200)

@@ -49,7 +49,8 @@ public struct ApiKeysFunction: HTTPFunction {
         }
         let view = try await issue(input, for: user, call)
         admin?.audit(
-            "create_api_key", team: teamID, targets: ["user_id": userID, "key_id": view.id], logger: call.logger)
+            "create_api_key", team: teamID, targets: ["user_id": userID, "key_id": view.id], reachesTeamData: true,
+            logger: call.logger)
         return view
     }
 
@@ -67,7 +68,8 @@ public struct ApiKeysFunction: HTTPFunction {
             ])
         let view = try await issue(input, for: user, call)
         admin.audit(
-            "create_api_key", team: user.teamID, targets: ["user_id": userID, "key_id": view.id], logger: call.logger)
+            "create_api_key", team: user.teamID, targets: ["user_id": userID, "key_id": view.id],
+            reachesTeamData: true, logger: call.logger)
         return view
     }
 

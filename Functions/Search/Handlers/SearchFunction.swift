@@ -106,8 +106,9 @@ struct SearchRequest: Sendable {
     init(body: Body) throws {
         var rules = InputRules()
         let tags = rules.tags(body.tags ?? [])
-        if let skip = body.skip, skip < 0 {
-            rules.add(["body", "skip"], "Input should be greater than or equal to 0", "greater_than_equal")
+        // The same range as every skip in a query string.
+        if let skip = body.skip, !(0...Int(Int32.max)).contains(skip) {
+            rules.add(["body", "skip"], "Input should be between 0 and \(Int32.max)", "range")
         }
         if let limit = body.limit, !(1...50).contains(limit) {
             rules.add(["body", "limit"], "Input should be between 1 and 50", "range")

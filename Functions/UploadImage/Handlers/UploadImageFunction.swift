@@ -94,13 +94,14 @@ public struct UploadImageFunction: HTTPFunction {
     /// The upload's text fields, checked.
     private static func details(of upload: MultipartUpload, call: FunctionRequest) throws -> UploadDetails {
         var rules = InputRules()
-        let description = rules.description(upload.fields["description"]?.last)
+        // A field sent twice counts once, by its first value, as a JSON key given twice does.
+        let description = rules.description(upload.fields["description"]?.first)
         let tags = rules.tags(upload.fields["tags"] ?? [])
         let collectionID = rules.optionalUUID(
-            upload.fields["collection_id"]?.last, location: ["body", "collection_id"])
+            upload.fields["collection_id"]?.first, location: ["body", "collection_id"])
         let allowDuplicate =
             rules.optionalBool(
-                upload.fields["allow_duplicate"]?.last ?? call.query.string("allow_duplicate"),
+                upload.fields["allow_duplicate"]?.first ?? call.query.string("allow_duplicate"),
                 location: ["body", "allow_duplicate"]) ?? false
         try rules.check()
         return UploadDetails(

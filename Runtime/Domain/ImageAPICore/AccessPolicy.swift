@@ -141,8 +141,14 @@ extension Principal {
     ///   - action: What was done, in `snake_case` (`revoke_api_key`, `update_user`, ...).
     ///   - team: The team acted on.
     ///   - targets: The ids acted on, by name (`user_id`, `key_id`, ...).
+    ///   - reachesTeamData: Whether the action gives the administrator a way into the team's
+    ///     images and searches (a key minted for one of its users): said in the line as
+    ///     `reaches: team_data`, so that such keys can be found and followed.
     ///   - logger: The request's logger.
-    public func audit(_ action: String, team: TeamID, targets: [String: any TypedIdentifier] = [:], logger: Logger) {
+    public func audit(
+        _ action: String, team: TeamID, targets: [String: any TypedIdentifier] = [:], reachesTeamData: Bool = false,
+        logger: Logger
+    ) {
         guard team != teamID else { return }
         var metadata: Logger.Metadata = [
             "audit": "cross_team_management", "action": .string(action),
@@ -150,6 +156,13 @@ extension Principal {
             "actor_team_id": .string(teamID.lowercasedString), "target_team_id": .string(team.lowercasedString),
         ]
         for (name, id) in targets { metadata[name] = .string(id.lowercasedString) }
-        logger.notice("Administrator acted on another team", metadata: metadata)
+        if reachesTeamData {
+            metadata["reaches"] = "team_data"
+            logger.notice(
+                "Administrator acted on another team: the new key reads and changes that team's images",
+                metadata: metadata)
+        } else {
+            logger.notice("Administrator acted on another team", metadata: metadata)
+        }
     }
 }

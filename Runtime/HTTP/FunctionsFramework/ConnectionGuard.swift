@@ -129,6 +129,9 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var droppingBareAnswer = false
     /// The answer went out before the request's body ended: close when it ends or the drain passes.
     private var answeredBeforeBody = false
+    /// The request is a CONNECT, whose answer HTTP/1.1 frames without a body or length: the
+    /// connection ends with the answer, so the client is not left waiting for the idle timeout.
+    private var answeringConnect = false
     /// The rate check of the body being read: bytes that came in and time spent waiting for them
     /// in the current window, and when the wait now open began (the server asked for more).
     private var rateCheck: RepeatedTask?
@@ -173,9 +176,10 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     /// end of the body stops that.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
             readingBody = true
             answeredBeforeBody = false
+            answeringConnect = head.method == .connect
             arm(context: context, after: limits.bodyTimeout, reason: "request body not complete")
             startRateCheck(context: context)
         case .body(let bytes):
@@ -226,6 +230,23 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         if droppingBareAnswer, case .end = part {
             droppingBareAnswer = false
             promise?.succeed()
+            return
+        }
+        if answeringConnect, parserError == nil {
+            switch part {
+            case .head(var head):
+                head.headerFields[.connection] = "close"
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+            case .body:
+                context.write(data, promise: promise)
+            case .end:
+                answeringConnect = false
+                let channel = context.channel
+                context.writeAndFlush(data).whenComplete { result in
+                    channel.close(promise: nil)
+                    promise?.completeWith(result)
+                }
+            }
             return
         }
         if case .head(var head) = part, parserError == nil, readingBody {

@@ -57,10 +57,15 @@ extension InputRules {
     /// - Parameters:
     ///   - value: The raw text, if given.
     ///   - location: Where the input was, for the error.
-    ///   - nullable: Whether `null` counts as absent (a form field, which cannot carry JSON null) or
-    ///     is refused (a query parameter the API documents as a plain boolean).
+    ///   - nullable: Whether `null` and an empty value count as absent (a form field, which cannot
+    ///     carry JSON null) or are refused (a query parameter the API documents as a plain boolean:
+    ///     `?redirect=` is a mistake to name, not a default to guess).
     /// - Returns: The value, or `nil`.
     public mutating func optionalBool(_ value: String?, location: [String], nullable: Bool = true) -> Bool? {
+        if !nullable, let value, value.trimmingCharacters(in: .whitespaces).isEmpty {
+            add(location, "Input should be a valid boolean", "bool_parsing")
+            return nil
+        }
         guard let text = value?.trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty,
             !(nullable && text == "null")
         else {

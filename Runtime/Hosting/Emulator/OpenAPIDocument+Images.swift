@@ -312,7 +312,7 @@ extension OpenAPIDocument {
                 [
                     // `null` anywhere means "not given"; exactly one of query and image_id is given.
                     "query": orNull(searchText), "image_id": nullableUUID,
-                    "skip": ["type": ["integer", "null"], "minimum": 0, "default": 0],
+                    "skip": ["type": ["integer", "null"], "minimum": 0, "maximum": 2_147_483_647, "default": 0],
                     "limit": ["type": ["integer", "null"], "minimum": 1, "maximum": 50, "default": 10],
                     "similarity_threshold": [
                         "type": ["number", "null"], "minimum": 0, "maximum": 1, "default": .decimal(0.7),
