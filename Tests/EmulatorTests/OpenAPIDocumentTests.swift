@@ -1,8 +1,9 @@
-import Emulator
+@testable import Emulator
 import Foundation
 import FunctionHosting
 import FunctionsFramework
 import ImageAPICore
+import ImageAPIHTTP
 import ImageHosting
 import Logging
 import Testing
@@ -74,6 +75,27 @@ struct OpenAPIDocumentTests {
             let text = JSONCoding.timestamp(date.addingTimeInterval(0.123))
             let range = NSRange(text.startIndex..., in: text)
             #expect(expression.firstMatch(in: text, range: range) != nil, "\(text) does not match \(pattern)")
+        }
+    }
+}
+
+@Suite("OpenAPI document: text patterns")
+struct OpenAPITextPatternTests {
+    @Test("the document's text patterns refuse exactly the characters the input rules refuse, across the BMP")
+    func patternsMatchInputRules() throws {
+        for (pattern, lineBreaks) in [(OpenAPIDocument.plainText, false), (OpenAPIDocument.multilineText, true)] {
+            let expression = try NSRegularExpression(pattern: pattern)
+            var disagreements: [String] = []
+            for value in UInt32(0)...0xFFFF where !(0xD800...0xDFFF).contains(value) {
+                let scalar = try #require(Unicode.Scalar(value))
+                let text = "a" + String(Character(scalar)) + "b"
+                let range = NSRange(text.startIndex..., in: text)
+                let admitted = expression.firstMatch(in: text, range: range) != nil
+                if admitted == InputRules.isForbidden(scalar, allowsLineBreaks: lineBreaks) {
+                    disagreements.append("U+" + String(value, radix: 16, uppercase: true))
+                }
+            }
+            #expect(disagreements.isEmpty, "line breaks \(lineBreaks): \(disagreements.prefix(20))")
         }
     }
 }

@@ -271,12 +271,14 @@ public enum OpenAPIDocument {
     /// Identifiers: UUIDs, in either case.
     static let uuidPattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     static let uuid: JSONValue = ["type": "string", "format": "uuid", "pattern": .string(uuidPattern)]
-    /// Text without control or bidirectional-control characters (what ``InputRules`` refuses).
+    /// Text without control, bidirectional-control or invisible format characters (what
+    /// ``InputRules`` refuses; the tag characters U+E0000 to U+E007F, beyond the BMP, are refused
+    /// too but a pattern of UTF-16 units cannot name them).
     static let plainText =
-        #"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069\u2028\u2029\uFFFE\uFFFF]*$"#
+        #"^[^\u0000-\u001F\u007F-\u009F\u00AD\u180E\u200B-\u200F\u061C\u202A-\u202E\u2060-\u2064\u2066-\u2069\u2028\u2029\uFEFF\uFFFE\uFFFF]*$"#
     /// The same, with tab and line breaks allowed (descriptions).
     static let multilineText =
-        #"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069\u2028\u2029\uFFFE\uFFFF]*$"#
+        #"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u180E\u200B-\u200F\u061C\u202A-\u202E\u2060-\u2064\u2066-\u2069\u2028\u2029\uFEFF\uFFFE\uFFFF]*$"#
     /// RFC 3339 timestamps as the server writes them (any day of the month).
     static let timestampPattern =
         #"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"#
