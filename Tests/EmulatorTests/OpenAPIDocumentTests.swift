@@ -1,4 +1,3 @@
-@testable import Emulator
 import Foundation
 import FunctionHosting
 import FunctionsFramework
@@ -7,6 +6,8 @@ import ImageAPIHTTP
 import ImageHosting
 import Logging
 import Testing
+
+@testable import Emulator
 
 @Suite("OpenAPI document")
 struct OpenAPIDocumentTests {
