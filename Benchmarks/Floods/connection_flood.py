@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Connection flood and slow-client figures for a running server (a script, not a test).
 
-Opens up to N connections that each send half a request head and then hold it, as a flood of
-slow clients would; while they are held, and again once they are dropped, measures /healthz from
-a fresh connection; reports whether the server process is alive, how many flood connections it
-closed at once (the connection limit), and its resident memory (VmRSS, VmHWM) from /proc.
+Opens up to N connections that each send a request they never finish, as a flood of slow clients
+would: half a request head (`--request half-head`), or a whole head declaring a body of 1 MB that
+never comes, to a route that answers without reading it (`--request declared-body`: `POST /nope`).
+While they are held, and again once they are dropped, measures /healthz from fresh connections
+(`--healthz-tries` of them); reports whether the server process is alive, how many flood
+connections it closed (the connection limit, timeouts, early answers), and its resident memory
+(VmRSS, VmHWM) from /proc.
 
     python3 Benchmarks/Floods/connection_flood.py --port 8080 --pid $(pgrep -f emulator) --connections 20000
+    python3 Benchmarks/Floods/connection_flood.py --port 8080 --pid $(pgrep -f emulator) --connections 600 --request declared-body
 """
 import argparse
 import os
@@ -43,6 +47,19 @@ def healthz_ms(port, timeout=5.0):
         return (time.perf_counter() - start) * 1000, f"failed: {error}"
 
 
+def healthz_tries(port, tries):
+    """`tries` requests to /healthz: how many answered 200, and the slowest, in ms."""
+    results = [healthz_ms(port) for _ in range(tries)]
+    answered = sum(1 for _, ok in results if ok is True)
+    return f"{answered} of {tries} answered 200, slowest {max(ms for ms, _ in results):.0f} ms"
+
+
+REQUESTS = {
+    "half-head": b"GET /healthz HTTP/1.1\r\nHost: flood\r\n",
+    "declared-body": b"POST /nope HTTP/1.1\r\nHost: flood\r\nContent-Length: 1000000\r\n\r\n",
+}
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -57,6 +74,8 @@ def main():
     parser.add_argument("--pid", type=int, required=True, help="the server process, for RSS and liveness")
     parser.add_argument("--connections", type=int, default=20000)
     parser.add_argument("--hold", type=float, default=5.0, help="seconds to hold the flood before dropping it")
+    parser.add_argument("--request", choices=sorted(REQUESTS), default="half-head")
+    parser.add_argument("--healthz-tries", type=int, default=5, help="requests to /healthz at each measurement")
     arguments = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -77,21 +96,21 @@ def main():
             opened += 1
         except OSError:
             failed_connects += 1
-        if index % 1000 == 999:
+        if index % 1000 == 999 or index == target - 1:
             # Send the half heads of the last thousand once they are connected.
             poller = select.poll()
-            batch = {connection.fileno(): connection for connection in held[-1000:]}
+            batch = {connection.fileno(): connection for connection in held[-(index % 1000 + 1):]}
             for descriptor in batch:
                 poller.register(descriptor, select.POLLOUT)
             for descriptor, _ in poller.poll(2000):
                 try:
-                    batch[descriptor].send(b"GET /healthz HTTP/1.1\r\nHost: flood\r\n")
+                    batch[descriptor].send(REQUESTS[arguments.request])
                 except OSError:
                     pass
     print(f"flood:          {opened} connections opened in {time.perf_counter() - start:.1f} s "
           f"({failed_connects} failed to open)")
     print(f"under flood:    alive {alive(arguments.pid)}; RSS {rss_kib(arguments.pid)}; "
-          f"/healthz {healthz_ms(arguments.port)}")
+          f"/healthz {healthz_tries(arguments.port, arguments.healthz_tries)}")
     time.sleep(arguments.hold)
     closed_by_server = 0
     for connection in held:
@@ -103,7 +122,7 @@ def main():
         except OSError:
             closed_by_server += 1
     print(f"after {arguments.hold:.0f} s:      alive {alive(arguments.pid)}; {closed_by_server} of {opened} "
-          f"flood connections closed by the server; /healthz {healthz_ms(arguments.port)}")
+          f"flood connections closed by the server; /healthz {healthz_tries(arguments.port, arguments.healthz_tries)}")
     for connection in held:
         connection.close()
     time.sleep(1.0)

@@ -29,6 +29,7 @@ public struct ConnectionLimits: Sendable, Equatable {
     public var bodyRateWindow: Duration
     /// How long the server goes on reading a body it answered before reading it (a 401, a 404),
     /// before it closes the connection (2 s): long enough for the client to read the answer.
+    /// When not a byte of the body has come, the connection closes with the answer.
     public var drainAfterEarlyAnswer: Duration
 
     /// Creates limits.
@@ -105,8 +106,9 @@ public final class ConnectionCounter: Sendable {
 /// the header timeout (the idle timeout between requests of a kept-alive connection), a body not
 /// complete within the body timeout, or sent slower than the minimum rate while the server waits
 /// for it. A request answered before its body arrived (a 401, a 404, a 413) is answered with
-/// `Connection: close`, and the connection is closed once the body ends or a short drain passes,
-/// so a client that declares a body and never sends it holds no connection. The time a handler
+/// `Connection: close`, and the connection is closed with the answer when no byte of the body has
+/// come, else once the body ends or a short drain passes, so a client that declares a body and
+/// never sends it holds no connection. The time a handler
 /// takes to answer is not limited.
 public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request parts, passed on unchanged.
@@ -136,6 +138,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     /// in the current window, and when the wait now open began (the server asked for more).
     private var rateCheck: RepeatedTask?
     private var bodyBytesInWindow = 0
+    /// Whether any byte of the current request's body has arrived.
+    private var bodyStarted = false
     private var waitedInWindow: Duration = .zero
     private var waitingSince: ContinuousClock.Instant?
 
@@ -179,11 +183,13 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         case .head(let head):
             readingBody = true
             answeredBeforeBody = false
+            bodyStarted = false
             answeringConnect = head.method == .connect
             arm(context: context, after: limits.bodyTimeout, reason: "request body not complete")
             startRateCheck(context: context)
         case .body(let bytes):
             bodyBytesInWindow += bytes.readableBytes
+            bodyStarted = true
         case .end:
             readingBody = false
             stopRateCheck()
@@ -258,6 +264,16 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         if case .end = part, readingBody, parserError == nil {
             answeredBeforeBody = true
             stopRateCheck()
+            guard bodyStarted else {
+                // Not a byte of the body came: nothing is in flight to drain, so the connection
+                // ends with the answer (a flood of declared bodies holds no place for long).
+                let channel = context.channel
+                context.writeAndFlush(data).whenComplete { result in
+                    channel.close(promise: nil)
+                    promise?.completeWith(result)
+                }
+                return
+            }
             arm(context: context, after: limits.drainAfterEarlyAnswer, reason: "answered before the body was read")
             context.write(data, promise: promise)
             return
