@@ -60,6 +60,18 @@ REQUESTS = {
 }
 
 
+def closed(connection):
+    """Whether the server has closed a flood connection (read past any answer it sent)."""
+    try:
+        while True:
+            if connection.recv(65536) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -102,25 +114,20 @@ def main():
             batch = {connection.fileno(): connection for connection in held[-(index % 1000 + 1):]}
             for descriptor in batch:
                 poller.register(descriptor, select.POLLOUT)
-            for descriptor, _ in poller.poll(2000):
-                try:
-                    batch[descriptor].send(REQUESTS[arguments.request])
-                except OSError:
-                    pass
+            deadline = time.monotonic() + 2.0
+            while batch and time.monotonic() < deadline:
+                for descriptor, _ in poller.poll(100):
+                    poller.unregister(descriptor)
+                    try:
+                        batch.pop(descriptor).send(REQUESTS[arguments.request])
+                    except OSError:
+                        pass
     print(f"flood:          {opened} connections opened in {time.perf_counter() - start:.1f} s "
           f"({failed_connects} failed to open)")
     print(f"under flood:    alive {alive(arguments.pid)}; RSS {rss_kib(arguments.pid)}; "
           f"/healthz {healthz_tries(arguments.port, arguments.healthz_tries)}")
     time.sleep(arguments.hold)
-    closed_by_server = 0
-    for connection in held:
-        try:
-            if connection.recv(1) == b"":
-                closed_by_server += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed_by_server += 1
+    closed_by_server = sum(1 for connection in held if closed(connection))
     print(f"after {arguments.hold:.0f} s:      alive {alive(arguments.pid)}; {closed_by_server} of {opened} "
           f"flood connections closed by the server; /healthz {healthz_tries(arguments.port, arguments.healthz_tries)}")
     for connection in held:
