@@ -45,7 +45,8 @@ if ! command -v swift >/dev/null 2>&1 || ! version_at_least "$(swift_version)" "
 fi
 
 echo "==> Swift $(swift_version); resolving Swift packages"
-swift package resolve
+# The versions Package.resolved pins, exactly (an application ships what it was tested with).
+swift package resolve --force-resolved-versions
 
 if [ "${1:-}" = "--test" ]; then
     venv=.build-test/venv
