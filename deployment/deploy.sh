@@ -87,10 +87,33 @@ if ((destroy)); then
     echo "the Qdrant disks and their snapshots included."
     read -r -p "Type the project id to go on: " answer
     [ "$answer" = "$PROJECT_ID" ] || fail "not confirmed; nothing deleted"
-    step "Turning deletion protection off"
-    tf apply -input=false -auto-approve -var deletion_protection=false
+    # Only the protected resources that exist are changed, and with the image tag they run: this
+    # apply lifts the protection and neither creates nor redeploys anything.
+    protected='^(google_firestore_database\.metadata|google_cloud_run_v2_service\.functions|google_compute_instance\.qdrant|google_storage_bucket\.(images|snapshots))'
+    targets=()
+    while read -r address; do targets+=("-target=$address"); done < <(tf state list 2>/dev/null | grep -E "$protected" || true)
+    if ((${#targets[@]})); then
+        deployed=$(tf output -raw image_tag 2>/dev/null || true)
+        if [ -z "$deployed" ]; then
+            deployed=$(tf state show -no-color 'google_cloud_run_v2_service.functions["manage-teams"]' 2>/dev/null \
+                | sed -n 's/^ *image *= *".*:\([^":]*\)"$/\1/p' | head -n 1)
+        fi
+        [ -n "$deployed" ] && export TF_VAR_image_tag=$deployed
+        step "Turning deletion protection off (${#targets[@]} resources, image tag $TF_VAR_image_tag)"
+        tf apply -input=false -auto-approve -var deletion_protection=false "${targets[@]}" \
+            || fail "could not turn deletion protection off; nothing was deleted"
+    fi
     step "terraform destroy"
-    tf destroy -input=false -auto-approve -var deletion_protection=false
+    errors=$(mktemp)
+    if ! tf destroy -input=false -auto-approve -var deletion_protection=false 2> >(tee "$errors" >&2); then
+        if grep -qi "subnetwork" "$errors"; then
+            echo "deploy: everything else is deleted. The subnet that Cloud Run's Direct VPC egress used is released" >&2
+            echo "        one to two hours after its services are gone (Cloud Run's documentation): run" >&2
+            echo "        deployment/deploy.sh --destroy again then to delete it and the network." >&2
+            exit 75
+        fi
+        fail "terraform destroy stopped (above); run deployment/deploy.sh --destroy again to delete what is left"
+    fi
     step "Destroyed. The state bucket gs://$state_bucket is kept (delete it with gcloud storage rm -r)."
     exit 0
 fi

@@ -5,16 +5,37 @@ resource "google_service_account" "functions" {
   for_each     = toset(local.function_names)
   account_id   = "${var.name_prefix}-${each.key}"
   display_name = "Image API ${each.key}"
+  depends_on   = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.name_prefix}-${each.key}") <= 30
+      error_message = "Service account id ${var.name_prefix}-${each.key} is over 30 characters: shorten name_prefix."
+    }
+  }
 }
 
 resource "google_service_account" "pusher" {
   account_id   = "${var.name_prefix}-pusher"
   display_name = "Image API: Pub/Sub push and Cloud Scheduler tokens"
+  depends_on   = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.name_prefix}-pusher") <= 30
+      error_message = "Service account id ${var.name_prefix}-pusher is over 30 characters: shorten name_prefix."
+    }
+  }
 }
 
 resource "google_service_account" "qdrant" {
   account_id   = "${var.name_prefix}-qdrant"
   display_name = "Image API: Qdrant VMs"
+  depends_on   = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.name_prefix}-qdrant") <= 30
+      error_message = "Service account id ${var.name_prefix}-qdrant is over 30 characters: shorten name_prefix."
+    }
+  }
 }
 
 locals {
@@ -132,16 +153,27 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_acknowledges" {
   member       = local.pubsub_agent
 }
 
-# Qdrant VMs: write their logs and metrics, write snapshots.
-resource "google_project_iam_member" "qdrant_observability" {
-  for_each = toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
-  project  = var.project_id
+# Qdrant VMs: write snapshots. `gcloud storage cp` lists the destination (objects.list, in
+# objectViewer) before it creates the object (objectCreator); neither deletes (the bucket's
+# lifecycle does). No log or metric writer: no agent on the VMs would use them.
+resource "google_storage_bucket_iam_member" "qdrant_snapshots" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+  bucket   = google_storage_bucket.snapshots.name
   role     = each.value
   member   = google_service_account.qdrant.member
 }
 
-resource "google_storage_bucket_iam_member" "qdrant_snapshots" {
-  bucket = google_storage_bucket.snapshots.name
-  role   = "roles/storage.objectCreator"
-  member = google_service_account.qdrant.member
+# IAM changes take a minute or two to be seen everywhere: the services, which read their secrets,
+# the database, the bucket and the topic as they start, are created after every grant and a wait.
+resource "time_sleep" "grants_visible" {
+  create_duration = "90s"
+  depends_on = [
+    google_secret_manager_secret_iam_member.functions,
+    google_project_iam_member.functions,
+    google_storage_bucket_iam_member.clip_model_readers,
+    google_storage_bucket_iam_member.image_objects,
+    google_pubsub_topic_iam_member.relay_publishes,
+    google_pubsub_topic_iam_member.process_embedding_dead_letters,
+    google_service_account_iam_member.upload_image_signs,
+  ]
 }

@@ -71,12 +71,14 @@ resource "google_compute_managed_ssl_certificate" "api" {
   managed {
     domains = [var.domain]
   }
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_ssl_policy" "modern" {
   name            = "${var.name_prefix}-modern-tls"
   profile         = "MODERN"
   min_tls_version = "TLS_1_2"
+  depends_on      = [google_project_service.apis]
 }
 
 resource "google_compute_target_https_proxy" "api" {
@@ -101,6 +103,7 @@ resource "google_compute_url_map" "https_redirect" {
     redirect_response_code = "MOVED_PERMANENTLY_DEFAULT"
     strip_query            = false
   }
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_target_http_proxy" "https_redirect" {

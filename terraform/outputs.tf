@@ -37,3 +37,8 @@ output "secret_ids" {
   description = "The Secret Manager secrets deployment/deploy.sh fills, by variable."
   value       = { for key, variable in local.secrets : variable => google_secret_manager_secret.secrets[key].secret_id }
 }
+
+output "image_tag" {
+  description = "The image tag the services run (deployment/deploy.sh --destroy keeps it while it lifts deletion protection)."
+  value       = var.image_tag
+}

@@ -20,6 +20,7 @@ resource "google_compute_disk" "qdrant_data" {
   labels = {
     role = "qdrant-data"
   }
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_instance" "qdrant" {
@@ -79,7 +80,9 @@ resource "google_compute_instance" "qdrant" {
   })
 
   allow_stopping_for_update = true
-  depends_on                = [google_compute_router_nat.qdrant, google_secret_manager_secret_iam_member.qdrant_reads_its_key]
+  # A protected VM cannot be deleted, and its data disk cannot be deleted while it is attached.
+  deletion_protection = var.deletion_protection
+  depends_on          = [google_compute_router_nat.qdrant, google_secret_manager_secret_iam_member.qdrant_reads_its_key]
 }
 
 # A cluster is reached through an internal passthrough load balancer over its nodes (health-checked
@@ -103,6 +106,7 @@ resource "google_compute_region_health_check" "qdrant" {
   log_config {
     enable = true
   }
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_region_backend_service" "qdrant" {

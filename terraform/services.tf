@@ -64,9 +64,13 @@ resource "google_cloud_run_v2_service" "functions" {
   location            = var.region
   ingress             = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
   deletion_protection = var.deletion_protection
-  # OIDC tokens of Pub/Sub's push and of the scheduler carry this audience (checked by Cloud Run's
-  # invoker check and again by the function).
-  custom_audiences = [local.push_audience]
+  # The API is public and authenticates its own keys; the run.app URLs are not reachable from the
+  # internet (ingress above), only through the load balancer. So Cloud Run checks no invoker role
+  # (no allUsers binding, which organisations enforcing iam.allowedPolicyMemberDomains refuse):
+  # the OIDC tokens of Pub/Sub's push and of the scheduler, which carry this audience, are checked
+  # by the function itself (PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNT).
+  invoker_iam_disabled = true
+  custom_audiences     = [local.push_audience]
 
   template {
     service_account = google_service_account.functions[each.key].email
@@ -157,15 +161,5 @@ resource "google_cloud_run_v2_service" "functions" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.functions, google_project_iam_member.functions]
-}
-
-# The API is public (every endpoint authenticates its own API keys); the services' run.app URLs are
-# not reachable from the internet (ingress above), only through the load balancer, which needs this.
-resource "google_cloud_run_v2_service_iam_member" "public_through_load_balancer" {
-  for_each = toset(local.function_names)
-  name     = google_cloud_run_v2_service.functions[each.key].name
-  location = var.region
-  role     = "roles/run.invoker"
-  member   = "allUsers"
+  depends_on = [time_sleep.grants_visible]
 }

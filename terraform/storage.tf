@@ -24,12 +24,19 @@ resource "google_storage_bucket" "images" {
     log_bucket = google_storage_bucket.access_logs.name
   }
   depends_on = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.project_id}-${var.name_prefix}-images") <= 63
+      error_message = "Bucket name ${var.project_id}-${var.name_prefix}-images is over 63 characters: shorten name_prefix."
+    }
+  }
 }
 
 resource "google_storage_bucket" "snapshots" {
-  name                        = "${var.project_id}-${var.name_prefix}-qdrant-snapshots"
-  location                    = var.region
-  storage_class               = "NEARLINE"
+  name     = "${var.project_id}-${var.name_prefix}-qdrant-snapshots"
+  location = var.region
+  # Nearline bills every object for 30 days at least: cheaper only when snapshots are kept as long.
+  storage_class               = var.snapshot_retention_days >= 30 ? "NEARLINE" : "STANDARD"
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = !var.deletion_protection
@@ -48,6 +55,12 @@ resource "google_storage_bucket" "snapshots" {
     log_bucket = google_storage_bucket.access_logs.name
   }
   depends_on = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.project_id}-${var.name_prefix}-qdrant-snapshots") <= 63
+      error_message = "Bucket name ${var.project_id}-${var.name_prefix}-qdrant-snapshots is over 63 characters: shorten name_prefix."
+    }
+  }
 }
 
 # The two buckets' access logs.
@@ -70,4 +83,17 @@ resource "google_storage_bucket" "access_logs" {
     }
   }
   depends_on = [google_project_service.apis]
+  lifecycle {
+    precondition {
+      condition     = length("${var.project_id}-${var.name_prefix}-access-logs") <= 63
+      error_message = "Bucket name ${var.project_id}-${var.name_prefix}-access-logs is over 63 characters: shorten name_prefix."
+    }
+  }
+}
+
+# Cloud Storage writes the access logs as this group.
+resource "google_storage_bucket_iam_member" "access_log_writer" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
 }

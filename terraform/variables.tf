@@ -32,8 +32,10 @@ variable "name_prefix" {
   type        = string
   default     = "image-api"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", var.name_prefix))
-    error_message = "name_prefix must be 3 to 16 lower-case letters, digits and hyphens, starting with a letter."
+    # The longest name built from it, "<prefix>-process-embedding", is a service account id: at
+    # most 30 characters. Bucket names, which add the project id, check their own length.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,10}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3 to 12 lower-case letters, digits and hyphens, starting with a letter (service account ids built from it are limited to 30 characters)."
   }
 }
 
@@ -209,7 +211,7 @@ variable "cors_origins" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the Firestore database, the bucket's objects and the Qdrant data disks from terraform destroy. deployment/deploy.sh --destroy turns it off first, after asking."
+  description = "Protect from terraform destroy: the Firestore database (delete protection), the Cloud Run services, the images and snapshots buckets (not emptied by destroy), and the Qdrant VMs (deletion protection; their data disks cannot be deleted while attached to them). deployment/deploy.sh --destroy turns it off first, after asking."
   type        = bool
   default     = true
 }

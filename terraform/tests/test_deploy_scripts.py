@@ -22,7 +22,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 def tools_without(*missing, stubs=None):
     """A PATH folder with this machine's tools except `missing`, plus stub scripts."""
     folder = tempfile.mkdtemp()
-    for name in ("bash", "sh", "env", "git", "sed", "dirname", "cat", "tr", "head", "openssl", "python3", "terraform", "gcloud"):
+    for name in ("bash", "sh", "env", "git", "sed", "dirname", "cat", "tr", "head", "grep", "mktemp", "tee", "openssl",
+                 "python3", "terraform", "gcloud"):
         if name in missing or (stubs and name in stubs):
             continue
         # python3: this interpreter (a version manager's shim would need its own environment).
@@ -60,6 +61,61 @@ def test_deploy_names_what_is_missing():
     assert usage.returncode == 64 and "unknown argument --bogus" in usage.stderr
     alone = run_deploy(tools_without(), "--destroy", "--deploy")
     assert alone.returncode != 0 and "--destroy goes alone" in alone.stderr
+
+
+def run_destroy(destroy_error="", state=None):
+    """deploy.sh --destroy with terraform and gcloud replaced by scripts that record their
+    arguments: (the finished process, every terraform call as one line)."""
+    folder = tempfile.mkdtemp()
+    calls = os.path.join(folder, "calls")
+    listing = "\\n".join(state if state is not None else [
+        "google_cloud_run_v2_service.functions[\"search\"]", "google_compute_instance.qdrant[0]",
+        "google_firestore_database.metadata", "google_storage_bucket.images", "google_pubsub_topic.uploads"])
+    terraform = f"""
+echo "$* image_tag=$TF_VAR_image_tag" >> {calls}
+case "$2" in
+    state) [ "$3" = list ] && printf '{listing}\\n' ;;
+    output) printf deployed1 ;;
+    destroy) [ -n "{destroy_error}" ] && echo "{destroy_error}" >&2 && exit 1 ;;
+esac
+exit 0"""
+    path = tools_without(stubs={"gcloud": "exit 0", "terraform": terraform})
+    environment = {"PATH": path, "PROJECT_ID": "my-project", "DOMAIN": "images.example.com", "HOME": folder}
+    finished = subprocess.run(
+        ["bash", os.path.join(ROOT, "deployment/deploy.sh"), "--destroy"], cwd=ROOT, env=environment,
+        input="my-project\n", capture_output=True, text=True, timeout=60)
+    with open(calls) as handle:
+        return finished, handle.read().splitlines()
+
+
+def test_destroy_lifts_protection_only_where_it_is_with_the_deployed_images_then_destroys():
+    finished, calls = run_destroy()
+    assert finished.returncode == 0, finished.stderr
+    applies = [call for call in calls if call.startswith("-chdir=terraform apply")]
+    assert len(applies) == 1
+    apply = applies[0]
+    # Only protected resources that exist, never a full apply (which would deploy this commit's images).
+    assert "-target=google_cloud_run_v2_service.functions[\"search\"]" in apply
+    assert "-target=google_compute_instance.qdrant[0]" in apply and "-target=google_storage_bucket.images" in apply
+    assert "google_pubsub_topic" not in apply
+    assert "-var deletion_protection=false" in apply and apply.endswith("image_tag=deployed1")
+    assert calls.index(apply) < calls.index(next(call for call in calls if "destroy" in call))
+
+
+def test_destroy_without_protected_resources_applies_nothing():
+    finished, calls = run_destroy(state=["google_pubsub_topic.uploads"])
+    assert finished.returncode == 0, finished.stderr
+    assert not [call for call in calls if " apply " in f" {call} "]
+    assert any(call.startswith("-chdir=terraform destroy") for call in calls)
+
+
+def test_destroy_says_when_the_direct_vpc_subnet_is_not_released_yet():
+    finished, _ = run_destroy(
+        destroy_error="Error: The subnetwork resource 'projects/p/regions/r/subnetworks/image-api-functions' is already being used")
+    assert finished.returncode == 75
+    assert "one to two hours" in finished.stderr and "deploy.sh --destroy again" in finished.stderr
+    other, _ = run_destroy(destroy_error="Error: something else")
+    assert other.returncode == 1 and "run deployment/deploy.sh --destroy again" in other.stderr
 
 
 @pytest.fixture

@@ -288,3 +288,145 @@ def test_each_function_may_do_to_the_bucket_what_its_handlers_do(parsed):
             assert roles & {"roles/storage.objectViewer", "roles/storage.objectUser"}, f"{function} reads blobs"
         else:
             assert not roles, f"{function} touches no blob but may: {sorted(roles)}"
+
+
+# What applies on a fresh project: names within Google's limits, no public IAM binding, grants
+# that exist before what needs them, every resource after the APIs it uses.
+
+def resources(parsed):
+    """(kind, name, body) of every resource."""
+    for kind, named in parsed["resource"].items():
+        for name, body in named.items():
+            yield kind, name, body
+
+
+def depends_on(body):
+    return [reference for entry in body.get("depends_on", []) for reference in (entry if isinstance(entry, list) else [entry])]
+
+
+def references(body):
+    """The resources a resource names anywhere in its body (depends_on included)."""
+    return set(re.findall(r"\b(google_[a-z0-9_]+\.[a-z0-9_]+|time_sleep\.[a-z0-9_]+)\b", repr(body)))
+
+
+def preconditions(body):
+    text = ""
+    for lifecycle in body.get("lifecycle", []):
+        for precondition in lifecycle.get("precondition", []):
+            text += repr(precondition)
+    return text
+
+
+def test_names_built_from_the_prefix_fit_googles_limits(parsed):
+    validation = single(single(parsed["variable"]["name_prefix"])["validation"])
+    longest_prefix = int(re.search(r"\{1,(\d+)\}", single(validation["condition"])).group(1)) + 2
+    longest_account = max(function_names(parsed) | {"pusher", "qdrant"}, key=len)
+    assert longest_prefix + 1 + len(longest_account) <= 30, "a service account id is at most 30 characters"
+    for name in ("functions", "pusher", "qdrant"):
+        account = parsed["resource"]["google_service_account"][name]
+        assert "<=30" in preconditions(account).replace(" ", ""), f"service account {name} checks its id's length"
+    for name, bucket in parsed["resource"]["google_storage_bucket"].items():
+        assert "project_id" in single(bucket["name"])
+        assert "<=63" in preconditions(bucket).replace(" ", ""), f"bucket {name} checks its name's length"
+
+
+def test_no_iam_binding_makes_anything_public(parsed):
+    for kind, name, body in resources(parsed):
+        if kind.endswith("_iam_member") or kind.endswith("_iam_binding"):
+            members = repr(body.get("member", "")) + repr(body.get("members", ""))
+            assert "allUsers" not in members and "allAuthenticatedUsers" not in members, f"{kind}.{name}"
+    service = parsed["resource"]["google_cloud_run_v2_service"]["functions"]
+    # Reachable only through the load balancer, which needs no invoker role: the API authenticates
+    # its own keys, and event deliveries are checked by the function (OIDC audience and account).
+    assert single(service["invoker_iam_disabled"]) is True
+    assert single(service["ingress"]) == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+
+
+def test_access_logs_can_be_written(parsed):
+    writers = [
+        body for kind, _, body in resources(parsed)
+        if kind == "google_storage_bucket_iam_member" and single(body["bucket"]) == "${google_storage_bucket.access_logs.name}"
+    ]
+    assert any(
+        single(body["member"]) == "group:cloud-storage-analytics@google.com"
+        and single(body["role"]) == "roles/storage.objectCreator" for body in writers)
+    for name in ("images", "snapshots"):
+        logging = single(parsed["resource"]["google_storage_bucket"][name]["logging"])
+        assert single(logging["log_bucket"]) == "${google_storage_bucket.access_logs.name}"
+
+
+def test_the_qdrant_account_has_what_its_snapshot_copy_needs_and_nothing_it_cannot_use(parsed):
+    roles = set()
+    for kind, _, body in resources(parsed):
+        if kind == "google_storage_bucket_iam_member" and single(body["member"]) == "${google_service_account.qdrant.member}":
+            role = single(body["role"])
+            roles |= set(re.findall(r"['\"](roles/[A-Za-z.]+)['\"]", single(body["for_each"]))) if role == "${each.value}" else {role}
+    # gcloud storage cp lists the destination (objects.list) before it writes (objects.create).
+    assert {"roles/storage.objectCreator", "roles/storage.objectViewer"} <= roles
+    with open(os.path.join(TERRAFORM, "qdrant-startup.sh.tftpl")) as handle:
+        startup = handle.read()
+    project_roles = [
+        single(body["for_each"]) for kind, _, body in resources(parsed)
+        if kind == "google_project_iam_member" and "qdrant" in single(body["member"])
+    ]
+    if "google-cloud-ops-agent" not in startup:
+        assert not project_roles, "log and metric writers serve nothing without an agent on the VM"
+
+
+def test_services_start_after_every_grant_they_use_at_start(parsed):
+    service = parsed["resource"]["google_cloud_run_v2_service"]["functions"]
+    waits = depends_on(service)
+    assert "${time_sleep.grants_visible}" in waits
+    sleep = parsed["resource"]["time_sleep"]["grants_visible"]
+    grants = set(depends_on(sleep))
+    for grant in ("google_secret_manager_secret_iam_member.functions", "google_project_iam_member.functions",
+                  "google_storage_bucket_iam_member.clip_model_readers", "google_storage_bucket_iam_member.image_objects",
+                  "google_pubsub_topic_iam_member.relay_publishes"):
+        assert "${%s}" % grant in grants, f"the services may start before {grant}"
+    assert re.fullmatch(r"\d+s", single(sleep["create_duration"]))
+
+
+def test_every_resource_is_created_after_the_apis_it_uses(parsed):
+    """A plain terraform apply on a fresh project: each resource depends on the API enablement,
+    directly or through a resource it names."""
+    bodies = {f"{kind}.{name}": body for kind, name, body in resources(parsed)}
+    reaches = {}
+
+    def after_apis(address, seen=()):
+        if address == "google_project_service.apis":
+            return True
+        if address in reaches:
+            return reaches[address]
+        if address not in bodies or address in seen:
+            return False
+        result = any(after_apis(reference, seen + (address,)) for reference in references(bodies[address]))
+        reaches[address] = result
+        return result
+
+    early = sorted(address for address in bodies if address != "google_project_service.apis" and not after_apis(address))
+    assert not early, f"may be created before the APIs are enabled: {early}"
+
+
+def test_the_check_above_can_fail(parsed):
+    assert not references({"name": "x"})
+    assert references({"depends_on": ["${google_project_service.apis}"]}) == {"google_project_service.apis"}
+
+
+def test_deletion_protection_protects_what_its_description_says(parsed):
+    description = single(parsed["variable"]["deletion_protection"]["description"])
+    database = parsed["resource"]["google_firestore_database"]["metadata"]
+    assert "var.deletion_protection" in single(database["delete_protection_state"])
+    instance = parsed["resource"]["google_compute_instance"]["qdrant"]
+    assert single(instance["deletion_protection"]) == "${var.deletion_protection}"
+    assert "Qdrant VMs" in description and "attached" in description
+    service = parsed["resource"]["google_cloud_run_v2_service"]["functions"]
+    assert single(service["deletion_protection"]) == "${var.deletion_protection}"
+    for name in ("images", "snapshots"):
+        assert single(parsed["resource"]["google_storage_bucket"][name]["force_destroy"]) == "${!var.deletion_protection}"
+
+
+def test_snapshot_storage_class_pays_no_minimum_it_does_not_use(parsed):
+    snapshots = parsed["resource"]["google_storage_bucket"]["snapshots"]
+    storage_class = single(snapshots["storage_class"]).replace(" ", "")
+    # Nearline bills 30 days per object at least: only worth it when snapshots are kept that long.
+    assert storage_class == '${var.snapshot_retention_days>=30?"NEARLINE":"STANDARD"}'

@@ -189,8 +189,12 @@ public enum FunctionHost {
         }
         let api = APIServices(store: store, settings: settings)
         if let text = settings.bootstrapAdminKey, let key = APIKeyText(parsing: text) {
-            let created = try await AdministratorBootstrap(services: api)
-                .ensureKey(key, email: settings.bootstrapAdminEmail)
+            // A store that refuses or cannot be reached yet (a grant not yet visible) is retried.
+            let created = try await StartupRetry().run(
+                "Registering BOOTSTRAP_ADMIN_KEY", logger: logger, isFinal: { $0 is AdministratorBootstrap.Refusal }
+            ) {
+                try await AdministratorBootstrap(services: api).ensureKey(key, email: settings.bootstrapAdminEmail)
+            }
             if created {
                 logger.notice(
                     "Registered BOOTSTRAP_ADMIN_KEY", metadata: ["email": .string(settings.bootstrapAdminEmail)])

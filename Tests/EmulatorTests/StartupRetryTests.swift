@@ -1,0 +1,45 @@
+import FunctionHosting
+import Locking
+import Logging
+import Testing
+
+@Suite("Start-up work retried while a dependency is not ready")
+struct StartupRetryTests {
+    struct NotYet: Error {}
+    struct Refused: Error {}
+
+    @Test("failures are retried until the work succeeds; a final error is thrown at once; the limit ends the retries")
+    func retries() async throws {
+        let retry = StartupRetry(limit: .seconds(30), initialWait: .milliseconds(1))
+        let logger = Logger(label: "startup-retry-test")
+        let attempts = Locked(0)
+        let value = try await retry.run("Registering", logger: logger) { () async throws -> Int in
+            let attempt = attempts.withLock { count -> Int in
+                count += 1
+                return count
+            }
+            if attempt < 4 { throw NotYet() }
+            return attempt
+        }
+        #expect(value == 4)
+
+        attempts.withLock { $0 = 0 }
+        await #expect(throws: Refused.self) {
+            try await retry.run("Registering", logger: logger, isFinal: { $0 is Refused }) { () async throws -> Int in
+                attempts.withLock { $0 += 1 }
+                throw Refused()
+            }
+        }
+        #expect(attempts.withLock { $0 } == 1, "a final error is not retried")
+
+        let short = StartupRetry(limit: .milliseconds(50), initialWait: .milliseconds(10))
+        attempts.withLock { $0 = 0 }
+        await #expect(throws: NotYet.self) {
+            try await short.run("Registering", logger: logger) { () async throws -> Int in
+                attempts.withLock { $0 += 1 }
+                throw NotYet()
+            }
+        }
+        #expect((2...6).contains(attempts.withLock { $0 }), "retried until the limit, then given up")
+    }
+}
