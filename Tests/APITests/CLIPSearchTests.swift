@@ -44,6 +44,7 @@ struct CLIPSearchTests {
             let reply = try await client.search("?q=a%20dog%20on%20a%20beach&similarity_threshold=0", key: ann.key)
                 .decode(SearchReply.self)
             #expect(reply.mode == "semantic" && reply.model == embedder.modelID && reply.total == 3)
+            #expect(reply.notice == nil)
             for result in reply.results {
                 let cosine = TinyCLIP.dot(text, try #require(vectors[result.image.filename]))
                 #expect(abs(result.score - CLIPEmbedder.textScale.score(cosine: cosine)) < 1e-5)

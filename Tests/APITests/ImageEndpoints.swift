@@ -57,6 +57,7 @@ struct SearchReply: Decodable {
     let query: String?
     let mode: String
     let model: String?
+    let notice: String?
 
     var filenames: [String] { results.map(\.image.filename) }
 }

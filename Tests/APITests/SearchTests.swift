@@ -29,6 +29,12 @@ struct SearchTests {
             #expect(sunset.results[0].score >= 0.7 && sunset.results[0].score <= 1)
             #expect(sunset.similarity_threshold == 0.7 && sunset.limit == 10 && sunset.skip == 0)
             #expect(sunset.query == "red sunset" && sunset.model == nil)
+            #expect(
+                sunset.notice?.contains("make model") == true, "a words-only answer says how to get semantic search")
+            // As HTML forms write it: + is a space, %2B a plus.
+            let plussed = try await client.search("?q=red+sunset", key: ann.key).decode(SearchReply.self)
+            #expect(plussed.query == "red sunset" && plussed.filenames == ["sunset.jpg"])
+            #expect(try await client.search("?q=C%2B%2B", key: ann.key).decode(SearchReply.self).query == "C++")
 
             #expect(
                 try await client.search("?q=GREEN", key: ann.key).decode(SearchReply.self).filenames == ["forest.webp"])

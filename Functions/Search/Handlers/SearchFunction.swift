@@ -30,13 +30,21 @@ public struct SearchFunction: HTTPFunction {
         }
     }
 
+    /// What a text query answered by the words of the metadata says: the embedder reads no text.
+    static let wordsOnlyNotice = """
+        Searched the words of file names, descriptions, tags and EXIF only: this server's embedder \
+        (EMBEDDING_PROVIDER=visual) cannot read text. For semantic search, fetch the CLIP model \
+        (make model) into CLIP_MODEL_DIR and restart, or set EMBEDDING_PROVIDER=vertex.
+        """
+
     func search(_ request: SearchRequest, principal: Principal) async throws -> SearchResponse {
         switch try await searches.search(request.search, teamID: principal.teamID) {
         case .found(let found):
             return SearchResponse(
                 results: found.hits.map { SearchResult(image: $0.image, score: $0.score) }, total: found.total,
                 skip: request.search.skip, limit: request.search.limit, similarityThreshold: request.search.threshold,
-                query: request.query, imageID: request.imageID, mode: found.mode, model: found.model)
+                query: request.query, imageID: request.imageID, mode: found.mode, model: found.model,
+                notice: found.mode == .text ? Self.wordsOnlyNotice : nil)
         case .imageNotFound:
             throw FunctionError.notFound("Image not found")
         case .imageFromAnotherModel(let model, let current):
@@ -180,6 +188,7 @@ struct SearchResponse: Encodable, Sendable, EncodesEveryField {
     var imageID: ImageID?
     var mode: SearchMode
     var model: String?
+    var notice: String?
 
     /// Writes every field (``EncodesEveryField``).
     func encode(to encoder: any Encoder) throws {

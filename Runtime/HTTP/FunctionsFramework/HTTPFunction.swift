@@ -185,7 +185,7 @@ public struct FunctionRequest: Sendable {
     /// Who is calling, for per-client limits (see ``ClientAddressMiddleware``).
     public var clientAddress: String { context.clientAddress }
     /// The query parameters, with typed and validated accessors.
-    public var query: QueryParameters { QueryParameters(request.uri.queryParameters) }
+    public var query: QueryParameters { QueryParameters(query: request.uri.query) }
 
     /// Reads a UUID path parameter.
     /// - Parameter name: The parameter's name in the path template.
@@ -258,17 +258,27 @@ struct UnknownMethodMiddleware: RouterMiddleware {
 
 /// Typed access to query parameters; every failure is a 422 located under `query`.
 public struct QueryParameters: Sendable {
-    private let values: Hummingbird.Parameters
+    private let values: [(name: String, value: String)]
 
-    init(_ values: Hummingbird.Parameters) {
-        self.values = values
+    /// Reads a query string as HTML forms write it (`application/x-www-form-urlencoded`): `+` is a
+    /// space and `%2B` a plus, so `?q=red+sunset` searches for "red sunset".
+    /// - Parameter query: The query string, without `?`.
+    public init(query: String?) {
+        func decoded(_ text: Substring) -> String {
+            let spaced = text.replacingOccurrences(of: "+", with: " ")
+            return spaced.removingPercentEncoding ?? spaced
+        }
+        values = (query ?? "").split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (decoded(parts[0]), parts.count > 1 ? decoded(parts[1]) : "")
+        }
     }
 
-    /// The raw value of a parameter, if present.
+    /// The value of a parameter, if present (the first, when it is given more than once).
     /// - Parameter name: The parameter name.
     /// - Returns: The decoded text, or `nil`.
     public func string(_ name: String) -> String? {
-        values.get(name)
+        values.first { $0.name == name }?.value
     }
 
     /// Reads an optional integer within bounds.
@@ -279,7 +289,7 @@ public struct QueryParameters: Sendable {
     /// - Returns: The value.
     /// - Throws: ``ValidationError`` when the text is not an integer or is out of range.
     public func integer(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let text = values.get(name) else { return defaultValue }
+        guard let text = string(name) else { return defaultValue }
         guard let value = Int(text) else {
             throw ValidationError(
                 loc: ["query", name], msg: "Input should be a valid integer", type: "int_parsing")
@@ -302,7 +312,7 @@ public struct QueryParameters: Sendable {
     /// - Returns: The identifier, or `nil` when absent.
     /// - Throws: ``ValidationError`` when present but not a UUID.
     public func uuid(_ name: String) throws -> UUID? {
-        guard let text = values.get(name) else { return nil }
+        guard let text = string(name) else { return nil }
         guard let id = UUID(uuidString: text) else {
             throw ValidationError(loc: ["query", name], msg: "Input should be a valid UUID", type: "uuid_parsing")
         }

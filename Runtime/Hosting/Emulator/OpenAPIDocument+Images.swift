@@ -335,9 +335,15 @@ extension OpenAPIDocument {
                     "total": ["type": "integer"], "skip": ["type": "integer"], "limit": ["type": "integer"],
                     "similarity_threshold": ["type": "number"], "query": nullableString, "image_id": nullableUUID,
                     "mode": ["type": "string", "enum": ["semantic", "text", "similar"]], "model": nullableString,
+                    "notice": [
+                        "type": ["string", "null"],
+                        "description":
+                            "Set when a text query could only search words (mode text): why, and how to enable semantic search.",
+                    ],
                 ],
                 required: [
                     "results", "total", "skip", "limit", "similarity_threshold", "query", "image_id", "mode", "model",
+                    "notice",
                 ]),
         ]
     }
