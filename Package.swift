@@ -288,7 +288,7 @@ let package = Package(
             dependencies: [
                 "Locking", "FunctionsFramework", "ImageAPICore", "SQLiteStorage", "MemoryStorage", "FirestoreStorage",
                 "PostgresStorage",
-                "PushAuthentication", "PubSub", "LocalPush",
+                "PushAuthentication", "PubSub", "LocalPush", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

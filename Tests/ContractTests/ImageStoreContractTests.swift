@@ -183,6 +183,53 @@ struct ImageStoreContractTests {
     }
 
     @Test(
+        "postponing gives the attempt back, says what it waits for, and publishes the next delivery for later, together",
+        arguments: MetadataBackend.allCases)
+    func postponement(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            try await store.insertTeam(team)
+            let image = Make.image(team: team)
+            let upload = Make.message(for: image)
+            try await store.insertImage(image, publishing: upload, allowDuplicate: false)
+            _ = try await store.claimDueMessages(now: Make.date(0), leaseUntil: Make.date(60), limit: 10)
+            try await store.acknowledge(messageID: upload.messageID)
+            guard
+                case .started = try await store.beginProcessing(
+                    id: image.id, teamID: team.id, model: "m1", maxAttempts: 3, at: Make.date(1))
+            else { Issue.record("not started"); return }
+            let next = Make.message(for: image)
+            let postponed = try #require(
+                try await store.postponeProcessing(
+                    id: image.id, teamID: team.id, waitingFor: "the vector index is unreachable", at: Make.date(2),
+                    publishing: next, dueAt: Make.date(12)))
+            #expect(postponed.embeddingStatus == .pending && postponed.embeddingAttempts == 0)
+            let stored = try #require(try await store.image(id: image.id, teamID: team.id))
+            #expect(stored.embeddingStatus == .pending && stored.embeddingAttempts == 0)
+            #expect(stored.embeddingError?.contains("the vector index is unreachable") == true)
+            // The next delivery is in the outbox, due later, not now.
+            #expect(try await store.nextDueDate() == Make.date(12))
+            #expect(try await store.claimDueMessages(now: Make.date(11), leaseUntil: Make.date(70), limit: 10).isEmpty)
+            let due = try await store.claimDueMessages(now: Make.date(12), leaseUntil: Make.date(72), limit: 10)
+            #expect(due.map(\.message.messageID) == [next.messageID] && due.first?.message.data == next.data)
+            try await store.acknowledge(messageID: next.messageID)
+            // Another team's id, or none: nothing changes and nothing is published.
+            #expect(
+                try await store.postponeProcessing(
+                    id: image.id, teamID: TeamID(), waitingFor: "x", at: Make.date(3),
+                    publishing: Make.message(for: image),
+                    dueAt: Make.date(13)) == nil)
+            #expect(
+                try await store.postponeProcessing(
+                    id: ImageID(), teamID: team.id, waitingFor: "x", at: Make.date(3),
+                    publishing: Make.message(for: image),
+                    dueAt: Make.date(13)) == nil)
+            #expect(
+                try await store.claimDueMessages(now: Make.date(100), leaseUntil: Make.date(160), limit: 10).isEmpty)
+        }
+    }
+
+    @Test(
         "re-embedding picks stale and failed images (or all), leaves queued ones, and counts by state",
         arguments: MetadataBackend.allCases)
     func reembedding(backend: MetadataBackend) async throws {

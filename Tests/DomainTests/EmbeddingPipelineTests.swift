@@ -72,6 +72,78 @@ struct EmbeddingPipelineTests {
         }
     }
 
+    @Test(
+        "an unavailable dependency postpones: no attempt spent, the next delivery later and later, success once it is back"
+    )
+    func outagePostpones() async throws {
+        let embedder = SwitchedEmbedder()
+        let fixture = ImageUseCaseFixture(embedder: embedder)
+        defer { fixture.removeStaging() }
+        let image = try await fixture.upload("lake.gif")
+        func deliverDue() async throws -> [ProcessingOutcome] {
+            let due = try await fixture.store.claimDueMessages(
+                now: fixture.clock.now(), leaseUntil: fixture.clock.now().addingTimeInterval(60), limit: 10)
+            var outcomes: [ProcessingOutcome] = []
+            for queued in due {
+                outcomes.append(try await fixture.deliver(queued.message))
+                try await fixture.store.acknowledge(messageID: queued.message.messageID)
+            }
+            return outcomes
+        }
+        for (postponement, wait) in [(1, 10.0), (2, 20.0), (3, 40.0)] {
+            let outcomes = try await deliverDue()
+            guard outcomes.count == 1, case .postponed(let postponed, let until, let reason) = outcomes[0] else {
+                Issue.record("delivery \(postponement) was not postponed: \(outcomes)")
+                return
+            }
+            #expect(until == fixture.clock.now().addingTimeInterval(wait), "the wait doubles")
+            #expect(reason.contains("unreachable"))
+            #expect(postponed.embeddingStatus == .pending && postponed.embeddingAttempts == 0, "no attempt spent")
+            let stored = try #require(try await fixture.store.image(id: image.id, teamID: fixture.team))
+            #expect(stored.embeddingError?.hasPrefix("Waiting for a dependency that is unavailable") == true)
+            fixture.clock.advance(seconds: wait - 1)
+            #expect(try await deliverDue().isEmpty, "not due before its time")
+            fixture.clock.advance(seconds: 1)
+        }
+        embedder.down.withLock { $0 = false }
+        let outcomes = try await deliverDue()
+        guard outcomes.count == 1, case .embedded(let embedded, _, _) = outcomes[0] else {
+            Issue.record("not embedded once the service was back: \(outcomes)")
+            return
+        }
+        #expect(embedded.embeddingAttempts == 1, "one attempt in all: the outage spent none")
+        #expect(try await fixture.store.image(id: image.id, teamID: fixture.team)?.embeddingStatus == .success)
+        #expect(try await fixture.store.deadLetters(teamID: fixture.team, PageRequest()).total == 0)
+    }
+
+    @Test("an outage longer than PROCESSING_POSTPONE_LIMIT_SECONDS fails the image and keeps a dead letter saying so")
+    func outageBeyondTheLimit() async throws {
+        let fixture = ImageUseCaseFixture(embedder: SwitchedEmbedder(), postponeLimitSeconds: 60)
+        defer { fixture.removeStaging() }
+        let image = try await fixture.upload("lake.gif")
+        var last: ProcessingOutcome?
+        for _ in 0..<10 {
+            let due = try await fixture.store.claimDueMessages(
+                now: fixture.clock.now(), leaseUntil: fixture.clock.now().addingTimeInterval(1), limit: 10)
+            for queued in due {
+                last = try await fixture.deliver(queued.message)
+                try await fixture.store.acknowledge(messageID: queued.message.messageID)
+            }
+            if case .gaveUp = last { break }
+            fixture.clock.advance(seconds: 40)
+        }
+        guard case .gaveUp(_, _, _, let reason) = last else {
+            Issue.record("never gave up: \(String(describing: last))")
+            return
+        }
+        #expect(reason.contains("PROCESSING_POSTPONE_LIMIT_SECONDS") && reason.contains("unreachable"))
+        let failed = try #require(try await fixture.store.image(id: image.id, teamID: fixture.team))
+        #expect(failed.embeddingStatus == .failed)
+        let letters = try await fixture.store.deadLetters(teamID: fixture.team, PageRequest()).items
+        #expect(letters.count == 1 && letters.first?.lastError.contains("PROCESSING_POSTPONE_LIMIT_SECONDS") == true)
+        #expect(try await fixture.store.nextDueDate() == nil, "nothing left in the outbox")
+    }
+
     @Test("an unprocessable delivery becomes one dead letter per body")
     func unprocessable() async throws {
         let fixture = ImageUseCaseFixture()

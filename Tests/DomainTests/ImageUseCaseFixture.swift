@@ -4,6 +4,7 @@ import ImageAPICore
 import ImageProcessing
 import Locking
 import MemoryStorage
+import RuntimeSupport
 import Testing
 
 /// The image use cases over the in-memory backends, with the real codec (libvips) and the
@@ -21,13 +22,17 @@ struct ImageUseCaseFixture {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
-    init(embedder: any Embedder = VisualFeaturesEmbedder(), maxImagePixels: Int = 100_000_000) {
+    init(
+        embedder: any Embedder = VisualFeaturesEmbedder(), maxImagePixels: Int = 100_000_000,
+        postponeLimitSeconds: Int = 86_400
+    ) {
         staging = FileManager.default.temporaryDirectory.appendingPathComponent("domain-tests-\(UUID())")
         images = ImageServices(
             store: store, blobs: blobs, codec: VipsImageCodec(), embedder: embedder, vectors: vectors,
             deadLetters: store,
             settings: ImageSettings(
-                maxImagePixels: maxImagePixels, blobDirectory: staging.path, maxProcessingAttempts: 3))
+                maxImagePixels: maxImagePixels, blobDirectory: staging.path, maxProcessingAttempts: 3,
+                postponeLimitSeconds: postponeLimitSeconds))
     }
 
     var uploads: ImageUploads { ImageUploads(images: images, clock: clock) }
@@ -75,7 +80,7 @@ struct ImageUseCaseFixture {
 
     /// Delivers one message to the pipeline.
     func deliver(_ message: OutboxMessage) async throws -> ProcessingOutcome {
-        let request = try JSONDecoder().decode(ImageProcessingRequest.self, from: message.data)
+        let request = try JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: message.data)
         return try await pipeline.process(
             ProcessingDelivery(messageID: message.messageID, data: message.data, request: request))
     }
@@ -95,6 +100,21 @@ final class FixedClock: TimeSource {
     private let current = Locked(Date(timeIntervalSince1970: 1_800_000_000))
     func now() -> Date { current.withLock { $0 } }
     func advance(seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+/// The visual-features embedder behind a switch: while `down`, every call fails as an embedding
+/// service that cannot be reached does (``DomainError`` unavailable).
+final class SwitchedEmbedder: Embedder {
+    let down = Locked(true)
+    private let embedder = VisualFeaturesEmbedder()
+    var modelID: String { embedder.modelID }
+    var dimensions: Int { embedder.dimensions }
+    var supportsText: Bool { false }
+    func embed(image data: Data) async throws -> [Float] {
+        if down.withLock({ $0 }) { throw DomainError(.unavailable, "the embedding service is unreachable") }
+        return try await embedder.embed(image: data)
+    }
+    func embed(text: String) async throws -> [Float] { throw DomainError(.unavailable, "no text") }
 }
 
 /// An embedder whose every call fails, as one whose model refuses an image does.

@@ -69,4 +69,29 @@ struct OutboxDeliveryTests {
         #expect(letters.items.count == 1)
         #expect(letters.items.first?.attempts == 3 && letters.items.first?.lastError == "the topic is unavailable")
     }
+
+    @Test(
+        "an unavailable transport keeps the message past the last attempt, retried at most every 10 minutes, until it takes it"
+    )
+    func outagesKeepTheMessage() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        _ = try await fixture.upload("lake.png")
+        let publisher = CountingPublisher(failures: 12)
+        let delivery = OutboxDelivery(
+            queue: fixture.store, publisher: publisher, policy: Self.policy, clock: fixture.clock,
+            logger: Logger(label: "test"), outages: OutageClassifier { $0 is CountingPublisher.PublishRefusal })
+        var waits: [Double] = []
+        for _ in 1...12 {
+            #expect(try await delivery.deliverDueMessages() == 1)
+            let due = try #require(try await fixture.store.nextDueDate(), "the message stays in the outbox")
+            waits.append(due.timeIntervalSince(fixture.clock.now()))
+            fixture.clock.advance(seconds: waits.last ?? 0)
+        }
+        #expect(waits.prefix(4) == [2, 4, 8, 16] && waits.suffix(3).allSatisfy { $0 == 600 })
+        #expect(try await delivery.deliverDueMessages() == 1)
+        #expect(publisher.taken.count == 1)
+        #expect(try await fixture.store.nextDueDate() == nil)
+        #expect(try await fixture.store.deadLetters(teamID: fixture.team, PageRequest()).total == 0)
+    }
 }

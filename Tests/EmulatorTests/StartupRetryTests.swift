@@ -1,6 +1,11 @@
+import AsyncHTTPClient
+import Foundation
 import FunctionHosting
+import ImageAPICore
+import LocalPush
 import Locking
 import Logging
+import OutboundHTTP
 import Testing
 
 @Suite("Start-up work retried while a dependency is not ready")
@@ -41,5 +46,28 @@ struct StartupRetryTests {
             }
         }
         #expect((2...6).contains(attempts.withLock { $0 }), "retried until the limit, then given up")
+    }
+}
+
+@Suite("Outages told from failures")
+struct AdapterOutageTests {
+    @Test(
+        "no answer, 429 and 5xx from a service, an unreachable push endpoint and the domain's unavailable errors are outages; other errors are not"
+    )
+    func classification() {
+        let outages = OutageClassifier.adapters
+        func call(_ status: UInt?) -> ServiceCallError {
+            ServiceCallError(api: "Qdrant", operation: "PUT points", status: status, detail: "")
+        }
+        #expect(outages.isOutage(call(nil)) && outages.isOutage(call(429)) && outages.isOutage(call(503)))
+        #expect(!outages.isOutage(call(400)) && !outages.isOutage(call(404)))
+        #expect(outages.isOutage(HTTPClientError.connectTimeout))
+        #expect(outages.isOutage(DomainError(.unavailable, "down")))
+        #expect(outages.isOutage(DomainError(.unavailableFor(retryAfterSeconds: 1), "down")))
+        #expect(!outages.isOutage(DomainError.forbidden("no")))
+        #expect(
+            !outages.isOutage(PushError("HTTP 500: Processing failed (attempt 1 of 3)")),
+            "an answered push is no outage")
+        #expect(!outages.isOutage(CocoaError(.fileNoSuchFile)))
     }
 }

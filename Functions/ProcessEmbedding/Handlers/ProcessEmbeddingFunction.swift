@@ -10,7 +10,8 @@ import Logging
 ///
 /// A failed attempt answers 500 so Pub/Sub delivers the message again; the attempt that reaches
 /// `PROCESSING_MAX_ATTEMPTS` instead leaves the image `failed`, puts the message in the
-/// dead-letter queue and answers 204. A message for an image already embedded with the current
+/// dead-letter queue and answers 204. An attempt that met an unavailable dependency is postponed:
+/// given back, the next delivery put in the outbox for later, and 204. A message for an image already embedded with the current
 /// model, or for a deleted image, is acknowledged and changes nothing; a delivery that cannot be
 /// read at all is dead-lettered and acknowledged (204), never refused: Pub/Sub would redeliver it.
 public struct ProcessEmbeddingFunction: CloudEventFunction {
@@ -76,6 +77,15 @@ public struct ProcessEmbeddingFunction: CloudEventFunction {
             throw FunctionError(.internalServerError, "Processing failed (attempt \(attempt) of \(limit)): \(reason)")
         case .gaveUp(let image, let attempts, let limit, let reason):
             logFailure(image, attempt: attempts, limit: limit, reason: reason, logger: logger)
+        case .postponed(let image, let until, let reason):
+            // Acknowledged: the next delivery waits in the outbox, so the transport's own attempt
+            // limit is never spent on an outage.
+            logger.warning(
+                "Image processing postponed: a dependency is unavailable",
+                metadata: [
+                    "image_id": .string(image.id.lowercasedString), "error": .string(reason),
+                    "next_delivery_at": .string(JSONCoding.timestamp(until)),
+                ])
         }
     }
 

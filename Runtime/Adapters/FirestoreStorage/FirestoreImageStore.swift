@@ -180,6 +180,24 @@ extension FirestoreMetadataStore: ImageStore {
         }
     }
 
+    /// Postpones the attempt and publishes the next delivery, due at `dueAt`, in one transaction.
+    public func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord? {
+        let postponed = try await changing(id: id, teamID: teamID) { image, transaction in
+            var waiting = image
+            waiting.markPostponed(waitingFor: reason, at: date)
+            transaction.write(
+                .create(
+                    FirestoreCollection.outboxMessage(message.messageID),
+                    FirestoreRecords.fields(message, at: date, due: dueAt)))
+            return (waiting, waiting)
+        }
+        countEnqueued(postponed == nil ? 0 : 1)
+        return postponed
+    }
+
     /// Sets the image pending again and publishes its processing message, in one transaction.
     public func requeueImage(
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage

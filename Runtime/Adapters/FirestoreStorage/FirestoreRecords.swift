@@ -247,11 +247,11 @@ enum FirestoreRecords {
         return image
     }
 
-    static func fields(_ message: OutboxMessage, at date: Date) -> [String: FirestoreValue] {
+    static func fields(_ message: OutboxMessage, at date: Date, due: Date? = nil) -> [String: FirestoreValue] {
         [
             "message_id": .string(message.messageID), "topic": .string(message.topic), "data": .bytes(message.data),
             "attributes": .map(message.attributes.mapValues(FirestoreValue.string)), "published_at": .timestamp(date),
-            "attempts": .integer(0), "next_attempt_at": .timestamp(date), "last_error": .null,
+            "attempts": .integer(0), "next_attempt_at": .timestamp(due ?? date), "last_error": .null,
         ]
     }
 

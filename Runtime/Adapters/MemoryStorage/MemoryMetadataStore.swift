@@ -247,6 +247,17 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         modifyImage(id: id, teamID: teamID) { $0.markFailed(error: error, final: final, at: date) }
     }
 
+    /// Postpones the attempt and publishes the next delivery, due at `dueAt`.
+    public func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord? {
+        guard imagesByID[id]?.record.teamID == teamID else { return nil }
+        modifyImage(id: id, teamID: teamID) { $0.markPostponed(waitingFor: reason, at: date) }
+        enqueue(message, at: date, due: dueAt)
+        return imagesByID[id]?.record
+    }
+
     /// Sets the image pending again and publishes its message.
     public func requeueImage(
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
@@ -328,10 +339,10 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 
     // MARK: Outbox and dead letters
 
-    private func enqueue(_ message: OutboxMessage, at date: Date) {
+    private func enqueue(_ message: OutboxMessage, at date: Date, due: Date? = nil) {
         nextOutboxSequence += 1
         outbox[message.messageID] = OutboxEntry(
-            message: message, sequence: nextOutboxSequence, publishedAt: date, attempts: 0, nextAttemptAt: date)
+            message: message, sequence: nextOutboxSequence, publishedAt: date, attempts: 0, nextAttemptAt: due ?? date)
     }
 
     /// Claims due messages, counting an attempt and hiding each until `leaseUntil`.

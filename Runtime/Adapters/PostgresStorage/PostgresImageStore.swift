@@ -131,6 +131,32 @@ extension PostgresMetadataStore: ImageStore {
             """)
     }
 
+    /// Postpones the attempt and publishes the next delivery, due at `dueAt`, in one transaction:
+    /// the row is locked while the domain decides.
+    public func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord? {
+        try await transaction { [logger] connection in
+            guard
+                let row = try await connection.query(
+                    "SELECT * FROM images WHERE id = \(id.uuid) AND team_id = \(teamID.uuid) FOR UPDATE", logger: logger
+                ).collect().first
+            else { return nil }
+            var image = try Self.image(row)
+            image.markPostponed(waitingFor: reason, at: date)
+            try await connection.query(
+                """
+                UPDATE images SET embedding_status = \(image.embeddingStatus.rawValue),
+                    embedding_attempts = \(image.embeddingAttempts), embedding_error = \(image.embeddingError),
+                    updated_at = \(image.updatedAt)
+                WHERE id = \(id.uuid)
+                """, logger: logger)
+            try await connection.query(try Self.enqueue(message, at: date, due: dueAt), logger: logger)
+            return image
+        }
+    }
+
     /// Sets the image pending again and publishes its processing message, in one transaction.
     public func requeueImage(
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
@@ -255,11 +281,11 @@ extension PostgresMetadataStore: ImageStore {
         """
     }
 
-    static func enqueue(_ message: OutboxMessage, at date: Date) throws -> PostgresQuery {
+    static func enqueue(_ message: OutboxMessage, at date: Date, due: Date? = nil) throws -> PostgresQuery {
         try """
         INSERT INTO outbox (message_id, topic, data, attributes, published_at, attempts, next_attempt_at)
         VALUES (\(message.messageID), \(message.topic), \(message.data), \(try json(message.attributes)), \(date), 0,
-                \(date))
+                \(due ?? date))
         """
     }
 

@@ -185,6 +185,31 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
+    /// Postpones the attempt and publishes the next delivery, due at `dueAt`, in one transaction.
+    public func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord? {
+        try await pool.write { db in
+            let key: StatementArguments = [id.lowercasedString, teamID.lowercasedString]
+            guard
+                let row = try Row.fetchOne(db, sql: "SELECT * FROM images WHERE id = ? AND team_id = ?", arguments: key)
+            else { return nil }
+            var image = try Self.image(row)
+            image.markPostponed(waitingFor: reason, at: date)
+            try db.execute(
+                sql: """
+                    UPDATE images SET embedding_status = ?, embedding_attempts = ?, embedding_error = ?, updated_at = ?
+                    WHERE id = ? AND team_id = ?
+                    """,
+                arguments: [
+                    image.embeddingStatus.rawValue, image.embeddingAttempts, image.embeddingError, image.updatedAt,
+                ] + key)
+            try Self.enqueue(message, at: date, due: dueAt, db)
+            return image
+        }
+    }
+
     /// Sets the image pending again and publishes its processing message, in one transaction.
     public func requeueImage(
         id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
@@ -348,13 +373,15 @@ extension SQLiteMetadataStore: ImageStore {
         filename.map { $0.isLetter || $0.isNumber ? $0 : " " }.reduce(into: "") { $0.append($1) }
     }
 
-    static func enqueue(_ message: OutboxMessage, at date: Date, _ db: Database) throws {
+    static func enqueue(_ message: OutboxMessage, at date: Date, due: Date? = nil, _ db: Database) throws {
         try db.execute(
             sql: """
                 INSERT INTO outbox (message_id, topic, data, attributes, published_at, attempts, next_attempt_at)
                 VALUES (?, ?, ?, ?, ?, 0, ?)
                 """,
-            arguments: [message.messageID, message.topic, message.data, try json(message.attributes), date, date])
+            arguments: [
+                message.messageID, message.topic, message.data, try json(message.attributes), date, due ?? date,
+            ])
     }
 
     static func json(_ value: some Encodable) throws -> String {

@@ -29,7 +29,7 @@ public final class OutboxRelay: Service, Sendable {
             policy: OutboxDeliveryPolicy(
                 leaseSeconds: Double(settings.ackDeadlineSeconds) + 5, maxAttempts: settings.maxDeliveryAttempts,
                 retryBaseSeconds: Double(settings.retryBaseMilliseconds) / 1000),
-            clock: clock, logger: logger)
+            clock: clock, logger: logger, outages: .adapters)
     }
 
     /// Delivers until the process shuts down: whatever is due, then waits for a new message.

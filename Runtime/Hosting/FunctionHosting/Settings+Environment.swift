@@ -75,6 +75,8 @@ extension ImageSettings {
             maxConcurrentUploads: try variables.integer(
                 "MAX_CONCURRENT_UPLOADS", default: Self.defaultConcurrentUploads, in: 1...1024),
             uploadQueueLimit: try variables.integer("UPLOAD_QUEUE_LIMIT", default: 16, in: 0...100_000),
-            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 512, in: 16...1_048_576))
+            decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 512, in: 16...1_048_576),
+            postponeLimitSeconds: try variables.integer(
+                "PROCESSING_POSTPONE_LIMIT_SECONDS", default: 86_400, in: 1...(30 * 86_400)))
     }
 }

@@ -151,7 +151,8 @@ public enum ImageHost {
         services.background.add(blobs.background + vectors.background)
         let images = ImageServices(
             store: services.imageStore, blobs: blobs.adapter, codec: codec(configuration.images), embedder: chosen,
-            vectors: vectors.adapter, deadLetters: services.deadLetters, settings: configuration.images)
+            vectors: vectors.adapter, deadLetters: services.deadLetters, settings: configuration.images,
+            outages: .adapters)
         if preparesEmbedder { try await images.embedder.prepare() }
         return images
     }

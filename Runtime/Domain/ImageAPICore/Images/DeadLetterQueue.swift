@@ -1,4 +1,5 @@
 import Foundation
+import RuntimeSupport
 
 /// A message that could not be processed, kept with its last error. Only the first
 /// ``maximumStoredBytes`` of the payload are kept, so bad messages cannot fill the store.
@@ -48,7 +49,7 @@ extension DeadLetter {
     /// The team an image-processing payload names, or `nil`.
     static func team(of data: Data, topic: String) -> TeamID? {
         guard topic == ImageProcessingRequest.topic else { return nil }
-        return (try? JSONDecoder().decode(ImageProcessingRequest.self, from: data))?.teamID
+        return (try? JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: data))?.teamID
     }
 }
 

@@ -18,6 +18,14 @@ public protocol EmbeddingJobs: Sendable {
     /// Records a failed attempt with its error. While attempts remain the image stays `pending`
     /// (a redelivery starts the next one); the last failure (`final`) leaves it `failed`.
     func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws
+    /// Postpones an attempt that met an unavailable dependency
+    /// (``ImageRecord/markPostponed(waitingFor:at:)``: `pending`, the attempt given back) and
+    /// publishes the next delivery, `message`, due at `dueAt`, in one transaction. Returns the
+    /// updated image, or `nil` when absent (then nothing is published).
+    func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord?
     /// Marks an image `pending` again with zero attempts and publishes its processing message,
     /// in one transaction. Returns the updated image, or `nil` when absent.
     func requeueImage(

@@ -37,6 +37,36 @@ public enum ProcessingOutcome: Sendable, Equatable {
     case failed(ImageRecord, attempt: Int, limit: Int, reason: String)
     /// The last attempt failed: the image is `failed` and the message is a dead letter.
     case gaveUp(ImageRecord, attempts: Int, limit: Int, reason: String)
+    /// A dependency was unavailable: the image stays `pending` with its attempt given back, and
+    /// the next delivery waits in the outbox until `until`. This delivery is done.
+    case postponed(ImageRecord, until: Date, reason: String)
+}
+
+/// Tells an unavailable dependency (nothing wrong with the image: the vector index, the blob
+/// store or the embedding service is down, slow or rationing) from a failure of the image. The
+/// domain knows its own ``DomainError`` kinds; the host adds the errors of the adapters it wires.
+public struct OutageClassifier: Sendable {
+    private let isOutage: @Sendable (any Error) -> Bool
+
+    /// Creates a classifier.
+    /// - Parameter isOutage: Whether an error that is not a ``DomainError`` says a dependency is unavailable.
+    public init(_ isOutage: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
+        self.isOutage = isOutage
+    }
+
+    /// Whether `error` says a dependency is unavailable for now: a ``DomainError`` that is
+    /// `unavailable`, `unavailableFor` or `rateLimited`, or what the host's rule recognises.
+    /// - Parameter error: The error.
+    /// - Returns: `true` for an outage.
+    public func isOutage(_ error: any Error) -> Bool {
+        if let error = error as? DomainError {
+            switch error.kind {
+            case .unavailable, .unavailableFor, .rateLimited: return true
+            default: return false
+            }
+        }
+        return isOutage(error)
+    }
 }
 
 /// The use case of making an uploaded image searchable: begin an attempt (within the attempt
@@ -47,6 +77,12 @@ public enum ProcessingOutcome: Sendable, Equatable {
 public struct EmbeddingPipeline: Sendable {
     private let images: ImageServices
     private let clock: any TimeSource
+
+    /// The wait before the first postponed delivery, in seconds; each later one waits twice as
+    /// long, up to ``longestPostponement``.
+    public static let firstPostponement: Double = 10
+    /// The longest wait between postponed deliveries, in seconds (10 minutes).
+    public static let longestPostponement: Double = 600
 
     /// Creates the service.
     /// - Parameters:
@@ -78,6 +114,8 @@ public struct EmbeddingPipeline: Sendable {
         do {
             try await embed(image)
             return .embedded(image, model: images.embedder.modelID, seconds: Self.seconds(ContinuousClock.now - began))
+        } catch  where images.outages.isOutage(error) {
+            return try await postpone(image, delivery, reason: String(describing: error))
         } catch {
             let reason = String(describing: error)
             let attempts = image.embeddingAttempts
@@ -141,6 +179,37 @@ public struct EmbeddingPipeline: Sendable {
             try await images.vectors.delete(imageID: image.id)
             try await images.blobs.delete(at: image.thumbnailBlobKey)
         }
+    }
+
+    /// An attempt that met an unavailable dependency: given back, and the next delivery put in the
+    /// outbox after a wait that doubles with each postponement; once the image has waited
+    /// `PROCESSING_POSTPONE_LIMIT_SECONDS` since its first postponement, it fails for good.
+    private func postpone(
+        _ image: ImageRecord, _ delivery: ProcessingDelivery, reason: String
+    ) async throws -> ProcessingOutcome {
+        let now = clock.now()
+        let since = delivery.request.postponedSince ?? now
+        let limit = Double(images.settings.postponeLimitSeconds)
+        guard now.timeIntervalSince(since) < limit else {
+            let final = "waited \(Int(limit)) s (PROCESSING_POSTPONE_LIMIT_SECONDS) for a dependency: \(reason)"
+            try await images.store.failProcessing(
+                id: image.id, teamID: image.teamID, error: final, final: true, at: now)
+            try await deadLetter(
+                messageID: delivery.messageID, data: delivery.data, attempts: image.embeddingAttempts, reason: final)
+            return .gaveUp(
+                image, attempts: image.embeddingAttempts, limit: images.settings.maxProcessingAttempts, reason: final)
+        }
+        var next = delivery.request
+        next.postponedSince = since
+        next.postponements += 1
+        let wait = min(Self.longestPostponement, Self.firstPostponement * pow(2, Double(next.postponements - 1)))
+        let due = now.addingTimeInterval(wait)
+        guard
+            let postponed = try await images.store.postponeProcessing(
+                id: image.id, teamID: image.teamID, waitingFor: reason, at: now, publishing: .processing(next),
+                dueAt: due)
+        else { return .missing(image.id) }
+        return .postponed(postponed, until: due, reason: reason)
     }
 
     private func deadLetter(messageID: String, data: Data, attempts: Int, reason: String) async throws {

@@ -64,6 +64,19 @@ extension ImageRecord {
         updatedAt = date
     }
 
+    /// Postpones processing because a dependency is down: `pending` again, the attempt just
+    /// started given back (the image is not at fault), and `embedding_error` saying what it
+    /// waits for.
+    /// - Parameters:
+    ///   - waitingFor: What was unavailable.
+    ///   - date: Now.
+    public mutating func markPostponed(waitingFor: String, at date: Date) {
+        embeddingStatus = .pending
+        embeddingAttempts = max(0, embeddingAttempts - 1)
+        embeddingError = Self.storedEmbeddingError("Waiting for a dependency that is unavailable: \(waitingFor)")
+        updatedAt = date
+    }
+
     /// Queues the image again: `pending`, no attempt counted, no error.
     /// - Parameter date: Now.
     public mutating func markQueued(at date: Date) {

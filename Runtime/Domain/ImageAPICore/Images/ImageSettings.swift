@@ -43,6 +43,10 @@ public struct ImageSettings: Sendable {
     public var uploadQueueLimit: Int
     /// `DECODE_MEMORY_MB`: the memory full decodes may hold at once, in MiB (default 512).
     public var decodeMemoryMegabytes: Int
+    /// `PROCESSING_POSTPONE_LIMIT_SECONDS`: how long processing waits for a dependency that is
+    /// down (the vector index, the blob store, the embedding service) before the image fails,
+    /// counted from its first postponement (default 86400, a day).
+    public var postponeLimitSeconds: Int
 
     /// Creates settings.
     public init(
@@ -50,8 +54,9 @@ public struct ImageSettings: Sendable {
         embeddingProvider: EmbeddingProvider = .visual, clipModelDirectory: String = Self.defaultCLIPModelDirectory,
         clipThreads: Int = ProcessInfo.processInfo.activeProcessorCount, thumbnailSize: Int = 256,
         maxProcessingAttempts: Int = 3, maxConcurrentUploads: Int = ImageSettings.defaultConcurrentUploads,
-        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 512
+        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 512, postponeLimitSeconds: Int = 86_400
     ) {
+        self.postponeLimitSeconds = postponeLimitSeconds
         self.maxConcurrentUploads = maxConcurrentUploads
         self.uploadQueueLimit = uploadQueueLimit
         self.decodeMemoryMegabytes = decodeMemoryMegabytes
@@ -89,12 +94,17 @@ public struct ImageServices: Sendable {
     public let deadLetters: any DeadLetterQueue
     /// Limits and choices.
     public let settings: ImageSettings
+    /// Which errors of these ports mean a dependency is unavailable: processing is postponed, not
+    /// failed (see ``EmbeddingPipeline``).
+    public let outages: OutageClassifier
 
     /// Bundles the ports.
     public init(
         store: any ImageStore, blobs: any BlobStore, codec: any ImageCodec, embedder: any Embedder,
-        vectors: any VectorIndex, deadLetters: any DeadLetterQueue, settings: ImageSettings
+        vectors: any VectorIndex, deadLetters: any DeadLetterQueue, settings: ImageSettings,
+        outages: OutageClassifier = OutageClassifier()
     ) {
+        self.outages = outages
         self.store = store
         self.blobs = blobs
         self.codec = codec

@@ -32,7 +32,8 @@ public struct OutboxDeliveryPolicy: Sendable, Equatable {
 ///
 /// A message the publisher takes is acknowledged (removed from the outbox). A failure schedules a
 /// retry after `base × 2^(attempt-1)`; after the last attempt the message moves to the dead
-/// letters with the last error. Messages live in the metadata store, so pending deliveries survive
+/// letters with the last error, unless the transport was unavailable (no answer, 429, 5xx from
+/// Pub/Sub): then the message stays, retried at most every 10 minutes, for as long as it takes. Messages live in the metadata store, so pending deliveries survive
 /// a restart, and one cut short by a crash is retried once its lease runs out. Any number of
 /// relays may share one outbox: each claim leases its messages.
 public struct OutboxDelivery: Sendable {
@@ -41,6 +42,11 @@ public struct OutboxDelivery: Sendable {
     private let policy: OutboxDeliveryPolicy
     private let clock: any TimeSource
     private let logger: Logger
+    private let outages: OutageClassifier
+
+    /// The longest wait between deliveries of a message whose transport is unavailable, in
+    /// seconds (10 minutes): such a message stays in the outbox, however many attempts it takes.
+    public static let longestOutageRetry: Double = 600
 
     /// Creates the service.
     /// - Parameters:
@@ -49,10 +55,13 @@ public struct OutboxDelivery: Sendable {
     ///   - policy: Lease, attempts and backoff.
     ///   - clock: The time source for due dates and backoff.
     ///   - logger: Where deliveries are logged.
+    ///   - outages: Which failures mean the transport is unavailable (retried without a limit)
+    ///     rather than that the delivery was refused (dead-lettered after the last attempt).
     public init(
         queue: any OutboxQueue, publisher: any EventPublisher, policy: OutboxDeliveryPolicy,
-        clock: any TimeSource = SystemTimeSource(), logger: Logger
+        clock: any TimeSource = SystemTimeSource(), logger: Logger, outages: OutageClassifier = OutageClassifier()
     ) {
+        self.outages = outages
         self.queue = queue
         self.publisher = publisher
         self.policy = policy
@@ -81,6 +90,7 @@ public struct OutboxDelivery: Sendable {
     private func deliver(_ queued: QueuedMessage) async {
         let message = queued.message
         let reason: String
+        let outage: Bool
         do {
             let began = ContinuousClock.now
             try await publisher.publish(queued)
@@ -100,9 +110,10 @@ public struct OutboxDelivery: Sendable {
             return
         } catch {
             reason = "\(error)"
+            outage = outages.isOutage(error)
         }
         do {
-            if queued.attempts >= policy.maxAttempts {
+            if queued.attempts >= policy.maxAttempts, !outage {
                 try await queue.moveToDeadLetters(messageID: message.messageID, error: reason, at: clock.now())
                 logger.error(
                     "Message dead-lettered",
@@ -111,7 +122,10 @@ public struct OutboxDelivery: Sendable {
                         "error": .string(reason),
                     ])
             } else {
-                let delay = policy.retryBaseSeconds * pow(2, Double(queued.attempts - 1))
+                // An unavailable transport keeps the message, retried at most every 10 minutes.
+                let delay = min(
+                    policy.retryBaseSeconds * pow(2, Double(queued.attempts - 1)),
+                    outage ? Self.longestOutageRetry : .infinity)
                 try await queue.scheduleRetry(
                     messageID: message.messageID, error: reason, at: clock.now().addingTimeInterval(delay))
                 logger.warning(
