@@ -303,7 +303,7 @@ let package = Package(
                 "Locking", "FunctionHosting", "FunctionsFramework", "ImageAPICore", "FileSystemStorage", "CloudStorage",
                 "VertexAI", "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
-                "PostgresStorage",
+                "PostgresStorage", "SQLiteStorage", "RuntimeSupport",
             ],
             path: "Runtime/Hosting/ImageHosting",
             swiftSettings: swiftSettings

@@ -33,3 +33,12 @@ resource "google_firestore_index" "metadata" {
     }
   }
 }
+
+# A daily backup of the database beside point-in-time recovery (7 days of versions): kept
+# firestore_backup_retention_days, restored with `gcloud firestore databases restore`
+# (docs/operations.md).
+resource "google_firestore_backup_schedule" "daily" {
+  database  = google_firestore_database.metadata.name
+  retention = "${var.firestore_backup_retention_days * 86400}s"
+  daily_recurrence {}
+}

@@ -174,6 +174,16 @@ variable "qdrant_snapshot_schedule" {
   default     = "*-*-* 03:00:00"
 }
 
+variable "firestore_backup_retention_days" {
+  description = "Days each daily Firestore backup is kept (Firestore allows up to 14 weeks)."
+  type        = number
+  default     = 14
+  validation {
+    condition     = var.firestore_backup_retention_days >= 1 && var.firestore_backup_retention_days <= 98
+    error_message = "firestore_backup_retention_days must be from 1 to 98."
+  }
+}
+
 variable "snapshot_retention_days" {
   description = "Days Qdrant snapshots are kept in the snapshots bucket."
   type        = number

@@ -430,3 +430,14 @@ def test_snapshot_storage_class_pays_no_minimum_it_does_not_use(parsed):
     storage_class = single(snapshots["storage_class"]).replace(" ", "")
     # Nearline bills 30 days per object at least: only worth it when snapshots are kept that long.
     assert storage_class == '${var.snapshot_retention_days>=30?"NEARLINE":"STANDARD"}'
+
+
+def test_the_database_is_backed_up_daily_beside_point_in_time_recovery(parsed):
+    database = parsed["resource"]["google_firestore_database"]["metadata"]
+    assert single(database["point_in_time_recovery_enablement"]) == "POINT_IN_TIME_RECOVERY_ENABLED"
+    schedule = parsed["resource"]["google_firestore_backup_schedule"]["daily"]
+    assert single(schedule["database"]) == "${google_firestore_database.metadata.name}"
+    assert "daily_recurrence" in schedule
+    assert single(schedule["retention"]) == "${var.firestore_backup_retention_days * 86400}s"
+    validation = single(single(parsed["variable"]["firestore_backup_retention_days"])["validation"])
+    assert "<= 98" in single(validation["condition"]), "Firestore keeps a backup at most 14 weeks"

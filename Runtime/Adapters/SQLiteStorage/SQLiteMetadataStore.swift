@@ -19,6 +19,32 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// others wait here, holding no thread, and the busy timeout is left to other processes.
     private let transactions = AsyncGate(limit: 1)
 
+    /// Copies the database at `source` to a new file at `destination` with SQLite's online
+    /// backup, in one step, so the copy is one consistent moment of the source. Every outbox
+    /// message of the copy is made due at once: a delivery the serving process had claimed, and
+    /// may not have finished, is made again after a restore (deliveries are safe to repeat)
+    /// rather than when that process's lease would have run out.
+    /// - Parameters:
+    ///   - source: The database.
+    ///   - destination: The copy.
+    /// - Throws: When either file cannot be opened, or the copy fails.
+    static func snapshot(from source: String, to destination: String) throws {
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: source])
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.readonly = true
+        let from = try DatabaseQueue(path: source, configuration: configuration)
+        let to = try DatabaseQueue(path: destination)
+        try from.backup(to: to)
+        try to.write { db in
+            try db.execute(sql: "UPDATE outbox SET next_attempt_at = ?", arguments: [Date()])
+        }
+        try to.close()
+        try from.close()
+    }
+
     /// Opens (creating if needed) the database and brings its schema up to date.
     /// - Parameter path: The SQLite file; its folder is created when missing.
     /// - Throws: When the file cannot be opened or a migration fails.

@@ -16,3 +16,16 @@ public enum SQLiteStorageFactory: AdapterFactory {
         BuiltAdapter(try SQLiteMetadataStore(path: EmbeddedDataPaths(variables).database))
     }
 }
+
+extension SQLiteStorageFactory {
+    /// Copies the database (metadata and the embedded vectors beside it) to `path` with SQLite's
+    /// online backup: a consistent copy of one moment, taken while other processes read and
+    /// write it.
+    /// - Parameters:
+    ///   - variables: `DATA_DIR` and `DATABASE_PATH`: the database to copy.
+    ///   - path: Where the copy goes (a new file).
+    /// - Throws: When either file cannot be opened, or the copy fails.
+    public static func snapshot(of variables: EnvironmentVariables, to path: String) throws {
+        try SQLiteMetadataStore.snapshot(from: EmbeddedDataPaths(variables).database, to: path)
+    }
+}

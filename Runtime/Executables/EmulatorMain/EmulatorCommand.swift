@@ -12,7 +12,7 @@ struct EmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emulator",
         abstract: "The local function emulator of the Image Management API.",
-        subcommands: [Serve.self, BootstrapAdmin.self, Embed.self],
+        subcommands: [Serve.self, BootstrapAdmin.self, Embed.self, Backup.self, Restore.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -153,4 +153,59 @@ struct EmbeddingOutput: Encodable {
     let dimensions: Int
     let input: String
     let embedding: [Float]
+}
+
+/// `emulator backup FOLDER`: a consistent backup of the data folder, taken while the emulator serves.
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Back the data folder up (database, vectors and the bytes they name) while the emulator serves.")
+
+    @Argument(help: "The backup folder: new, or empty.")
+    var folder: String
+
+    func run() async throws {
+        let configuration = HostConfiguration.loadOrExit()
+        let started = ContinuousClock.now
+        var shown = ContinuousClock.now
+        do {
+            let report = try await EmbeddedBackup.backUp(configuration, into: folder) { report in
+                // A progress line at most every second, not one per image.
+                guard ContinuousClock.now - shown >= .seconds(1) else { return }
+                shown = ContinuousClock.now
+                FileHandle.standardError.write(Data("backup: \(report.images) images so far\n".utf8))
+            }
+            let seconds = Double((ContinuousClock.now - started).components.seconds)
+            print(
+                """
+                Backed up \(report.images) images (\(report.originals) originals, \(report.thumbnails) thumbnails, \
+                \(report.bytes / 1_048_576) MiB) into \(folder) in \(Int(seconds)) s\
+                \(report.dropped > 0 ? "; \(report.dropped) deleted while it ran were left out" : "")
+                """)
+        } catch let refusal as EmbeddedBackup.Refusal {
+            FileHandle.standardError.write(Data("backup: \(refusal.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `emulator restore FOLDER`: a backup put into an empty data folder.
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a backup into the data folder, which must hold no data yet.")
+
+    @Argument(help: "The backup folder (made by emulator backup).")
+    var folder: String
+
+    func run() async throws {
+        let configuration = HostConfiguration.loadOrExit()
+        do {
+            let report = try EmbeddedBackup.restore(from: folder, into: configuration)
+            print("Restored \(report.images) images from \(folder); start the emulator on this data folder")
+        } catch let refusal as EmbeddedBackup.Refusal {
+            FileHandle.standardError.write(Data("restore: \(refusal.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
 }
