@@ -175,3 +175,57 @@ extension PostgresSettings {
             tls: .disable)
     }
 }
+
+@Suite(
+    "PostgreSQL: dump and restore",
+    .enabled(if: TestServers.postgres != nil, "needs the PostgreSQL server scripts/test-servers.sh starts"))
+struct PostgresDumpRestoreTests {
+    /// Runs a PostgreSQL client program to its end; its output when it fails.
+    func run(_ program: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [program] + arguments
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: try errors.fileHandleForReading.readToEnd() ?? Data(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(program): \(text)")
+    }
+
+    func url(_ settings: PostgresSettings) -> String {
+        "postgresql://\(settings.username)@\(settings.host ?? "127.0.0.1"):\(settings.port)/\(settings.database)"
+    }
+
+    @Test(
+        "pg_dump of a serving database, pg_restore into a new one: teams, images and the outbox come back, and the store serves it"
+    )
+    func dumpAndRestore() async throws {
+        let dump = FileManager.default.temporaryDirectory.appendingPathComponent("image-api-\(UUID()).dump")
+        defer { try? FileManager.default.removeItem(at: dump) }
+        let team = Make.team("Backed up")
+        let image = Make.image(team: team)
+        let message = Make.message(for: image)
+        try await TestServers.withPostgresDatabase { source in
+            try await PostgresMetadataStore.withRunningStore(source, listens: false) { store in
+                try await store.insertTeam(team)
+                try await store.insertImage(image, publishing: message, allowDuplicate: false)
+                // The dump is taken while the store holds its connections, as on a serving database.
+                try run("pg_dump", ["--format=custom", "--file=\(dump.path)", url(source)])
+            }
+        }
+        try await TestServers.withPostgresDatabase { target in
+            try run("pg_restore", ["--no-owner", "--dbname=\(url(target))", dump.path])
+            try await PostgresMetadataStore.withRunningStore(target, listens: false) { store in
+                #expect(try await store.team(id: team.id)?.name == "Backed up")
+                let restored = try #require(try await store.image(id: image.id, teamID: team.id))
+                #expect(restored.sha256 == image.sha256 && restored.filename == image.filename)
+                let due = try await store.claimDueMessages(now: Make.date(3600), leaseUntil: Make.date(3660), limit: 10)
+                #expect(due.map(\.message.messageID) == [message.messageID])
+                // The restored database takes new writes.
+                try await store.insertTeam(Make.team("After the restore"))
+                #expect(try await store.teams(PageRequest()).total == 2)
+            }
+        }
+    }
+}
