@@ -1,11 +1,12 @@
-# Starts the debug-built emulator on a free loopback port with its data in a new temporary folder,
-# for scripts that talk to it (schemathesis.sh, terraform-checks.sh). Sourced; after
+# Starts the emulator ($configuration when set, else the debug build) on a free loopback port with
+# its data in a new temporary folder, for scripts that talk to it (schemathesis.sh,
+# terraform-checks.sh, bench-soak.sh). Sourced; after
 # `start_emulator [VARIABLE=value...]`, $emulator_base is its URL, $emulator_pid its process and
 # $emulator_data its folder; `stop_emulator` (also set as the EXIT trap) stops it and removes the
 # folder.
 start_emulator() {
     local bin port
-    bin=$(swift build --show-bin-path)
+    bin=$(swift build -c "${configuration:-debug}" --show-bin-path)
     emulator_data=$(mktemp -d)
     trap stop_emulator EXIT
     # exec: $! is then the emulator itself.
