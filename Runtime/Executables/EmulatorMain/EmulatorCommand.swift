@@ -155,6 +155,19 @@ struct EmbeddingOutput: Encodable {
     let embedding: [Float]
 }
 
+/// Runs a backup or restore, saying a refusal in one line on standard error, with exit status 1.
+/// - Parameters:
+///   - command: The subcommand's name, which starts the line.
+///   - work: The work.
+func refusingInOneLine(_ command: String, _ work: () async throws -> Void) async throws {
+    do {
+        try await work()
+    } catch let refusal as EmbeddedBackup.Refusal {
+        FileHandle.standardError.write(Data("\(command): \(refusal.description)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
 /// `emulator backup FOLDER`: a consistent backup of the data folder, taken while the emulator serves.
 struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -168,23 +181,20 @@ struct Backup: AsyncParsableCommand {
         let configuration = HostConfiguration.loadOrExit()
         let started = ContinuousClock.now
         var shown = ContinuousClock.now
-        do {
+        try await refusingInOneLine("backup") {
             let report = try await EmbeddedBackup.backUp(configuration, into: folder) { report in
                 // A progress line at most every second, not one per image.
                 guard ContinuousClock.now - shown >= .seconds(1) else { return }
                 shown = ContinuousClock.now
                 FileHandle.standardError.write(Data("backup: \(report.images) images so far\n".utf8))
             }
-            let seconds = Double((ContinuousClock.now - started).components.seconds)
+            let seconds = (ContinuousClock.now - started).components.seconds
             print(
                 """
                 Backed up \(report.images) images (\(report.originals) originals, \(report.thumbnails) thumbnails, \
-                \(report.bytes / 1_048_576) MiB) into \(folder) in \(Int(seconds)) s\
+                \(report.bytes / 1_048_576) MiB) into \(folder) in \(seconds) s\
                 \(report.dropped > 0 ? "; \(report.dropped) deleted while it ran were left out" : "")
                 """)
-        } catch let refusal as EmbeddedBackup.Refusal {
-            FileHandle.standardError.write(Data("backup: \(refusal.description)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }
@@ -200,12 +210,9 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = HostConfiguration.loadOrExit()
-        do {
+        try await refusingInOneLine("restore") {
             let report = try EmbeddedBackup.restore(from: folder, into: configuration)
             print("Restored \(report.images) images from \(folder); start the emulator on this data folder")
-        } catch let refusal as EmbeddedBackup.Refusal {
-            FileHandle.standardError.write(Data("restore: \(refusal.description)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -33,6 +33,10 @@ public enum EmbeddedBackup {
         _ configuration: HostConfiguration, into folder: String, progress: (BackupReport) -> Void = { _ in }
     ) async throws -> BackupReport {
         try requireEmbeddedBackends(configuration)
+        let database = EmbeddedDataPaths(configuration.variables).database
+        guard FileManager.default.fileExists(atPath: database) else {
+            throw Refusal(description: "there is no database at \(database): nothing to back up (is DATA_DIR right?)")
+        }
         try requireEmpty(folder, what: "the backup folder")
         let target = EnvironmentVariables(["DATA_DIR": folder])
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
