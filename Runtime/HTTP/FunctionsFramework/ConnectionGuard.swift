@@ -108,8 +108,8 @@ public final class ConnectionCounter: Sendable {
 /// for it. A request answered before its body arrived (a 401, a 404, a 413) is answered with
 /// `Connection: close`, and the connection is closed with the answer when no byte of the body has
 /// come, else once the body ends or a short drain passes, so a client that declares a body and
-/// never sends it holds no connection. The time a handler
-/// takes to answer is not limited.
+/// never sends it holds no connection. The answer to a CONNECT, which HTTP/1.1 frames without a
+/// body or length, ends its connection too. The time a handler takes to answer is not limited.
 public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request parts, passed on unchanged.
     public typealias InboundIn = HTTPRequestPart

@@ -114,7 +114,7 @@ public struct EmbeddingPipeline: Sendable {
         do {
             try await embed(image)
             return .embedded(image, model: images.embedder.modelID, seconds: Self.seconds(ContinuousClock.now - began))
-        } catch  where images.outages.isOutage(error) {
+        } catch let error where images.outages.isOutage(error) {
             return try await postpone(image, delivery, reason: String(describing: error))
         } catch {
             let reason = String(describing: error)
