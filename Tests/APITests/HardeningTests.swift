@@ -347,26 +347,43 @@ struct HardeningTests {
         #expect(await gate.queued == 0)
     }
 
-    @Test("with two places, one team runs in one of them and the other stays free for another team")
+    @Test("a team alone uses every place; once another team waits, the next free place goes to it")
     func uploadPlacesShared() async throws {
         let gate = ConcurrencyGate(limit: 2, queueLimit: 2)
-        let (release, releaser) = AsyncStream.makeStream(of: Void.self)
-        let (started, starter) = AsyncStream.makeStream(of: Void.self)
-        let holder = Task {
-            try await gate.run(owner: "a") {
-                starter.yield()
-                for await _ in release { break }
-            }
+        let order = Locked<[String]>([])
+        let (started, starter) = AsyncStream.makeStream(of: String.self)
+        var releasers: [String: AsyncStream<Void>.Continuation] = [:]
+        var holders: [Task<Void, any Error>] = []
+        for name in ["a1", "a2"] {
+            let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+            releasers[name] = releaser
+            holders.append(
+                Task {
+                    try await gate.run(owner: "a") {
+                        order.withLock { $0.append(name) }
+                        starter.yield(name)
+                        for await _ in release { break }
+                    }
+                })
         }
         var events = started.makeAsyncIterator()
-        await events.next()
-        let second = Task { try await gate.run(owner: "a") {} }
-        while await gate.queued < 1 { await Task.yield() }
-        #expect(await gate.running == 1, "the second place is not the same team's")
-        try await gate.run(owner: "b") { #expect(await gate.running == 2) }
-        releaser.yield()
-        try await holder.value
-        try await second.value
+        _ = await events.next()
+        _ = await events.next()
+        #expect(await gate.running == 2, "no place idles for fairness")
+        var waiters: [Task<Void, any Error>] = []
+        // The team's third upload waits first, the other team's after it.
+        for (owner, name) in [("a", "a3"), ("b", "b1")] {
+            waiters.append(Task { try await gate.run(owner: owner) { order.withLock { $0.append(name) } } })
+            while await gate.queued < waiters.count { await Task.yield() }
+        }
+        releasers["a1"]?.yield()
+        try await holders[0].value
+        try await waiters[0].value
+        releasers["a2"]?.yield()
+        try await holders[1].value
+        try await waiters[1].value
+        // The other team's upload took the first freed place, though it came later; then the team's own.
+        #expect(order.withLock { $0 }.suffix(2) == ["b1", "a3"])
         #expect(await gate.running == 0)
     }
 

@@ -5,15 +5,17 @@ import HTTPTypes
 /// wait their turn; beyond that, requests are answered 503 with `Retry-After` at once. Waiting
 /// requests leave their bodies unread, so TCP holds the client back.
 ///
-/// Places are shared fairly between owners (teams): one owner may hold at most half the running
-/// places and half the queue (at least one of each), and a place that frees goes to the waiting
-/// owner served longest ago, so one team's flood of uploads cannot keep another team's out.
+/// Places are shared fairly between owners (teams): one owner may wait in at most half the queue
+/// (at least one place), and a place that frees goes first to a waiting owner holding less than
+/// half the places, the one served longest ago, so one team's flood of uploads cannot keep
+/// another team's out. No place stays idle for fairness: a team alone may use every place.
 public actor ConcurrencyGate {
     /// Requests running at once.
     public let limit: Int
     /// Requests that may wait for a place.
     public let queueLimit: Int
-    /// Requests one owner may run at once: half of ``limit``, at least 1.
+    /// Places one owner holds before the other owners' waiting requests go first: half of
+    /// ``limit``, at least 1.
     public var ownerLimit: Int { max(1, limit / 2) }
     /// Requests one owner may have waiting: half of ``queueLimit``, at least 1 when there is a queue.
     public var ownerQueueLimit: Int { queueLimit == 0 ? 0 : max(1, queueLimit / 2) }
@@ -45,7 +47,8 @@ public actor ConcurrencyGate {
     /// - Throws: ``FunctionError`` 503 with `Retry-After` when the queue, or the owner's share of
     ///   it, is full; what `work` throws.
     public func run<T: Sendable>(owner: String = "", _ work: @Sendable () async throws -> T) async throws -> T {
-        if running < limit, runningByOwner[owner, default: 0] < ownerLimit {
+        // A free place has no one waiting for it: each freed place is handed to a waiter at once.
+        if running < limit {
             start(owner)
         } else {
             let ownerWaiting = waiting.count(where: { $0.owner == owner })
@@ -72,13 +75,14 @@ public actor ConcurrencyGate {
         running -= 1
         runningByOwner[owner, default: 1] -= 1
         if runningByOwner[owner] == 0 { runningByOwner[owner] = nil }
-        // The next waiter whose owner is under its share, the owner served longest ago first.
-        let eligible = waiting.indices.filter { runningByOwner[waiting[$0].owner, default: 0] < ownerLimit }
-        guard
-            let next = eligible.min(by: {
+        // A waiter whose owner holds less than its share goes first, the owner served longest ago
+        // first; when every waiting owner holds its share, the longest waiting.
+        let underShare = waiting.indices.filter { runningByOwner[waiting[$0].owner, default: 0] < ownerLimit }
+        let next =
+            underShare.min(by: {
                 (lastServed[waiting[$0].owner] ?? 0, $0) < (lastServed[waiting[$1].owner] ?? 0, $1)
-            })
-        else {
+            }) ?? waiting.indices.first
+        guard let next else {
             if running == 0 { lastServed.removeAll() }
             return
         }
