@@ -51,7 +51,9 @@ struct BackupEndToEndTests {
         let restored = folder.appendingPathComponent("restored")
         let pipeline = ImagePipelineEndToEndTests()
         let original = try RunningFunction(
-            "emulator", in: folder, environment: ["BOOTSTRAP_ADMIN_KEY": Self.adminKey, "DATA_DIR": data.path])
+            "emulator", in: folder,
+            // Room in the upload queue for every upload at once, on a slow machine too.
+            environment: ["BOOTSTRAP_ADMIN_KEY": Self.adminKey, "DATA_DIR": data.path, "UPLOAD_QUEUE_LIMIT": "128"])
         try await original.waitUntilListening()
         for fixture in Self.fixtures {
             #expect(try await pipeline.upload(fixture, to: original).status == 201)

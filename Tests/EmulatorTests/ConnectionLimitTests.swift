@@ -191,6 +191,28 @@ struct ConnectionLimitTests {
         #expect(try await emulator.terminate() == 0)
     }
 
+    @Test(
+        "a body still coming after an early answer is drained while it flows, so the client finishes and reads the answer"
+    )
+    func drainWhileTheBodyFlows() async throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let emulator = try RunningFunction("emulator", in: folder, environment: [:])
+        try await emulator.waitUntilListening()
+        let connection = try RawConnection(port: emulator.port)
+        // The head with the body's first 200 bytes, then 200 bytes every 500 ms: 5 s in all, past
+        // the 2 s a body that stops coming is given.
+        let chunk = String(repeating: "x", count: 200)
+        #expect(connection.send("POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + chunk))
+        for _ in 1..<10 {
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(connection.send(chunk), "the server did not cut a body still coming")
+        }
+        let (closed, received) = connection.waitForClose(timeout: .seconds(5))
+        #expect(closed && received.hasPrefix("HTTP/1.1 404"), "\(received)")
+        #expect(try await emulator.terminate() == 0)
+    }
+
     @Test("a body sent slower than the minimum rate is cut off long before the body timeout; a steady one is served")
     func minimumBodyRate() async throws {
         let folder = try makeTemporaryFolder()

@@ -27,10 +27,14 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// `HTTP_BODY_RATE_WINDOW_SECONDS`: the span over which a body's transfer rate is measured
     /// (default 10).
     public var bodyRateWindow: Duration
-    /// How long the server goes on reading a body it answered before reading it (a 401, a 404),
-    /// before it closes the connection (2 s): long enough for the client to read the answer.
-    /// When not a byte of the body has come, the connection closes with the answer.
+    /// After answering a request whose body was still coming (a 401, a 404, a 503), the server
+    /// reads and discards the rest of it, so that the client, still sending, reads the answer
+    /// rather than a reset; it closes the connection once the body ends, once no byte has come
+    /// for this long (2 s), or after ``longestDrain``, as nginx's lingering close does. When not
+    /// a byte of the body had come, the connection closes with the answer.
     public var drainAfterEarlyAnswer: Duration
+    /// The longest the server drains a body it has answered (30 s).
+    public static let longestDrain: Duration = .seconds(30)
 
     /// Creates limits.
     /// - Parameters:
@@ -131,6 +135,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     private var droppingBareAnswer = false
     /// The answer went out before the request's body ended: close when it ends or the drain passes.
     private var answeredBeforeBody = false
+    /// When the drain of an answered body began.
+    private var drainStarted: ContinuousClock.Instant?
     /// The request is a CONNECT, whose answer HTTP/1.1 frames without a body or length: the
     /// connection ends with the answer, so the client is not left waiting for the idle timeout.
     private var answeringConnect = false
@@ -190,6 +196,12 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         case .body(let bytes):
             bodyBytesInWindow += bytes.readableBytes
             bodyStarted = true
+            if answeredBeforeBody, let started = drainStarted,
+                ContinuousClock.now - started < ConnectionLimits.longestDrain
+            {
+                // Still coming: the drain goes on until it stops for the idle time, or runs too long.
+                arm(context: context, after: limits.drainAfterEarlyAnswer, reason: "answered body stopped coming")
+            }
         case .end:
             readingBody = false
             stopRateCheck()
@@ -274,6 +286,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
                 }
                 return
             }
+            drainStarted = ContinuousClock.now
             arm(context: context, after: limits.drainAfterEarlyAnswer, reason: "answered before the body was read")
             context.write(data, promise: promise)
             return
