@@ -13,7 +13,7 @@ struct EmulatorEndToEndTests {
         let emulator = try RunningFunction("emulator", in: folder, environment: [:])
         try await emulator.waitUntilListening()
         #expect(emulator.output.contains("Image API emulator listening on http://127.0.0.1:\(emulator.port)"))
-        #expect(emulator.output.contains("data:       \(folder.path)/imagedb.sqlite"))
+        #expect(emulator.output.contains("metadata:   sqlite (\(folder.path)/imagedb.sqlite)"))
         #expect(emulator.output.contains("management: development"))
         #expect(emulator.output.contains(#""severity":"WARNING""#), "the development-mode warning is logged")
 

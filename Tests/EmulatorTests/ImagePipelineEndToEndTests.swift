@@ -391,6 +391,10 @@ struct ImagePipelineEndToEndTests {
         let emulator = try RunningFunction("emulator", in: folder, environment: environment)
         try await emulator.waitUntilListening()
         #expect(emulator.output.contains("METADATA_BACKEND=memory"))
+        // The banner names the backends chosen, not the SQLite file it would use by default.
+        try await waitUntil("the banner") { emulator.output.contains("Image API emulator listening") }
+        #expect(emulator.output.contains("metadata:   memory") && emulator.output.contains("blobs:      memory"))
+        #expect(emulator.output.contains("vectors:    memory") && !emulator.output.contains("imagedb.sqlite"))
         let first = try #require(try json(try await upload("sunset.jpg", to: emulator).body)["id"] as? String)
         let second = try #require(try json(try await upload("sunset-small.jpg", to: emulator).body)["id"] as? String)
         _ = try await waitForStatus(first, "success", on: emulator)

@@ -5,6 +5,7 @@ import FunctionHosting
 import ImageAPICore
 import ImageHosting
 import Logging
+import RuntimeSupport
 
 /// `emulator`: serves every function on one port with embedded storage, or bootstraps an admin.
 @main
@@ -31,7 +32,6 @@ struct Serve: AsyncParsableCommand {
             preparesEmbedder: true,
             onListening: { host, port in
                 let shown = host == "0.0.0.0" ? "127.0.0.1" : host
-                let database = URL(fileURLWithPath: settings.databasePath).standardizedFileURL.path
                 let mode =
                     settings.environment == .development
                     ? "development (team, user and key-creation endpoints are public)"
@@ -39,13 +39,34 @@ struct Serve: AsyncParsableCommand {
                 let banner = """
                     Image API emulator listening on http://\(shown):\(port)
                       docs:       http://\(shown):\(port)/docs
-                      data:       \(database)
+                    \(Self.backends(configuration))
                       management: \(mode)
 
                     """
                 FileHandle.standardOutput.write(Data(banner.utf8))
             },
             Emulator.functions)
+    }
+}
+
+extension Serve {
+    /// The banner's lines for the backends chosen, with the files of the embedded ones.
+    static func backends(_ configuration: HostConfiguration) -> String {
+        let chosen = configuration.backends
+        let paths = EmbeddedDataPaths(configuration.variables)
+        func file(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+        let metadata = chosen.metadata == .sqlite ? "sqlite (\(file(paths.database)))" : chosen.metadata.rawValue
+        let blobs = chosen.blobs == .filesystem ? "filesystem (\(file(paths.blobs)))" : chosen.blobs.rawValue
+        let vectors =
+            chosen.vectors == .embedded
+            ? "embedded (\(chosen.metadata == .sqlite ? "in the metadata file" : file(paths.database)))"
+            : chosen.vectors.rawValue
+        return """
+              metadata:   \(metadata)
+              blobs:      \(blobs)
+              vectors:    \(vectors)
+              events:     \(chosen.events.rawValue)
+            """
     }
 }
 
