@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A bounded mixed load against a running emulator (a benchmark, not a test): uploads, searches,
-listings and deletes from several clients, for a given time, printing per window (a minute by
+listings and deletes from several clients, for a given time, over a library kept at a bounded size
+(`--library`, 300 images: past it, each upload deletes one first), so that what grows is the server
+and not its data, printing per window (a minute by
 default) the server's resident memory, its open file descriptors and the p50/p99 latency of the
 requests answered in it. At the end it compares the last window with the third (after two windows
 of warm-up): growth of memory and descriptors, and p99 against the first window's.
@@ -33,12 +35,13 @@ def server_state(pid):
 
 
 class Load:
-    def __init__(self, base, key, seed):
+    def __init__(self, base, key, seed, library):
         self.base, self.key = base.rstrip("/"), key
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.samples = []  # (time answered, seconds taken, kind, status)
         self.mine = []  # image ids this load uploaded and has not deleted
+        self.library = library  # the most images kept: past it, an upload deletes one first
         self.bodies = {name: open(os.path.join(FIXTURES, name), "rb").read() for name in IMAGES}
 
     def request(self, method, path, body=None, headers=None):
@@ -57,6 +60,11 @@ class Load:
         return status, data, time.perf_counter() - started
 
     def upload(self, rng):
+        with self.lock:
+            full = len(self.mine) >= self.library
+        if full:
+            # The library stays bounded, so that what grows is the server, not its data.
+            self.delete(rng)
         name = rng.choice(IMAGES)
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").encode()
@@ -80,17 +88,21 @@ class Load:
 
     def delete(self, rng):
         with self.lock:
-            if len(self.mine) < 20:
+            if len(self.mine) < min(20, self.library):
                 return None
             image = self.mine.pop(rng.randrange(len(self.mine)))
         status, _, took = self.request("DELETE", f"/api/v1/images/{image}")
         return status, took
 
-    def client(self, seed, until):
+    def client(self, seed, until, interval):
         rng = random.Random(seed)
+        next_start = time.monotonic()
         kinds = [("upload", self.upload, 30), ("search", self.search, 30), ("list", self.listing, 25),
                  ("delete", self.delete, 15)]
         while time.monotonic() < until:
+            # Paced: a soak measures a load the server sustains, not one that outruns it.
+            next_start += interval
+            time.sleep(max(0.0, next_start - time.monotonic()))
             kind, action, _ = rng.choices(kinds, weights=[weight for *_, weight in kinds])[0]
             result = action(rng)
             if result is None:
@@ -114,17 +126,22 @@ def main():
     parser.add_argument("--window", type=float, default=60, help="seconds per line of the table")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=20261207)
+    parser.add_argument("--library", type=int, default=300, help="the most images the load keeps at once")
+    parser.add_argument("--rate", type=float, default=40, help="requests a second, all clients together")
     arguments = parser.parse_args()
 
-    load = Load(arguments.base, arguments.key, arguments.seed)
+    load = Load(arguments.base, arguments.key, arguments.seed, arguments.library)
     start = time.monotonic()
     until = start + arguments.minutes * 60
-    threads = [threading.Thread(target=load.client, args=(arguments.seed + index, until), daemon=True)
+    interval = arguments.clients / arguments.rate
+    threads = [threading.Thread(target=load.client, args=(arguments.seed + index, until, interval), daemon=True)
                for index in range(arguments.clients)]
     for thread in threads:
         thread.start()
-    print(f"soak: {arguments.clients} clients, {arguments.minutes:g} min, windows of {arguments.window:g} s "
-          f"(uploads 30 %, searches 30 %, listings 25 %, deletes 15 %); server pid {arguments.pid}")
+    print(f"soak: {arguments.clients} clients at {arguments.rate:g} requests/s in all, {arguments.minutes:g} min, "
+          f"windows of {arguments.window:g} s "
+          f"(uploads 30 %, searches 30 %, listings 25 %, deletes 15 %; at most {arguments.library} images kept, "
+          f"an upload past that deleting one first); server pid {arguments.pid}")
     print(f"{'window':>6} {'requests':>9} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8} {'fds':>5}")
     rows = []
     window = 0
