@@ -38,7 +38,8 @@ public struct Team: Codable, Sendable, Equatable, EncodesEveryField {
 public struct User: Codable, Sendable, Equatable {
     /// The user's identifier.
     public var id: UserID
-    /// The e-mail address, stored lower-case; unique across the installation.
+    /// The e-mail address, stored normalised (``EmailAddress/normalised(_:)``); unique across the
+    /// installation.
     public var email: String
     /// The display name.
     public var name: String

@@ -201,8 +201,9 @@ public struct EmbeddingPipeline: Sendable {
         }
         var next = delivery.request
         next.postponedSince = since
-        next.postponements += 1
-        let wait = min(Self.longestPostponement, Self.firstPostponement * pow(2, Double(next.postponements - 1)))
+        let postponements = (next.postponements ?? 0) + 1
+        next.postponements = postponements
+        let wait = min(Self.longestPostponement, Self.firstPostponement * pow(2, Double(postponements - 1)))
         let due = now.addingTimeInterval(wait)
         guard
             let postponed = try await images.store.postponeProcessing(

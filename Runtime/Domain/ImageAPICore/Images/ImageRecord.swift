@@ -138,14 +138,14 @@ public struct ImageProcessingRequest: Codable, Sendable, Equatable {
     /// Why processing was asked for: `upload` or `reprocess`.
     public var reason: String
     /// When processing was first postponed because a dependency was down, if it was: the
-    /// postponement limit counts from here. Absent in messages that were never postponed.
+    /// postponement limit counts from here. Absent (and not written) in messages never postponed.
     public var postponedSince: Date?
-    /// How many times processing has been postponed: the next wait doubles with each.
-    public var postponements: Int
+    /// How many times processing has been postponed, when it has: the next wait doubles with each.
+    public var postponements: Int?
 
     /// Creates a request.
     public init(
-        imageID: ImageID, teamID: TeamID, reason: String, postponedSince: Date? = nil, postponements: Int = 0
+        imageID: ImageID, teamID: TeamID, reason: String, postponedSince: Date? = nil, postponements: Int? = nil
     ) {
         self.imageID = imageID
         self.teamID = teamID
@@ -160,29 +160,6 @@ public struct ImageProcessingRequest: Codable, Sendable, Equatable {
         case reason
         case postponedSince = "postponed_since"
         case postponements
-    }
-
-    /// Reads a request; messages written before postponement existed have neither field.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        imageID = try container.decode(ImageID.self, forKey: .imageID)
-        teamID = try container.decode(TeamID.self, forKey: .teamID)
-        reason = try container.decode(String.self, forKey: .reason)
-        postponedSince = try container.decodeIfPresent(Date.self, forKey: .postponedSince)
-        postponements = try container.decodeIfPresent(Int.self, forKey: .postponements) ?? 0
-    }
-
-    /// Writes the request; the postponement fields only once it has been postponed, so that other
-    /// messages keep the shape they always had.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(imageID, forKey: .imageID)
-        try container.encode(teamID, forKey: .teamID)
-        try container.encode(reason, forKey: .reason)
-        if let postponedSince {
-            try container.encode(postponedSince, forKey: .postponedSince)
-            try container.encode(postponements, forKey: .postponements)
-        }
     }
 }
 
