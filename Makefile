@@ -1,6 +1,6 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
 .PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata \
-	bench-qdrant bench-pgvector bench-image bench-cold-start bench-footprint bench-cloud-topology bench-quick soak \
+	bench-qdrant bench-pgvector bench-image bench-cold-start bench-footprint bench-cloud-topology bench-quick soak drill \
 	check-docs sanitize tsan images terraform-checks deploy
 
 setup:
@@ -51,6 +51,9 @@ bench-cloud-topology:
 # Every documented benchmark in its quick mode (the smallest sizes, one short round): does it run?
 soak:
 	scripts/bench-soak.sh
+
+drill:
+	scripts/drill.sh
 
 bench-quick:
 	python3 scripts/check-documented-commands.py --only "make bench-"

@@ -348,7 +348,7 @@ let package = Package(
         .target(
             name: "FunctionRouter",
             dependencies: [
-                "Locking", "FunctionsFramework", "RuntimeSupport",
+                "Locking", "FunctionsFramework", "RuntimeSupport", "OutboundHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,5 +1,6 @@
 import Foundation
 import ImageAPICore
+import RuntimeSupport
 import Testing
 
 @Suite("EmbeddingPipeline: an uploaded image made searchable, each delivery safe to repeat")
@@ -142,6 +143,52 @@ struct EmbeddingPipelineTests {
         let letters = try await fixture.store.deadLetters(teamID: fixture.team, PageRequest()).items
         #expect(letters.count == 1 && letters.first?.lastError.contains("PROCESSING_POSTPONE_LIMIT_SECONDS") == true)
         #expect(try await fixture.store.nextDueDate() == nil, "nothing left in the outbox")
+    }
+
+    @Test(
+        "a metadata store that cannot be reached makes the delivery wait for it (no answer given back, which would spend one of Pub/Sub's delivery attempts), within the wait"
+    )
+    func deliveryWaitsForTheStore() async throws {
+        let fixture = ImageUseCaseFixture(embedder: SwitchedEmbedder())
+        defer { fixture.removeStaging() }
+        let image = try await fixture.upload("lake.gif")
+        let queued = try #require(
+            try await fixture.store.claimDueMessages(
+                now: fixture.clock.now(), leaseUntil: fixture.clock.now().addingTimeInterval(60), limit: 1
+            ).first)
+        let request = try JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: queued.message.data)
+        let delivery = ProcessingDelivery(
+            messageID: queued.message.messageID, data: queued.message.data, request: request)
+        func pipeline(_ store: InterruptedImageStore, wait: Duration) -> EmbeddingPipeline {
+            let images = fixture.images
+            return EmbeddingPipeline(
+                images: ImageServices(
+                    store: store, blobs: images.blobs, codec: images.codec, embedder: images.embedder,
+                    vectors: images.vectors, deadLetters: images.deadLetters, settings: images.settings),
+                clock: fixture.clock, storeWait: wait)
+        }
+
+        // Down for the start of the attempt and for recording its postponement (the embedder is down too).
+        let store = InterruptedImageStore(fixture.store, begin: 2, postpone: 2)
+        let outcome = try await pipeline(store, wait: .seconds(30)).process(delivery)
+        guard case .postponed(let postponed, _, _) = outcome else {
+            Issue.record("not postponed once the store was back: \(outcome)")
+            return
+        }
+        #expect(store.failedCalls.withLock { $0 } == 4)
+        #expect(postponed.embeddingAttempts == 0, "the outage spent no attempt")
+
+        // Down for longer than the wait: the store's error, for the transport to deliver again.
+        let longer = InterruptedImageStore(fixture.store, begin: 100, postpone: 100)
+        do {
+            let unexpected = try await pipeline(longer, wait: .seconds(1)).process(delivery)
+            Issue.record("processed while the store was down: \(unexpected)")
+        } catch {
+            #expect(error is DomainError)
+        }
+        #expect((2...3).contains(longer.failedCalls.withLock { $0 }), "tried again within the wait, then gave up")
+        let stored = try #require(try await fixture.store.image(id: image.id, teamID: fixture.team))
+        #expect(stored.embeddingStatus == .pending && stored.embeddingAttempts == 0)
     }
 
     @Test("an unprocessable delivery becomes one dead letter per body")

@@ -128,3 +128,88 @@ struct RefusingEmbedder: Embedder {
         var description: String { "the model refused the image" }
     }
 }
+
+/// A metadata store that is unreachable for its next `begin` calls to begin processing and its
+/// next `postpone` calls to postpone it (each fails as a store that cannot be reached does:
+/// ``DomainError`` unavailable), and otherwise the in-memory store.
+final class InterruptedImageStore: ImageStore {
+    let store: MemoryMetadataStore
+    /// Calls still to fail.
+    private let beginOutage: Locked<Int>
+    private let postponeOutage: Locked<Int>
+    /// Calls that failed.
+    let failedCalls = Locked(0)
+
+    init(_ store: MemoryMetadataStore, begin: Int, postpone: Int) {
+        self.store = store
+        self.beginOutage = Locked(begin)
+        self.postponeOutage = Locked(postpone)
+    }
+
+    private func reachable(_ outage: Locked<Int>) throws {
+        let down = outage.withLock { remaining in
+            defer { remaining = max(0, remaining - 1) }
+            return remaining > 0
+        }
+        guard down else { return }
+        failedCalls.withLock { $0 += 1 }
+        throw DomainError(.unavailableFor(retryAfterSeconds: 1), "The metadata store is unavailable: refused")
+    }
+
+    func beginProcessing(
+        id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
+    ) async throws -> ProcessingStart {
+        try reachable(beginOutage)
+        return try await store.beginProcessing(id: id, teamID: teamID, model: model, maxAttempts: maxAttempts, at: date)
+    }
+    func postponeProcessing(
+        id: ImageID, teamID: TeamID, waitingFor reason: String, at date: Date, publishing message: OutboxMessage,
+        dueAt: Date
+    ) async throws -> ImageRecord? {
+        try reachable(postponeOutage)
+        return try await store.postponeProcessing(
+            id: id, teamID: teamID, waitingFor: reason, at: date, publishing: message, dueAt: dueAt)
+    }
+    func completeProcessing(id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date) async throws {
+        try await store.completeProcessing(id: id, teamID: teamID, model: model, dimensions: dimensions, at: date)
+    }
+    func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
+        try await store.failProcessing(id: id, teamID: teamID, error: error, final: final, at: date)
+    }
+    func requeueImage(
+        id: ImageID, teamID: TeamID, at date: Date, publishing message: OutboxMessage
+    ) async throws -> ImageRecord? {
+        try await store.requeueImage(id: id, teamID: teamID, at: date, publishing: message)
+    }
+    func requeueImages(
+        teamID: TeamID, notEmbeddedWith model: String, includeCurrent: Bool, reason: String, at date: Date
+    ) async throws -> Int {
+        try await store.requeueImages(
+            teamID: teamID, notEmbeddedWith: model, includeCurrent: includeCurrent, reason: reason, at: date)
+    }
+    func embeddingSummary(teamID: TeamID, model: String) async throws -> EmbeddingSummary {
+        try await store.embeddingSummary(teamID: teamID, model: model)
+    }
+    func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws {
+        try await store.insertImage(image, publishing: message, allowDuplicate: allowDuplicate)
+    }
+    func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
+        try await store.image(id: id, teamID: teamID)
+    }
+    func images(ids: [ImageID], teamID: TeamID) async throws -> [ImageRecord] {
+        try await store.images(ids: ids, teamID: teamID)
+    }
+    func images(teamID: TeamID, filter: ImageFilter, _ page: PageRequest) async throws -> Page<ImageRecord> {
+        try await store.images(teamID: teamID, filter: filter, page)
+    }
+    func image(sha256: String, teamID: TeamID) async throws -> ImageRecord? {
+        try await store.image(sha256: sha256, teamID: teamID)
+    }
+    func updateImage(_ image: ImageRecord) async throws -> Bool { try await store.updateImage(image) }
+    func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
+        try await store.deleteImage(id: id, teamID: teamID)
+    }
+    func searchText(_ words: [String], teamID: TeamID, filter: ImageFilter, limit: Int) async throws -> [TextMatch] {
+        try await store.searchText(words, teamID: teamID, filter: filter, limit: limit)
+    }
+}

@@ -70,4 +70,29 @@ struct AdapterOutageTests {
             "an answered push is no outage")
         #expect(!outages.isOutage(CocoaError(.fileNoSuchFile)))
     }
+
+    @Test(
+        "a local push answered 503 or 429 (the handler's dependency is down) is an outage; 500 (a failed attempt) is not"
+    )
+    func answeredPushes() async throws {
+        struct Answering: PushTransport {
+            let status: Int
+            var isReady: Bool { true }
+            func push(headers: [(String, String)], body: Data) async throws -> (status: Int, body: String) {
+                (status, #"{"detail":"answer"}"#)
+            }
+        }
+        let queued = QueuedMessage(
+            message: OutboxMessage(topic: "image-uploads", messageID: "m", data: Data("{}".utf8)), publishedAt: Date(),
+            attempts: 1)
+        for (status, outage) in [(503, true), (429, true), (500, false), (400, false)] {
+            do {
+                try await LocalPushPublisher(transport: Answering(status: status)).publish(queued)
+                Issue.record("HTTP \(status) was taken as delivered")
+            } catch {
+                #expect(OutageClassifier.adapters.isOutage(error) == outage, "HTTP \(status): \(error)")
+            }
+        }
+        try await LocalPushPublisher(transport: Answering(status: 204)).publish(queued)
+    }
 }

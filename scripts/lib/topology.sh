@@ -50,7 +50,8 @@ supervise() {
 }
 
 # Starts BINARY (with ARGS) as NAME under supervision on a free port and waits until it answers
-# /healthz; its port goes to $state/NAME.port.
+# /healthz (each probe at most 2 s, so that a process that hung while starting is reported, not
+# waited on); its port goes to $state/NAME.port.
 start_process() {
     local name=$1 binary=$2 port
     shift 2
@@ -59,7 +60,7 @@ start_process() {
     supervise "$name" "$port" "$binary" "$@" &
     supervisors+=($!)
     for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
+        curl -sf --max-time 2 "http://127.0.0.1:$port/healthz" >/dev/null && return 0
         if [ -f "$state/refused" ]; then exit 78; fi
         sleep 0.1
     done

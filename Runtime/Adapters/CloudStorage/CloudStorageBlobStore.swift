@@ -70,24 +70,28 @@ public final class CloudStorageBlobStore: BlobStore {
     /// Stores bytes as the object `key`, with the attributes as its content type and its
     /// `sha256` metadata.
     public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
-        try await ensureBucket()
-        let bytes = ByteBuffer(data: data)
-        let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
-            .bytes(bytes.getSlice(at: range.lowerBound, length: range.count) ?? ByteBuffer())
+        try await Self.reportingOutages {
+            try await ensureBucket()
+            let bytes = ByteBuffer(data: data)
+            let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
+                .bytes(bytes.getSlice(at: range.lowerBound, length: range.count) ?? ByteBuffer())
+            }
+            try await upload(size: data.count, name: key, attributes: attributes, body: body)
         }
-        try await upload(size: data.count, name: key, attributes: attributes, body: body)
     }
 
     /// Stores a local file's bytes as the object `key`, streamed from the file in pieces of
     /// ``pieceSize`` read on NIO's blocking-I/O thread pool as the connection takes them, so the
     /// file is never in memory whole. The file is left where it is, for the caller to remove.
     public func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws {
-        try await ensureBucket()
-        let size = try await Self.blocking { try Self.fileSize(path) }
-        let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
-            .stream(FilePieces(path: path, range: range), length: .known(Int64(range.count)))
+        try await Self.reportingOutages {
+            try await ensureBucket()
+            let size = try await Self.blocking { try Self.fileSize(path) }
+            let body: @Sendable (Range<Int>) -> HTTPClientRequest.Body = { range in
+                .stream(FilePieces(path: path, range: range), length: .known(Int64(range.count)))
+            }
+            try await upload(size: size, name: key, attributes: attributes, body: body)
         }
-        try await upload(size: size, name: key, attributes: attributes, body: body)
     }
 
     /// One request for a small object without a checksum to keep (its content type goes in the
@@ -142,10 +146,12 @@ public final class CloudStorageBlobStore: BlobStore {
 
     /// Deletes the object; a missing one is not an error.
     public func delete(at key: String) async throws {
-        let response = try await caller.send(
-            .DELETE, objectURL(key), operation: "DELETE object \(key)", idempotent: true)
-        guard response.status == .noContent || response.status == .ok || response.status == .notFound else {
-            throw await caller.failure(response, "DELETE object \(key)")
+        try await Self.reportingOutages {
+            let response = try await caller.send(
+                .DELETE, objectURL(key), operation: "DELETE object \(key)", idempotent: true)
+            guard response.status == .noContent || response.status == .ok || response.status == .notFound else {
+                throw await caller.failure(response, "DELETE object \(key)")
+            }
         }
     }
 
@@ -153,27 +159,32 @@ public final class CloudStorageBlobStore: BlobStore {
 
     /// Reads the whole object, or `nil` when there is none.
     public func data(at key: String) async throws -> Data? {
-        let response = try await caller.send(
-            .GET, objectURL(key) + "?alt=media", operation: "GET object \(key)", idempotent: true)
-        if response.status == .notFound { return nil }
-        guard response.status == .ok else { throw await caller.failure(response, "GET object \(key)") }
-        var body = try await response.body.collect(upTo: Int.max)
-        return body.readData(length: body.readableBytes) ?? Data()
+        try await Self.reportingOutages {
+            let response = try await caller.send(
+                .GET, objectURL(key) + "?alt=media", operation: "GET object \(key)", idempotent: true)
+            if response.status == .notFound { return nil }
+            guard response.status == .ok else { throw await caller.failure(response, "GET object \(key)") }
+            var body = try await response.body.collect(upTo: Int.max)
+            return body.readData(length: body.readableBytes) ?? Data()
+        }
     }
 
     /// The object's size, or `nil` when there is none.
     public func size(at key: String) async throws -> Int? {
-        let response = try await caller.send(.GET, objectURL(key), operation: "GET metadata \(key)", idempotent: true)
-        if response.status == .notFound { return nil }
-        guard response.status == .ok else { throw await caller.failure(response, "GET metadata \(key)") }
-        let body = try await response.body.collect(upTo: 1 << 20)
-        struct Metadata: Decodable { let size: String }
-        let metadata = try JSONDecoder().decode(Metadata.self, from: Data(buffer: body))
-        guard let size = Int(metadata.size) else {
-            throw ServiceCallError(
-                api: "Cloud Storage", operation: "GET metadata \(key)", status: 200, detail: "size is not a number")
+        try await Self.reportingOutages {
+            let response = try await caller.send(
+                .GET, objectURL(key), operation: "GET metadata \(key)", idempotent: true)
+            if response.status == .notFound { return nil }
+            guard response.status == .ok else { throw await caller.failure(response, "GET metadata \(key)") }
+            let body = try await response.body.collect(upTo: 1 << 20)
+            struct Metadata: Decodable { let size: String }
+            let metadata = try JSONDecoder().decode(Metadata.self, from: Data(buffer: body))
+            guard let size = Int(metadata.size) else {
+                throw ServiceCallError(
+                    api: "Cloud Storage", operation: "GET metadata \(key)", status: 200, detail: "size is not a number")
+            }
+            return size
         }
-        return size
     }
 
     /// Whether the object exists.
@@ -184,26 +195,28 @@ public final class CloudStorageBlobStore: BlobStore {
     /// Streams the object, or the bytes `range` of it, as the answer arrives.
     /// - Throws: `ServiceCallError` when there is no such object.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error> {
-        if let range, range.isEmpty { return AsyncThrowingStream { $0.finish() } }
-        var headers = HTTPHeaders()
-        if let range { headers.add(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)") }
-        let operation = "GET object \(key)"
-        let response = try await caller.send(
-            .GET, objectURL(key) + "?alt=media", headers: headers, operation: operation, idempotent: true)
-        guard response.status == .ok || response.status == .partialContent else {
-            throw await caller.failure(response, operation)
-        }
-        let body = response.body
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await buffer in body { continuation.yield(Data(buffer: buffer)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
+        try await Self.reportingOutages {
+            if let range, range.isEmpty { return AsyncThrowingStream { $0.finish() } }
+            var headers = HTTPHeaders()
+            if let range { headers.add(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound - 1)") }
+            let operation = "GET object \(key)"
+            let response = try await caller.send(
+                .GET, objectURL(key) + "?alt=media", headers: headers, operation: operation, idempotent: true)
+            guard response.status == .ok || response.status == .partialContent else {
+                throw await caller.failure(response, operation)
             }
-            continuation.onTermination = { _ in task.cancel() }
+            let body = response.body
+            return AsyncThrowingStream { continuation in
+                let task = Task {
+                    do {
+                        for try await buffer in body { continuation.yield(Data(buffer: buffer)) }
+                        continuation.finish()
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
         }
     }
 
@@ -302,6 +315,17 @@ public final class CloudStorageBlobStore: BlobStore {
     }
 
     // MARK: HTTP
+
+    /// Runs a call, reporting a Cloud Storage that cannot be reached or fails (no answer, 429, a
+    /// 5xx, after the caller's retries) as the domain's `unavailable`: an upload meanwhile is
+    /// refused with 503 and `Retry-After`, and processing is postponed, not failed.
+    private static func reportingOutages<T>(_ call: () async throws -> T) async throws -> T {
+        do {
+            return try await call()
+        } catch let error as ServiceCallError where error.status.map({ $0 == 429 || $0 >= 500 }) ?? true {
+            throw DomainError(.unavailableFor(retryAfterSeconds: 1), "The blob store is unavailable: \(error)")
+        }
+    }
 
     private func objectURL(_ name: String) -> String {
         "\(endpoint)/storage/v1/b/\(ServiceCaller.escaped(bucket))/o/\(ServiceCaller.escaped(name))"

@@ -89,9 +89,15 @@ public struct LocalPushPublisher: EventPublisher {
     /// Whether the endpoint is known.
     public var isReady: Bool { transport.isReady }
 
-    /// Pushes the message and checks the answer.
+    /// Pushes the message and checks the answer: 429 and 503 (the handler could not reach a
+    /// dependency, such as its metadata store) are the domain's `unavailable`, so that the relay
+    /// keeps the message through the outage instead of spending its delivery attempts.
     public func publish(_ queued: QueuedMessage) async throws {
         let answer = try await transport.push(headers: Self.headers(for: queued), body: try Self.body(for: queued))
+        if answer.status == 429 || answer.status == 503 {
+            throw DomainError(
+                .unavailable, "The push endpoint is unavailable: HTTP \(answer.status): \(answer.body.prefix(500))")
+        }
         guard (200..<300).contains(answer.status) else {
             throw PushError("HTTP \(answer.status): \(answer.body.prefix(500))")
         }

@@ -6,6 +6,7 @@ import Hummingbird
 import Locking
 import NIOCore
 import NIOHTTP1
+import OutboundHTTP
 
 /// Forwards each request whose path the URL map routes to the service behind it, streaming both
 /// bodies, and answers the service's response as it comes (a redirect included: it is the
@@ -56,7 +57,9 @@ public struct ServiceProxy: RouterMiddleware {
     ///   - context: The request context.
     ///   - next: The rest of the chain.
     /// - Returns: The service's response.
-    /// - Throws: ``FunctionError`` 502 when the service cannot be reached.
+    /// - Throws: ``FunctionError`` 503 with `Retry-After` when no connection to the service could
+    /// be made (nothing was sent: a process starting again, as a load balancer answers while no
+    /// instance is up), 502 when the service took the request and gave no answer.
     public func handle(
         _ request: Request, context: FunctionContext, next: (Request, FunctionContext) async throws -> Response
     ) async throws -> Response {
@@ -83,6 +86,10 @@ public struct ServiceProxy: RouterMiddleware {
         let response: HTTPClientResponse
         do {
             response = try await self.client.execute(outbound, timeout: .minutes(10), logger: context.logger)
+        } catch let error where ServiceCaller.neverSent(error) {
+            throw FunctionError(
+                .serviceUnavailable, "The \(service) service is not taking requests at the moment; retry",
+                headers: [.retryAfter: "1"], logDetail: "\(base): \(error)")
         } catch {
             throw FunctionError(
                 .badGateway, "The \(service) service did not answer", logDetail: "\(base): \(error)")

@@ -77,6 +77,7 @@ public struct OutageClassifier: Sendable {
 public struct EmbeddingPipeline: Sendable {
     private let images: ImageServices
     private let clock: any TimeSource
+    private let storeWait: Duration
 
     /// The wait before the first postponed delivery, in seconds; each later one waits twice as
     /// long, up to ``longestPostponement``.
@@ -84,13 +85,23 @@ public struct EmbeddingPipeline: Sendable {
     /// The longest wait between postponed deliveries, in seconds (10 minutes).
     public static let longestPostponement: Double = 600
 
+    /// How long one delivery waits for a metadata store that cannot be reached before it is
+    /// answered as failed (40 s, below every ack deadline this project sets: 60 s on Google's
+    /// emulator, 120 s on Pub/Sub and locally). While the store is down nothing can record a
+    /// postponement, and every delivery given back spends one of the transport's own delivery
+    /// attempts (Pub/Sub's dead-letter policy allows 5), so a delivery waits instead.
+    public static let longestStoreWait: Duration = .seconds(40)
+
     /// Creates the service.
     /// - Parameters:
     ///   - images: The image pipeline's ports and settings.
     ///   - clock: Where the processing times come from.
-    public init(images: ImageServices, clock: any TimeSource) {
+    ///   - storeWait: How long a delivery waits for an unavailable metadata store
+    ///     (``longestStoreWait``).
+    public init(images: ImageServices, clock: any TimeSource, storeWait: Duration = Self.longestStoreWait) {
         self.images = images
         self.clock = clock
+        self.storeWait = storeWait
     }
 
     /// Processes one delivery.
@@ -100,9 +111,11 @@ public struct EmbeddingPipeline: Sendable {
     public func process(_ delivery: ProcessingDelivery) async throws -> ProcessingOutcome {
         let request = delivery.request
         let limit = images.settings.maxProcessingAttempts
-        let start = try await images.store.beginProcessing(
-            id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, maxAttempts: limit,
-            at: clock.now())
+        let start = try await waitingForTheStore {
+            try await images.store.beginProcessing(
+                id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, maxAttempts: limit,
+                at: clock.now())
+        }
         let image: ImageRecord
         switch start {
         case .missing: return .missing(request.imageID)
@@ -115,7 +128,9 @@ public struct EmbeddingPipeline: Sendable {
             try await embed(image)
             return .embedded(image, model: images.embedder.modelID, seconds: Self.seconds(ContinuousClock.now - began))
         } catch let error where images.outages.isOutage(error) {
-            return try await postpone(image, delivery, reason: String(describing: error))
+            return try await waitingForTheStore {
+                try await postpone(image, delivery, reason: String(describing: error))
+            }
         } catch {
             let reason = String(describing: error)
             let attempts = image.embeddingAttempts
@@ -211,6 +226,21 @@ public struct EmbeddingPipeline: Sendable {
                 dueAt: due)
         else { return .missing(image.id) }
         return .postponed(postponed, until: due, reason: reason)
+    }
+
+    /// Runs a step of the store again, after pauses from 0.5 s doubling up to 5 s, while it fails
+    /// with an outage and ``storeWait`` has not passed since the first try; then the step's error.
+    private func waitingForTheStore<T>(_ step: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + storeWait
+        var pause = Duration.milliseconds(500)
+        while true {
+            do {
+                return try await step()
+            } catch let error where images.outages.isOutage(error) && ContinuousClock.now + pause < deadline {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(5))
+            }
+        }
     }
 
     private func deadLetter(messageID: String, data: Data, attempts: Int, reason: String) async throws {
