@@ -11,7 +11,9 @@
 #                                       (docs/operations.md says which fail, and why)
 #   scripts/drill.sh --topology cloud   one topology (any other option goes to scripts/drill.py)
 #
-# Variables: BIN_DIR (the binaries; default: a debug `swift build`, or CONFIGURATION=release).
+# Variables: BIN_DIR (the binaries; default: a debug `swift build`, or CONFIGURATION=release);
+# DRILL_KEEP_LOGS=1 keeps the servers' and processes' logs of drills that pass too (those of a
+# drill that fails are always kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
@@ -51,7 +53,7 @@ for topology in "${topologies[@]}"; do
     if TEST_SERVERS="$servers" TEST_SERVERS_CONTROL="$control" REQUIRE_TEST_SERVERS=1 scripts/test-servers.sh \
         "$python" scripts/drill.py --topology "$topology" --bin "$bin" "${quick[@]}" "${targets[@]}" \
         "${options[@]}"; then
-        rm -rf "$control"
+        if [ -n "${DRILL_KEEP_LOGS:-}" ]; then echo "==> The $topology drills' logs are in $control"; else rm -rf "$control"; fi
     else
         status=1
         echo "==> The $topology drills' logs are in $control" >&2

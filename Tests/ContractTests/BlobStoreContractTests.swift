@@ -107,4 +107,27 @@ struct BlobStoreContractTests {
             #expect(try await store.exists(at: "t/i/thumbnail.jpg") == false)
         }
     }
+
+    @Test(
+        "a listing names every blob under a prefix with when it was written, and nothing else",
+        arguments: BlobBackend.allCases)
+    func listsUnderAPrefix(backend: BlobBackend) async throws {
+        try await backend.withStore { store in
+            #expect(try await store.blobs(under: "teams/").isEmpty)
+            let before = Date().addingTimeInterval(-5)
+            try await store.put(Data("a".utf8), at: "teams/a/images/1/original")
+            try await store.put(Data("b".utf8), at: "teams/a/images/1/thumbnail.jpg")
+            try await store.put(Data("c".utf8), at: "teams/b/images/2/original")
+            try await store.put(Data("d".utf8), at: "other/images/3/original")
+            let after = Date().addingTimeInterval(5)
+            let listed = try await store.blobs(under: "teams/")
+            #expect(
+                Set(listed.map(\.key)) == [
+                    "teams/a/images/1/original", "teams/a/images/1/thumbnail.jpg", "teams/b/images/2/original",
+                ])
+            #expect(listed.allSatisfy { $0.written > before && $0.written < after }, "\(listed)")
+            try await store.delete(at: "teams/a/images/1/original")
+            #expect(Set(try await store.blobs(under: "teams/a/").map(\.key)) == ["teams/a/images/1/thumbnail.jpg"])
+        }
+    }
 }

@@ -84,6 +84,27 @@ struct ImageSearchAndLibraryTests {
         #expect(try await fixture.library.delete(id: image.id, teamID: fixture.team) == nil)
     }
 
+    @Test(
+        "blobs of an image with no record are removed once older than the cut-off; a recorded image's and other keys stay"
+    )
+    func orphanBlobs() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        let kept = try await fixture.upload("lake.png")
+        _ = try await fixture.deliverAll()
+        // What an upload that died before its commit, and a delete that died after it, leave behind.
+        let orphan = "teams/\(fixture.team.lowercasedString)/images/\(ImageID().lowercasedString)"
+        let otherTeams = "teams/\(TeamID().lowercasedString)/images/\(ImageID().lowercasedString)/original"
+        for key in ["\(orphan)/original", "\(orphan)/thumbnail.jpg", otherTeams, "teams/notes.txt"] {
+            try await fixture.blobs.put(Data("x".utf8), at: key)
+        }
+        #expect(try await fixture.library.removeOrphanBlobs(writtenBefore: Date().addingTimeInterval(-3600)) == 0)
+        #expect(try await fixture.library.removeOrphanBlobs(writtenBefore: Date().addingTimeInterval(60)) == 3)
+        #expect(
+            await fixture.blobs.keys.sorted()
+                == [kept.originalBlobKey, kept.thumbnailBlobKey, "teams/notes.txt"].sorted())
+    }
+
     @Test("reprocessing waits for processing to end, then queues the image again with no attempt spent")
     func reprocess() async throws {
         let fixture = ImageUseCaseFixture()

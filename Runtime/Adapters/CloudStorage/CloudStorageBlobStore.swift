@@ -192,6 +192,48 @@ public final class CloudStorageBlobStore: BlobStore {
         try await size(at: key) != nil
     }
 
+    /// The objects whose names start with `prefix`, with their `updated` times, a page of the
+    /// JSON API's listing at a time; none when the bucket does not exist yet.
+    public func blobs(under prefix: String) async throws -> [StoredBlob] {
+        struct Listing: Decodable {
+            struct Item: Decodable {
+                let name: String
+                let updated: String?
+            }
+            let items: [Item]?
+            let nextPageToken: String?
+        }
+        return try await Self.reportingOutages {
+            var found: [StoredBlob] = []
+            var pageToken: String?
+            repeat {
+                var url =
+                    "\(endpoint)/storage/v1/b/\(ServiceCaller.escaped(bucket))/o?prefix=\(ServiceCaller.escaped(prefix))"
+                url += "&fields=items(name,updated),nextPageToken"
+                if let pageToken { url += "&pageToken=\(ServiceCaller.escaped(pageToken))" }
+                let operation = "list objects under \(prefix)"
+                let response = try await caller.send(.GET, url, operation: operation, idempotent: true)
+                if response.status == .notFound { return [] }
+                guard response.status == .ok else { throw await caller.failure(response, operation) }
+                let page = try JSONDecoder().decode(
+                    Listing.self, from: Data(buffer: try await response.body.collect(upTo: 32 << 20)))
+                for item in page.items ?? [] {
+                    found.append(
+                        StoredBlob(key: item.name, written: item.updated.flatMap(Self.timestamp) ?? .distantPast))
+                }
+                pageToken = page.nextPageToken
+            } while pageToken != nil
+            return found
+        }
+    }
+
+    /// An RFC 3339 timestamp as the JSON API writes it, with or without fractions of a second.
+    static func timestamp(_ text: String) -> Date? {
+        let withFractions = ISO8601DateFormatter()
+        withFractions.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return withFractions.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+
     /// Streams the object, or the bytes `range` of it, as the answer arrives.
     /// - Throws: `ServiceCallError` when there is no such object.
     public func read(at key: String, range: Range<Int>?) async throws -> AsyncThrowingStream<Data, any Error> {

@@ -185,6 +185,30 @@ public struct FileSystemBlobStore: BlobStore {
         return try await blocking { FileManager.default.fileExists(atPath: path) }
     }
 
+    /// The files under the prefix's folder whose keys start with it, with their modification
+    /// times (the staging folder and other hidden names are no blobs).
+    public func blobs(under prefix: String) async throws -> [StoredBlob] {
+        let folder = prefix.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let start = folder.isEmpty ? root : try fileURL(for: folder)
+        let rootPath = root.standardizedFileURL.path
+        return try await blocking {
+            guard
+                let files = FileManager.default.enumerator(
+                    at: start, includingPropertiesForKeys: [.contentModificationDateKey, .isRegularFileKey],
+                    options: [.skipsHiddenFiles])
+            else { return [] }
+            var found: [StoredBlob] = []
+            for case let file as URL in files {
+                let values = try file.resourceValues(forKeys: [.contentModificationDateKey, .isRegularFileKey])
+                guard values.isRegularFile == true else { continue }
+                let key = String(file.standardizedFileURL.path.dropFirst(rootPath.count + 1))
+                guard key.hasPrefix(prefix) else { continue }
+                found.append(StoredBlob(key: key, written: values.contentModificationDate ?? .distantPast))
+            }
+            return found
+        }
+    }
+
     static func syncFolder(_ path: String) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { return }

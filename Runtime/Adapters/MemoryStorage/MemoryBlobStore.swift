@@ -4,6 +4,7 @@ import ImageAPICore
 /// Blobs in one actor's memory. Not durable; for tests and demos (`BLOB_BACKEND=memory`).
 public actor MemoryBlobStore: BlobStore {
     private var blobs: [String: Data] = [:]
+    private var written: [String: Date] = [:]
     private let chunkSize: Int
 
     /// Creates an empty store.
@@ -18,11 +19,13 @@ public actor MemoryBlobStore: BlobStore {
     /// Stores bytes under a key.
     public func put(_ data: Data, at key: String, attributes: BlobAttributes) async throws {
         blobs[key] = data
+        written[key] = Date()
     }
 
     /// Reads a local file into memory under a key (the file is left where it is).
     public func put(fileAt path: String, at key: String, attributes: BlobAttributes) async throws {
         blobs[key] = try Data(contentsOf: URL(fileURLWithPath: path))
+        written[key] = Date()
     }
 
     /// Reads a whole blob.
@@ -54,6 +57,12 @@ public actor MemoryBlobStore: BlobStore {
     /// Removes a blob.
     public func delete(at key: String) async throws {
         blobs[key] = nil
+        written[key] = nil
+    }
+
+    /// The blobs under a prefix, with when each was put.
+    public func blobs(under prefix: String) async throws -> [StoredBlob] {
+        blobs.keys.filter { $0.hasPrefix(prefix) }.map { StoredBlob(key: $0, written: written[$0] ?? .distantPast) }
     }
 
     /// Whether a blob exists.

@@ -187,6 +187,15 @@ final class PostgresDatabase: Sendable {
                 "The \(role) is unavailable: PostgreSQL at \(settings.serverDescription) cannot be reached")
         }
         guard let error = error as? PSQLError else { return error }
+        // The server's own word that it is going away or not yet back: class 08 (connection
+        // exception) and 57P (shut down, crashed, or starting up: a killed server's backends end
+        // their connections with 57P01 or 57P02, and it refuses new ones with 57P03 while it
+        // recovers).
+        if let state = error.serverInfo?[.sqlState], state.hasPrefix("08") || state.hasPrefix("57P") {
+            return DomainError(
+                .unavailableFor(retryAfterSeconds: 1),
+                "The \(role) is unavailable: PostgreSQL at \(settings.serverDescription) is restarting (\(state))")
+        }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
             .sslUnsupported, .failedToAddSSLHandler:

@@ -181,7 +181,46 @@ public enum ImageHost {
             onListening: onListening
         ) { services in
             let images = try await makeImageServices(services, preparesEmbedder: preparesEmbedder)
+            if relaysOutbox { services.background.add(try orphanBlobSweep(images, services)) }
             return makeFunctions(services, images)
         }
+    }
+
+    /// In a process that writes images, the sweep of blobs no record names
+    /// (``ImageLibrary/removeOrphanBlobs(writtenBefore:)``: what a process that died mid-upload or
+    /// mid-delete leaves): every `ORPHAN_BLOB_SWEEP_SECONDS` (an hour; 0 never), the blobs written
+    /// more than `ORPHAN_BLOB_GRACE_SECONDS` ago (an hour). A sweep that fails is logged and tried
+    /// again at the next.
+    /// - Parameters:
+    ///   - images: The image ports.
+    ///   - services: The process's services (its clock, logger and variables).
+    /// - Returns: The sweep, or nothing when it is off.
+    /// - Throws: `ConfigurationError` for a setting out of range.
+    static func orphanBlobSweep(_ images: ImageServices, _ services: HostedServices) throws -> [BackgroundWork] {
+        let variables = services.configuration.variables
+        let interval = try variables.integer("ORPHAN_BLOB_SWEEP_SECONDS", default: 3600, in: 0...86_400 * 7)
+        let grace = try variables.integer("ORPHAN_BLOB_GRACE_SECONDS", default: 3600, in: 1...86_400 * 7)
+        guard interval > 0 else { return [] }
+        let library = ImageLibrary(images: images, clock: services.api.clock)
+        let logger = services.logger
+        let clock = services.api.clock
+        return [
+            BackgroundWork(name: "orphan blob sweep") {
+                while !Task.isCancelled {
+                    // Cancelled when the process shuts down: the sweep simply ends.
+                    do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+                    do {
+                        let removed = try await library.removeOrphanBlobs(
+                            writtenBefore: clock.now().addingTimeInterval(-Double(grace)))
+                        if removed > 0 {
+                            logger.notice(
+                                "Removed blobs that no image names", metadata: ["blobs": .stringConvertible(removed)])
+                        }
+                    } catch {
+                        logger.warning("The orphan blob sweep failed", metadata: ["error": .string("\(error)")])
+                    }
+                }
+            }
+        ]
     }
 }

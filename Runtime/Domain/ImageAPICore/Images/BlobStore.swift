@@ -19,6 +19,8 @@ public protocol BlobStore: Sendable {
     func delete(at key: String) async throws
     /// Whether a blob exists.
     func exists(at key: String) async throws -> Bool
+    /// Every blob whose key starts with `prefix`, with when it was written, in no set order.
+    func blobs(under prefix: String) async throws -> [StoredBlob]
     /// A short-lived URL from which a client downloads the blob itself, without credentials
     /// (Cloud Storage's signed URLs), or `nil` when the store cannot make one: the blob is then
     /// served through the API.
@@ -26,6 +28,20 @@ public protocol BlobStore: Sendable {
     ///   - key: The blob's key.
     ///   - contentDisposition: The `Content-Disposition` the download should answer with.
     func downloadURL(at key: String, contentDisposition: String?) async throws -> URL?
+}
+
+/// A blob as a listing names it.
+public struct StoredBlob: Sendable, Equatable {
+    /// Its key.
+    public let key: String
+    /// When it was last written.
+    public let written: Date
+
+    /// Describes a blob.
+    public init(key: String, written: Date) {
+        self.key = key
+        self.written = written
+    }
 }
 
 extension BlobStore {

@@ -168,4 +168,37 @@ public struct ImageLibrary: Sendable {
     public func progress(teamID: TeamID) async throws -> EmbeddingSummary {
         try await images.store.embeddingSummary(teamID: teamID, model: images.embedder.modelID)
     }
+
+    /// Removes the blobs of images that have no record: those of an upload whose process died
+    /// between storing its bytes and committing its record, or of a delete that died between
+    /// removing the record and the bytes. Only blobs written before `cutoff` are looked at, so that
+    /// an upload still on its way to its commit is left alone.
+    /// - Parameter cutoff: Blobs written since are kept.
+    /// - Returns: How many blobs were removed.
+    public func removeOrphanBlobs(writtenBefore cutoff: Date) async throws -> Int {
+        var candidates: [TeamID: [ImageID: [String]]] = [:]
+        for blob in try await images.blobs.blobs(under: "teams/") where blob.written < cutoff {
+            // teams/<team>/images/<image>/<name>
+            let parts = blob.key.split(separator: "/")
+            guard parts.count == 5, parts[2] == "images", let team = TeamID(String(parts[1])),
+                let image = ImageID(String(parts[3]))
+            else { continue }
+            candidates[team, default: [:]][image, default: []].append(blob.key)
+        }
+        var removed = 0
+        for (team, blobsByImage) in candidates {
+            let ids = Array(blobsByImage.keys)
+            for start in stride(from: 0, to: ids.count, by: 100) {
+                let chunk = Array(ids[start..<min(start + 100, ids.count)])
+                let recorded = Set(try await images.store.images(ids: chunk, teamID: team).map(\.id))
+                for id in chunk where !recorded.contains(id) {
+                    for key in blobsByImage[id] ?? [] {
+                        try await images.blobs.delete(at: key)
+                        removed += 1
+                    }
+                }
+            }
+        }
+        return removed
+    }
 }
