@@ -34,7 +34,7 @@ After each drill:
   for an image that kills its processor);
 - the vector index holds exactly one vector per image, the blob store exactly the originals and
   thumbnails the metadata names (once the sweep of blobs no record names has run: the drills run
-  it every 5 s), and there is no dead letter;
+  it every 5 s, over blobs older than 45 s), and there is no dead letter;
 - the seconds from the dependency's return until every accepted image is `success`.
 Exits 1 when any check fails.
 """
@@ -469,8 +469,9 @@ class Drill:
             failures.append(f"{vectors} vectors for {len(images)} images")
         expected = {f"teams/{team}/images/{image}/{name}" for image in images for name in ("original", "thumbnail.jpg")}
         # A blob a killed process left without its record goes with the next sweep (every 5 s,
-        # of blobs older than 10 s).
-        deadline = time.monotonic() + 60
+        # of blobs older than 45 s: longer than an upload waits for its commit while a store is
+        # down, so that no upload still on its way loses its bytes).
+        deadline = time.monotonic() + 90
         while (blobs := self.blob_keys(team)) != expected and time.monotonic() < deadline:
             time.sleep(1)
         if blobs != expected:
@@ -558,7 +559,7 @@ def main() -> int:
     qdrant_host = os.environ["TEST_QDRANT_HOST"]
     # The sweep of blobs no record names, often and with a short grace, so that a drill sees it.
     environment = {"QDRANT_COLLECTION": arguments.collection, "DATA_DIR": arguments.data_dir,
-                   "ORPHAN_BLOB_SWEEP_SECONDS": "5", "ORPHAN_BLOB_GRACE_SECONDS": "10"}
+                   "ORPHAN_BLOB_SWEEP_SECONDS": "5", "ORPHAN_BLOB_GRACE_SECONDS": "45"}
     relays = Relays(folder)
     if arguments.topology == "cloud":
         for name in EMULATED:
