@@ -161,6 +161,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime/Engines/CLIPInference",
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         // The CLIP engine behind the application's embedder port.

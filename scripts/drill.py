@@ -72,8 +72,7 @@ SERVER_ADDRESS = {
 def relay(port: int, target: str) -> None:
     """Forwards every connection on 127.0.0.1:PORT to TARGET (host:port) until killed."""
     host, target_port = target.rsplit(":", 1)
-    listener = socket.create_server(("127.0.0.1", port), reuse_port=False, backlog=512)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = socket.create_server(("127.0.0.1", port), backlog=512)  # SO_REUSEADDR: same port again
 
     def pump(client: socket.socket) -> None:
         try:
@@ -205,9 +204,11 @@ class Relays:
         self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, port: int | None = None) -> None:
-        port = port or self.ports.get(name) or free_port()
-        self.ports[name] = port
+    def start(self, name: str) -> None:
+        """Starts the relay, on the port it had before (the first time, a free one)."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        port = self.ports[name]
         log = open(os.path.join(self.folder, f"relay-{name}.log"), "ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, __file__, "relay", str(port), os.environ[EMULATED[name]]],
@@ -344,7 +345,7 @@ class Drill:
                 return
             if status == 409:
                 # An earlier try was stored but its answer lost (a process killed after the commit).
-                existing = json.loads(data).get("existing_image_id") or json.loads(data).get("image_id")
+                existing = json.loads(data).get("existing_image_id")
                 self.note("409 (a retry of a stored upload)")
                 if not existing:
                     with self.lock:
@@ -358,7 +359,7 @@ class Drill:
                 time.sleep(min(float(retry_after), 5))
                 continue
             if status in (0, 502) and self.target == "functions":
-                self.note("502 or no answer (a function process killed)" if status else "no answer")
+                self.note("502 or no answer (a function process killed)")
                 time.sleep(1)
                 continue
             self.note(f"{status or 'no answer'}")

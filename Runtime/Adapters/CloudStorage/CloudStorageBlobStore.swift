@@ -8,6 +8,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
 import OutboundHTTP
+import RuntimeSupport
 
 /// Image bytes as objects of one Cloud Storage bucket, through the JSON API
 /// (`BLOB_BACKEND=gcs`).
@@ -219,19 +220,13 @@ public final class CloudStorageBlobStore: BlobStore {
                     Listing.self, from: Data(buffer: try await response.body.collect(upTo: 32 << 20)))
                 for item in page.items ?? [] {
                     found.append(
-                        StoredBlob(key: item.name, written: item.updated.flatMap(Self.timestamp) ?? .distantPast))
+                        StoredBlob(
+                            key: item.name, written: item.updated.flatMap(JSONCoding.parseTimestamp) ?? .distantPast))
                 }
                 pageToken = page.nextPageToken
             } while pageToken != nil
             return found
         }
-    }
-
-    /// An RFC 3339 timestamp as the JSON API writes it, with or without fractions of a second.
-    static func timestamp(_ text: String) -> Date? {
-        let withFractions = ISO8601DateFormatter()
-        withFractions.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return withFractions.date(from: text) ?? ISO8601DateFormatter().date(from: text)
     }
 
     /// Streams the object, or the bytes `range` of it, as the answer arrives.
