@@ -7,9 +7,8 @@
 #
 #   scripts/drill.sh                    both topologies, 200 uploads from 8 clients, 20 s down
 #   scripts/drill.sh --quick            the part the test command runs (scripts/test.sh): fewer
-#                                       uploads, 5 s down, every drill but the metadata stores'
-#                                       (docs/operations.md: an upload whose commit's answer is
-#                                       lost can lose its bytes) and the cloud topology's Qdrant one
+#                                       uploads, 5 s down, every drill but the cloud topology's
+#                                       Qdrant one (the distributed topology's covers the engine)
 #   scripts/drill.sh --topology cloud   one topology (any other option goes to scripts/drill.py)
 #
 # Variables: BIN_DIR (the binaries; default: a debug `swift build`, or CONFIGURATION=release);
@@ -40,8 +39,8 @@ for topology in "${topologies[@]}"; do
     targets=()
     if [ ${#quick[@]} -gt 0 ]; then
         case $topology in
-            cloud) targets=(--targets pubsub,gcs,functions) ;;
-            distributed) targets=(--targets qdrant,functions) ;;
+            cloud) targets=(--targets pubsub,firestore,gcs,functions) ;;
+            distributed) targets=(--targets postgres,qdrant,functions) ;;
         esac
     fi
     case $topology in

@@ -160,12 +160,7 @@ struct EmbeddingPipelineTests {
         let delivery = ProcessingDelivery(
             messageID: queued.message.messageID, data: queued.message.data, request: request)
         func pipeline(_ store: InterruptedImageStore, wait: Duration) -> EmbeddingPipeline {
-            let images = fixture.images
-            return EmbeddingPipeline(
-                images: ImageServices(
-                    store: store, blobs: images.blobs, codec: images.codec, embedder: images.embedder,
-                    vectors: images.vectors, deadLetters: images.deadLetters, settings: images.settings),
-                clock: fixture.clock, storeWait: wait)
+            EmbeddingPipeline(images: fixture.images(over: store), clock: fixture.clock, storeWait: wait)
         }
 
         // Down for the start of the attempt and for recording its postponement (the embedder is down too).

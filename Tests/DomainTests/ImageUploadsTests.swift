@@ -111,4 +111,75 @@ struct ImageUploadsTests {
         for image in page.items { #expect(try await fixture.blobs.exists(at: image.originalBlobKey)) }
         #expect(await fixture.blobs.keys == [stored[0].originalBlobKey])
     }
+
+    /// Uploads `sunset.jpg` through `store`.
+    private func upload(
+        _ fixture: ImageUseCaseFixture, over store: InterruptedImageStore
+    ) async throws -> UploadOutcome {
+        try await ImageUploads(images: fixture.images(over: store), clock: fixture.clock).accept(
+            try fixture.staged(try ImageUseCaseFixture.fixture("sunset.jpg")), UploadDetails(filename: "sunset.jpg"),
+            teamID: fixture.team, uploaderID: fixture.uploader)
+    }
+
+    @Test("a commit that landed but whose answer was lost is found again: the upload is stored, with its bytes")
+    func commitAnswerLost() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        let store = InterruptedImageStore(fixture.store, insert: 1, insertCommits: true)
+        let outcome = try await upload(fixture, over: store)
+        guard case .stored(let image) = outcome else {
+            Issue.record("not stored: \(outcome)")
+            return
+        }
+        #expect(store.failedCalls.withLock { $0 } == 1)
+        #expect(try await fixture.blobs.exists(at: image.originalBlobKey))
+        let outcomes = try await fixture.deliverAll()
+        guard outcomes.count == 1, case .embedded(let embedded, _, _) = outcomes[0] else {
+            Issue.record("not embedded: \(outcomes)")
+            return
+        }
+        #expect(embedded.id == image.id)
+    }
+
+    @Test("while the store cannot say whether the commit landed, the upload fails as unavailable and its bytes stay")
+    func commitUnknown() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        let store = InterruptedImageStore(fixture.store, lookup: 1, insert: 1, insertCommits: true)
+        do {
+            let unexpected = try await upload(fixture, over: store)
+            Issue.record("answered while the store was down: \(unexpected)")
+        } catch let error as DomainError {
+            #expect(error.kind == .unavailableFor(retryAfterSeconds: 1))
+        }
+        #expect(store.failedCalls.withLock { $0 } == 2)
+        // The commit had landed: the image it recorded has its original and is processed.
+        let page = try await fixture.store.images(teamID: fixture.team, filter: ImageFilter(), PageRequest())
+        let image = try #require(page.items.first)
+        #expect(page.items.count == 1)
+        #expect(try await fixture.blobs.exists(at: image.originalBlobKey))
+        let outcomes = try await fixture.deliverAll()
+        guard outcomes.count == 1, case .embedded = outcomes[0] else {
+            Issue.record("not embedded: \(outcomes)")
+            return
+        }
+        #expect(try await fixture.library.removeOrphanBlobs(writtenBefore: Date().addingTimeInterval(60)) == 0)
+    }
+
+    @Test("bytes of a commit the unavailable store never made stay until the orphan sweep removes them")
+    func commitNeverMade() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        let store = InterruptedImageStore(fixture.store, lookup: 1, insert: 1)
+        await #expect(throws: DomainError.self) { _ = try await upload(fixture, over: store) }
+        let page = try await fixture.store.images(teamID: fixture.team, filter: ImageFilter(), PageRequest())
+        #expect(page.items.isEmpty)
+        #expect(await fixture.blobs.keys.count == 1)
+        #expect(try await fixture.library.removeOrphanBlobs(writtenBefore: Date().addingTimeInterval(60)) == 1)
+        #expect(await fixture.blobs.keys.isEmpty)
+        let due = try await fixture.store.claimDueMessages(
+            now: fixture.clock.now().addingTimeInterval(60), leaseUntil: fixture.clock.now().addingTimeInterval(120),
+            limit: 10)
+        #expect(due.isEmpty, "no processing message without its image")
+    }
 }

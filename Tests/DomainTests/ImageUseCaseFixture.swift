@@ -36,6 +36,13 @@ struct ImageUseCaseFixture {
     }
 
     var uploads: ImageUploads { ImageUploads(images: images, clock: clock) }
+
+    /// The same ports and settings, with the metadata store reached through `store`.
+    func images(over store: any ImageStore) -> ImageServices {
+        ImageServices(
+            store: store, blobs: images.blobs, codec: images.codec, embedder: images.embedder,
+            vectors: images.vectors, deadLetters: images.deadLetters, settings: images.settings)
+    }
     var pipeline: EmbeddingPipeline { EmbeddingPipeline(images: images, clock: clock) }
     var library: ImageLibrary { ImageLibrary(images: images, clock: clock) }
     var search: ImageSearch { ImageSearch(images: images) }
@@ -117,6 +124,17 @@ final class SwitchedEmbedder: Embedder {
     func embed(text: String) async throws -> [Float] { throw DomainError(.unavailable, "no text") }
 }
 
+/// An embedder of three dimensions that reads text: every text embeds as the first axis, and
+/// images are not embedded (tests store their vectors themselves).
+struct AxisEmbedder: Embedder {
+    var modelID: String { "axis" }
+    var dimensions: Int { 3 }
+    var supportsText: Bool { true }
+    var textRelevance: RelevanceScale { .cosine }
+    func embed(image data: Data) async throws -> [Float] { throw DomainError(.unavailable, "no images") }
+    func embed(text: String) async throws -> [Float] { [1, 0, 0] }
+}
+
 /// An embedder whose every call fails, as one whose model refuses an image does.
 struct RefusingEmbedder: Embedder {
     var modelID: String { "refusing" }
@@ -129,21 +147,32 @@ struct RefusingEmbedder: Embedder {
     }
 }
 
-/// A metadata store that is unreachable for its next `begin` calls to begin processing and its
-/// next `postpone` calls to postpone it (each fails as a store that cannot be reached does:
-/// ``DomainError`` unavailable), and otherwise the in-memory store.
+/// A metadata store that is unreachable for its next `begin` calls to begin processing, its next
+/// `postpone` calls to postpone it, its next `lookup` calls to read an image by id, and its next
+/// `insert` calls to insert an image (each fails as a store that cannot be reached does:
+/// ``DomainError`` unavailable), and otherwise the in-memory store. With `insertCommits`, a failing
+/// insert commits first and loses only its answer.
 final class InterruptedImageStore: ImageStore {
     let store: MemoryMetadataStore
     /// Calls still to fail.
     private let beginOutage: Locked<Int>
     private let postponeOutage: Locked<Int>
+    private let lookupOutage: Locked<Int>
+    private let insertOutage: Locked<Int>
+    private let insertCommits: Bool
     /// Calls that failed.
     let failedCalls = Locked(0)
 
-    init(_ store: MemoryMetadataStore, begin: Int, postpone: Int) {
+    init(
+        _ store: MemoryMetadataStore, begin: Int = 0, postpone: Int = 0, lookup: Int = 0, insert: Int = 0,
+        insertCommits: Bool = false
+    ) {
         self.store = store
         self.beginOutage = Locked(begin)
         self.postponeOutage = Locked(postpone)
+        self.lookupOutage = Locked(lookup)
+        self.insertOutage = Locked(insert)
+        self.insertCommits = insertCommits
     }
 
     private func reachable(_ outage: Locked<Int>) throws {
@@ -191,10 +220,17 @@ final class InterruptedImageStore: ImageStore {
         try await store.embeddingSummary(teamID: teamID, model: model)
     }
     func insertImage(_ image: ImageRecord, publishing message: OutboxMessage, allowDuplicate: Bool) async throws {
-        try await store.insertImage(image, publishing: message, allowDuplicate: allowDuplicate)
+        if insertCommits {
+            try await store.insertImage(image, publishing: message, allowDuplicate: allowDuplicate)
+            try reachable(insertOutage)
+        } else {
+            try reachable(insertOutage)
+            try await store.insertImage(image, publishing: message, allowDuplicate: allowDuplicate)
+        }
     }
     func image(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
-        try await store.image(id: id, teamID: teamID)
+        try reachable(lookupOutage)
+        return try await store.image(id: id, teamID: teamID)
     }
     func images(ids: [ImageID], teamID: TeamID) async throws -> [ImageRecord] {
         try await store.images(ids: ids, teamID: teamID)

@@ -170,8 +170,8 @@ public struct ImageLibrary: Sendable {
     }
 
     /// Removes the blobs of images that have no record: those of an upload whose process died
-    /// between storing its bytes and committing its record, or of a delete that died between
-    /// removing the record and the bytes. Only blobs written before `cutoff` are looked at, so that
+    /// between storing its bytes and committing its record, or whose commit met an unavailable
+    /// store and never landed, or of a delete that died between removing the record and the bytes. Only blobs written before `cutoff` are looked at, so that
     /// an upload still on its way to its commit is left alone.
     /// - Parameter cutoff: Blobs written since are kept.
     /// - Returns: How many blobs were removed.

@@ -73,7 +73,8 @@ public enum UploadOutcome: Sendable, Equatable {
 
 /// The use case of taking an image in, whichever way its bytes arrived: check the format, inspect
 /// the pixels, refuse bytes the team already holds, store the bytes, then the image and its
-/// processing message in one unit of work, and take the bytes back when that fails.
+/// processing message in one unit of work, and take the bytes back when that fails (unless the
+/// store was unavailable and cannot say whether the unit of work committed).
 public struct ImageUploads: Sendable {
     private let images: ImageServices
     private let clock: any TimeSource
@@ -131,6 +132,14 @@ public struct ImageUploads: Sendable {
             // Another upload of the same bytes won the race since the check above.
             try? await images.blobs.delete(at: image.originalBlobKey)
             return .duplicate(of: error.existingImageID)
+        } catch let error where images.outages.isOutage(error) {
+            // The store may have committed and lost only its answer (or commit still, a request
+            // it had taken): its record would then name these bytes, so they stay. Bytes that no
+            // record names are the orphan sweep's (``ImageLibrary/removeOrphanBlobs(writtenBefore:)``).
+            if let committed = try? await images.store.image(id: image.id, teamID: image.teamID) {
+                return .stored(committed)
+            }
+            throw error
         } catch {
             try? await images.blobs.delete(at: image.originalBlobKey)
             throw error
