@@ -4,9 +4,13 @@
 // For 10,000 and 100,000 stored 512-dimension vectors of one team (seeded into a SQLite file under
 // .build-bench/, reused by later runs), it starts the standalone `search` binary with CLIP and
 // measures through HTTP, with 1 and 8 concurrent clients:
-// - `GET /api/v1/search?q=…` at the default threshold (random vectors: no match passes it, so the
-//   answer is empty) and at threshold 0 (every vector passes: 1,000 ranked matches are read back
-//   from the store and a page of 20 is answered);
+// - `GET /api/v1/search?q=…` in `semantic` and in `hybrid` mode (the default: the same vector
+//   search, the metadata text search beside it, and their fusion), at the default threshold
+//   (random vectors: no match passes it, so the semantic answer is empty) and at threshold 0
+//   (every vector passes: 1,000 ranked matches are fused or read back, and a page of 20 is
+//   answered); one query in 16 has a word of every image's description, which the text side
+//   then ranks in full (its best 1,000). Every text is new to the server's query-embedding cache
+//   (a call number is appended), except in the "cached" case: the same 16 texts again and again;
 // - `GET /healthz`, the HTTP overhead;
 // and, in the same run, the parts alone in this process: embedding one query text with CLIP (the
 // same model and threads as the server) and the vector scan alone (the same index and query).
@@ -63,7 +67,7 @@ let queries = [
     "a dog on a beach", "a red car at night", "sunset over the lake", "a forest in autumn",
     "a cat sleeping on a sofa", "snow-capped mountains", "a city street in the rain", "a bowl of fruit",
     "children playing football in a park", "an old lighthouse on a cliff", "a plate of spaghetti",
-    "a bicycle leaning against a wall", "fireworks over a harbour", "a black and white portrait",
+    "a bicycle leaning against a wall", "fireworks over a harbour", "a black and white photo",
     "a field of sunflowers", "a train crossing a bridge",
 ]
 
@@ -95,7 +99,9 @@ func measure(
     clients: Int, duration: Double, _ work: @escaping @Sendable (Int) async throws -> Void
 ) async throws -> Latencies {
     try await withThrowingTaskGroup(of: Void.self) { group in
-        for client in 0..<clients { group.addTask { for call in 0..<3 { try await work(client * 1000 + call) } } }
+        for client in 0..<clients {
+            group.addTask { for call in 0..<3 { try await work(1_000_000_000 + client * 1000 + call) } }
+        }
         try await group.waitForAll()
     }
     let start = ContinuousClock.now
@@ -117,6 +123,18 @@ func measure(
         return try await group.reduce(into: [Double]()) { $0 += $1 }
     }
     return Latencies(values: values)
+}
+
+/// A word that no stored image's metadata begins with ("zz" and letters), one per number, so that
+/// a query made new with it asks the text search for nothing more.
+func nonsenseWord(_ number: Int) -> String {
+    var letters = "zz"
+    var rest = number
+    repeat {
+        letters.append(Character(UnicodeScalar(UInt8(97 + rest % 26))))
+        rest /= 26
+    } while rest > 0
+    return letters
 }
 
 // MARK: Seeding
@@ -289,13 +307,23 @@ func runSearchBenchmark(_ options: Options) async throws {
                 _ = try await get("\(base)/healthz", key: nil)
             }
             print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                   \(health.summary)")
-            for (label, threshold) in [("default threshold", ""), ("threshold 0      ", "&similarity_threshold=0")] {
+            // Each call's text is new to the server's query cache unless the case says "cached"
+            // (the 16 queries again and again, each embedded once in the warm-up).
+            let cases: [(label: String, parameters: String, cached: Bool)] = [
+                ("semantic, default threshold        ", "&mode=semantic", false),
+                ("hybrid, default threshold          ", "&mode=hybrid", false),
+                ("semantic, threshold 0              ", "&mode=semantic&similarity_threshold=0", false),
+                ("hybrid, threshold 0                ", "&mode=hybrid&similarity_threshold=0", false),
+                ("hybrid, default threshold, cached  ", "&mode=hybrid", true),
+            ]
+            for (number, (label, parameters, cached)) in cases.enumerated() {
                 let search = try await measure(clients: clients, duration: options.seconds) { call in
-                    let text = queries[call % queries.count].addingPercentEncoding(
-                        withAllowedCharacters: .alphanumerics)!
-                    _ = try await get("\(base)/api/v1/search?q=\(text)&limit=20\(threshold)", key: benchKey)
+                    let unique = " " + nonsenseWord((number * 10 + clients) * 10_000_000_000 + call)
+                    let query = queries[call % queries.count] + (cached ? "" : unique)
+                    let text = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                    _ = try await get("\(base)/api/v1/search?q=\(text)&limit=20\(parameters)", key: benchKey)
                 }
-                print("  \(clients) client\(clients == 1 ? " " : "s"): search, \(label)      \(search.summary)")
+                print("  \(clients) client\(clients == 1 ? " " : "s"): search \(label)\(search.summary)")
             }
         }
     }

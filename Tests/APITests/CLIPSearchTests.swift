@@ -41,9 +41,13 @@ struct CLIPSearchTests {
             }
             let query = "a dog on a beach"
             let text = try await embedder.embed(text: query)
-            let reply = try await client.search("?q=a%20dog%20on%20a%20beach&similarity_threshold=0", key: ann.key)
-                .decode(SearchReply.self)
+            let reply = try await client.search(
+                "?q=a%20dog%20on%20a%20beach&similarity_threshold=0&mode=semantic", key: ann.key
+            )
+            .decode(SearchReply.self)
             #expect(reply.mode == "semantic" && reply.model == embedder.modelID && reply.total == 3)
+            #expect(
+                reply.results.map(\.semantic_rank) == [1, 2, 3] && reply.results.allSatisfy { $0.text_rank == nil })
             #expect(reply.notice == nil)
             for result in reply.results {
                 let cosine = TinyCLIP.dot(text, try #require(vectors[result.image.filename]))
@@ -53,7 +57,7 @@ struct CLIPSearchTests {
             // A threshold between two scores keeps exactly the images above it.
             let cut = (reply.results[0].score + reply.results[1].score) / 2
             let above = try await client.search(
-                json: #"{"query": "\#(query)", "similarity_threshold": \#(cut)}"#, key: ann.key
+                json: #"{"query": "\#(query)", "similarity_threshold": \#(cut), "mode": "semantic"}"#, key: ann.key
             )
             .decode(SearchReply.self)
             #expect(above.filenames == [reply.results[0].image.filename])
@@ -69,6 +73,77 @@ struct CLIPSearchTests {
                     try #require(vectors["sunset.jpg"]), try #require(vectors[result.image.filename]))
                 #expect(abs(result.score - max(0, Double(cosine))) < 1e-5)
             }
+        }
+    }
+
+    @Test(
+        "hybrid is the default text mode: both rankings fused by Reciprocal Rank Fusion, each result saying where each placed it",
+        arguments: TestAPI.metadataBackends)
+    func hybridRanking(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(embedder: try TinyCLIP.embedder(), metadata: metadata)
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            let bob = try await client.member(email: "bob@example.com")
+            for fixture in ["sunset.jpg", "lake.png", "forest.webp"] {
+                _ = try await client.uploadProcessed(
+                    fixture, fields: fixture == "lake.png" ? [("tags", "zebra")] : [], key: ann.key)
+            }
+            _ = try await client.uploadProcessed("sunset-small.jpg", fields: [("tags", "zebra")], key: bob.key)
+            func search(_ query: String) async throws -> SearchReply {
+                try await client.search(query, key: ann.key).decode(SearchReply.self)
+            }
+
+            // The word is a tag of one image: it comes first, whatever the embeddings say.
+            let semantic = try await search("?q=zebra&similarity_threshold=0&mode=semantic")
+            let hybrid = try await search("?q=zebra&similarity_threshold=0")
+            #expect(hybrid.mode == "hybrid" && hybrid.model == semantic.model && hybrid.notice == nil)
+            #expect(hybrid.total == 3 && Set(hybrid.filenames) == Set(semantic.filenames))
+            #expect(hybrid.filenames.first == "lake.png")
+            let ranking = HybridRanking()
+            let semanticPlaces = Dictionary(
+                uniqueKeysWithValues: semantic.results.map { ($0.image.filename, ($0.semantic_rank, $0.score)) })
+            for result in hybrid.results {
+                let (rank, score) = try #require(semanticPlaces[result.image.filename])
+                #expect(result.semantic_rank == rank)
+                #expect(abs((result.semantic_score ?? -1) - score) < 1e-9)
+                #expect(result.text_rank == (result.image.filename == "lake.png" ? 1 : nil))
+                #expect(
+                    abs(result.score - ranking.score(semanticRank: result.semantic_rank, textRank: result.text_rank))
+                        < 1e-9)
+            }
+            #expect(hybrid.results.map(\.score) == hybrid.results.map(\.score).sorted(by: >))
+            let paged = try await search("?q=zebra&similarity_threshold=0&skip=1&limit=1")
+            #expect(paged.filenames == [hybrid.filenames[1]] && paged.total == 3)
+
+            // No metadata matches: the semantic order, unchanged.
+            let plain = try await search("?q=xylophones&similarity_threshold=0")
+            let plainSemantic = try await search("?q=xylophones&similarity_threshold=0&mode=semantic")
+            #expect(plain.mode == "hybrid" && plain.filenames == plainSemantic.filenames)
+            #expect(plain.results.allSatisfy { $0.text_rank == nil && $0.text_score == nil })
+
+            // The threshold applies to each ranking's own score; total counts the union exactly.
+            let strict = try await search("?q=zebra&similarity_threshold=0.99&mode=semantic")
+            let strictHybrid = try await client.search(
+                json: #"{"query": "zebra", "similarity_threshold": 0.99}"#, key: ann.key
+            ).decode(SearchReply.self)
+            #expect(strictHybrid.total == Set(strict.filenames + ["lake.png"]).count)
+            #expect(strictHybrid.filenames.first == "lake.png" && strictHybrid.results[0].text_score == 1)
+
+            // Mode text answers by the words alone, without a notice: the embedder could have read it.
+            let words = try await search("?q=zebra&mode=text")
+            #expect(words.mode == "text" && words.filenames == ["lake.png"] && words.notice == nil)
+            #expect(words.results[0].text_rank == 1 && words.results[0].semantic_rank == nil)
+
+            // An image's likeness has one mode; a text cannot ask for it.
+            let lake = try #require(hybrid.results.first { $0.image.filename == "lake.png" }?.image)
+            let wrong = try await client.search(
+                json: #"{"image_id": "\#(lake.id.lowercasedString)", "mode": "hybrid"}"#, key: ann.key)
+            #expect(wrong.status == .unprocessableContent)
+            #expect(String(decoding: wrong.body, as: UTF8.self).contains(#""loc":["body","mode"]"#))
+            #expect(try await client.search("?q=zebra&mode=similar", key: ann.key).status == .unprocessableContent)
+            let unknown = try await client.search("?q=zebra&mode=fuzzy", key: ann.key)
+            #expect(unknown.status == .unprocessableContent)
+            #expect(String(decoding: unknown.body, as: UTF8.self).contains("fuzzy"))
         }
     }
 
@@ -115,7 +190,7 @@ struct CLIPSearchTests {
                 stale
                     == EmbeddingSummary(
                         model: embedder.modelID, total: 2, current: 0, stale: 2, pending: 0, processing: 0, failed: 0))
-            let empty = try await client.search("?q=sunset&similarity_threshold=0", key: admin.key)
+            let empty = try await client.search("?q=sunset&similarity_threshold=0&mode=semantic", key: admin.key)
                 .decode(SearchReply.self)
             #expect(empty.mode == "semantic" && empty.total == 0)
             let staleImage = try #require(

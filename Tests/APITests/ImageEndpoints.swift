@@ -48,6 +48,10 @@ struct SearchReply: Decodable {
     struct Result: Decodable {
         let image: ImageRecord
         let score: Double
+        let semantic_score: Double?
+        let semantic_rank: Int?
+        let text_score: Double?
+        let text_rank: Int?
     }
     let results: [Result]
     let total: Int

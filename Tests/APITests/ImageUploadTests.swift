@@ -179,7 +179,7 @@ struct ImageUploadTests {
     }
 
     @Test(
-        "listing is newest first, paged, filtered by collection and scoped to the team",
+        "listing is newest first, paged, filtered by collection, tags, dates and state, and scoped to the team",
         arguments: TestAPI.metadataBackends)
     func listing(metadata: BackendSelection.Metadata) async throws {
         let api = try TestAPI(metadata: metadata)
@@ -187,8 +187,10 @@ struct ImageUploadTests {
             let ann = try await client.member(email: "ann@example.com")
             let collection = UUID()
             var ids: [ImageID] = []
+            let tags = ["red,evening", "", "red"]
             for (index, fixture) in ["sunset.jpg", "lake.png", "forest.webp"].enumerated() {
-                let fields = index == 1 ? [("collection_id", collection.uuidString)] : []
+                let fields =
+                    (index == 1 ? [("collection_id", collection.uuidString)] : []) + [("tags", tags[index])]
                 ids.append(try await client.upload(fixture, fields: fields, key: ann.key).decode(ImageRecord.self).id)
                 api.clock.advance(seconds: 1)
             }
@@ -201,6 +203,31 @@ struct ImageUploadTests {
                 .decode(ListReply<ImageRecord>.self)
             #expect(filtered.items.map(\.id) == [ids[1]])
             #expect(try await client.listImages("?limit=101", key: ann.key).status == .unprocessableContent)
+
+            func listed(_ query: String) async throws -> [ImageID] {
+                try await client.listImages(query, key: ann.key).decode(ListReply<ImageRecord>.self).items.map(\.id)
+            }
+            #expect(try await listed("?tags=red") == [ids[2], ids[0]])
+            #expect(try await listed("?tags=red&tags=evening") == [ids[0]])
+            #expect(try await listed("?tags=RED,evening") == [ids[0]])
+            let second = try await client.getImage(ids[1], key: ann.key).decode(ImageRecord.self).createdAt
+            let instant = ISO8601DateFormatter().string(from: second)
+            #expect(try await listed("?uploaded_from=\(instant)") == [ids[2], ids[1]])
+            #expect(try await listed("?uploaded_to=\(instant)&tags=red") == [ids[0]])
+            #expect(try await listed("?embedding_status=success").isEmpty)
+            #expect(try await listed("?embedding_status=pending&skip=1") == [ids[1], ids[0]])
+            try await client.deliver()
+            #expect(
+                try await listed("?embedding_status=success&collection_id=\(collection.lowercasedString)") == [ids[1]])
+            for (query, field) in [
+                ("?colection_id=\(collection.lowercasedString)", "colection_id"),
+                ("?embedding_status=done", "embedding_status"),
+                ("?uploaded_from=yesterday", "uploaded_from"),
+            ] {
+                let refused = try await client.listImages(query, key: ann.key)
+                #expect(refused.status == .unprocessableContent, "\(query)")
+                #expect(String(decoding: refused.body, as: UTF8.self).contains(#"["query","\#(field)"]"#), "\(query)")
+            }
             let bob = try await client.member(email: "bob@example.com")
             #expect(try await client.listImages(key: bob.key).decode(ListReply<ImageRecord>.self).total == 0)
         }

@@ -203,6 +203,10 @@ struct FirestoreStoreTests {
             ImageFilter(collectionID: collection, tags: ["a"]), ImageFilter(tags: ["a", "b"]),
             ImageFilter(uploadedFrom: Make.date(0), uploadedTo: Make.date(9)),
             ImageFilter(collectionID: collection, tags: ["a"], uploadedFrom: Make.date(0)),
+            ImageFilter(embeddingStatus: .failed), ImageFilter(collectionID: collection, embeddingStatus: .pending),
+            ImageFilter(tags: ["a"], embeddingStatus: .success),
+            ImageFilter(collectionID: collection, tags: ["a"], embeddingStatus: .pending),
+            ImageFilter(uploadedFrom: Make.date(0), embeddingStatus: .pending),
         ] {
             _ = try await store.images(teamID: team.id, filter: filter, PageRequest())
             _ = try await store.searchText(["photo"], teamID: team.id, filter: filter, limit: 5)

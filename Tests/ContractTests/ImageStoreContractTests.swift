@@ -100,6 +100,31 @@ struct ImageStoreContractTests {
                 PageRequest())
             #expect(window.items.map(\.id) == [images[3].id, images[2].id, images[1].id])
             #expect(window.total == 3)
+
+            // The processing state, alone and beside the other filters.
+            for (image, succeeds) in [(images[2], true), (images[1], false)] {
+                _ = try await store.beginProcessing(
+                    id: image.id, teamID: team.id, model: "m", maxAttempts: 1, at: Make.date(50))
+                if succeeds {
+                    try await store.completeProcessing(
+                        id: image.id, teamID: team.id, model: "m", dimensions: 4, at: Make.date(51))
+                } else {
+                    try await store.failProcessing(
+                        id: image.id, teamID: team.id, error: "e", final: true, at: Make.date(51))
+                }
+            }
+            func ids(_ filter: ImageFilter) async throws -> [ImageID] {
+                try await store.images(teamID: team.id, filter: filter, PageRequest()).items.map(\.id)
+            }
+            #expect(try await ids(ImageFilter(embeddingStatus: .success)) == [images[2].id])
+            #expect(try await ids(ImageFilter(embeddingStatus: .failed)) == [images[1].id])
+            #expect(try await ids(ImageFilter(embeddingStatus: .processing)).isEmpty)
+            #expect(try await ids(ImageFilter(collectionID: collection, embeddingStatus: .pending)) == [images[0].id])
+            #expect(
+                try await ids(ImageFilter(tags: ["even"], embeddingStatus: .pending)) == [images[4].id, images[0].id])
+            let pendingPage = try await store.images(
+                teamID: team.id, filter: ImageFilter(embeddingStatus: .pending), PageRequest(skip: 1, limit: 2))
+            #expect(pendingPage.total == 4 && pendingPage.items.map(\.id) == [images[4].id, images[3].id])
             #expect(try await store.image(id: foreign.id, teamID: team.id) == nil)
             #expect(
                 try await store.images(ids: [foreign.id, images[0].id], teamID: team.id).map(\.id) == [images[0].id])
@@ -145,11 +170,16 @@ struct ImageStoreContractTests {
             let image = Make.image(team: team)
             try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
             let id = image.id
+            // A start instant with a fraction of a millisecond: the pipeline recognises its own
+            // start by it, within 2 ms, after a try whose answer was lost.
+            let startedAt = Make.date(1).addingTimeInterval(0.123_456)
             func begin() async throws -> ProcessingStart {
-                try await store.beginProcessing(id: id, teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(1))
+                try await store.beginProcessing(id: id, teamID: team.id, model: "m1", maxAttempts: 2, at: startedAt)
             }
             guard case .started(let first) = try await begin() else { Issue.record("not started"); return }
             #expect(first.embeddingStatus == .processing && first.embeddingAttempts == 1)
+            let read = try #require(try await store.image(id: id, teamID: team.id))
+            #expect(read.embeddingStatus == .processing && abs(read.updatedAt.timeIntervalSince(startedAt)) < 0.002)
             try await store.failProcessing(id: id, teamID: team.id, error: "boom", final: false, at: Make.date(2))
             #expect(try await store.image(id: id, teamID: team.id)?.embeddingStatus == .pending)
             guard case .started(let second) = try await begin() else { Issue.record("not restarted"); return }

@@ -84,6 +84,74 @@ struct ImageSearchAndLibraryTests {
         #expect(try await fixture.library.delete(id: image.id, teamID: fixture.team) == nil)
     }
 
+    @Test("hybrid total counts the union exactly when the semantic matches outnumber the ranks fused")
+    func hybridTotalBeyondTheFusedRanks() async throws {
+        let fixture = ImageUseCaseFixture(embedder: AxisEmbedder())
+        defer { fixture.removeStaging() }
+        // 1,005 embedded images, every one a semantic match of the query (cosine above 0): the
+        // first 1,000 are fused, the last five are counted by the index alone.
+        let count = ImageSearch.maxMatches + 5
+        var ids: [ImageID] = []
+        for index in 0..<count {
+            // The last two carry the word, as one more image that has no vector.
+            let named = index >= count - 2 ? "zebra-\(index).jpg" : "photo-\(index).jpg"
+            let image = try await insertEmbedded(fixture, named, vector: [1, Float(index) / Float(count), 0])
+            ids.append(image.id)
+        }
+        let unembedded = Self.record(fixture, "zebra-pending.jpg")
+        try await fixture.store.insertImage(
+            unembedded, publishing: Self.message(unembedded), allowDuplicate: false)
+
+        let outcome = try await fixture.search.search(
+            SearchQuery(subject: .text("zebra"), threshold: 0, filter: ImageFilter()), teamID: fixture.team)
+        guard case .found(let found) = outcome else {
+            Issue.record("not found: \(outcome)")
+            return
+        }
+        #expect(found.mode == .hybrid)
+        #expect(found.total == count + 1, "the two named images further down the semantic ranking are counted once")
+        // With equal weights the two rankings interleave: the first three of each lead. The three
+        // text matches (the vectorless one, and the two beyond the fused ranks) carry only their
+        // text placing.
+        let leaders = Set(ids.suffix(2) + [unembedded.id] + ids.prefix(3))
+        #expect(Set(found.hits.prefix(6).map(\.image.id)) == leaders)
+        let words = found.hits.prefix(6).filter { !ids.prefix(3).contains($0.image.id) }
+        #expect(words.count == 3 && words.allSatisfy { $0.text != nil && $0.semantic == nil })
+        #expect(found.hits.first?.score == 0.5, "first in one ranking alone, with equal weights")
+    }
+
+    /// A record of the fixture's team.
+    static func record(_ fixture: ImageUseCaseFixture, _ filename: String) -> ImageRecord {
+        ImageRecord(
+            id: ImageID(), teamID: fixture.team, uploaderID: fixture.uploader, collectionID: nil, filename: filename,
+            contentType: "image/jpeg", format: "jpeg", fileSize: 1, width: 1, height: 1, orientation: nil,
+            sha256: UUID().uuidString, description: nil, tags: [], exif: [:], createdAt: fixture.clock.now())
+    }
+
+    /// A record's processing message.
+    static func message(_ image: ImageRecord) -> OutboxMessage {
+        .processing(ImageProcessingRequest(imageID: image.id, teamID: image.teamID, reason: "upload"))
+    }
+
+    /// Stores an image as processed with `vector` (normalised) under the fixture's embedder.
+    private func insertEmbedded(
+        _ fixture: ImageUseCaseFixture, _ filename: String, vector: [Float]
+    ) async throws -> ImageRecord {
+        let image = Self.record(fixture, filename)
+        try await fixture.store.insertImage(image, publishing: Self.message(image), allowDuplicate: false)
+        let model = fixture.images.embedder.modelID
+        let length = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        try await fixture.vectors.upsert(
+            VectorEntry(
+                imageID: image.id, teamID: fixture.team, collectionID: nil, tags: [], createdAt: image.createdAt,
+                model: model, vector: vector.map { $0 / length }))
+        _ = try await fixture.store.beginProcessing(
+            id: image.id, teamID: fixture.team, model: model, maxAttempts: 3, at: fixture.clock.now())
+        try await fixture.store.completeProcessing(
+            id: image.id, teamID: fixture.team, model: model, dimensions: 3, at: fixture.clock.now())
+        return image
+    }
+
     @Test(
         "blobs of an image with no record are removed once older than the cut-off; a recorded image's and other keys stay"
     )

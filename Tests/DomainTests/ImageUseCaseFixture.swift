@@ -150,8 +150,8 @@ struct RefusingEmbedder: Embedder {
 /// A metadata store that is unreachable for its next `begin` calls to begin processing, its next
 /// `postpone` calls to postpone it, its next `lookup` calls to read an image by id, and its next
 /// `insert` calls to insert an image (each fails as a store that cannot be reached does:
-/// ``DomainError`` unavailable), and otherwise the in-memory store. With `insertCommits`, a failing
-/// insert commits first and loses only its answer.
+/// ``DomainError`` unavailable), and otherwise the in-memory store. With `insertCommits` (or
+/// `beginCommits`), a failing insert (or begin) commits first and loses only its answer.
 final class InterruptedImageStore: ImageStore {
     let store: MemoryMetadataStore
     /// Calls still to fail.
@@ -160,13 +160,15 @@ final class InterruptedImageStore: ImageStore {
     private let lookupOutage: Locked<Int>
     private let insertOutage: Locked<Int>
     private let insertCommits: Bool
+    private let beginCommits: Bool
     /// Calls that failed.
     let failedCalls = Locked(0)
 
     init(
         _ store: MemoryMetadataStore, begin: Int = 0, postpone: Int = 0, lookup: Int = 0, insert: Int = 0,
-        insertCommits: Bool = false
+        insertCommits: Bool = false, beginCommits: Bool = false
     ) {
+        self.beginCommits = beginCommits
         self.store = store
         self.beginOutage = Locked(begin)
         self.postponeOutage = Locked(postpone)
@@ -188,6 +190,12 @@ final class InterruptedImageStore: ImageStore {
     func beginProcessing(
         id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
     ) async throws -> ProcessingStart {
+        if beginCommits {
+            let start = try await store.beginProcessing(
+                id: id, teamID: teamID, model: model, maxAttempts: maxAttempts, at: date)
+            try reachable(beginOutage)
+            return start
+        }
         try reachable(beginOutage)
         return try await store.beginProcessing(id: id, teamID: teamID, model: model, maxAttempts: maxAttempts, at: date)
     }

@@ -25,7 +25,7 @@ struct CLIPEndToEndTests {
         let reply = try await emulator.request(
             .GET, "/api/v1/search?q=a%20red%20sunset&similarity_threshold=0", key: ImagePipelineEndToEndTests.adminKey)
         let body = try json(reply.body)
-        #expect(body["mode"] as? String == "semantic")
+        #expect(body["mode"] as? String == "hybrid")
         #expect((body["results"] as? [[String: Any]])?.count == 1)
         #expect(try await emulator.terminate() == 0)
     }
@@ -52,7 +52,7 @@ struct CLIPEndToEndTests {
         let reply = try await search.request(
             .GET, "/api/v1/search?q=a%20red%20sunset", key: ImagePipelineEndToEndTests.adminKey)
         #expect(reply.status == 200)
-        #expect(try json(reply.body)["mode"] as? String == "semantic")
+        #expect(try json(reply.body)["mode"] as? String == "hybrid")
         let after = search.output.split(separator: "\n").filter { $0.contains(#""message":"Loaded CLIP model""#) }
         #expect(after.count == 1, "the query must not load the model again")
         #expect(try await search.terminate() == 0)

@@ -41,10 +41,10 @@ public struct SearchFunction: HTTPFunction {
         switch try await searches.search(request.search, teamID: principal.teamID) {
         case .found(let found):
             return SearchResponse(
-                results: found.hits.map { SearchResult(image: $0.image, score: $0.score) }, total: found.total,
-                skip: request.search.skip, limit: request.search.limit, similarityThreshold: request.search.threshold,
-                query: request.query, imageID: request.imageID, mode: found.mode, model: found.model,
-                notice: found.mode == .text ? Self.wordsOnlyNotice : nil)
+                results: found.hits.map(SearchResult.init), total: found.total, skip: request.search.skip,
+                limit: request.search.limit, similarityThreshold: request.search.threshold, query: request.query,
+                imageID: request.imageID, mode: found.mode, model: found.model,
+                notice: found.wordsOnly ? Self.wordsOnlyNotice : nil)
         case .imageNotFound:
             throw FunctionError.notFound("Image not found")
         case .imageFromAnotherModel(let model, let current):
@@ -55,6 +55,8 @@ public struct SearchFunction: HTTPFunction {
                 """)
         case .imageNotEmbedded(let status):
             throw FunctionError.conflict("Image has no embedding yet (embedding_status is \(status.rawValue))")
+        case .modeUnavailable(_, let reason):
+            throw ValidationError(loc: [request.location, "mode"], msg: reason, type: "value_error")
         }
     }
 }
@@ -69,6 +71,8 @@ struct SearchRequest: Sendable {
     var imageID: ImageID?
     /// The search itself.
     var search: SearchQuery
+    /// Where the input came from: `query` or `body`.
+    var location: String
 
     /// The JSON body of `POST /api/v1/search`.
     struct Body: Decodable, Sendable {
@@ -81,9 +85,10 @@ struct SearchRequest: Sendable {
         var tags: [String]?
         var uploadedFrom: Date?
         var uploadedTo: Date?
+        var mode: String?
 
         enum CodingKeys: String, CodingKey {
-            case query, skip, limit, tags
+            case query, skip, limit, tags, mode
             case imageID = "image_id"
             case similarityThreshold = "similarity_threshold"
             case collectionID = "collection_id"
@@ -108,7 +113,8 @@ struct SearchRequest: Sendable {
         try rules.check()
         try self.init(
             query: parameters.string("q"), imageID: nil, skip: skip, limit: limit, threshold: threshold,
-            filter: ImageFilter(collectionID: collection), location: "query", queryField: "q")
+            filter: ImageFilter(collectionID: collection), mode: parameters.string("mode"), location: "query",
+            queryField: "q")
     }
 
     init(body: Body) throws {
@@ -130,12 +136,12 @@ struct SearchRequest: Sendable {
             filter: ImageFilter(
                 collectionID: body.collectionID, tags: tags, uploadedFrom: body.uploadedFrom,
                 uploadedTo: body.uploadedTo),
-            location: "body", queryField: "query")
+            mode: body.mode, location: "body", queryField: "query")
     }
 
     private init(
         query: String?, imageID: ImageID?, skip: Int, limit: Int, threshold: Double, filter: ImageFilter,
-        location: String, queryField: String
+        mode: String?, location: String, queryField: String
     ) throws {
         var rules = InputRules()
         let trimmed = query?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -162,19 +168,46 @@ struct SearchRequest: Sendable {
             rules.add(
                 [location, "similarity_threshold"], "Input should be between 0 and 1", "range")
         }
+        let chosen = mode.flatMap(SearchMode.init(rawValue:))
+        if let mode, chosen == nil {
+            rules.add(
+                [location, "mode"],
+                "Input should be 'hybrid', 'semantic', 'text' or 'similar' (got '\(mode.prefix(50))')",
+                "enum")
+        }
         try rules.check()
         self.query = text
         self.imageID = imageID
+        self.location = location
         self.search = SearchQuery(
             subject: imageID.map { .similarTo($0) } ?? .text(text ?? ""), skip: skip, limit: limit,
-            threshold: threshold, filter: filter)
+            threshold: threshold, filter: filter, mode: chosen)
     }
 }
 
-/// One search hit.
-struct SearchResult: Encodable, Sendable {
+/// One search hit: the image, its score, and where each engine placed it (`null` where an
+/// engine did not find it or did not run).
+struct SearchResult: Encodable, Sendable, EncodesEveryField {
     var image: ImageRecord
     var score: Double
+    var semanticScore: Double?
+    var semanticRank: Int?
+    var textScore: Double?
+    var textRank: Int?
+
+    init(_ hit: SearchHit) {
+        image = hit.image
+        score = hit.score
+        semanticScore = hit.semantic?.score
+        semanticRank = hit.semantic?.rank
+        textScore = hit.text?.score
+        textRank = hit.text?.rank
+    }
+
+    /// Writes every field (``EncodesEveryField``).
+    func encode(to encoder: any Encoder) throws {
+        try encodeEveryField(to: encoder)
+    }
 }
 
 /// The answer to a search.

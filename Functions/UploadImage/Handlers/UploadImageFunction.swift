@@ -142,9 +142,45 @@ public struct UploadImageFunction: HTTPFunction {
 
     // MARK: Reading
 
+    /// The query parameters `GET /api/v1/images` reads; any other is a 422 naming it.
+    static let listParameters: Set<String> = [
+        "skip", "limit", "collection_id", "tags", "uploaded_from", "uploaded_to", "embedding_status",
+    ]
+
     func list(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<ImageRecord> {
-        let page = try PageRequest(query: call.query)
-        let filter = ImageFilter(collectionID: try call.query.uuid("collection_id"))
+        let query = call.query
+        var rules = InputRules()
+        for name in query.names where !Self.listParameters.contains(name) {
+            rules.add(
+                ["query", String(name.prefix(100))],
+                "Unknown query parameter (accepted: \(Self.listParameters.sorted().joined(separator: ", ")))",
+                "extra_forbidden")
+        }
+        let tags = rules.tags(query.strings("tags"), location: ["query", "tags"])
+        func date(_ name: String) -> Date? {
+            guard let text = query.string(name) else { return nil }
+            guard let date = JSONCoding.parseTimestamp(text) else {
+                rules.add(["query", name], "Input should be a valid datetime (RFC 3339)", "datetime_parsing")
+                return nil
+            }
+            return date
+        }
+        let from = date("uploaded_from")
+        let to = date("uploaded_to")
+        var status: EmbeddingStatus?
+        if let text = query.string("embedding_status") {
+            status = EmbeddingStatus(rawValue: text)
+            if status == nil {
+                rules.add(
+                    ["query", "embedding_status"], "Input should be 'pending', 'processing', 'success' or 'failed'",
+                    "enum")
+            }
+        }
+        try rules.check()
+        let page = try PageRequest(query: query)
+        let filter = ImageFilter(
+            collectionID: try query.uuid("collection_id"), tags: tags, uploadedFrom: from, uploadedTo: to,
+            embeddingStatus: status)
         return ListResponse(
             "images", page: try await library.images(teamID: principal.teamID, filter: filter, page), request: page)
     }

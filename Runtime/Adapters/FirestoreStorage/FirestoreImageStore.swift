@@ -57,6 +57,9 @@ extension FirestoreMetadataStore: ImageStore {
         if let collection = filter.collectionID {
             query.filters.append(.init("collection_id", .equal, .string(collection.lowercasedString)))
         }
+        if let status = filter.embeddingStatus {
+            query.filters.append(.init("embedding_status", .equal, .string(status.rawValue)))
+        }
         if let tag = filter.tags.first { query.filters.append(.init("tags", .arrayContains, .string(tag))) }
         if let from = filter.uploadedFrom {
             query.filters.append(.init("created_at", .greaterThanOrEqual, .timestamp(from)))

@@ -289,8 +289,8 @@ extension PostgresMetadataStore: ImageStore {
         """
     }
 
-    /// The listing's conditions: the team, then the filter's collection, tags (all of them) and
-    /// upload dates, as a condition whose binds come first in the query it joins.
+    /// The listing's conditions: the team, then the filter's collection, tags (all of them),
+    /// upload dates and processing state, as a condition whose binds come first in the query it joins.
     static func conditions(teamID: TeamID, filter: ImageFilter) -> PostgresQuery {
         var query = PostgresQuery(unsafeSQL: "")
         func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
@@ -302,6 +302,7 @@ extension PostgresMetadataStore: ImageStore {
         if !filter.tags.isEmpty { query.sql += " AND tags @> \(bind(filter.tags))" }
         if let from = filter.uploadedFrom { query.sql += " AND created_at >= \(bind(from))" }
         if let to = filter.uploadedTo { query.sql += " AND created_at <= \(bind(to))" }
+        if let status = filter.embeddingStatus { query.sql += " AND embedding_status = \(bind(status.rawValue))" }
         return query
     }
 

@@ -356,6 +356,10 @@ extension SQLiteMetadataStore: ImageStore {
             clauses.append("\(table).created_at <= ?")
             arguments += [to]
         }
+        if let status = filter.embeddingStatus {
+            clauses.append("\(table).embedding_status = ?")
+            arguments += [status.rawValue]
+        }
         return (clauses.joined(separator: " AND "), arguments)
     }
 

@@ -274,6 +274,16 @@ public struct QueryParameters: Sendable {
         }
     }
 
+    /// The names given, in order (repeats included).
+    public var names: [String] { values.map(\.name) }
+
+    /// Every value of a parameter, in order (`tags=a&tags=b`).
+    /// - Parameter name: The parameter name.
+    /// - Returns: The decoded texts; empty when absent.
+    public func strings(_ name: String) -> [String] {
+        values.filter { $0.name == name }.map(\.value)
+    }
+
     /// The value of a parameter, if present (the first, when it is given more than once).
     /// - Parameter name: The parameter name.
     /// - Returns: The decoded text, or `nil`.

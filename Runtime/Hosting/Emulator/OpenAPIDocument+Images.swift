@@ -39,8 +39,33 @@ extension OpenAPIDocument {
                     ],
                     multipart: ref("ImageUpload")),
                 "get": operation(
-                    "images", "List the team's images, newest first",
-                    parameters: [skip, limit, queryUUID("collection_id", "Only this collection.", required: false)],
+                    "images",
+                    "List the team's images, newest first, narrowed by the filters given (all of them); any other query parameter is refused (422)",
+                    parameters: [
+                        skip, limit, queryUUID("collection_id", "Only this collection.", required: false),
+                        [
+                            "name": "tags", "in": "query", "required": false, "style": "form", "explode": true,
+                            "description":
+                                "Only images carrying every tag given (repeat the parameter, or separate tags with commas)",
+                            "schema": [
+                                "type": "array", "maxItems": 50,
+                                "items": ["type": "string", "maxLength": 50, "pattern": .string(plainText)],
+                            ],
+                        ],
+                        [
+                            "name": "uploaded_from", "in": "query", "required": false,
+                            "description": "Only images uploaded at or after this instant", "schema": inputTimestamp,
+                        ],
+                        [
+                            "name": "uploaded_to", "in": "query", "required": false,
+                            "description": "Only images uploaded at or before this instant", "schema": inputTimestamp,
+                        ],
+                        [
+                            "name": "embedding_status", "in": "query", "required": false,
+                            "description": "Only images in this state: pending, processing, success or failed",
+                            "schema": ["type": "string", "pattern": "^(pending|processing|success|failed)$"],
+                        ],
+                    ],
                     responses: ["200": ok("ImageList", "A page of images")]),
             ],
             "/api/v1/images/{image_id}": [
@@ -139,6 +164,10 @@ extension OpenAPIDocument {
                             "schema": ["type": "number", "minimum": 0, "maximum": 1, "default": .decimal(0.7)],
                         ],
                         queryUUID("collection_id", "Only this collection.", required: false),
+                        [
+                            "name": "mode", "in": "query", "required": false, "description": .string(searchModeText),
+                            "schema": ["type": "string", "pattern": "^(hybrid|semantic|text)$"],
+                        ],
                     ],
                     responses: [
                         "200": ok("SearchResults", "Ranked matches"),
@@ -216,11 +245,20 @@ extension OpenAPIDocument {
 
     static let searchSummary = """
         Search the team's images, by text (q or query) or by likeness to a stored image (image_id), never \
-        both. Text with CLIP: mode semantic, score 1 / (1 + exp(-(cosine - 0.20) / 0.025)), a logistic \
-        curve over CLIP's narrow band of text-image cosines. Text with the visual-features embedder: mode \
-        text (FTS5 over file name, description, tags, EXIF), score 0.7 × share of query words matched + \
-        0.3 × BM25 relative to the best match. image_id: mode similar, score max(0, cosine) with CLIP, \
+        both. Mode semantic (text with CLIP): score 1 / (1 + exp(-(cosine - 0.20) / 0.025)), a logistic \
+        curve over CLIP's narrow band of text-image cosines. Mode text (the words of file name, \
+        description, tags, EXIF; the default without a text-capable embedder): score 0.7 × share of query \
+        words matched + 0.3 × BM25 relative to the best match. Mode hybrid (the default with CLIP or \
+        Vertex AI): both, each keeping what reaches similarity_threshold by its own score, fused by \
+        Reciprocal Rank Fusion: score = Σ weight / (60 + rank) over the engines that found the image, \
+        divided by its value for an image first in both (1); semantic_score, semantic_rank, text_score and \
+        text_rank say where each engine placed it. image_id: mode similar, score max(0, cosine) with CLIP, \
         (1 + cosine) / 2 with the visual features. Results below similarity_threshold are left out.
+        """
+
+    static let searchModeText = """
+        hybrid (the default with a text-capable embedder), semantic, or text (the default otherwise); \
+        without a text-capable embedder, semantic and hybrid are answered as text, with a notice
         """
 
     /// The Pub/Sub push body of a messagePublished event (binary mode; structured mode wraps it).
@@ -319,22 +357,44 @@ extension OpenAPIDocument {
                     ],
                     "collection_id": nullableUUID, "tags": nullableTags, "uploaded_from": nullableInputTimestamp,
                     "uploaded_to": nullableInputTimestamp,
+                    "mode": [
+                        "type": ["string", "null"], "pattern": "^(hybrid|semantic|text|similar)$",
+                        "description": .string(searchModeText + "; with image_id, similar (or null)"),
+                    ],
                 ], required: [],
                 oneOf: [
-                    ["required": ["query"], "properties": ["query": searchText]],
-                    ["required": ["image_id"], "properties": ["image_id": uuid]],
+                    [
+                        "required": ["query"],
+                        "properties": [
+                            "query": searchText,
+                            "mode": ["type": ["string", "null"], "pattern": "^(hybrid|semantic|text)$"],
+                        ],
+                    ],
+                    [
+                        "required": ["image_id"],
+                        "properties": [
+                            "image_id": uuid, "mode": ["type": ["string", "null"], "pattern": "^similar$"],
+                        ],
+                    ],
                 ]),
             "SearchResults": object(
                 [
                     "results": [
                         "type": "array",
                         "items": object(
-                            ["image": ref("Image"), "score": ["type": "number", "minimum": 0, "maximum": 1]],
-                            required: ["image", "score"]),
+                            [
+                                "image": ref("Image"), "score": ["type": "number", "minimum": 0, "maximum": 1],
+                                "semantic_score": ["type": ["number", "null"], "minimum": 0, "maximum": 1],
+                                "semantic_rank": ["type": ["integer", "null"], "minimum": 1],
+                                "text_score": ["type": ["number", "null"], "minimum": 0, "maximum": 1],
+                                "text_rank": ["type": ["integer", "null"], "minimum": 1],
+                            ],
+                            required: ["image", "score", "semantic_score", "semantic_rank", "text_score", "text_rank"]),
                     ],
                     "total": ["type": "integer"], "skip": ["type": "integer"], "limit": ["type": "integer"],
                     "similarity_threshold": ["type": "number"], "query": nullableString, "image_id": nullableUUID,
-                    "mode": ["type": "string", "enum": ["semantic", "text", "similar"]], "model": nullableString,
+                    "mode": ["type": "string", "enum": ["hybrid", "semantic", "text", "similar"]],
+                    "model": nullableString,
                     "notice": [
                         "type": ["string", "null"],
                         "description":

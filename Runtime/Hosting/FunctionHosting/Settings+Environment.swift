@@ -58,6 +58,14 @@ extension ImageSettings {
     ///   - dataDirectory: `DATA_DIR`, under which blobs go by default.
     /// - Throws: ``ConfigurationError`` naming the first bad variable.
     public init(_ variables: EnvironmentVariables, dataDirectory: String) throws {
+        let ranking = HybridRanking(
+            k: try variables.integer("SEARCH_RRF_K", default: 60, in: 1...10_000),
+            semanticWeight: try variables.number("SEARCH_SEMANTIC_WEIGHT", default: 1, in: 0...100),
+            textWeight: try variables.number("SEARCH_TEXT_WEIGHT", default: 1, in: 0...100))
+        guard ranking.semanticWeight + ranking.textWeight > 0 else {
+            throw ConfigurationError(
+                variable: "SEARCH_TEXT_WEIGHT", reason: "and SEARCH_SEMANTIC_WEIGHT cannot both be 0")
+        }
         let provider = try variables.choice(
             "EMBEDDING_PROVIDER", default: "auto", allowed: EmbeddingProvider.allCases.map(\.rawValue))
         self.init(
@@ -77,6 +85,8 @@ extension ImageSettings {
             uploadQueueLimit: try variables.integer("UPLOAD_QUEUE_LIMIT", default: 16, in: 0...100_000),
             decodeMemoryMegabytes: try variables.integer("DECODE_MEMORY_MB", default: 512, in: 16...1_048_576),
             postponeLimitSeconds: try variables.integer(
-                "PROCESSING_POSTPONE_LIMIT_SECONDS", default: 86_400, in: 1...(30 * 86_400)))
+                "PROCESSING_POSTPONE_LIMIT_SECONDS", default: 86_400, in: 1...(30 * 86_400)),
+            hybridRanking: ranking,
+            queryCacheSize: try variables.integer("QUERY_CACHE_SIZE", default: 10_000, in: 0...10_000_000))
     }
 }

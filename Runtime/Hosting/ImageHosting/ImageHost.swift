@@ -133,13 +133,17 @@ public enum ImageHost {
         _ services: HostedServices, embedder: (any Embedder)? = nil, preparesEmbedder: Bool = false
     ) async throws -> ImageServices {
         let configuration = services.configuration
-        let chosen: any Embedder
+        var chosen: any Embedder
         do {
             chosen =
                 try embedder
                 ?? makeEmbedder(configuration.images, variables: configuration.variables, logger: services.logger)
         } catch let error as CLIPModelError {
             throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
+        }
+        if chosen.supportsText, configuration.images.queryCacheSize > 0 {
+            chosen = QueryEmbeddingCache(
+                chosen, capacity: configuration.images.queryCacheSize, logger: services.logger)
         }
         let blobs = try makeBlobStore(configuration)
         let vectors = try makeVectorIndex(configuration)

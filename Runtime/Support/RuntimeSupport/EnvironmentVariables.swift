@@ -154,6 +154,23 @@ public struct EnvironmentVariables: Sendable {
         return value
     }
 
+    /// Reads a decimal number variable.
+    /// - Parameters:
+    ///   - name: The variable.
+    ///   - defaultValue: The value when unset.
+    ///   - range: The accepted values.
+    /// - Returns: The value.
+    /// - Throws: ``ConfigurationError`` when not a number in range.
+    public func number(_ name: String, default defaultValue: Double, in range: ClosedRange<Double>) throws -> Double {
+        guard let text = self[name] else { return defaultValue }
+        guard let value = Double(text), value.isFinite, range.contains(value) else {
+            throw ConfigurationError(
+                variable: name,
+                reason: "must be a number from \(range.lowerBound) to \(range.upperBound) (got \"\(text)\")")
+        }
+        return value
+    }
+
     /// Reads a variable restricted to a set of words (compared without case).
     /// - Parameters:
     ///   - name: The variable.

@@ -10,13 +10,20 @@ public struct ImageFilter: Sendable, Equatable {
     public var uploadedFrom: Date?
     /// Only images uploaded at or before this instant.
     public var uploadedTo: Date?
+    /// Only images in this processing state (listings only: searches find what their engines
+    /// find, and vector indexes hold no state).
+    public var embeddingStatus: EmbeddingStatus?
 
     /// Creates a filter; the default lets everything through.
-    public init(collectionID: UUID? = nil, tags: [String] = [], uploadedFrom: Date? = nil, uploadedTo: Date? = nil) {
+    public init(
+        collectionID: UUID? = nil, tags: [String] = [], uploadedFrom: Date? = nil, uploadedTo: Date? = nil,
+        embeddingStatus: EmbeddingStatus? = nil
+    ) {
         self.collectionID = collectionID
         self.tags = tags
         self.uploadedFrom = uploadedFrom
         self.uploadedTo = uploadedTo
+        self.embeddingStatus = embeddingStatus
     }
 
     /// Whether an image passes the filter.
@@ -25,6 +32,7 @@ public struct ImageFilter: Sendable, Equatable {
         if !tags.allSatisfy(image.tags.contains) { return false }
         if let uploadedFrom, image.createdAt < uploadedFrom { return false }
         if let uploadedTo, image.createdAt > uploadedTo { return false }
+        if let embeddingStatus, image.embeddingStatus != embeddingStatus { return false }
         return true
     }
 }

@@ -8,6 +8,8 @@ public enum SearchMode: String, Codable, Sendable {
     case text
     /// Image embeddings compared with another image's.
     case similar
+    /// Both the semantic and the text ranking, fused (``HybridRanking``).
+    case hybrid
 }
 
 /// A search, already checked as input.
@@ -30,6 +32,10 @@ public struct SearchQuery: Sendable, Equatable {
     public var threshold: Double
     /// Which of the team's images are searched.
     public var filter: ImageFilter
+    /// The mode asked for; `nil` for the default: `hybrid` for a text when the embedder reads
+    /// text, otherwise `text`, and `similar` for an image. A text mode other than `text` that the
+    /// embedder cannot serve is answered in `text` mode.
+    public var mode: SearchMode?
 
     /// Describes a search.
     /// - Parameters:
@@ -38,35 +44,78 @@ public struct SearchQuery: Sendable, Equatable {
     ///   - limit: The page's size.
     ///   - threshold: The lowest score a match may have.
     ///   - filter: Which images are searched.
+    ///   - mode: The mode asked for, or `nil` for the default.
     public init(
-        subject: Subject, skip: Int = 0, limit: Int = 10, threshold: Double = 0.7, filter: ImageFilter = .init()
+        subject: Subject, skip: Int = 0, limit: Int = 10, threshold: Double = 0.7, filter: ImageFilter = .init(),
+        mode: SearchMode? = nil
     ) {
         self.subject = subject
         self.skip = skip
         self.limit = limit
         self.threshold = threshold
         self.filter = filter
+        self.mode = mode
     }
 }
 
-/// One match: the image and its score (0-1, higher is better).
+/// Where one engine placed a match: its score in that engine (0-1) and its rank (1 for the best).
+public struct EngineMatch: Sendable, Equatable {
+    /// The engine's score.
+    public let score: Double
+    /// The engine's rank, from 1.
+    public let rank: Int
+
+    /// Describes a placing.
+    public init(score: Double, rank: Int) {
+        self.score = score
+        self.rank = rank
+    }
+}
+
+/// One match: the image, its score (0-1, higher is better), and where each engine that found it
+/// placed it (`semantic` for text against image embeddings, `text` for the metadata's words;
+/// neither for a likeness search).
 public struct SearchHit: Sendable, Equatable {
     /// The image.
     public let image: ImageRecord
     /// Its score.
     public let score: Double
+    /// Its placing in the semantic ranking, where that ranking found it.
+    public let semantic: EngineMatch?
+    /// Its placing in the text ranking, where that ranking found it.
+    public let text: EngineMatch?
+
+    /// Describes a match.
+    public init(image: ImageRecord, score: Double, semantic: EngineMatch? = nil, text: EngineMatch? = nil) {
+        self.image = image
+        self.score = score
+        self.semantic = semantic
+        self.text = text
+    }
 }
 
 /// A page of matches and how they were found.
 public struct SearchResults: Sendable, Equatable {
     /// The page, best first.
     public let hits: [SearchHit]
-    /// Every match; exact for vector searches, at most ``ImageSearch/maxMatches`` in text mode.
+    /// Every match; exact for vector searches and for hybrid ones (the union of both engines'
+    /// matches), at most ``ImageSearch/maxMatches`` in text mode.
     public let total: Int
     /// How the search was answered.
     public let mode: SearchMode
     /// The embedding model compared with (none in text mode).
     public let model: String?
+    /// Whether a text query was answered by words alone because the embedder reads no text.
+    public let wordsOnly: Bool
+
+    /// Describes a page of matches.
+    public init(hits: [SearchHit], total: Int, mode: SearchMode, model: String?, wordsOnly: Bool = false) {
+        self.hits = hits
+        self.total = total
+        self.mode = mode
+        self.model = model
+        self.wordsOnly = wordsOnly
+    }
 }
 
 /// What a search found, or why it could not run.
@@ -79,6 +128,10 @@ public enum SearchOutcome: Sendable, Equatable {
     case imageFromAnotherModel(model: String, current: String)
     /// The image to compare with has no embedding yet.
     case imageNotEmbedded(EmbeddingStatus)
+    /// The mode asked for cannot answer this search, and why: a text mode for an image, or
+    /// `similar` for a text. (`semantic` or `hybrid` with an embedder that reads no text is
+    /// answered in `text` mode, saying so: ``SearchResults/wordsOnly``.)
+    case modeUnavailable(SearchMode, reason: String)
 }
 
 /// The use case of finding a team's images, by text or by likeness.
@@ -95,9 +148,16 @@ public enum SearchOutcome: Sendable, Equatable {
 /// - `similar` (an image): the embedder's image relevance scale applied to the cosine between the
 ///   two images' embeddings (`(1 + cosine) / 2` for the visual-features embedder, the cosine
 ///   itself for CLIP); an identical image scores 1.
+/// - `hybrid` (a text query and an embedder that embeds text; the default then): both of the
+///   above text searches over the same filter, each keeping the matches whose own score reaches
+///   the threshold, fused by ``HybridRanking`` over their ranks. `score` is the fused score (1
+///   for an image both rank first); each hit also carries both engines' scores and ranks.
+///   The first ``maxMatches`` of each engine are ranked; `total` counts the union of both
+///   engines' matches exactly.
 public struct ImageSearch: Sendable {
     /// How many text matches are ranked before paging; in text mode `total` counts at most this
-    /// many. (Vector searches filter and count inside the index: their `total` is exact.)
+    /// many. (Vector searches filter and count inside the index: their `total` is exact.) In
+    /// hybrid mode, how many of each engine's matches are fused.
     public static let maxMatches = 1000
     /// The most words a text query is split into.
     public static let maxQueryWords = 16
@@ -129,8 +189,12 @@ public struct ImageSearch: Sendable {
     ///   - teamID: The caller's team.
     /// - Returns: The page, or why there is none.
     public func search(_ query: SearchQuery, teamID: TeamID) async throws -> SearchOutcome {
-        switch query.subject {
-        case .similarTo(let imageID):
+        switch (query.subject, query.mode) {
+        case (.similarTo, .some(let mode)) where mode != .similar:
+            return .modeUnavailable(mode, reason: "An image_id is searched by likeness: mode similar")
+        case (.text, .similar):
+            return .modeUnavailable(.similar, reason: "mode similar compares with an image: give image_id, not a text")
+        case (.similarTo(let imageID), _):
             guard let image = try await images.store.image(id: imageID, teamID: teamID) else { return .imageNotFound }
             if image.embeddingStatus == .success, let model = image.embeddingModel, model != images.embedder.modelID {
                 return .imageFromAnotherModel(model: model, current: images.embedder.modelID)
@@ -141,18 +205,123 @@ public struct ImageSearch: Sendable {
             let (hits, total) = try await nearest(
                 vector, query, scale: images.embedder.imageRelevance, teamID: teamID, excluding: imageID)
             return .found(SearchResults(hits: hits, total: total, mode: .similar, model: images.embedder.modelID))
-        case .text(let text) where images.embedder.supportsText:
+        case (.text(let text), .semantic) where images.embedder.supportsText:
             let vector = try await images.embedder.embed(text: text)
             let (hits, total) = try await nearest(
                 vector, query, scale: images.embedder.textRelevance, teamID: teamID, excluding: nil)
-            return .found(SearchResults(hits: hits, total: total, mode: .semantic, model: images.embedder.modelID))
-        case .text(let text):
+            let placed = hits.enumerated().map { index, hit in
+                SearchHit(
+                    image: hit.image, score: hit.score,
+                    semantic: EngineMatch(score: hit.score, rank: query.skip + index + 1))
+            }
+            return .found(SearchResults(hits: placed, total: total, mode: .semantic, model: images.embedder.modelID))
+        case (.text(let text), .hybrid) where images.embedder.supportsText,
+            (.text(let text), nil) where images.embedder.supportsText:
+            return .found(try await hybrid(text, query, teamID: teamID))
+        case (.text(let text), _):
+            // Mode text, or a mode this embedder cannot serve (the answer says `text`, and why).
             // Punctuation alone has no words to match: nothing is found, which is not an error.
             let words = Self.words(of: text)
             let ranked = words.isEmpty ? [] : try await textMatches(words, query, teamID: teamID)
             let page = ranked.dropFirst(query.skip).prefix(query.limit)
-            return .found(SearchResults(hits: Array(page), total: ranked.count, mode: .text, model: nil))
+            return .found(
+                SearchResults(
+                    hits: Array(page), total: ranked.count, mode: .text, model: nil,
+                    wordsOnly: !images.embedder.supportsText))
         }
+    }
+
+    /// A hybrid search: the semantic ranking (the index's first ``maxMatches`` above the
+    /// threshold) and the text ranking (the same), fused by the settings' ``HybridRanking``; the
+    /// page's images are checked against their records, as a semantic page is.
+    private func hybrid(_ text: String, _ query: SearchQuery, teamID: TeamID) async throws -> SearchResults {
+        let scale = images.embedder.textRelevance
+        let model = images.embedder.modelID
+        let minimumCosine = scale.minimumCosine(forScore: query.threshold)
+        let vector = try await images.embedder.embed(text: text)
+        let words = Self.words(of: text)
+        async let semanticMatches = images.vectors.search(
+            VectorQuery(
+                vector: vector, model: model, teamID: teamID, filter: query.filter, minimumCosine: minimumCosine,
+                limit: Self.maxMatches))
+        let textHits = words.isEmpty ? [] : try await textMatches(words, query, teamID: teamID)
+        let semantic = try await semanticMatches
+
+        struct Placing {
+            var semantic: EngineMatch?
+            var text: EngineMatch?
+            var image: ImageRecord?
+        }
+        var placings: [ImageID: Placing] = [:]
+        for (index, hit) in semantic.hits.enumerated() {
+            placings[hit.imageID] = Placing(
+                semantic: EngineMatch(score: scale.score(cosine: hit.cosine), rank: index + 1))
+        }
+        for (index, hit) in textHits.enumerated() {
+            placings[hit.image.id, default: Placing()].text = EngineMatch(score: hit.score, rank: index + 1)
+            placings[hit.image.id]?.image = hit.image
+        }
+
+        // The union's size: the index counted every semantic match, and a text match outside the
+        // semantic ranks fetched is one more unless it is a semantic match further down.
+        var total = semantic.total
+        let textOnly = textHits.filter { placings[$0.image.id]?.semantic == nil }
+        if semantic.total <= semantic.hits.count {
+            total += textOnly.count
+        } else {
+            for hit in textOnly {
+                if try await !isSemanticMatch(hit.image, vector, minimumCosine: minimumCosine, teamID: teamID) {
+                    total += 1
+                }
+            }
+        }
+
+        let ranking = images.settings.hybridRanking
+        let fused = placings.map { id, placing in
+            (id, placing, ranking.score(semanticRank: placing.semantic?.rank, textRank: placing.text?.rank))
+        }
+        .sorted { left, right in
+            if left.2 != right.2 { return left.2 > right.2 }
+            let leftBest = min(left.1.semantic?.rank ?? .max, left.1.text?.rank ?? .max)
+            let rightBest = min(right.1.semantic?.rank ?? .max, right.1.text?.rank ?? .max)
+            if leftBest != rightBest { return leftBest < rightBest }
+            return left.0.description < right.0.description
+        }
+        let page = fused.dropFirst(query.skip).prefix(query.limit)
+        let unread = page.filter { $0.1.image == nil }.map(\.0)
+        let records = try await images.store.images(ids: unread, teamID: teamID)
+        let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let hits = page.compactMap { id, placing, score -> SearchHit? in
+            if let image = placing.image {
+                return SearchHit(image: image, score: score, semantic: placing.semantic, text: placing.text)
+            }
+            guard let image = byID[id], image.embeddingStatus == .success, query.filter.admits(image) else {
+                return nil
+            }
+            return SearchHit(image: image, score: score, semantic: placing.semantic, text: placing.text)
+        }
+        return SearchResults(hits: hits, total: total, mode: .hybrid, model: model)
+    }
+
+    /// Whether a text match is also a semantic match (embedded with the current model, its vector
+    /// at least `minimumCosine` from the query's), for one beyond the semantic ranks fetched.
+    private func isSemanticMatch(
+        _ image: ImageRecord, _ query: [Float], minimumCosine: Float, teamID: TeamID
+    ) async throws -> Bool {
+        guard image.embeddingStatus == .success, image.embeddingModel == images.embedder.modelID,
+            let stored = try await images.vectors.vector(imageID: image.id, teamID: teamID),
+            stored.count == query.count
+        else { return false }
+        var dot: Float = 0
+        var storedNorm: Float = 0
+        var queryNorm: Float = 0
+        for index in stored.indices {
+            dot += stored[index] * query[index]
+            storedNorm += stored[index] * stored[index]
+            queryNorm += query[index] * query[index]
+        }
+        guard storedNorm > 0, queryNorm > 0 else { return false }
+        return dot / (storedNorm.squareRoot() * queryNorm.squareRoot()) >= minimumCosine
     }
 
     /// The page of nearest images and the number of all matches: the index filters (team, model,
@@ -183,6 +352,10 @@ public struct ImageSearch: Sendable {
             words, teamID: teamID, filter: query.filter, limit: Self.maxMatches)
         return TextMatch.relevance(of: matches).filter { $0.relevance >= query.threshold }
             .sorted { $0.relevance > $1.relevance }
-            .map { SearchHit(image: $0.image, score: $0.relevance) }
+            .enumerated().map { index, match in
+                SearchHit(
+                    image: match.image, score: match.relevance,
+                    text: EngineMatch(score: match.relevance, rank: index + 1))
+            }
     }
 }

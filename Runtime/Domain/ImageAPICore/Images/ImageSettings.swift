@@ -47,6 +47,12 @@ public struct ImageSettings: Sendable {
     /// down (the vector index, the blob store, the embedding service) before the image fails,
     /// counted from its first postponement (default 86400, a day).
     public var postponeLimitSeconds: Int
+    /// `SEARCH_RRF_K`, `SEARCH_SEMANTIC_WEIGHT`, `SEARCH_TEXT_WEIGHT`: how hybrid search fuses
+    /// its two rankings.
+    public var hybridRanking: HybridRanking
+    /// `QUERY_CACHE_SIZE`: how many query texts' embeddings a process keeps (default 10,000; 0
+    /// keeps none).
+    public var queryCacheSize: Int
 
     /// Creates settings.
     public init(
@@ -54,9 +60,12 @@ public struct ImageSettings: Sendable {
         embeddingProvider: EmbeddingProvider = .visual, clipModelDirectory: String = Self.defaultCLIPModelDirectory,
         clipThreads: Int = ProcessInfo.processInfo.activeProcessorCount, thumbnailSize: Int = 256,
         maxProcessingAttempts: Int = 3, maxConcurrentUploads: Int = ImageSettings.defaultConcurrentUploads,
-        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 512, postponeLimitSeconds: Int = 86_400
+        uploadQueueLimit: Int = 16, decodeMemoryMegabytes: Int = 512, postponeLimitSeconds: Int = 86_400,
+        hybridRanking: HybridRanking = HybridRanking(), queryCacheSize: Int = 10_000
     ) {
+        self.queryCacheSize = queryCacheSize
         self.postponeLimitSeconds = postponeLimitSeconds
+        self.hybridRanking = hybridRanking
         self.maxConcurrentUploads = maxConcurrentUploads
         self.uploadQueueLimit = uploadQueueLimit
         self.decodeMemoryMegabytes = decodeMemoryMegabytes
