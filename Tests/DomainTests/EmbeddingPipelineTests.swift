@@ -186,6 +186,31 @@ struct EmbeddingPipelineTests {
         #expect(stored.embeddingStatus == .pending && stored.embeddingAttempts == 0)
     }
 
+    @Test("a begun attempt whose answer the store lost is recognised on the next try, not counted twice")
+    func beginAnswerLost() async throws {
+        let fixture = ImageUseCaseFixture()
+        defer { fixture.removeStaging() }
+        let image = try await fixture.upload("sunset.jpg")
+        let queued = try #require(
+            try await fixture.store.claimDueMessages(
+                now: fixture.clock.now().addingTimeInterval(60),
+                leaseUntil: fixture.clock.now().addingTimeInterval(120),
+                limit: 1
+            ).first)
+        let request = try JSONCoding.makeDecoder().decode(ImageProcessingRequest.self, from: queued.message.data)
+        let store = InterruptedImageStore(fixture.store, begin: 1, beginCommits: true)
+        let outcome = try await EmbeddingPipeline(
+            images: fixture.images(over: store), clock: fixture.clock, storeWait: .seconds(10)
+        ).process(ProcessingDelivery(messageID: queued.message.messageID, data: queued.message.data, request: request))
+        guard case .embedded = outcome else {
+            Issue.record("not embedded: \(outcome)")
+            return
+        }
+        #expect(store.failedCalls.withLock { $0 } == 1)
+        let stored = try #require(try await fixture.store.image(id: image.id, teamID: fixture.team))
+        #expect(stored.embeddingStatus == .success && stored.embeddingAttempts == 1)
+    }
+
     @Test("an unprocessable delivery becomes one dead letter per body")
     func unprocessable() async throws {
         let fixture = ImageUseCaseFixture()

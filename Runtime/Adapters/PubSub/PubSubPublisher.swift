@@ -67,6 +67,15 @@ public final class PubSubPublisher: EventPublisher {
     /// Always ready: the topic's address is known from the start.
     public var isReady: Bool { true }
 
+    /// The publish call's deadline (``publishTimeout``), and as long again for creating the
+    /// topic first where the publisher does.
+    public var longestPublish: Duration? {
+        .nanoseconds(Self.publishTimeout.nanoseconds * (createsTopic ? 2 : 1))
+    }
+
+    /// The deadline of one publish call, its retries included.
+    static let publishTimeout: TimeAmount = .seconds(30)
+
     /// The topic's full name, `projects/<project>/topics/<topic>`.
     public var topicName: String { "projects/\(project)/topics/\(topic)" }
 
@@ -94,7 +103,7 @@ public final class PubSubPublisher: EventPublisher {
         let response = try await caller.send(
             .POST, "\(endpoint)/v1/\(topicName):publish", headers: Self.json,
             body: ByteBuffer(data: try JSONEncoder().encode(body)),
-            operation: operation, idempotent: true)
+            operation: operation, idempotent: true, timeout: Self.publishTimeout)
         guard response.status == .ok else { throw await caller.failure(response, operation) }
         struct Answer: Decodable { let messageIds: [String] }
         let answer = try? JSONDecoder().decode(

@@ -27,9 +27,20 @@ public final class OutboxRelay: Service, Sendable {
         self.delivery = OutboxDelivery(
             queue: queue, publisher: publisher,
             policy: OutboxDeliveryPolicy(
-                leaseSeconds: Double(settings.ackDeadlineSeconds) + 5, maxAttempts: settings.maxDeliveryAttempts,
+                leaseSeconds: Self.leaseSeconds(settings: settings, publisher: publisher),
+                maxAttempts: settings.maxDeliveryAttempts,
                 retryBaseSeconds: Double(settings.retryBaseMilliseconds) / 1000),
             clock: clock, logger: logger, outages: .adapters)
+    }
+
+    /// How long a claim leases its messages: what one publish may take, and 5 s more. A publisher
+    /// with a deadline of its own (Pub/Sub) is covered by it; one that waits for the subscriber
+    /// (the local push) by the ack deadline. A claim whose answer a store outage lost holds its
+    /// messages this long before they are claimed again.
+    static func leaseSeconds(settings: LocalPubSubSettings, publisher: any EventPublisher) -> Double {
+        guard let longest = publisher.longestPublish else { return Double(settings.ackDeadlineSeconds) + 5 }
+        let (seconds, attoseconds) = longest.components
+        return Double(seconds) + Double(attoseconds) / 1e18 + 5
     }
 
     /// Delivers until the process shuts down: whatever is due, then waits for a new message.

@@ -111,10 +111,16 @@ public struct EmbeddingPipeline: Sendable {
     public func process(_ delivery: ProcessingDelivery) async throws -> ProcessingOutcome {
         let request = delivery.request
         let limit = images.settings.maxProcessingAttempts
-        let start = try await waitingForTheStore {
-            try await images.store.beginProcessing(
+        let startedAt = clock.now()
+        var tries = 0
+        let start: ProcessingStart = try await waitingForTheStore {
+            tries += 1
+            // A try that met an outage may have committed and lost only its answer: then the
+            // image is `processing` since this very instant, and this attempt is already counted.
+            if tries > 1, let begun = try await attemptBegun(request, at: startedAt) { return .started(begun) }
+            return try await images.store.beginProcessing(
                 id: request.imageID, teamID: request.teamID, model: images.embedder.modelID, maxAttempts: limit,
-                at: clock.now())
+                at: startedAt)
         }
         let image: ImageRecord
         switch start {
@@ -226,6 +232,15 @@ public struct EmbeddingPipeline: Sendable {
                 dueAt: due)
         else { return .missing(image.id) }
         return .postponed(postponed, until: due, reason: reason)
+    }
+
+    /// The image, when an earlier try of this delivery began its attempt: `processing`, changed at
+    /// `date` (within the 2 ms that the stores' clocks may round a time to).
+    private func attemptBegun(_ request: ImageProcessingRequest, at date: Date) async throws -> ImageRecord? {
+        guard let image = try await images.store.image(id: request.imageID, teamID: request.teamID),
+            image.embeddingStatus == .processing, abs(image.updatedAt.timeIntervalSince(date)) < 0.002
+        else { return nil }
+        return image
     }
 
     /// Runs a step of the store again, after pauses from 0.5 s doubling up to 5 s, while it fails

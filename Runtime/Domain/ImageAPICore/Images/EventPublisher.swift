@@ -15,4 +15,14 @@ public protocol EventPublisher: Sendable {
     /// - Parameter queued: The message, when it was committed and which attempt this is.
     /// - Throws: When the message was not taken; the relay tries again later.
     func publish(_ queued: QueuedMessage) async throws
+    /// The longest one ``publish(_:)`` takes, where the publisher bounds it with a deadline of its
+    /// own (a call to a broker); `nil` where publishing waits for the subscriber's answer, so that
+    /// the relay's lease must cover the transport's ack deadline. A claim whose answer was lost
+    /// leaves its messages leased for that long.
+    var longestPublish: Duration? { get }
+}
+
+extension EventPublisher {
+    /// Unbounded unless the publisher says otherwise: the lease covers the ack deadline.
+    public var longestPublish: Duration? { nil }
 }
