@@ -17,7 +17,11 @@ Qdrant server does for the requests the adapter makes, and nothing more:
   `yellow` until then, as Qdrant does while it optimises), and searches use it;
 - each answer carries `X-Engine-Seconds`, the time spent in the engine itself, so that a
   benchmark can tell the engine's time from the double's HTTP and validation overhead;
-- with an API key (`--api-key` or `QDRANT__SERVICE__API_KEY`), requests without it get 401.
+- with an API key (`--api-key` or `QDRANT__SERVICE__API_KEY`), requests without it get 401;
+- collection snapshots (create, list, delete, and recover from a `file://` location) for the
+  Qdrant VMs' snapshot timer and the restore procedure: a snapshot is a tar archive of the
+  collection's definition and flushed shard, under DATA_DIR/snapshots/<collection>/ as under
+  Qdrant's `snapshots_path`.
 
 A collection's cluster settings (shards, replication, write consistency) are kept and reported,
 but the double is one node: they change nothing here.
@@ -29,17 +33,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pydantic
 import qdrant_edge as edge
@@ -269,10 +276,12 @@ class Collection:
 
 
 class Storage:
-    """Every collection under DATA_DIR/collections, loaded at start."""
+    """Every collection under DATA_DIR/collections, loaded at start; snapshots under
+    DATA_DIR/snapshots/<collection>/ (Qdrant's `snapshots_path`)."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.join(root, "collections")
+        self.snapshots = os.path.join(root, "snapshots")
         os.makedirs(self.root, exist_ok=True)
         self.lock = threading.Lock()
         self.collections: dict[str, Collection] = {}
@@ -317,6 +326,71 @@ class Storage:
         with collection.lock:
             collection.shard.close()
             shutil.rmtree(collection.folder, ignore_errors=True)
+        return True
+
+    # Snapshots: a tar archive of the collection's folder (its definition and its engine shard,
+    # flushed), as Qdrant's are tar archives of a collection's storage.
+
+    def snapshot_folder(self, name: str) -> str:
+        return os.path.join(self.snapshots, name)
+
+    @staticmethod
+    def describe(path: str) -> dict:
+        digest = hashlib.sha256()
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        created = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+        return {"name": os.path.basename(path), "creation_time": created.strftime("%Y-%m-%dT%H:%M:%S"),
+                "size": os.path.getsize(path), "checksum": digest.hexdigest()}
+
+    def create_snapshot(self, name: str) -> dict:
+        collection = self.get(name)
+        folder = self.snapshot_folder(name)
+        os.makedirs(folder, exist_ok=True)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+        path = os.path.join(folder, f"{name}-{secrets.randbits(48)}-{stamp}.snapshot")
+        with collection.lock:
+            collection.shard.flush()
+            with tarfile.open(path + ".tmp", "w") as archive:
+                archive.add(collection.folder, arcname=".")
+        os.replace(path + ".tmp", path)
+        return self.describe(path)
+
+    def list_snapshots(self, name: str) -> list:
+        self.get(name)
+        folder = self.snapshot_folder(name)
+        names = sorted(entry for entry in os.listdir(folder) if entry.endswith(".snapshot")) \
+            if os.path.isdir(folder) else []
+        return [self.describe(os.path.join(folder, entry)) for entry in names]
+
+    def delete_snapshot(self, name: str, snapshot: str) -> bool:
+        self.get(name)
+        path = os.path.join(self.snapshot_folder(name), snapshot)
+        if os.path.basename(snapshot) != snapshot or not os.path.isfile(path):
+            raise Problem(404, f"Not found: Snapshot {snapshot} not found")
+        os.remove(path)
+        return True
+
+    def recover(self, name: str, location: str) -> bool:
+        """Replaces (or creates) the collection with a snapshot's contents: `file://` locations only."""
+        if not COLLECTION_NAME.match(name):
+            raise Problem(422, f"Validation error in path parameters: [name: invalid collection name `{name}`]")
+        url = urlsplit(location)
+        if url.scheme != "file" or not os.path.isfile(unquote(url.path)):
+            raise Problem(400, f"Bad request: the test double recovers from file:// snapshots it can read, not {location}")
+        staging = os.path.join(self.root, f".recover-{name}-{secrets.randbits(32)}")
+        os.makedirs(staging)
+        with tarfile.open(unquote(url.path)) as archive:
+            archive.extractall(staging, filter="data")
+        with open(os.path.join(staging, "collection.json")) as file:
+            saved = json.load(file)
+        self.delete(name)
+        folder = os.path.join(self.root, name)
+        with self.lock:
+            os.replace(staging, folder)
+            shard = edge.EdgeShard.load(os.path.join(folder, "shard"))
+            self.collections[name] = Collection(folder, saved["definition"], saved["payload_schema"], shard)
         return True
 
     def close(self) -> None:
@@ -380,6 +454,10 @@ class Endpoints:
             ("POST", re.compile(r"^/collections/([^/]+)/points/count$"), self.count),
             ("POST", re.compile(r"^/collections/([^/]+)/points/delete$"), self.delete_points),
             ("POST", re.compile(r"^/collections/([^/]+)/points/payload$"), self.set_payload),
+            ("POST", re.compile(r"^/collections/([^/]+)/snapshots$"), self.create_snapshot),
+            ("GET", re.compile(r"^/collections/([^/]+)/snapshots$"), self.list_snapshots),
+            ("DELETE", re.compile(r"^/collections/([^/]+)/snapshots/([^/]+)$"), self.delete_snapshot),
+            ("PUT", re.compile(r"^/collections/([^/]+)/snapshots/recover$"), self.recover_snapshot),
         ]
 
     def route(self, method: str, path: str) -> tuple[Callable[..., Any], tuple]:
@@ -450,6 +528,23 @@ class Endpoints:
             collection.payload_schema[request.field_name] = saved
             collection.save()
             return self.completed(collection)
+
+    # Snapshots
+
+    def create_snapshot(self, name: str, body: Any, query: dict) -> Any:
+        return self.storage.create_snapshot(name)
+
+    def list_snapshots(self, name: str, body: Any, query: dict) -> Any:
+        return self.storage.list_snapshots(name)
+
+    def delete_snapshot(self, name: str, snapshot: str, body: Any, query: dict) -> Any:
+        return self.storage.delete_snapshot(name, unquote(snapshot))
+
+    def recover_snapshot(self, name: str, body: Any, query: dict) -> Any:
+        location = (body or {}).get("location")
+        if not isinstance(location, str):
+            raise Problem(400, "Format error in JSON body: location is required")
+        return self.storage.recover(name, location)
 
     # Points
 

@@ -306,7 +306,7 @@ func runSearchBenchmark(_ options: Options) async throws {
             let health = try await measure(clients: clients, duration: options.seconds) { _ in
                 _ = try await get("\(base)/healthz", key: nil)
             }
-            print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                   \(health.summary)")
+            print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                              \(health.summary)")
             // Each call's text is new to the server's query cache unless the case says "cached"
             // (the 16 queries again and again, each embedded once in the warm-up).
             let cases: [(label: String, parameters: String, cached: Bool)] = [

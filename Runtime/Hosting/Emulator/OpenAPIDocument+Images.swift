@@ -364,16 +364,19 @@ extension OpenAPIDocument {
                 ], required: [],
                 oneOf: [
                     [
+                        // A text (image_id absent or null), in a text mode.
                         "required": ["query"],
                         "properties": [
-                            "query": searchText,
+                            "query": searchText, "image_id": ["type": "null"],
                             "mode": ["type": ["string", "null"], "pattern": "^(hybrid|semantic|text)$"],
                         ],
                     ],
                     [
+                        // An image (query absent or null), in mode similar.
                         "required": ["image_id"],
                         "properties": [
-                            "image_id": uuid, "mode": ["type": ["string", "null"], "pattern": "^similar$"],
+                            "image_id": uuid, "query": ["type": "null"],
+                            "mode": ["type": ["string", "null"], "pattern": "^similar$"],
                         ],
                     ],
                 ]),
