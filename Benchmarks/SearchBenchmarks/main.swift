@@ -306,7 +306,8 @@ func runSearchBenchmark(_ options: Options) async throws {
             let health = try await measure(clients: clients, duration: options.seconds) { _ in
                 _ = try await get("\(base)/healthz", key: nil)
             }
-            print("  \(clients) client\(clients == 1 ? " " : "s"): GET /healthz                              \(health.summary)")
+            let who = "\(clients) client\(clients == 1 ? " " : "s")"
+            print("  \(who): \("GET /healthz".padding(toLength: 42, withPad: " ", startingAt: 0))\(health.summary)")
             // Each call's text is new to the server's query cache unless the case says "cached"
             // (the 16 queries again and again, each embedded once in the warm-up).
             let cases: [(label: String, parameters: String, cached: Bool)] = [
@@ -323,7 +324,7 @@ func runSearchBenchmark(_ options: Options) async throws {
                     let text = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
                     _ = try await get("\(base)/api/v1/search?q=\(text)&limit=20\(parameters)", key: benchKey)
                 }
-                print("  \(clients) client\(clients == 1 ? " " : "s"): search \(label)\(search.summary)")
+                print("  \(who): search \(label)\(search.summary)")
             }
         }
     }
