@@ -57,6 +57,40 @@ struct SearchTests {
     }
 
     @Test(
+        "query syntax: quoted phrases, -exclusions, tag: and camera: fields, never backend syntax",
+        arguments: TestAPI.metadataBackends)
+    func querySyntax(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
+        try await api.run { (client) async throws in
+            let ann = try await client.member(email: "ann@example.com")
+            _ = try await client.upload(
+                "sunset.jpg", fields: [("description", "A red sunset over the fields"), ("tags", "evening")],
+                key: ann.key)
+            _ = try await client.upload("lake.png", fields: [("description", "A calm lake")], key: ann.key)
+            _ = try await client.upload("forest.webp", fields: [("tags", "trees,green")], key: ann.key)
+            func found(_ typed: String, threshold: Double = 0) async throws -> [String] {
+                let text = typed.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                let reply = try await client.search("?q=\(text)&similarity_threshold=\(threshold)", key: ann.key)
+                #expect(reply.status == .ok, "\(typed)")
+                return try reply.decode(SearchReply.self).filenames.sorted()
+            }
+            #expect(try await found(#""red sunset""#, threshold: 0.7) == ["sunset.jpg"])
+            #expect(try await found(#""sunset red""#).isEmpty, "a phrase keeps its order")
+            #expect(try await found("calm sunset") == ["lake.png", "sunset.jpg"])
+            #expect(try await found("calm sunset -fields") == ["lake.png"])
+            #expect(try await found(#"calm sunset -"red sunset""#) == ["lake.png"])
+            #expect(try await found("calm sunset -fie") == ["lake.png"], "an exclusion is a word prefix")
+            #expect(try await found("tag:evening sunset") == ["sunset.jpg"])
+            #expect(try await found("tag:green sunset").isEmpty, "tag: is a filter")
+            #expect(try await found("TAG:Evening", threshold: 0.7) == ["sunset.jpg"])
+            #expect(try await found("camera:acme calm sunset") == ["sunset.jpg"])
+            #expect(try await found("camera:nikon sunset").isEmpty)
+            #expect(try await found("-sunset").isEmpty, "nothing to search for but an exclusion")
+            #expect(try await found(#"" OR NEAR( -"* AND tag:"#).isEmpty)
+        }
+    }
+
+    @Test(
         "similar mode: look-alikes rank first, the query image and unprocessed images are left out",
         arguments: TestAPI.metadataBackends)
     func similarMode(metadata: BackendSelection.Metadata) async throws {

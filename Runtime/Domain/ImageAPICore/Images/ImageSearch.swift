@@ -189,6 +189,13 @@ public struct ImageSearch: Sendable {
     ///   - teamID: The caller's team.
     /// - Returns: The page, or why there is none.
     public func search(_ query: SearchQuery, teamID: TeamID) async throws -> SearchOutcome {
+        var query = query
+        var syntax = SearchQuerySyntax("")
+        if case .text(let text) = query.subject {
+            // The query's own syntax: `tag:` narrows the filter of every mode; the rest is read below.
+            syntax = SearchQuerySyntax(text)
+            for tag in syntax.tags where !query.filter.tags.contains(tag) { query.filter.tags.append(tag) }
+        }
         switch (query.subject, query.mode) {
         case (.similarTo, .some(let mode)) where mode != .similar:
             return .modeUnavailable(mode, reason: "An image_id is searched by likeness: mode similar")
@@ -205,8 +212,11 @@ public struct ImageSearch: Sendable {
             let (hits, total) = try await nearest(
                 vector, query, scale: images.embedder.imageRelevance, teamID: teamID, excluding: imageID)
             return .found(SearchResults(hits: hits, total: total, mode: .similar, model: images.embedder.modelID))
-        case (.text(let text), .semantic) where images.embedder.supportsText:
-            let vector = try await images.embedder.embed(text: text)
+        case (.text, .semantic) where images.embedder.supportsText:
+            guard !syntax.onlyExcludes else {
+                return .found(SearchResults(hits: [], total: 0, mode: .semantic, model: images.embedder.modelID))
+            }
+            let vector = try await images.embedder.embed(text: syntax.embeddedText)
             let (hits, total) = try await nearest(
                 vector, query, scale: images.embedder.textRelevance, teamID: teamID, excluding: nil)
             let placed = hits.enumerated().map { index, hit in
@@ -215,14 +225,16 @@ public struct ImageSearch: Sendable {
                     semantic: EngineMatch(score: hit.score, rank: query.skip + index + 1))
             }
             return .found(SearchResults(hits: placed, total: total, mode: .semantic, model: images.embedder.modelID))
-        case (.text(let text), .hybrid) where images.embedder.supportsText,
-            (.text(let text), nil) where images.embedder.supportsText:
-            return .found(try await hybrid(text, query, teamID: teamID))
-        case (.text(let text), _):
+        case (.text, .hybrid) where images.embedder.supportsText, (.text, nil) where images.embedder.supportsText:
+            guard !syntax.onlyExcludes else {
+                return .found(SearchResults(hits: [], total: 0, mode: .hybrid, model: images.embedder.modelID))
+            }
+            return .found(try await hybrid(syntax, query, teamID: teamID))
+        case (.text, _):
             // Mode text, or a mode this embedder cannot serve (the answer says `text`, and why).
             // Punctuation alone has no words to match: nothing is found, which is not an error.
-            let words = Self.words(of: text)
-            let ranked = words.isEmpty ? [] : try await textMatches(words, query, teamID: teamID)
+            let words = syntax.searchWords
+            let ranked = words.isEmpty ? [] : try await textMatches(words, syntax, query, teamID: teamID)
             let page = ranked.dropFirst(query.skip).prefix(query.limit)
             return .found(
                 SearchResults(
@@ -234,17 +246,19 @@ public struct ImageSearch: Sendable {
     /// A hybrid search: the semantic ranking (the index's first ``maxMatches`` above the
     /// threshold) and the text ranking (the same), fused by the settings' ``HybridRanking``; the
     /// page's images are checked against their records, as a semantic page is.
-    private func hybrid(_ text: String, _ query: SearchQuery, teamID: TeamID) async throws -> SearchResults {
+    private func hybrid(
+        _ syntax: SearchQuerySyntax, _ query: SearchQuery, teamID: TeamID
+    ) async throws -> SearchResults {
         let scale = images.embedder.textRelevance
         let model = images.embedder.modelID
         let minimumCosine = scale.minimumCosine(forScore: query.threshold)
-        let vector = try await images.embedder.embed(text: text)
-        let words = Self.words(of: text)
+        let vector = try await images.embedder.embed(text: syntax.embeddedText)
+        let words = syntax.searchWords
         async let semanticMatches = images.vectors.search(
             VectorQuery(
                 vector: vector, model: model, teamID: teamID, filter: query.filter, minimumCosine: minimumCosine,
                 limit: Self.maxMatches))
-        let textHits = words.isEmpty ? [] : try await textMatches(words, query, teamID: teamID)
+        let textHits = words.isEmpty ? [] : try await textMatches(words, syntax, query, teamID: teamID)
         let semantic = try await semanticMatches
 
         struct Placing {
@@ -347,9 +361,13 @@ public struct ImageSearch: Sendable {
         return (hits, matches.total)
     }
 
-    private func textMatches(_ words: [String], _ query: SearchQuery, teamID: TeamID) async throws -> [SearchHit] {
+    /// The words matches that pass the query's phrases, exclusions and cameras, scored and ranked.
+    private func textMatches(
+        _ words: [String], _ syntax: SearchQuerySyntax, _ query: SearchQuery, teamID: TeamID
+    ) async throws -> [SearchHit] {
         let matches = try await images.store.searchText(
-            words, teamID: teamID, filter: query.filter, limit: Self.maxMatches)
+            words, teamID: teamID, filter: query.filter, limit: Self.maxMatches
+        ).filter { syntax.admits($0.image) }
         return TextMatch.relevance(of: matches).filter { $0.relevance >= query.threshold }
             .sorted { $0.relevance > $1.relevance }
             .enumerated().map { index, match in
