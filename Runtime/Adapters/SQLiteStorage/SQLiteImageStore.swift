@@ -304,23 +304,16 @@ extension SQLiteMetadataStore: ImageStore {
                     ORDER BY relevance DESC, images.number DESC LIMIT ?
                     """,
                 arguments: arguments)
-            guard !ranked.isEmpty else { return [] }
-            let numbers = ranked.map { $0["number"] as Int64 }
-            let marks = Array(repeating: "?", count: numbers.count).joined(separator: ",")
-            var wordCounts: [Int64: Int] = [:]
-            for term in terms {
-                var termArguments: StatementArguments = [term]
-                termArguments += StatementArguments(numbers)
-                let hits = try Int64.fetchAll(
-                    db, sql: "SELECT rowid FROM images_text WHERE images_text MATCH ? AND rowid IN (\(marks))",
-                    arguments: termArguments)
-                for number in hits { wordCounts[number, default: 0] += 1 }
-            }
+            // Coverage from the rows read, as the index tokenised them (one FTS5 query per word
+            // restricted to these rows reads each word's whole posting list: seconds for a word
+            // that every image of a large library holds).
+            let prefixes = words.map(Self.folded).filter { !$0.isEmpty }
             return try ranked.map { row in
-                TextMatch(
-                    image: try Self.image(row),
-                    coverage: Double(wordCounts[row["number"], default: 0]) / Double(terms.count),
-                    weight: row["relevance"])
+                let image = try Self.image(row)
+                let tokens = Self.indexedTokens(of: image)
+                let held = prefixes.filter { prefix in tokens.contains { $0.hasPrefix(prefix) } }.count
+                return TextMatch(
+                    image: image, coverage: Double(held) / Double(max(1, prefixes.count)), weight: row["relevance"])
             }
         }
     }
@@ -370,6 +363,18 @@ extension SQLiteMetadataStore: ImageStore {
                 number, Self.searchableFilename(image.filename), image.description ?? "",
                 image.tags.joined(separator: " "), image.exif.values.sorted().joined(separator: " "),
             ])
+    }
+
+    /// The tokens the text index holds for an image, as its `unicode61 remove_diacritics 2`
+    /// tokenizer makes them: runs of letters and digits, lower case, without diacritics.
+    static func indexedTokens(of image: ImageRecord) -> Set<String> {
+        let text = [image.filename, image.description ?? ""] + image.tags + Array(image.exif.values)
+        return Set(text.flatMap { folded($0).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init) })
+    }
+
+    /// Lower case without diacritics, as the index folds text.
+    static func folded(_ text: String) -> String {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).lowercased()
     }
 
     /// `red_car-at.night.jpg` → `red car at night jpg`, so the words of a file name are found.
