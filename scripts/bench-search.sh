@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The search benchmark (a command, not a test): semantic GET /api/v1/search latency through HTTP
-# against the standalone `search` binary (release build) with the random full-size ViT-B/32 that
+# The search benchmark (a command, not a test): semantic and hybrid GET /api/v1/search latency, and
+# a cached query's, through HTTP against the standalone `search` binary (release build) with the
+# random full-size ViT-B/32 that
 # `make bench-clip` makes, at 10,000 and 100,000 stored vectors, beside text embedding alone, the
 # vector scan alone and /healthz measured in the same run. Seeded data folders are kept under
 # .build-bench/ and reused. Extra arguments go to search-bench (--sizes, --seconds, --threads,
