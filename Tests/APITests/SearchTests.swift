@@ -10,6 +10,14 @@ import Testing
 
 @Suite("Search")
 struct SearchTests {
+    /// Three fixtures with words to find: a described and tagged sunset, a described lake, a tagged forest.
+    static func uploadDescribedFixtures(_ client: APIClient, key: String) async throws {
+        _ = try await client.upload(
+            "sunset.jpg", fields: [("description", "A red sunset over the fields"), ("tags", "evening")], key: key)
+        _ = try await client.upload("lake.png", fields: [("description", "A calm lake")], key: key)
+        _ = try await client.upload("forest.webp", fields: [("tags", "trees,green")], key: key)
+    }
+
     @Test(
         "text mode: words of the description, tags, file name and EXIF, scored 0-1", arguments: TestAPI.metadataBackends
     )
@@ -17,11 +25,7 @@ struct SearchTests {
         let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
-            _ = try await client.upload(
-                "sunset.jpg", fields: [("description", "A red sunset over the fields"), ("tags", "evening")],
-                key: ann.key)
-            _ = try await client.upload("lake.png", fields: [("description", "A calm lake")], key: ann.key)
-            _ = try await client.upload("forest.webp", fields: [("tags", "trees,green")], key: ann.key)
+            try await Self.uploadDescribedFixtures(client, key: ann.key)
 
             let sunset = try await client.search("?q=red%20sunset", key: ann.key).decode(SearchReply.self)
             #expect(sunset.mode == "text")
@@ -63,11 +67,7 @@ struct SearchTests {
         let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
-            _ = try await client.upload(
-                "sunset.jpg", fields: [("description", "A red sunset over the fields"), ("tags", "evening")],
-                key: ann.key)
-            _ = try await client.upload("lake.png", fields: [("description", "A calm lake")], key: ann.key)
-            _ = try await client.upload("forest.webp", fields: [("tags", "trees,green")], key: ann.key)
+            try await Self.uploadDescribedFixtures(client, key: ann.key)
             func found(_ typed: String, threshold: Double = 0) async throws -> [String] {
                 let text = typed.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
                 let reply = try await client.search("?q=\(text)&similarity_threshold=\(threshold)", key: ann.key)
