@@ -7,7 +7,7 @@ struct CLIPEndToEndTests {
     static let tinyModel = ImagePipelineEndToEndTests.fixtures.appendingPathComponent("clip-tiny").path
     let pipeline = ImagePipelineEndToEndTests()
 
-    @Test("with a model directory the emulator loads CLIP at start, embeds uploads and answers semantic queries")
+    @Test("with a model directory the emulator loads CLIP at start, embeds uploads and answers text queries (hybrid)")
     func semanticPipeline() async throws {
         let folder = try makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -102,7 +102,8 @@ struct CLIPEndToEndTests {
 
         let unsupported = try RunningFunction(
             "emulator", arguments: ["embed", "--text", "hello"], in: folder, environment: [:])
-        #expect(try await unsupported.waitForExit() != 0)
+        #expect(try await unsupported.waitForExit() == 78)
         #expect(unsupported.errors.contains("cannot embed text"))
+        #expect(unsupported.errors.contains("make model") && unsupported.errors.contains("CLIP_MODEL_DIR"))
     }
 }

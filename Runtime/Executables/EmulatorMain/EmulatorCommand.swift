@@ -143,6 +143,16 @@ struct Embed: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(78)
         }
+        if text != nil, !embedder.supportsText {
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    error: the \(embedder.modelID) embedder cannot embed text. For text embeddings, fetch the CLIP \
+                    model (make model) into CLIP_MODEL_DIR, or set EMBEDDING_PROVIDER=vertex.
+
+                    """.utf8))
+            throw ExitCode(78)
+        }
         let vector: [Float]
         do {
             if let text {
