@@ -299,7 +299,7 @@ public struct ImageSearch: Sendable {
             let leftBest = min(left.1.semantic?.rank ?? .max, left.1.text?.rank ?? .max)
             let rightBest = min(right.1.semantic?.rank ?? .max, right.1.text?.rank ?? .max)
             if leftBest != rightBest { return leftBest < rightBest }
-            return left.0.description < right.0.description
+            return left.0 < right.0
         }
         let page = fused.dropFirst(query.skip).prefix(query.limit)
         let unread = page.filter { $0.1.image == nil }.map(\.0)
@@ -318,7 +318,8 @@ public struct ImageSearch: Sendable {
     }
 
     /// Whether a text match is also a semantic match (embedded with the current model, its vector
-    /// at least `minimumCosine` from the query's), for one beyond the semantic ranks fetched.
+    /// at least `minimumCosine` from the query's), for one beyond the semantic ranks fetched. Both
+    /// vectors are L2-normalised, so their dot product is the cosine, as in the indexes.
     private func isSemanticMatch(
         _ image: ImageRecord, _ query: [Float], minimumCosine: Float, teamID: TeamID
     ) async throws -> Bool {
@@ -326,16 +327,7 @@ public struct ImageSearch: Sendable {
             let stored = try await images.vectors.vector(imageID: image.id, teamID: teamID),
             stored.count == query.count
         else { return false }
-        var dot: Float = 0
-        var storedNorm: Float = 0
-        var queryNorm: Float = 0
-        for index in stored.indices {
-            dot += stored[index] * query[index]
-            storedNorm += stored[index] * stored[index]
-            queryNorm += query[index] * query[index]
-        }
-        guard storedNorm > 0, queryNorm > 0 else { return false }
-        return dot / (storedNorm.squareRoot() * queryNorm.squareRoot()) >= minimumCosine
+        return zip(stored, query).reduce(Float(0)) { $0 + $1.0 * $1.1 } >= minimumCosine
     }
 
     /// The page of nearest images and the number of all matches: the index filters (team, model,
