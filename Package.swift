@@ -456,7 +456,7 @@ let package = Package(
         .testTarget(
             name: "DomainTests",
             dependencies: [
-                "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking", "RuntimeSupport",
+                "ImageAPICore", "MemoryStorage", "ImageProcessing", "Locking", "RuntimeSupport", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/DomainTests",

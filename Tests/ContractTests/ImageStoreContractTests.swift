@@ -107,7 +107,8 @@ struct ImageStoreContractTests {
                     id: image.id, teamID: team.id, model: "m", maxAttempts: 1, at: Make.date(50))
                 if succeeds {
                     try await store.completeProcessing(
-                        id: image.id, teamID: team.id, model: "m", dimensions: 4, at: Make.date(51))
+                        id: image.id, teamID: team.id, model: "m", dimensions: 4, perceptualHash: nil, at: Make.date(51)
+                    )
                 } else {
                     try await store.failProcessing(
                         id: image.id, teamID: team.id, error: "e", final: true, at: Make.date(51))
@@ -200,15 +201,46 @@ struct ImageStoreContractTests {
                     id: id, teamID: TeamID(), at: Make.date(4), publishing: Make.message(for: image))
                     == nil)
             guard case .started = try await begin() else { Issue.record("not started after requeue"); return }
-            try await store.completeProcessing(id: id, teamID: team.id, model: "m1", dimensions: 4, at: Make.date(5))
+            try await store.completeProcessing(
+                id: id, teamID: team.id, model: "m1", dimensions: 4, perceptualHash: PerceptualHash(bits: 0xfa3),
+                at: Make.date(5))
             let done = try #require(try await store.image(id: id, teamID: team.id))
             #expect(done.embeddingStatus == .success && done.embeddingModel == "m1" && done.embeddingDimensions == 4)
-            #expect(done.embeddedAt == Make.date(5))
+            #expect(done.embeddedAt == Make.date(5) && done.perceptualHash == PerceptualHash(bits: 0xfa3))
             guard case .alreadyDone = try await begin() else { Issue.record("not already done"); return }
             #expect(
                 try await store.beginProcessing(
                     id: ImageID(), teamID: team.id, model: "m1", maxAttempts: 2, at: Make.date(6))
                     == .missing)
+        }
+    }
+
+    @Test(
+        "perceptual hashes are kept with the image and listed for its team only, unhashed images left out",
+        arguments: MetadataBackend.allCases)
+    func perceptualHashes(backend: MetadataBackend) async throws {
+        try await backend.withStore { store in
+            let team = Make.team()
+            let other = Make.team("Other")
+            try await store.insertTeam(team)
+            try await store.insertTeam(other)
+            var expected: [HashedImage] = []
+            for (index, owner) in [team, team, other, team].enumerated() {
+                let image = Make.image(team: owner, at: index)
+                try await store.insertImage(image, publishing: Make.message(for: image), allowDuplicate: false)
+                guard index < 3 else { continue }  // the last stays unhashed
+                // The top bit set: a hash that does not fit a signed 64-bit integer.
+                let hash = PerceptualHash(bits: 0x8000_0000_0000_0000 | UInt64(index))
+                try await store.completeProcessing(
+                    id: image.id, teamID: owner.id, model: "m", dimensions: 4, perceptualHash: hash, at: Make.date(9))
+                if owner.id == team.id {
+                    expected.append(HashedImage(id: image.id, hash: hash, createdAt: image.createdAt))
+                }
+                #expect(try await store.image(id: image.id, teamID: owner.id)?.perceptualHash?.hex == hash.hex)
+            }
+            let listed = try await store.perceptualHashes(teamID: team.id).sorted { $0.createdAt < $1.createdAt }
+            #expect(listed == expected)
+            #expect(try await store.perceptualHashes(teamID: TeamID()).isEmpty)
         }
     }
 
@@ -276,7 +308,8 @@ struct ImageStoreContractTests {
                 _ = try await store.beginProcessing(
                     id: images[index].id, teamID: team.id, model: model, maxAttempts: 3, at: Make.date(10))
                 try await store.completeProcessing(
-                    id: images[index].id, teamID: team.id, model: model, dimensions: 4, at: Make.date(11))
+                    id: images[index].id, teamID: team.id, model: model, dimensions: 4, perceptualHash: nil,
+                    at: Make.date(11))
             }
             _ = try await store.beginProcessing(
                 id: images[2].id, teamID: team.id, model: "current", maxAttempts: 3, at: Make.date(10))

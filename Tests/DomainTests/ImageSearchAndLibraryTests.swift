@@ -148,7 +148,8 @@ struct ImageSearchAndLibraryTests {
         _ = try await fixture.store.beginProcessing(
             id: image.id, teamID: fixture.team, model: model, maxAttempts: 3, at: fixture.clock.now())
         try await fixture.store.completeProcessing(
-            id: image.id, teamID: fixture.team, model: model, dimensions: 3, at: fixture.clock.now())
+            id: image.id, teamID: fixture.team, model: model, dimensions: 3, perceptualHash: nil,
+            at: fixture.clock.now())
         return image
     }
 

@@ -207,8 +207,14 @@ final class InterruptedImageStore: ImageStore {
         return try await store.postponeProcessing(
             id: id, teamID: teamID, waitingFor: reason, at: date, publishing: message, dueAt: dueAt)
     }
-    func completeProcessing(id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date) async throws {
-        try await store.completeProcessing(id: id, teamID: teamID, model: model, dimensions: dimensions, at: date)
+    func completeProcessing(
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
+    ) async throws {
+        try await store.completeProcessing(
+            id: id, teamID: teamID, model: model, dimensions: dimensions, perceptualHash: perceptualHash, at: date)
+    }
+    func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
+        try await store.perceptualHashes(teamID: teamID)
     }
     func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
         try await store.failProcessing(id: id, teamID: teamID, error: error, final: final, at: date)

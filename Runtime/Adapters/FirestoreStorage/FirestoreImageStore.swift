@@ -103,6 +103,18 @@ extension FirestoreMetadataStore: ImageStore {
         }
     }
 
+    /// The perceptual hashes of a team's images: its documents read with those fields only.
+    public func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
+        var query = FirestoreQuery(collection: FirestoreCollection.images)
+        query.filters = [.init("team_id", .equal, .id(teamID))]
+        query.fields = ["id", "phash", "created_at"]
+        return try await client.run(query).compactMap { document in
+            let fields = FieldReader(document: document)
+            guard let hash = try fields.optionalString("phash").flatMap({ PerceptualHash(hex: $0) }) else { return nil }
+            return HashedImage(id: try fields.identifier("id"), hash: hash, createdAt: try fields.date("created_at"))
+        }
+    }
+
     /// Deletes an image's document; the digest's reservation passes to the team's next oldest
     /// copy of the bytes, or goes.
     public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
@@ -165,11 +177,11 @@ extension FirestoreMetadataStore: ImageStore {
 
     /// Marks the image embedded.
     public func completeProcessing(
-        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
     ) async throws {
         _ = try await changing(id: id, teamID: teamID) { image, _ in
             var done = image
-            done.markEmbedded(model: model, dimensions: dimensions, at: date)
+            done.markEmbedded(model: model, dimensions: dimensions, perceptualHash: perceptualHash, at: date)
             return (done, ())
         }
     }

@@ -38,6 +38,8 @@ public struct FirestoreQuery: Sendable, Equatable {
     public var filters: [Filter] = []
     /// Fields to order by, each ascending or not.
     public var orderBy: [(field: String, ascending: Bool)] = []
+    /// The fields each document is read with (all of them when `nil`).
+    public var fields: [String]?
     /// Results skipped.
     public var offset: Int?
     /// The most results.
@@ -53,7 +55,7 @@ public struct FirestoreQuery: Sendable, Equatable {
     /// Whether two queries ask the same.
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.collection == rhs.collection && lhs.filters == rhs.filters && lhs.offset == rhs.offset
-            && lhs.limit == rhs.limit && lhs.startAfter == rhs.startAfter
+            && lhs.limit == rhs.limit && lhs.startAfter == rhs.startAfter && lhs.fields == rhs.fields
             && lhs.orderBy.map(\.field) == rhs.orderBy.map(\.field)
             && lhs.orderBy.map(\.ascending) == rhs.orderBy.map(\.ascending)
     }
@@ -83,6 +85,7 @@ public struct FirestoreQuery: Sendable, Equatable {
         if let startAfter {
             query["startAt"] = ["values": [["referenceValue": "\(database)/documents/\(startAfter)"]], "before": false]
         }
+        if let fields { query["select"] = ["fields": fields.map { ["fieldPath": $0] }] }
         if let offset { query["offset"] = offset }
         if let limit { query["limit"] = limit }
         return query

@@ -219,6 +219,7 @@ enum FirestoreRecords {
             "embedding_attempts": .integer(Int64(image.embeddingAttempts)),
             "embedding_model": .optional(image.embeddingModel),
             "embedding_dimensions": .optional(image.embeddingDimensions), "embedded_at": .optional(image.embeddedAt),
+            "phash": .optional(image.perceptualHash?.hex),
             "created_at": .timestamp(image.createdAt), "updated_at": .timestamp(image.updatedAt),
             "search_words": .strings(words), "search_prefixes": .strings(prefixes),
         ]
@@ -243,6 +244,7 @@ enum FirestoreRecords {
         image.embeddingModel = try row.optionalString("embedding_model")
         image.embeddingDimensions = try row.optionalInteger("embedding_dimensions")
         image.embeddedAt = try row.optionalDate("embedded_at")
+        image.perceptualHash = try row.optionalString("phash").flatMap { PerceptualHash(hex: $0) }
         image.updatedAt = try row.date("updated_at")
         return image
     }

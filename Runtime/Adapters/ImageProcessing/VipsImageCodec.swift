@@ -109,6 +109,23 @@ public struct VipsImageCodec: ImageCodec {
         }
     }
 
+    /// Reduces an image to `side` × `side` grey levels, orientation applied, as Pillow's
+    /// `convert("L").resize((side, side), LANCZOS)` does, within the memory budget.
+    public func greyLevels(of data: Data, side: Int) async throws -> [UInt8] {
+        try await memoryBudget.withReservation(try await estimate(data)) {
+            try await Vips.run {
+                var grey = [UInt8](repeating: 0, count: side * side)
+                let status = data.withUnsafeBytes { bytes in
+                    grey.withUnsafeMutableBufferPointer { out in
+                        vshim_grey_square(bytes.baseAddress, bytes.count, Int32(side), out.baseAddress)
+                    }
+                }
+                guard status == 0 else { throw ImageDecodingError.undecodable(Vips.takeError()) }
+                return grey
+            }
+        }
+    }
+
     /// Renders an image as `width` × `height` 8-bit sRGB pixels, row by row, 3 bytes each, within
     /// the memory budget.
     public func renderSRGB(_ data: Data, width: Int, height: Int) async throws -> [UInt8] {

@@ -215,6 +215,14 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
         return true
     }
 
+    /// The perceptual hashes of a team's images.
+    public func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
+        imagesByID.values.compactMap { stored in
+            guard stored.record.teamID == teamID, let hash = stored.record.perceptualHash else { return nil }
+            return HashedImage(id: stored.record.id, hash: hash, createdAt: stored.record.createdAt)
+        }
+    }
+
     /// Deletes an image's metadata.
     public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         guard let stored = imagesByID[id], stored.record.teamID == teamID else { return nil }
@@ -237,9 +245,11 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
 
     /// Marks the image embedded.
     public func completeProcessing(
-        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
     ) async throws {
-        modifyImage(id: id, teamID: teamID) { $0.markEmbedded(model: model, dimensions: dimensions, at: date) }
+        modifyImage(id: id, teamID: teamID) {
+            $0.markEmbedded(model: model, dimensions: dimensions, perceptualHash: perceptualHash, at: date)
+        }
     }
 
     /// Records a failed attempt.

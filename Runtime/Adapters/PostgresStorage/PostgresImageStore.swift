@@ -75,6 +75,16 @@ extension PostgresMetadataStore: ImageStore {
         ).isEmpty
     }
 
+    /// The perceptual hashes of a team's images.
+    public func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
+        try await rows(
+            "SELECT id, phash, created_at FROM images WHERE team_id = \(teamID.uuid) AND phash IS NOT NULL"
+        ).compactMap { row in
+            let (id, phash, createdAt) = try row.decode((UUID, String, Date).self)
+            return PerceptualHash(hex: phash).map { HashedImage(id: ImageID(uuid: id), hash: $0, createdAt: createdAt) }
+        }
+    }
+
     /// Deletes an image's metadata (its text index goes with the row).
     public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         try await rows("DELETE FROM images WHERE id = \(id.uuid) AND team_id = \(teamID.uuid) RETURNING *").first.map(
@@ -109,14 +119,15 @@ extension PostgresMetadataStore: ImageStore {
 
     /// Marks the image embedded.
     public func completeProcessing(
-        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
     )
         async throws
     {
         _ = try await rows(
             """
             UPDATE images SET embedding_status = 'success', embedding_error = NULL, embedding_model = \(model),
-                embedding_dimensions = \(dimensions), embedded_at = \(date), updated_at = \(date)
+                embedding_dimensions = \(dimensions), embedded_at = \(date), phash = \(perceptualHash?.hex),
+                updated_at = \(date)
             WHERE id = \(id.uuid) AND team_id = \(teamID.uuid)
             """)
     }
@@ -270,14 +281,15 @@ extension PostgresMetadataStore: ImageStore {
         INSERT INTO images (
             id, team_id, uploader_id, collection_id, filename, content_type, format, file_size, width, height,
             orientation, sha256, description, tags, exif, search_text, embedding_status, embedding_error,
-            embedding_attempts, embedding_model, embedding_dimensions, embedded_at, created_at, updated_at, is_duplicate)
+            embedding_attempts, embedding_model, embedding_dimensions, embedded_at, phash, created_at, updated_at,
+            is_duplicate)
         VALUES (
             \(image.id.uuid), \(image.teamID.uuid), \(image.uploaderID.uuid), \(image.collectionID), \(image.filename),
             \(image.contentType), \(image.format), \(image.fileSize), \(image.width), \(image.height),
             \(image.orientation), \(image.sha256), \(image.description), \(image.tags), \(try json(image.exif)),
             to_tsvector('simple', \(searchableText(of: image))), \(image.embeddingStatus.rawValue),
             \(image.embeddingError), \(image.embeddingAttempts), \(image.embeddingModel), \(image.embeddingDimensions),
-            \(image.embeddedAt), \(image.createdAt), \(image.updatedAt), \(isDuplicate))
+            \(image.embeddedAt), \(image.perceptualHash?.hex), \(image.createdAt), \(image.updatedAt), \(isDuplicate))
         """
     }
 
@@ -367,6 +379,7 @@ extension PostgresMetadataStore: ImageStore {
         image.embeddingModel = try row["embedding_model"].decode(String?.self)
         image.embeddingDimensions = try row["embedding_dimensions"].decode(Int?.self)
         image.embeddedAt = try row["embedded_at"].decode(Date?.self)
+        image.perceptualHash = try row["phash"].decode(String?.self).flatMap { PerceptualHash(hex: $0) }
         image.updatedAt = try row["updated_at"].decode(Date.self)
         return image
     }

@@ -178,7 +178,8 @@ enum PostgresSchema {
                 CREATE INDEX dead_letters_by_team ON dead_letters (team_id, dead_at, message_id)
                 """,
             ]
-        )
+        ),
+        ("perceptual hashes", ["ALTER TABLE images ADD COLUMN phash text"]),
     ]
 
 }

@@ -23,8 +23,8 @@ extension SQLiteMetadataStore: ImageStore {
                         id, team_id, uploader_id, collection_id, filename, content_type, format, file_size,
                         width, height, orientation, sha256, description, tags, exif, embedding_status,
                         embedding_error, embedding_attempts, embedding_model, embedding_dimensions, embedded_at,
-                        created_at, updated_at, is_duplicate)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        phash, created_at, updated_at, is_duplicate)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     image.id.lowercasedString, image.teamID.lowercasedString, image.uploaderID.lowercasedString,
@@ -32,7 +32,7 @@ extension SQLiteMetadataStore: ImageStore {
                     image.fileSize, image.width, image.height, image.orientation, image.sha256, image.description,
                     try Self.json(image.tags), try Self.json(image.exif), image.embeddingStatus.rawValue,
                     image.embeddingError, image.embeddingAttempts, image.embeddingModel, image.embeddingDimensions,
-                    image.embeddedAt, image.createdAt, image.updatedAt, existing != nil,
+                    image.embeddedAt, image.perceptualHash?.hex, image.createdAt, image.updatedAt, existing != nil,
                 ])
             try Self.indexText(of: image, number: db.lastInsertedRowID, db)
             try Self.enqueue(message, at: image.createdAt, db)
@@ -113,6 +113,21 @@ extension SQLiteMetadataStore: ImageStore {
         }
     }
 
+    /// The perceptual hashes of a team's images.
+    public func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
+        try await pool.read { db in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT id, phash, created_at FROM images WHERE team_id = ? AND phash IS NOT NULL",
+                arguments: [teamID.lowercasedString])
+            var hashes: [HashedImage] = []
+            while let row = try rows.next() {
+                guard let hash = PerceptualHash(hex: row["phash"] as String) else { continue }
+                hashes.append(HashedImage(id: try MetadataRows.id(row, "id"), hash: hash, createdAt: row["created_at"]))
+            }
+            return hashes
+        }
+    }
+
     /// Deletes an image's metadata and text-index row.
     public func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord? {
         try await pool.write { db in
@@ -155,7 +170,7 @@ extension SQLiteMetadataStore: ImageStore {
 
     /// Marks the image embedded.
     public func completeProcessing(
-        id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
     )
         async throws
     {
@@ -163,9 +178,11 @@ extension SQLiteMetadataStore: ImageStore {
             try db.execute(
                 sql: """
                     UPDATE images SET embedding_status = 'success', embedding_error = NULL, embedding_model = ?,
-                    embedding_dimensions = ?, embedded_at = ?, updated_at = ? WHERE id = ? AND team_id = ?
+                    embedding_dimensions = ?, embedded_at = ?, phash = ?, updated_at = ? WHERE id = ? AND team_id = ?
                     """,
-                arguments: [model, dimensions, date, date, id.lowercasedString, teamID.lowercasedString])
+                arguments: [
+                    model, dimensions, date, perceptualHash?.hex, date, id.lowercasedString, teamID.lowercasedString,
+                ])
         }
     }
 
@@ -426,6 +443,7 @@ extension SQLiteMetadataStore: ImageStore {
         image.embeddingModel = row["embedding_model"]
         image.embeddingDimensions = row["embedding_dimensions"]
         image.embeddedAt = row["embedded_at"]
+        image.perceptualHash = (row["phash"] as String?).flatMap { PerceptualHash(hex: $0) }
         image.updatedAt = row["updated_at"]
         return image
     }

@@ -152,6 +152,9 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX dead_letters_by_team ON dead_letters(team_id, dead_at, message_id);
                     """)
         }
+        migrator.registerMigration("v5: perceptual hashes") { db in
+            try db.execute(sql: "ALTER TABLE images ADD COLUMN phash TEXT")
+        }
         return migrator
     }
 

@@ -205,3 +205,57 @@ fail:
     g_object_unref(current);
     return -1;
 }
+
+int vshim_grey_square(const void *bytes, size_t length, int side, unsigned char *out) {
+    VipsImage *header = vips_image_new_from_buffer(bytes, length, "", NULL);
+    if (!header) return -1;
+    const char *loader = NULL;
+    int shrink = 1;
+    if (!vips_image_get_string(header, "vips-loader", &loader) && loader && g_str_has_prefix(loader, "jpegload")) {
+        int shorter = MIN(vips_image_get_width(header), vips_image_get_height(header));
+        // Keep at least 8 decoded pixels for each output pixel.
+        while (shrink < 4 && shorter / (shrink * 2) >= side * 8) shrink *= 2;
+    }
+    g_object_unref(header);
+    VipsImage *current = shrink > 1 ? vips_image_new_from_buffer(bytes, length, "", "shrink", shrink, NULL)
+                                    : vips_image_new_from_buffer(bytes, length, "", NULL);
+    if (!current) return -1;
+    VipsImage *next = NULL;
+    if (vips_autorot(current, &next, NULL)) goto fail;
+    g_object_unref(current);
+    current = to_srgb8(next, 0);
+    if (!current) return -1;
+    // Grey as Pillow's "L": (19595 R + 38470 G + 7471 B + 32768) >> 16, rounded once.
+    VipsImage *matrix = vips_image_new_matrixv(3, 1, 19595.0 / 65536, 38470.0 / 65536, 7471.0 / 65536);
+    int failed = vips_recomb(current, &next, matrix, NULL);
+    g_object_unref(matrix);
+    if (failed) goto fail;
+    g_object_unref(current);
+    current = next;
+    if (vips_linear1(current, &next, 1.0, 0.5, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    if (vips_cast(current, &next, VIPS_FORMAT_UCHAR, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    double hshrink = (double)vips_image_get_width(current) / side;
+    double vshrink = (double)vips_image_get_height(current) / side;
+    if (vips_reduce(current, &next, hshrink, vshrink, "kernel", VIPS_KERNEL_LANCZOS3, NULL)) goto fail;
+    g_object_unref(current);
+    current = next;
+    size_t written = 0;
+    void *pixels = vips_image_write_to_memory(current, &written);
+    int ok = pixels && written == (size_t)side * (size_t)side && vips_image_get_width(current) == side &&
+             vips_image_get_height(current) == side && vips_image_get_bands(current) == 1;
+    if (ok) memcpy(out, pixels, written);
+    g_free(pixels);
+    g_object_unref(current);
+    if (!ok) {
+        vips_error("vshim", "reducing to grey produced an unexpected size");
+        return -1;
+    }
+    return 0;
+fail:
+    g_object_unref(current);
+    return -1;
+}

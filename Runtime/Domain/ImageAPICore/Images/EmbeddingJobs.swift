@@ -13,8 +13,10 @@ public protocol EmbeddingJobs: Sendable {
     func beginProcessing(
         id: ImageID, teamID: TeamID, model: String, maxAttempts: Int, at date: Date
     ) async throws -> ProcessingStart
-    /// Records a successful embedding.
-    func completeProcessing(id: ImageID, teamID: TeamID, model: String, dimensions: Int, at date: Date) async throws
+    /// Records a successful embedding and the image's perceptual hash.
+    func completeProcessing(
+        id: ImageID, teamID: TeamID, model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date
+    ) async throws
     /// Records a failed attempt with its error. While attempts remain the image stays `pending`
     /// (a redelivery starts the next one); the last failure (`final`) leaves it `failed`.
     func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws

@@ -177,6 +177,8 @@ public struct EmbeddingPipeline: Sendable {
         let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
         try await images.blobs.put(
             thumbnail, at: image.thumbnailBlobKey, attributes: BlobAttributes(contentType: "image/jpeg"))
+        let grey = try await images.codec.greyLevels(of: original, side: PerceptualHash.side)
+        let hash = PerceptualHash.of(grey: grey)
         let vector = try await images.embedder.embed(image: original)
         guard vector.count == images.embedder.dimensions else {
             throw ProcessingError(
@@ -188,7 +190,7 @@ public struct EmbeddingPipeline: Sendable {
                 createdAt: image.createdAt, model: images.embedder.modelID, vector: vector))
         try await images.store.completeProcessing(
             id: image.id, teamID: image.teamID, model: images.embedder.modelID, dimensions: vector.count,
-            at: clock.now())
+            perceptualHash: hash, at: clock.now())
         if let current = try await images.store.image(id: image.id, teamID: image.teamID) {
             // Moved or retagged while it was being processed: the index filters by what is current.
             if current.collectionID != image.collectionID || current.tags != image.tags {

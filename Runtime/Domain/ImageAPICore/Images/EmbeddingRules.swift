@@ -43,8 +43,9 @@ extension ImageRecord {
     ///   - model: The model the vector was made with.
     ///   - dimensions: The vector's length.
     ///   - date: Now.
-    public mutating func markEmbedded(model: String, dimensions: Int, at date: Date) {
+    public mutating func markEmbedded(model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date) {
         embeddingStatus = .success
+        self.perceptualHash = perceptualHash
         embeddingError = nil
         embeddingModel = model
         embeddingDimensions = dimensions

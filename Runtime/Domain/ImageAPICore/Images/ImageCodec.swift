@@ -52,6 +52,9 @@ public protocol ImageCodec: Sendable {
     /// Reads the header of an image file, refuses it when it has more than `maxPixels` pixels,
     /// then decodes every pixel to find truncation or corruption.
     func inspect(fileAt path: String, maxPixels: Int) async throws -> ImageInspection
+    /// The image, orientation applied, reduced to `side` × `side` grey levels (as PIL's
+    /// `convert("L")` weighs red, green and blue), row by row.
+    func greyLevels(of data: Data, side: Int) async throws -> [UInt8]
     /// A JPEG thumbnail whose longer side is `size` pixels, orientation applied.
     func thumbnail(of data: Data, size: Int) async throws -> Data
 }

@@ -201,4 +201,91 @@ public struct ImageLibrary: Sendable {
         }
         return removed
     }
+
+    /// The team's images within `maxDistance` bits of an image's perceptual hash, nearest first,
+    /// the image itself left out.
+    /// - Parameters:
+    ///   - id: The image.
+    ///   - teamID: The caller's team.
+    ///   - maxDistance: The largest Hamming distance that counts.
+    ///   - page: Which page.
+    /// - Returns: The page, or why there is none.
+    public func nearDuplicates(
+        of id: ImageID, teamID: TeamID, maxDistance: Int, _ page: PageRequest
+    ) async throws -> NearDuplicatesOutcome {
+        guard let image = try await images.store.image(id: id, teamID: teamID) else { return .imageNotFound }
+        guard let hash = image.perceptualHash else { return .imageNotHashed(image.embeddingStatus) }
+        let others = try await images.store.perceptualHashes(teamID: teamID).filter { $0.id != id }
+        let near = NearDuplicateSearch.neighbours(of: hash, among: others, maxDistance: maxDistance)
+        let slice = near.dropFirst(page.skip).prefix(page.limit)
+        let records = try await records(slice.map(\.entry.id), teamID: teamID)
+        // An image deleted between the two reads is left out of the page.
+        let items = slice.compactMap { match in
+            records[match.entry.id].map { NearDuplicate(image: $0, distance: match.distance) }
+        }
+        return .found(Page(items: items, total: near.count))
+    }
+
+    /// The team's groups of near-duplicates (images connected by perceptual hashes at most
+    /// `maxDistance` bits apart), the largest first, each with at most `membersShown` of its
+    /// images, oldest first.
+    /// - Parameters:
+    ///   - teamID: The caller's team.
+    ///   - maxDistance: The largest Hamming distance that connects two images.
+    ///   - page: Which groups.
+    /// - Returns: The page of groups and how many groups there are.
+    public func nearDuplicateGroups(
+        teamID: TeamID, maxDistance: Int, _ page: PageRequest
+    ) async throws -> Page<NearDuplicateGroup> {
+        let groups = NearDuplicateSearch.groups(
+            try await images.store.perceptualHashes(teamID: teamID), maxDistance: maxDistance)
+        let slice = groups.dropFirst(page.skip).prefix(page.limit)
+        let shown = slice.map { $0.prefix(NearDuplicateGroup.membersShown) }
+        let records = try await records(shown.flatMap { $0.map(\.id) }, teamID: teamID)
+        let items = zip(slice, shown).map { group, members in
+            NearDuplicateGroup(size: group.count, images: members.compactMap { records[$0.id] })
+        }
+        return Page(items: items, total: groups.count)
+    }
+
+    /// The team's images with these ids, read 100 at a time, by id.
+    private func records(_ ids: [ImageID], teamID: TeamID) async throws -> [ImageID: ImageRecord] {
+        var found: [ImageID: ImageRecord] = [:]
+        for start in stride(from: 0, to: ids.count, by: 100) {
+            for image in try await images.store.images(
+                ids: Array(ids[start..<min(start + 100, ids.count)]), teamID: teamID)
+            {
+                found[image.id] = image
+            }
+        }
+        return found
+    }
+}
+
+/// An image near another, and how many bits their perceptual hashes differ by.
+public struct NearDuplicate: Sendable, Equatable {
+    /// The image.
+    public var image: ImageRecord
+    /// The Hamming distance between the hashes (0-64).
+    public var distance: Int
+}
+
+/// What asking for an image's near-duplicates found.
+public enum NearDuplicatesOutcome: Sendable {
+    /// The page of near-duplicates and their total.
+    case found(Page<NearDuplicate>)
+    /// No such image in the team.
+    case imageNotFound
+    /// The image has no perceptual hash yet: it is hashed when it is processed.
+    case imageNotHashed(EmbeddingStatus)
+}
+
+/// A group of near-duplicates.
+public struct NearDuplicateGroup: Sendable, Equatable {
+    /// The most images a group lists; `size` counts them all.
+    public static let membersShown = 20
+    /// How many images the group holds.
+    public var size: Int
+    /// Its oldest images (at most ``membersShown``), oldest first.
+    public var images: [ImageRecord]
 }

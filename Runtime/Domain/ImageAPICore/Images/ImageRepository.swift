@@ -21,6 +21,9 @@ public protocol ImageRepository: Sendable {
     func image(sha256: String, teamID: TeamID) async throws -> ImageRecord?
     /// Replaces the editable fields (description, tags, collection, updated-at). False when absent.
     func updateImage(_ image: ImageRecord) async throws -> Bool
+    /// The perceptual hashes of a team's images, in no particular order (images not yet hashed
+    /// left out).
+    func perceptualHashes(teamID: TeamID) async throws -> [HashedImage]
     /// Deletes an image's metadata and returns what was deleted.
     func deleteImage(id: ImageID, teamID: TeamID) async throws -> ImageRecord?
 }

@@ -63,6 +63,13 @@ int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality
 /// written to `out`), orientation applied, alpha flattened onto white, aspect ratio not kept.
 int vshim_render_srgb(const void *bytes, size_t length, int width, int height, unsigned char *out);
 
+/// Reduces an image held in memory to side x side grey levels as Pillow's
+/// `convert("L").resize((side, side), LANCZOS)` does, orientation applied: decoded whole (JPEG
+/// at most 4 times smaller on load), to sRGB, to grey with ITU-R 601 weights in 16-bit fixed
+/// point, then reduced with a Lanczos-3 kernel spread over each output pixel's whole footprint.
+/// Writes side * side bytes to `out`. 0 on success, -1 with the libvips error set.
+int vshim_grey_square(const void *bytes, size_t length, int side, unsigned char *out);
+
 /// Decodes every pixel as 8-bit sRGB (`width * height * 3` bytes, malloc'd into `out`), with the
 /// EXIF orientation applied and any alpha band dropped, as a conversion to RGB does. Images with
 /// more than `max_pixels` pixels are refused from their header. Returns 0 on success.
