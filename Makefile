@@ -1,5 +1,5 @@
 # Shortcuts for the scripts the README documents. The scripts work without make.
-.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-metadata \
+.PHONY: setup run run-gcp-local run-distributed test build format lint model bench-clip bench-search bench-duplicates bench-metadata \
 	bench-qdrant bench-pgvector bench-image bench-cold-start bench-footprint bench-cloud-topology bench-quick soak drill \
 	check-docs sanitize tsan images terraform-checks deploy
 
@@ -23,6 +23,9 @@ model:
 
 bench-search:
 	scripts/bench-search.sh
+
+bench-duplicates:
+	scripts/bench-duplicates.sh
 
 bench-metadata:
 	Benchmarks/metadata-stores.sh

@@ -337,6 +337,8 @@ await runBenchmark("search-bench") {
         try await runQdrantComparison(ComparisonOptions(Array(arguments.dropFirst()), usage: "qdrant HOST:PORT"))
     case "pgvector":
         try await runPgvectorComparison(ComparisonOptions(Array(arguments.dropFirst()), usage: "pgvector postgres://…"))
+    case "duplicates":
+        try await runDuplicateBenchmark(DuplicateOptions(Array(arguments.dropFirst())))
     default: try await runSearchBenchmark(Options(arguments))
     }
 }

@@ -29,11 +29,11 @@ struct EveryFieldEncodingTests {
         let bare = try object(image)
         for field in [
             "collection_id", "orientation", "description", "embedding_error", "embedding_model", "embedding_dimensions",
-            "embedded_at",
+            "embedded_at", "phash",
         ] {
             #expect(bare[field] is NSNull, "\(field) should be null")
         }
-        #expect(bare.count == 23)
+        #expect(bare.count == 24)
         let collection = UUID()
         image.collectionID = collection
         image.orientation = 6
@@ -43,7 +43,9 @@ struct EveryFieldEncodingTests {
         image.embeddingModel = "visual"
         image.embeddingDimensions = 4
         image.embeddedAt = Self.date
+        image.phash = PerceptualHash(bits: 0x0123_4567_89ab_cdef)
         let full = try object(image)
+        #expect(full["phash"] as? String == "0123456789abcdef")
         #expect(full["collection_id"] as? String == collection.uuidString.lowercased())
         #expect(full["id"] as? String == image.id.lowercasedString)
         let data = try JSONCoding.makeEncoder().encode(image)

@@ -216,6 +216,20 @@ final class InterruptedImageStore: ImageStore {
     func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
         try await store.perceptualHashes(teamID: teamID)
     }
+    func insertCollection(_ collection: ImageCollection) async throws { try await store.insertCollection(collection) }
+    func collection(id: UUID, teamID: TeamID) async throws -> ImageCollection? {
+        try await store.collection(id: id, teamID: teamID)
+    }
+    func collections(teamID: TeamID) async throws -> [ImageCollection] { try await store.collections(teamID: teamID) }
+    func updateCollection(_ collection: ImageCollection) async throws -> Bool {
+        try await store.updateCollection(collection)
+    }
+    func deleteCollection(id: UUID, teamID: TeamID, at date: Date) async throws -> [ImageRecord] {
+        try await store.deleteCollection(id: id, teamID: teamID, at: date)
+    }
+    func collectionLabels(teamID: TeamID) async throws -> [CollectionLabel] {
+        try await store.collectionLabels(teamID: teamID)
+    }
     func failProcessing(id: ImageID, teamID: TeamID, error: String, final: Bool, at date: Date) async throws {
         try await store.failProcessing(id: id, teamID: teamID, error: error, final: final, at: date)
     }

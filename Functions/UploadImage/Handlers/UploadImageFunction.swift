@@ -41,6 +41,12 @@ public struct UploadImageFunction: HTTPFunction {
         members.on(.post, "/api/v1/images", status: .created) { call, principal in try await upload(call, principal) }
         members.on(.get, "/api/v1/images") { call, principal in try await list(call, principal) }
         members.on(.get, "/api/v1/images/{image_id}") { call, principal in try await image(call, principal) }
+        members.on(.get, "/api/v1/images/duplicates") { call, principal in
+            try await nearDuplicateGroups(call, principal)
+        }
+        members.on(.get, "/api/v1/images/{image_id}/duplicates") { call, principal in
+            try await nearDuplicates(call, principal)
+        }
         members.on(.put, "/api/v1/images/{image_id}", body: ImageUpdate.self) { update, call, principal in
             try await self.update(update, call, principal)
         }
@@ -147,15 +153,20 @@ public struct UploadImageFunction: HTTPFunction {
         "skip", "limit", "collection_id", "tags", "uploaded_from", "uploaded_to", "embedding_status",
     ]
 
+    /// Names each query parameter not in `accepted`.
+    static func refuseUnknownParameters(_ query: QueryParameters, accepted: Set<String>, _ rules: inout InputRules) {
+        for name in query.names where !accepted.contains(name) {
+            rules.add(
+                ["query", String(name.prefix(100))],
+                "Unknown query parameter (accepted: \(accepted.sorted().joined(separator: ", ")))",
+                "extra_forbidden")
+        }
+    }
+
     func list(_ call: FunctionRequest, _ principal: Principal) async throws -> ListResponse<ImageRecord> {
         let query = call.query
         var rules = InputRules()
-        for name in query.names where !Self.listParameters.contains(name) {
-            rules.add(
-                ["query", String(name.prefix(100))],
-                "Unknown query parameter (accepted: \(Self.listParameters.sorted().joined(separator: ", ")))",
-                "extra_forbidden")
-        }
+        Self.refuseUnknownParameters(query, accepted: Self.listParameters, &rules)
         let tags = rules.tags(query.strings("tags"), location: ["query", "tags"])
         func date(_ name: String) -> Date? {
             guard let text = query.string(name) else { return nil }
@@ -235,6 +246,53 @@ public struct UploadImageFunction: HTTPFunction {
         return try await BlobResponse.make(
             call, blobs: images.blobs, key: image.thumbnailBlobKey, contentType: "image/jpeg",
             etag: "\"\(image.sha256)-thumbnail-\(images.settings.thumbnailSize)\"", filename: nil)
+    }
+
+    // MARK: Near-duplicates
+
+    /// The query parameters of both near-duplicate listings.
+    static let nearDuplicateParameters: Set<String> = ["skip", "limit", "max_distance"]
+
+    /// `max_distance` and the page, checked.
+    private static func nearDuplicateQuery(_ query: QueryParameters) throws -> (maxDistance: Int, page: PageRequest) {
+        var rules = InputRules()
+        refuseUnknownParameters(query, accepted: nearDuplicateParameters, &rules)
+        try rules.check()
+        let maxDistance = try query.integer(
+            "max_distance", default: NearDuplicateSearch.defaultMaxDistance,
+            in: 0...NearDuplicateSearch.maxDistanceLimit)
+        return (maxDistance, try PageRequest(query: query))
+    }
+
+    func nearDuplicates(_ call: FunctionRequest, _ principal: Principal) async throws -> NearDuplicatesResponse {
+        let id = try call.pathID("image_id", as: ImageID.self)
+        let (maxDistance, page) = try Self.nearDuplicateQuery(call.query)
+        switch try await library.nearDuplicates(of: id, teamID: principal.teamID, maxDistance: maxDistance, page) {
+        case .found(let found):
+            return NearDuplicatesResponse(
+                imageID: id, maxDistance: maxDistance,
+                duplicates: found.items.map { NearDuplicateResult(image: $0.image, distance: $0.distance) },
+                total: found.total, skip: page.skip, limit: page.limit)
+        case .imageNotFound:
+            throw FunctionError.notFound("Image not found")
+        case .imageNotHashed(let status):
+            throw FunctionError.conflict(
+                """
+                Image has no perceptual hash yet: it is computed when the image is processed \
+                (embedding_status is \(status.rawValue))
+                """)
+        }
+    }
+
+    func nearDuplicateGroups(
+        _ call: FunctionRequest, _ principal: Principal
+    ) async throws -> NearDuplicateGroupsResponse {
+        let (maxDistance, page) = try Self.nearDuplicateQuery(call.query)
+        let found = try await library.nearDuplicateGroups(teamID: principal.teamID, maxDistance: maxDistance, page)
+        return NearDuplicateGroupsResponse(
+            maxDistance: maxDistance,
+            groups: found.items.map { NearDuplicateGroupResult(size: $0.size, images: $0.images) },
+            total: found.total, skip: page.skip, limit: page.limit)
     }
 
     // MARK: Changing
@@ -346,4 +404,47 @@ public struct ImageUpdate: Decodable, Sendable {
         tags = try field(.tags, [String].self)
         collectionID = try field(.collectionID, UUID.self)
     }
+}
+
+/// An image near the one asked about, and how many bits their perceptual hashes differ by.
+struct NearDuplicateResult: Encodable, Sendable, EncodesEveryField {
+    var image: ImageRecord
+    var distance: Int
+
+    /// Writes every field (``EncodesEveryField``).
+    func encode(to encoder: any Encoder) throws { try encodeEveryField(to: encoder) }
+}
+
+/// The answer of `GET /api/v1/images/{image_id}/duplicates`.
+struct NearDuplicatesResponse: Encodable, Sendable, EncodesEveryField {
+    var imageID: ImageID
+    var maxDistance: Int
+    var duplicates: [NearDuplicateResult]
+    var total: Int
+    var skip: Int
+    var limit: Int
+
+    /// Writes every field (``EncodesEveryField``).
+    func encode(to encoder: any Encoder) throws { try encodeEveryField(to: encoder) }
+}
+
+/// One group of near-duplicates: how many images, and the oldest of them.
+struct NearDuplicateGroupResult: Encodable, Sendable, EncodesEveryField {
+    var size: Int
+    var images: [ImageRecord]
+
+    /// Writes every field (``EncodesEveryField``).
+    func encode(to encoder: any Encoder) throws { try encodeEveryField(to: encoder) }
+}
+
+/// The answer of `GET /api/v1/images/duplicates`.
+struct NearDuplicateGroupsResponse: Encodable, Sendable, EncodesEveryField {
+    var maxDistance: Int
+    var groups: [NearDuplicateGroupResult]
+    var total: Int
+    var skip: Int
+    var limit: Int
+
+    /// Writes every field (``EncodesEveryField``).
+    func encode(to encoder: any Encoder) throws { try encodeEveryField(to: encoder) }
 }

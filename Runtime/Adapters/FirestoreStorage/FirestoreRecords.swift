@@ -24,6 +24,11 @@ public enum FirestoreCollection {
     public static let outbox = "outbox"
     /// Dead letters, by message id.
     public static let deadLetters = "dead_letters"
+    /// Named collections of images, by id.
+    public static let imageCollections = "image_collections"
+    /// One document per (team, collection name lower-cased) in use, naming its collection: what
+    /// keeps a team's collection names unique.
+    public static let collectionNames = "collection_names"
 
     /// A document id for text that may hold `/` (which Firestore ids cannot), or be `.`, `..` or
     /// `__…__` (which they must not): percent-encoded where needed.
@@ -42,6 +47,10 @@ public enum FirestoreCollection {
     static func apiKey(_ id: APIKeyID) -> String { "\(apiKeys)/\(id.lowercasedString)" }
     static func bootstrapKey(_ id: APIKeyID) -> String { "\(bootstrapKeys)/\(id.lowercasedString)" }
     static func image(_ id: ImageID) -> String { "\(images)/\(id.lowercasedString)" }
+    static func imageCollection(_ id: UUID) -> String { "\(imageCollections)/\(id.lowercasedString)" }
+    static func collectionName(_ nameKey: String, teamID: TeamID) -> String {
+        "\(collectionNames)/\(teamID.lowercasedString)_\(documentID(nameKey))"
+    }
     static func digest(_ sha256: String, teamID: TeamID) -> String {
         "\(imageDigests)/\(teamID.lowercasedString)_\(documentID(sha256))"
     }
@@ -133,6 +142,10 @@ struct FieldReader {
         guard let id = UUID(uuidString: text) else { throw fail(field) }
         return id
     }
+    func uuid(_ field: String) throws -> UUID {
+        guard let id = try optionalUUID(field) else { throw fail(field) }
+        return id
+    }
 }
 
 extension FirestoreValue {
@@ -219,7 +232,7 @@ enum FirestoreRecords {
             "embedding_attempts": .integer(Int64(image.embeddingAttempts)),
             "embedding_model": .optional(image.embeddingModel),
             "embedding_dimensions": .optional(image.embeddingDimensions), "embedded_at": .optional(image.embeddedAt),
-            "phash": .optional(image.perceptualHash?.hex),
+            "phash": .optional(image.phash?.hex),
             "created_at": .timestamp(image.createdAt), "updated_at": .timestamp(image.updatedAt),
             "search_words": .strings(words), "search_prefixes": .strings(prefixes),
         ]
@@ -244,9 +257,28 @@ enum FirestoreRecords {
         image.embeddingModel = try row.optionalString("embedding_model")
         image.embeddingDimensions = try row.optionalInteger("embedding_dimensions")
         image.embeddedAt = try row.optionalDate("embedded_at")
-        image.perceptualHash = try row.optionalString("phash").flatMap { PerceptualHash(hex: $0) }
+        image.phash = try row.optionalString("phash").flatMap { PerceptualHash(hex: $0) }
         image.updatedAt = try row.date("updated_at")
         return image
+    }
+
+    static func fields(_ collection: ImageCollection) -> [String: FirestoreValue] {
+        [
+            "id": .string(collection.id.lowercasedString), "team_id": .id(collection.teamID),
+            "name": .string(collection.name), "name_key": .string(collection.nameKey),
+            "description": .optional(collection.description),
+            "cover_image_id": .optional(collection.coverImageID?.lowercasedString),
+            "created_at": .timestamp(collection.createdAt), "updated_at": .timestamp(collection.updatedAt),
+        ]
+    }
+
+    static func collection(_ document: FirestoreDocument) throws -> ImageCollection {
+        let row = FieldReader(document: document)
+        return ImageCollection(
+            id: try row.uuid("id"), teamID: try row.identifier("team_id"), name: try row.string("name"),
+            description: try row.optionalString("description"),
+            coverImageID: try row.optionalString("cover_image_id").flatMap { ImageID($0) },
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 
     static func fields(_ message: OutboxMessage, at date: Date, due: Date? = nil) -> [String: FirestoreValue] {

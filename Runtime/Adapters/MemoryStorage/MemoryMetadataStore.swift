@@ -19,6 +19,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     private var outbox: [String: OutboxEntry] = [:]
     private var nextOutboxSequence = 0
     private var deadLettersByID: [String: DeadLetter] = [:]
+    private var collectionsByID: [UUID: ImageCollection] = [:]
 
     private struct StoredImage {
         var record: ImageRecord
@@ -218,7 +219,7 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     /// The perceptual hashes of a team's images.
     public func perceptualHashes(teamID: TeamID) async throws -> [HashedImage] {
         imagesByID.values.compactMap { stored in
-            guard stored.record.teamID == teamID, let hash = stored.record.perceptualHash else { return nil }
+            guard stored.record.teamID == teamID, let hash = stored.record.phash else { return nil }
             return HashedImage(id: stored.record.id, hash: hash, createdAt: stored.record.createdAt)
         }
     }
@@ -339,6 +340,70 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     private func firstImage(sha256: String, teamID: TeamID) -> ImageRecord? {
         imagesByID.values.filter { $0.record.teamID == teamID && $0.record.sha256 == sha256 }
             .min { $0.number < $1.number }?.record
+    }
+
+    // MARK: Collections
+
+    /// Stores a new collection; a name the team already has (case aside) is refused.
+    public func insertCollection(_ collection: ImageCollection) async throws {
+        try refuseTakenName(collection)
+        collectionsByID[collection.id] = collection
+    }
+
+    /// One of a team's collections.
+    public func collection(id: UUID, teamID: TeamID) async throws -> ImageCollection? {
+        collectionsByID[id].flatMap { $0.teamID == teamID ? $0 : nil }
+    }
+
+    /// Every named collection of a team.
+    public func collections(teamID: TeamID) async throws -> [ImageCollection] {
+        collectionsByID.values.filter { $0.teamID == teamID }
+    }
+
+    /// Replaces a collection's fields.
+    public func updateCollection(_ collection: ImageCollection) async throws -> Bool {
+        guard collectionsByID[collection.id]?.teamID == collection.teamID else { return false }
+        try refuseTakenName(collection)
+        collectionsByID[collection.id] = collection
+        return true
+    }
+
+    /// Clears the label from the team's images and deletes the collection.
+    public func deleteCollection(id: UUID, teamID: TeamID, at date: Date) async throws -> [ImageRecord] {
+        var cleared: [ImageRecord] = []
+        for (imageID, stored) in imagesByID where stored.record.teamID == teamID && stored.record.collectionID == id {
+            modifyImage(id: imageID, teamID: teamID) { image in
+                image.collectionID = nil
+                image.updatedAt = date
+            }
+            if let image = imagesByID[imageID]?.record { cleared.append(image) }
+        }
+        if collectionsByID[id]?.teamID == teamID { collectionsByID[id] = nil }
+        return cleared
+    }
+
+    /// Every label the team's images carry, counted, with the newest image of each.
+    public func collectionLabels(teamID: TeamID) async throws -> [CollectionLabel] {
+        var labels: [UUID: (count: Int, newest: StoredImage)] = [:]
+        for stored in imagesByID.values where stored.record.teamID == teamID {
+            guard let label = stored.record.collectionID else { continue }
+            let newest = labels[label].map { current in
+                (stored.record.createdAt, stored.number) > (current.newest.record.createdAt, current.newest.number)
+                    ? stored : current.newest
+            }
+            labels[label] = ((labels[label]?.count ?? 0) + 1, newest ?? stored)
+        }
+        return labels.map {
+            CollectionLabel(id: $0.key, imageCount: $0.value.count, newestImageID: $0.value.newest.record.id)
+        }
+    }
+
+    private func refuseTakenName(_ collection: ImageCollection) throws {
+        if let holder = collectionsByID.values.first(where: {
+            $0.teamID == collection.teamID && $0.nameKey == collection.nameKey && $0.id != collection.id
+        }) {
+            throw CollectionNameTakenError(existingCollectionID: holder.id)
+        }
     }
 
     private func modifyImage(id: ImageID, teamID: TeamID, _ change: (inout ImageRecord) -> Void) {

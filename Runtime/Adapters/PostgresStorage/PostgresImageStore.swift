@@ -289,7 +289,7 @@ extension PostgresMetadataStore: ImageStore {
             \(image.orientation), \(image.sha256), \(image.description), \(image.tags), \(try json(image.exif)),
             to_tsvector('simple', \(searchableText(of: image))), \(image.embeddingStatus.rawValue),
             \(image.embeddingError), \(image.embeddingAttempts), \(image.embeddingModel), \(image.embeddingDimensions),
-            \(image.embeddedAt), \(image.perceptualHash?.hex), \(image.createdAt), \(image.updatedAt), \(isDuplicate))
+            \(image.embeddedAt), \(image.phash?.hex), \(image.createdAt), \(image.updatedAt), \(isDuplicate))
         """
     }
 
@@ -379,7 +379,7 @@ extension PostgresMetadataStore: ImageStore {
         image.embeddingModel = try row["embedding_model"].decode(String?.self)
         image.embeddingDimensions = try row["embedding_dimensions"].decode(Int?.self)
         image.embeddedAt = try row["embedded_at"].decode(Date?.self)
-        image.perceptualHash = try row["phash"].decode(String?.self).flatMap { PerceptualHash(hex: $0) }
+        image.phash = try row["phash"].decode(String?.self).flatMap { PerceptualHash(hex: $0) }
         image.updatedAt = try row["updated_at"].decode(Date.self)
         return image
     }

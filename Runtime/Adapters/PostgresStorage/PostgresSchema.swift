@@ -180,6 +180,26 @@ enum PostgresSchema {
             ]
         ),
         ("perceptual hashes", ["ALTER TABLE images ADD COLUMN phash text"]),
+        (
+            "named collections",
+            [
+                """
+                CREATE TABLE collections (
+                    id uuid PRIMARY KEY,
+                    team_id uuid NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                    name text NOT NULL,
+                    name_key text NOT NULL,
+                    description text,
+                    cover_image_id uuid,
+                    created_at timestamptz NOT NULL,
+                    updated_at timestamptz NOT NULL
+                )
+                """,
+                """
+                CREATE UNIQUE INDEX collections_unique_name ON collections (team_id, name_key)
+                """,
+            ]
+        ),
     ]
 
 }

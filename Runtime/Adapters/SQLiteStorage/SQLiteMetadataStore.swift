@@ -155,6 +155,22 @@ public final class SQLiteMetadataStore: MetadataStore {
         migrator.registerMigration("v5: perceptual hashes") { db in
             try db.execute(sql: "ALTER TABLE images ADD COLUMN phash TEXT")
         }
+        migrator.registerMigration("v6: named collections") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE collections (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        team_id TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        name_key TEXT NOT NULL,
+                        description TEXT,
+                        cover_image_id TEXT,
+                        created_at DATETIME NOT NULL,
+                        updated_at DATETIME NOT NULL
+                    );
+                    CREATE UNIQUE INDEX collections_unique_name ON collections(team_id, name_key);
+                    """)
+        }
         return migrator
     }
 

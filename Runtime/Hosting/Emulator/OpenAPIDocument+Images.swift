@@ -116,6 +116,32 @@ extension OpenAPIDocument {
                         "200": binary("The thumbnail"), "404": error("No such image, or no thumbnail yet"),
                     ])
             ],
+            "/api/v1/images/duplicates": [
+                "get": operation(
+                    "images",
+                    """
+                    The team's groups of near-duplicates, largest first: images connected by perceptual hashes \
+                    (phash) at most max_distance bits apart, a chain of close pairs making one group. Each group \
+                    gives its size and its oldest images (at most 20), oldest first. Images are hashed when they \
+                    are processed.
+                    """,
+                    parameters: [skip, limit, maxDistance],
+                    responses: ["200": ok("NearDuplicateGroups", "A page of groups")])
+            ],
+            "/api/v1/images/{image_id}/duplicates": [
+                "get": operation(
+                    "images",
+                    """
+                    The team's images whose perceptual hash (phash) is at most max_distance bits from this \
+                    image's, nearest first (then oldest first), the image itself left out.
+                    """,
+                    parameters: [imageID, skip, limit, maxDistance],
+                    responses: [
+                        "200": ok("NearDuplicates", "A page of near-duplicates"),
+                        "404": error("No such image in the team"),
+                        "409": error("The image has no perceptual hash yet (it is computed during processing)"),
+                    ])
+            ],
             "/api/v1/images/reprocess-all": [
                 "post": operation(
                     "images",
@@ -283,6 +309,13 @@ extension OpenAPIDocument {
         ]
     }
 
+    /// The Hamming distance parameter of the near-duplicate listings.
+    static let maxDistance: JSONValue = [
+        "name": "max_distance", "in": "query", "required": false,
+        "description": "The most bits two perceptual hashes may differ by (default 8)",
+        "schema": ["type": "integer", "minimum": 0, "maximum": 12, "default": 8],
+    ]
+
     /// A text query: up to 500 characters, at least one of them not a space.
     static let searchText: JSONValue = ["type": "string", "minLength": 1, "maxLength": 500, "pattern": #"\S"#]
 
@@ -308,6 +341,10 @@ extension OpenAPIDocument {
             "embedding_error": nullableString, "embedding_attempts": ["type": "integer"],
             "embedding_model": nullableString, "embedding_dimensions": nullableInteger,
             "embedded_at": nullableTimestamp,
+            "phash": [
+                "type": ["string", "null"], "pattern": "^[0-9a-f]{16}$",
+                "description": "The perceptual hash (imagehash's phash as 16 hex digits), computed during processing",
+            ],
             "exif": ["type": "object", "additionalProperties": ["type": "string"]],
             "created_at": timestamp, "updated_at": timestamp,
         ]
@@ -325,6 +362,30 @@ extension OpenAPIDocument {
                 ], required: ["scope", "queued", "progress"]),
             "Image": object(image, required: image.keys.sorted()),
             "ImageList": list("images", "Image"),
+            "NearDuplicates": object(
+                [
+                    "image_id": uuid, "max_distance": ["type": "integer"],
+                    "duplicates": [
+                        "type": "array",
+                        "items": object(
+                            ["image": ref("Image"), "distance": ["type": "integer", "minimum": 0, "maximum": 64]],
+                            required: ["image", "distance"]),
+                    ],
+                    "total": ["type": "integer"], "skip": ["type": "integer"], "limit": ["type": "integer"],
+                ], required: ["image_id", "max_distance", "duplicates", "total", "skip", "limit"]),
+            "NearDuplicateGroups": object(
+                [
+                    "max_distance": ["type": "integer"],
+                    "groups": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "size": ["type": "integer", "minimum": 2],
+                                "images": ["type": "array", "items": ref("Image"), "maxItems": 20],
+                            ], required: ["size", "images"]),
+                    ],
+                    "total": ["type": "integer"], "skip": ["type": "integer"], "limit": ["type": "integer"],
+                ], required: ["max_distance", "groups", "total", "skip", "limit"]),
             "DeadLetter": object(
                 [
                     "message_id": ["type": "string"], "topic": ["type": "string"], "image_id": uuid,

@@ -45,7 +45,7 @@ extension ImageRecord {
     ///   - date: Now.
     public mutating func markEmbedded(model: String, dimensions: Int, perceptualHash: PerceptualHash?, at date: Date) {
         embeddingStatus = .success
-        self.perceptualHash = perceptualHash
+        self.phash = perceptualHash
         embeddingError = nil
         embeddingModel = model
         embeddingDimensions = dimensions

@@ -214,7 +214,7 @@ public struct ImageLibrary: Sendable {
         of id: ImageID, teamID: TeamID, maxDistance: Int, _ page: PageRequest
     ) async throws -> NearDuplicatesOutcome {
         guard let image = try await images.store.image(id: id, teamID: teamID) else { return .imageNotFound }
-        guard let hash = image.perceptualHash else { return .imageNotHashed(image.embeddingStatus) }
+        guard let hash = image.phash else { return .imageNotHashed(image.embeddingStatus) }
         let others = try await images.store.perceptualHashes(teamID: teamID).filter { $0.id != id }
         let near = NearDuplicateSearch.neighbours(of: hash, among: others, maxDistance: maxDistance)
         let slice = near.dropFirst(page.skip).prefix(page.limit)

@@ -58,7 +58,7 @@ public struct ImageRecord: Codable, Sendable, Equatable, EncodesEveryField {
     /// When the embedding was stored.
     public var embeddedAt: Date?
     /// The perceptual hash (``PerceptualHash``), computed when the image is processed.
-    public var perceptualHash: PerceptualHash?
+    public var phash: PerceptualHash?
     /// When the image was uploaded.
     public var createdAt: Date
     /// When the image's metadata last changed.
@@ -91,7 +91,7 @@ public struct ImageRecord: Codable, Sendable, Equatable, EncodesEveryField {
         self.embeddingModel = nil
         self.embeddingDimensions = nil
         self.embeddedAt = nil
-        self.perceptualHash = nil
+        self.phash = nil
         self.createdAt = createdAt
         self.updatedAt = createdAt
     }
@@ -119,7 +119,7 @@ public struct ImageRecord: Codable, Sendable, Equatable, EncodesEveryField {
         case embeddingModel = "embedding_model"
         case embeddingDimensions = "embedding_dimensions"
         case embeddedAt = "embedded_at"
-        case perceptualHash = "phash"
+        case phash
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }

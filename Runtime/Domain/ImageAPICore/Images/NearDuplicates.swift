@@ -23,8 +23,9 @@ public enum NearDuplicateSearch {
     /// The distance when none is asked for: a resized, recompressed or slightly cropped copy
     /// stays within it; unrelated pictures (about 32 bits apart) do not.
     public static let defaultMaxDistance = 8
-    /// The largest distance accepted: beyond it, unrelated pictures start to match.
-    public static let maxDistanceLimit = 16
+    /// The largest distance accepted: beyond it, unrelated pictures start to match, and finding
+    /// groups costs nearly as much as comparing every pair.
+    public static let maxDistanceLimit = 12
 
     /// The entries within `maxDistance` of `hash`, nearest first (then oldest first).
     public static func neighbours(
@@ -72,20 +73,31 @@ public enum NearDuplicateSearch {
             start = end
             let keys = hashes.map { ($0 >> shift) & mask }
             let order = width <= 16 ? countingSort(keys, width: width) : (0..<count).sorted { keys[$0] < keys[$1] }
-            var runStart = 0
-            while runStart < count {
-                var runEnd = runStart + 1
-                while runEnd < count && keys[order[runEnd]] == keys[order[runStart]] { runEnd += 1 }
-                for position in runStart..<runEnd {
-                    let first = order[position]
-                    let firstHash = hashes[first]
-                    for second in order[(position + 1)..<runEnd]
-                    where (firstHash ^ hashes[second]).nonzeroBitCount <= maxDistance {
-                        let (a, b) = (root(first), root(second))
-                        if a != b { parents[max(a, b)] = min(a, b) }
+            // The hashes in the slice's order, side by side, so that the comparisons within a run
+            // read memory in order.
+            let sorted = order.map { hashes[$0] }
+            var pairs: [(Int, Int)] = []
+            sorted.withUnsafeBufferPointer { sorted in
+                var runStart = 0
+                while runStart < count {
+                    let key = keys[order[runStart]]
+                    var runEnd = runStart + 1
+                    while runEnd < count && keys[order[runEnd]] == key { runEnd += 1 }
+                    if runEnd - runStart > 1 {
+                        for position in runStart..<(runEnd - 1) {
+                            let hash = sorted[position]
+                            for other in (position + 1)..<runEnd
+                            where (hash ^ sorted[other]).nonzeroBitCount <= maxDistance {
+                                pairs.append((order[position], order[other]))
+                            }
+                        }
                     }
+                    runStart = runEnd
                 }
-                runStart = runEnd
+            }
+            for (first, second) in pairs {
+                let (a, b) = (root(first), root(second))
+                if a != b { parents[max(a, b)] = min(a, b) }
             }
         }
         var members: [Int: [HashedImage]] = [:]
