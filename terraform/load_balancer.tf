@@ -9,6 +9,7 @@ locals {
     "/api/v1/users"              = "manage-users"
     "/api/v1/auth"               = "api-keys"
     "/api/v1/images"             = "upload-image"
+    "/api/v1/collections"        = "upload-image"
     "/api/v1/search"             = "search"
     "/api/v1/admin/dead-letters" = "process-embedding"
   }

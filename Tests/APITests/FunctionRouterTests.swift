@@ -27,6 +27,7 @@ struct FunctionRouterTests {
             (ManageUsersFunction(services: api.services), "manage-users"),
             (ApiKeysFunction(services: api.services), "api-keys"),
             (UploadImageFunction(api: api.services, images: api.images), "upload-image"),
+            (CollectionsFunction(api: api.services, images: api.images), "upload-image"),
             (SearchFunction(api: api.services, images: api.images), "search"),
             (DeadLettersFunction(api: api.services, images: api.images), "process-embedding"),
         ]

@@ -38,7 +38,7 @@ struct ImageUploadTests {
         let api = try TestAPI()
         try await api.run { (client) async throws in
             let member = try await client.member(email: "ann@example.com")
-            let collection = UUID()
+            let collection = try await client.makeCollection("Evenings", key: member.key)
             let reply = try await client.upload(
                 "sunset.jpg",
                 fields: [
@@ -185,7 +185,7 @@ struct ImageUploadTests {
         let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
-            let collection = UUID()
+            let collection = try await client.makeCollection("Lakes", key: ann.key)
             var ids: [ImageID] = []
             let tags = ["red,evening", "", "red"]
             for (index, fixture) in ["sunset.jpg", "lake.png", "forest.webp"].enumerated() {
@@ -286,7 +286,7 @@ struct ImageUploadTests {
             let image = try await client.upload(
                 "sunset.jpg", fields: [("description", "old"), ("tags", "a,b")], key: ann.key
             ).decode(ImageRecord.self)
-            let collection = UUID()
+            let collection = try await client.makeCollection("Dusk", key: ann.key)
             api.clock.advance(seconds: 5)
             let updated = try await client.updateImage(
                 image.id, json: #"{"tags": ["Red", "red", "dusk"], "collection_id": "\#(collection.uuidString)"}"#,

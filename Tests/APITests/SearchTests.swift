@@ -159,14 +159,15 @@ struct SearchTests {
         let api = try TestAPI()
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
-            let collection = UUID()
+            let collection = try await client.makeCollection("Holidays", key: ann.key)
+            let elsewhere = try await client.makeCollection("Elsewhere", key: ann.key)
             let start = api.clock.now()
             for index in 0..<5 {
                 _ = try await client.upload(
                     data: try Fixture.data("sunset.jpg") + Data([UInt8(index)]), filename: "photo-\(index).jpg",
                     fields: [
                         ("description", "holiday photo"), ("tags", index.isMultiple(of: 2) ? "even" : "odd"),
-                        ("collection_id", index < 3 ? collection.uuidString : UUID().uuidString),
+                        ("collection_id", index < 3 ? collection.uuidString : elsewhere.uuidString),
                     ], key: ann.key)
                 api.clock.advance(days: 1)
             }

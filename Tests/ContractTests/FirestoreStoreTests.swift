@@ -212,6 +212,16 @@ struct FirestoreStoreTests {
             _ = try await store.searchText(["photo"], teamID: team.id, filter: filter, limit: 5)
         }
         _ = try await store.image(sha256: "d", teamID: team.id)
+        _ = try await store.perceptualHashes(teamID: team.id)
+        var named = ImageCollection(
+            id: collection, teamID: team.id, name: "Named", description: nil, coverImageID: nil,
+            createdAt: Make.date(1), updatedAt: Make.date(1))
+        try await store.insertCollection(named)
+        named.name = "Renamed"
+        _ = try await store.updateCollection(named)
+        _ = try await store.collections(teamID: team.id)
+        _ = try await store.collectionLabels(teamID: team.id)
+        _ = try await store.deleteCollection(id: collection, teamID: team.id, at: Make.date(2))
         _ = try await store.deleteImage(id: first.id, teamID: team.id)
         _ = try await store.embeddingSummary(teamID: team.id, model: "m")
         _ = try await store.requeueImages(

@@ -63,9 +63,13 @@ struct ImageSearchAndLibraryTests {
         let image = try await fixture.upload("lake.png", UploadDetails(filename: "lake.png", tags: ["old"]))
         let other = try await fixture.upload("sunset.jpg")
         _ = try await fixture.deliverAll()
-        let changed = try #require(
-            try await fixture.library.update(
-                id: image.id, teamID: fixture.team, ImageChanges(description: .set("Lake"), tags: .set(["new"]))))
+        guard
+            case .updated(let changed) = try await fixture.library.update(
+                id: image.id, teamID: fixture.team, ImageChanges(description: .set("Lake"), tags: .set(["new"])))
+        else {
+            Issue.record("not updated")
+            return
+        }
         #expect(changed.tags == ["new"] && changed.description == "Lake" && changed.updatedAt == fixture.clock.now())
         let tagged = SearchQuery(subject: .similarTo(other.id), threshold: 0, filter: ImageFilter(tags: ["new"]))
         guard case .found(let results) = try await fixture.search.search(tagged, teamID: fixture.team) else {
@@ -73,7 +77,13 @@ struct ImageSearchAndLibraryTests {
             return
         }
         #expect(results.hits.map(\.image.id) == [image.id])
-        #expect(try await fixture.library.update(id: image.id, teamID: TeamID(), ImageChanges()) == nil)
+        #expect(try await fixture.library.update(id: image.id, teamID: TeamID(), ImageChanges()) == .notFound)
+        // Only into a named collection of the team; the label an image carries may stay.
+        let free = UUID()
+        #expect(
+            try await fixture.library.update(id: image.id, teamID: fixture.team, ImageChanges(collectionID: .set(free)))
+                == .unknownCollection(free))
+        #expect(try await fixture.store.image(id: image.id, teamID: fixture.team)?.collectionID == nil)
 
         let deleted = try #require(try await fixture.library.delete(id: image.id, teamID: fixture.team))
         #expect(deleted.id == image.id)

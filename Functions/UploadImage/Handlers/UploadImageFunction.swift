@@ -136,7 +136,15 @@ public struct UploadImageFunction: HTTPFunction {
             throw ValidationError(loc: ["body", "file"], msg: error.description, type: "image_invalid")
         case .duplicate(let existingID):
             throw duplicate(existingID)
+        case .unknownCollection(let collection):
+            throw ValidationError(
+                loc: ["body", "collection_id"], msg: Self.unknownCollection(collection), type: "value_error")
         }
+    }
+
+    /// Why a `collection_id` is refused.
+    static func unknownCollection(_ id: UUID) -> String {
+        "collection_id \(id.lowercasedString) names none of the team's collections (POST /api/v1/collections makes one)"
     }
 
     /// The 409 for bytes the team already has.
@@ -315,10 +323,13 @@ public struct UploadImageFunction: HTTPFunction {
             }
             throw error
         }
-        guard let image = try await library.update(id: id, teamID: principal.teamID, changes) else {
-            throw FunctionError.notFound("Image not found")
+        switch try await library.update(id: id, teamID: principal.teamID, changes) {
+        case .updated(let image): return image
+        case .notFound: throw FunctionError.notFound("Image not found")
+        case .unknownCollection(let collection):
+            throw ValidationError(
+                loc: ["body", "collection_id"], msg: Self.unknownCollection(collection), type: "value_error")
         }
-        return image
     }
 
     func delete(_ call: FunctionRequest, _ principal: Principal) async throws -> NoContent {

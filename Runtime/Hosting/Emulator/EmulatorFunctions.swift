@@ -23,6 +23,7 @@ public enum Emulator {
             ManageUsersFunction(services: services.api),
             ApiKeysFunction(services: services.api),
             UploadImageFunction(api: services.api, images: images),
+            CollectionsFunction(api: services.api, images: images),
             CloudEventEndpoint(
                 ProcessEmbeddingFunction(api: services.api, images: images),
                 authenticator: services.eventAuthenticator),

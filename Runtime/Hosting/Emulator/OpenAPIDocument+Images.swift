@@ -2,6 +2,7 @@ import FunctionsFramework
 
 extension OpenAPIDocument {
     static let imageID = pathParameter("image_id", "The image's id.")
+    static let collectionID = pathParameter("collection_id", "The collection's id.")
     static let messageID: JSONValue = [
         "name": "message_id", "in": "path", "required": true, "description": "The dead letter's message id.",
         "schema": ["type": "string", "minLength": 1, "maxLength": 200],
@@ -75,7 +76,10 @@ extension OpenAPIDocument {
                 "put": operation(
                     "images", "Change description, tags or collection (null clears)", parameters: [imageID],
                     body: ref("UpdateImage"),
-                    responses: ["200": ok("Image", "The image"), "404": error("No such image in the team")]),
+                    responses: [
+                        "200": ok("Image", "The image"), "404": error("No such image in the team"),
+                        "422": error("collection_id names none of the team's collections"),
+                    ]),
                 "delete": operation(
                     "images", "Delete the image, its bytes, thumbnail and vector", parameters: [imageID],
                     responses: ["204": ["description": "Deleted"], "404": error("No such image in the team")]),
@@ -115,6 +119,46 @@ extension OpenAPIDocument {
                     responses: [
                         "200": binary("The thumbnail"), "404": error("No such image, or no thumbnail yet"),
                     ])
+            ],
+            "/api/v1/collections": [
+                "post": operation(
+                    "collections",
+                    "Create a named collection (the name unique in the team, case aside)",
+                    body: ref("CreateCollection"),
+                    responses: [
+                        "201": ok("Collection", "The collection"),
+                        "409": error(
+                            "The team has a collection of this name (see existing_collection_id), or 1,000 collections"),
+                    ]),
+                "get": operation(
+                    "collections",
+                    """
+                    List the team's collections: named ones by name, then the collection_id labels images \
+                    carry that name no collection (name null), with image counts and covers
+                    """,
+                    parameters: [skip, limit],
+                    responses: ["200": ok("CollectionList", "A page of collections")]),
+            ],
+            "/api/v1/collections/{collection_id}": [
+                "get": operation(
+                    "collections", "Read a collection (or a label images carry)", parameters: [collectionID],
+                    responses: ["200": ok("Collection", "The collection"), "404": error("No such collection")]),
+                "put": operation(
+                    "collections",
+                    """
+                    Rename, describe or choose the cover (one of its images; null clears it). A label images \
+                    carry that names no collection becomes a named collection (name required)
+                    """,
+                    parameters: [collectionID], body: ref("UpdateCollection"),
+                    responses: [
+                        "200": ok("Collection", "The collection"), "404": error("No such collection"),
+                        "409": error("Another collection of the team has this name"),
+                        "422": error("The cover is not one of the collection's images"),
+                    ]),
+                "delete": operation(
+                    "collections", "Delete a collection; its images stay, their collection_id cleared",
+                    parameters: [collectionID],
+                    responses: ["204": ["description": "Deleted"], "404": error("No such collection")]),
             ],
             "/api/v1/images/duplicates": [
                 "get": operation(
@@ -362,6 +406,17 @@ extension OpenAPIDocument {
                 ], required: ["scope", "queued", "progress"]),
             "Image": object(image, required: image.keys.sorted()),
             "ImageList": list("images", "Image"),
+            "Collection": object(
+                [
+                    "id": uuid, "name": ["type": ["string", "null"]], "description": ["type": ["string", "null"]],
+                    "image_count": ["type": "integer", "minimum": 0], "cover_image_id": nullableUUID,
+                    "created_at": nullableTimestamp, "updated_at": nullableTimestamp,
+                ],
+                required: ["id", "name", "description", "image_count", "cover_image_id", "created_at", "updated_at"]),
+            "CollectionList": list("collections", "Collection"),
+            "CreateCollection": object(["name": name, "description": description], required: ["name"]),
+            "UpdateCollection": object(
+                ["name": name, "description": description, "cover_image_id": nullableUUID], required: []),
             "NearDuplicates": object(
                 [
                     "image_id": uuid, "max_distance": ["type": "integer"],

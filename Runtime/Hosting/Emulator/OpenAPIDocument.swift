@@ -22,7 +22,8 @@ public enum OpenAPIDocument {
             "servers": [["url": "/"]],
             "security": [["apiKeyHeader": []], ["bearer": []]],
             "tags": [
-                ["name": "teams"], ["name": "users"], ["name": "api-keys"], ["name": "images"], ["name": "search"],
+                ["name": "teams"], ["name": "users"], ["name": "api-keys"], ["name": "images"], ["name": "collections"],
+                ["name": "search"],
                 ["name": "events"], ["name": "operations"],
             ],
             "paths": .object(paths.merging(imagePaths) { $1 }),

@@ -38,6 +38,7 @@ public struct ServiceURLMap: Sendable, Equatable {
         Rule("/api/v1/users", "manage-users"),
         Rule("/api/v1/auth", "api-keys"),
         Rule("/api/v1/images", "upload-image"),
+        Rule("/api/v1/collections", "upload-image"),
         Rule("/api/v1/search", "search"),
         Rule("/api/v1/admin/dead-letters", "process-embedding"),
     ])

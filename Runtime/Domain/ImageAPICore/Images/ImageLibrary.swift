@@ -32,6 +32,16 @@ public struct ImageChanges: Sendable, Equatable {
     }
 }
 
+/// What became of a change to an image.
+public enum ImageUpdateOutcome: Sendable, Equatable {
+    /// The image as changed.
+    case updated(ImageRecord)
+    /// No such image in the team.
+    case notFound
+    /// The new `collection_id` names none of the team's collections.
+    case unknownCollection(UUID)
+}
+
 /// Which images `reprocess-all` queues.
 public enum ReprocessScope: String, Codable, Sendable {
     /// Images embedded with another model, and failed ones.
@@ -93,25 +103,31 @@ public struct ImageLibrary: Sendable {
     }
 
     /// Changes an image's editable fields; the vector index learns a new collection or new tags,
-    /// by which searches filter.
+    /// by which searches filter. An image moves only into one of the team's named collections
+    /// (the label it already carries stays, named or not).
     /// - Parameters:
     ///   - id: The image.
     ///   - teamID: The caller's team.
     ///   - changes: The changes.
-    /// - Returns: The image as changed, or `nil` when the team has no such image.
-    public func update(id: ImageID, teamID: TeamID, _ changes: ImageChanges) async throws -> ImageRecord? {
-        guard var image = try await images.store.image(id: id, teamID: teamID) else { return nil }
+    /// - Returns: What happened.
+    public func update(id: ImageID, teamID: TeamID, _ changes: ImageChanges) async throws -> ImageUpdateOutcome {
+        guard var image = try await images.store.image(id: id, teamID: teamID) else { return .notFound }
         let before = (collection: image.collectionID, tags: image.tags)
+        if case .set(let collection?) = changes.collectionID, collection != before.collection,
+            try await images.store.collection(id: collection, teamID: teamID) == nil
+        {
+            return .unknownCollection(collection)
+        }
         if case .set(let description) = changes.description { image.description = description }
         if case .set(let tags) = changes.tags { image.tags = tags ?? [] }
         if case .set(let collection) = changes.collectionID { image.collectionID = collection }
         image.updatedAt = clock.now()
-        guard try await images.store.updateImage(image) else { return nil }
+        guard try await images.store.updateImage(image) else { return .notFound }
         if image.collectionID != before.collection || image.tags != before.tags {
             try await images.vectors.updatePayload(
                 imageID: image.id, collectionID: image.collectionID, tags: image.tags)
         }
-        return image
+        return .updated(image)
     }
 
     /// Deletes an image: its metadata first (from then on it is gone for every reader), then its

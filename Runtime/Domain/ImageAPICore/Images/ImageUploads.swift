@@ -69,6 +69,8 @@ public enum UploadOutcome: Sendable, Equatable {
     case undecodable(ImageDecodingError)
     /// The team already holds these bytes, as this image.
     case duplicate(of: ImageID)
+    /// The `collection_id` names none of the team's collections.
+    case unknownCollection(UUID)
 }
 
 /// The use case of taking an image in, whichever way its bytes arrived: check the format, inspect
@@ -102,6 +104,11 @@ public struct ImageUploads: Sendable {
     ) async throws -> UploadOutcome {
         guard file.size > 0 else { return .empty }
         guard let format = ImageFormat(sniffing: file.prefix) else { return .unsupportedFormat }
+        if let collection = details.collectionID,
+            try await images.store.collection(id: collection, teamID: teamID) == nil
+        {
+            return .unknownCollection(collection)
+        }
         let inspection: ImageInspection
         do {
             inspection = try await images.codec.inspect(fileAt: file.path, maxPixels: images.settings.maxImagePixels)
