@@ -127,10 +127,12 @@ extension SQLiteMetadataStore: ImageStore {
                 arguments: [teamID.lowercasedString])
             var hashes: [HashedImage] = []
             while let row = try rows.next() {
-                guard let hash = PerceptualHash(hex: row[1] as String) else { continue }
+                guard let hash = PerceptualHash(hex: row[1] as String), let id = ImageID(row[0] as String) else {
+                    throw DatabaseError(message: "an image's id or perceptual hash does not parse")
+                }
                 hashes.append(
                     HashedImage(
-                        id: try MetadataRows.id(row, "id"), hash: hash,
+                        id: id, hash: hash,
                         createdAt: Date(timeIntervalSince1970: row[2] as Double)))
             }
             return hashes

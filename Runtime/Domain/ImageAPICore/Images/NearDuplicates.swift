@@ -46,10 +46,13 @@ public enum NearDuplicateSearch {
     /// pairs joins a group even where its ends are further apart), each of two entries or more:
     /// the largest first, each listing its entries oldest first.
     ///
-    /// Two hashes at most `d` bits apart agree exactly on at least one of `d + 1` disjoint slices
-    /// of their bits (the pigeonhole principle), so only entries that share a slice's value are
-    /// compared: about `n² (d + 1) / 2^(64 / (d + 1))` comparisons for hashes spread evenly,
-    /// rather than `n²`.
+    /// Only candidates are compared, by the pigeonhole principle: split into `m` disjoint slices,
+    /// two hashes at most `d` bits apart differ in at most `⌊d / m⌋` bits of one slice. Up to a
+    /// distance of 5 the hashes are split into `d + 1` slices and an entry is compared with those
+    /// that agree exactly on a slice; from 6 on, into `⌊d / 2⌋ + 1` slices of 9 to 16 bits, and an
+    /// entry is compared with those within one bit on a slice (its own value and each value one bit
+    /// away), which compares several times fewer pairs than exact agreement on twice as many,
+    /// narrower slices. Either way far fewer than the `n²/2` pairs of comparing every one.
     public static func groups(_ entries: [HashedImage], maxDistance: Int) -> [[HashedImage]] {
         let count = entries.count
         guard count > 1 else { return [] }
@@ -63,7 +66,8 @@ public enum NearDuplicateSearch {
             }
             return current
         }
-        let slices = maxDistance + 1
+        let probesNeighbours = maxDistance >= 6
+        let slices = probesNeighbours ? maxDistance / 2 + 1 : maxDistance + 1
         var start = 0
         for slice in 0..<slices {
             let end = 64 * (slice + 1) / slices
@@ -72,27 +76,25 @@ public enum NearDuplicateSearch {
             let shift = UInt64(start)
             start = end
             let keys = hashes.map { ($0 >> shift) & mask }
-            let order = width <= 16 ? countingSort(keys, width: width) : (0..<count).sorted { keys[$0] < keys[$1] }
-            // The hashes in the slice's order, side by side, so that the comparisons within a run
-            // read memory in order.
-            let sorted = order.map { hashes[$0] }
+            let buckets = SliceBuckets(keys: keys, width: width)
+            // The hashes in bucket order, side by side, so that a bucket's comparisons read
+            // memory in order.
+            let sorted = buckets.order.map { hashes[$0] }
             var pairs: [(Int, Int)] = []
             sorted.withUnsafeBufferPointer { sorted in
-                var runStart = 0
-                while runStart < count {
-                    let key = keys[order[runStart]]
-                    var runEnd = runStart + 1
-                    while runEnd < count && keys[order[runEnd]] == key { runEnd += 1 }
-                    if runEnd - runStart > 1 {
-                        for position in runStart..<(runEnd - 1) {
-                            let hash = sorted[position]
-                            for other in (position + 1)..<runEnd
-                            where (hash ^ sorted[other]).nonzeroBitCount <= maxDistance {
-                                pairs.append((order[position], order[other]))
+                buckets.order.withUnsafeBufferPointer { order in
+                    for index in 0..<count {
+                        let hash = hashes[index]
+                        let key = keys[index]
+                        for flipped in -1..<(probesNeighbours ? width : 0) {
+                            let probe = flipped < 0 ? key : key ^ (1 << UInt64(flipped))
+                            for position in buckets.range(of: probe) where order[position] > index {
+                                if (hash ^ sorted[position]).nonzeroBitCount <= maxDistance {
+                                    pairs.append((index, order[position]))
+                                }
                             }
                         }
                     }
-                    runStart = runEnd
                 }
             }
             for (first, second) in pairs {
@@ -109,17 +111,49 @@ public enum NearDuplicateSearch {
                     ? left.count > right.count : (left[0].createdAt, left[0].id) < (right[0].createdAt, right[0].id)
             }
     }
+}
 
-    /// The indices of `keys` ordered by key, each below `2^width`.
-    private static func countingSort(_ keys: [UInt64], width: Int) -> [Int] {
-        var starts = [Int](repeating: 0, count: (1 << width) + 1)
-        for key in keys { starts[Int(key) + 1] += 1 }
-        for value in 1..<starts.count { starts[value] += starts[value - 1] }
-        var order = [Int](repeating: 0, count: keys.count)
-        for (index, key) in keys.enumerated() {
-            order[starts[Int(key)]] = index
-            starts[Int(key)] += 1
+/// The entries of one slice grouped by the slice's value: `order` lists entry indices bucket by
+/// bucket, and a value's bucket is a range of it.
+private struct SliceBuckets {
+    let order: [Int]
+    /// Narrow slices: where each value's bucket starts (counting sort), one more than values.
+    private let starts: [Int]
+    /// Wide slices: each value present, with its bucket.
+    private let ranges: [UInt64: Range<Int>]
+
+    init(keys: [UInt64], width: Int) {
+        if width <= 16 {
+            var starts = [Int](repeating: 0, count: (1 << width) + 1)
+            for key in keys { starts[Int(key) + 1] += 1 }
+            for value in 1..<starts.count { starts[value] += starts[value - 1] }
+            var next = starts
+            var order = [Int](repeating: 0, count: keys.count)
+            for (index, key) in keys.enumerated() {
+                order[next[Int(key)]] = index
+                next[Int(key)] += 1
+            }
+            self.order = order
+            self.starts = starts
+            self.ranges = [:]
+        } else {
+            let order = keys.indices.sorted { keys[$0] < keys[$1] }
+            var ranges: [UInt64: Range<Int>] = [:]
+            var runStart = 0
+            while runStart < order.count {
+                var runEnd = runStart + 1
+                while runEnd < order.count && keys[order[runEnd]] == keys[order[runStart]] { runEnd += 1 }
+                ranges[keys[order[runStart]]] = runStart..<runEnd
+                runStart = runEnd
+            }
+            self.order = order
+            self.starts = []
+            self.ranges = ranges
         }
-        return order
+    }
+
+    /// The positions in `order` of the entries whose slice holds `key`.
+    func range(of key: UInt64) -> Range<Int> {
+        starts.isEmpty ? ranges[key] ?? 0..<0 : starts[Int(key)]..<starts[Int(key) + 1]
     }
 }
