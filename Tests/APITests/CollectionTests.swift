@@ -81,6 +81,9 @@ struct CollectionTests {
             #expect(try await client.getCollection(bobs, key: ann.key).status == .notFound)
             #expect(
                 try await client.updateCollection(bobs, json: #"{"name": "Mine"}"#, key: ann.key).status == .notFound)
+            let coverElsewhere = try await client.updateCollection(
+                bobs, json: #"{"cover_image_id": "\#(image.id.lowercasedString)"}"#, key: ann.key)
+            #expect(coverElsewhere.status == .notFound)
             #expect(try await client.deleteCollection(bobs, key: ann.key).status == .notFound)
             #expect(try await client.listCollections(key: ann.key).decode(ListReply<CollectionReply>.self).total == 0)
             #expect(try await client.getCollection(bobs, key: bob.key).status == .ok)

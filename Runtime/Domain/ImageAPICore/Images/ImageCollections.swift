@@ -222,15 +222,16 @@ public struct CollectionService: Sendable {
         id: UUID, teamID: TeamID, name: FieldChange<String>, description: FieldChange<String>,
         cover: FieldChange<ImageID>
     ) async throws -> CollectionOutcome {
+        let named = try await images.store.collection(id: id, teamID: teamID)
+        if named == nil, try await !images.store.collectionLabels(teamID: teamID).contains(where: { $0.id == id }) {
+            return .notFound
+        }
         if case .set(let coverID?) = cover {
             guard let image = try await images.store.image(id: coverID, teamID: teamID), image.collectionID == id else {
                 return .coverNotInCollection
             }
         }
-        guard var collection = try await images.store.collection(id: id, teamID: teamID) else {
-            guard try await images.store.collectionLabels(teamID: teamID).contains(where: { $0.id == id }) else {
-                return .notFound
-            }
+        guard var collection = named else {
             guard case .set(let newName?) = name else { return .nameRequired }
             let described: String? = if case .set(let text) = description { text } else { nil }
             let created = try await create(id: id, name: newName, description: described, teamID: teamID)
