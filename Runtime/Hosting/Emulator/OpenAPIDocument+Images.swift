@@ -456,7 +456,8 @@ extension OpenAPIDocument {
                     "file": ["type": "string", "format": "binary", "minLength": 1], "description": description,
                     "tags": [
                         "type": "string",
-                        "description": "Comma-separated, at most 50 tags of at most 50 characters; the field may repeat.",
+                        "description":
+                            "Comma-separated, at most 50 tags of at most 50 characters; the field may repeat.",
                         "allOf": [["pattern": .string(plainText)], ["pattern": "^[^,]{0,50}(,[^,]{0,50}){0,49}$"]],
                     ],
                     "collection_id": uuid, "allow_duplicate": ["type": "boolean"],
