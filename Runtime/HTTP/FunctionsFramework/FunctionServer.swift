@@ -26,7 +26,9 @@ public enum FunctionServer {
     public static func buildRouter(
         functions: [any HTTPFunction], configuration: ServerConfiguration, readiness: @escaping ReadinessCheck
     ) -> (router: Router<FunctionContext>, routes: FunctionRoutes) {
+        ProcessMetrics.bootstrap()
         let router = Router(context: FunctionContext.self, options: [.autoGenerateHeadEndpoints])
+        router.add(middleware: HTTPMetricsMiddleware())
         router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies))
         router.add(middleware: RequestLoggingMiddleware(projectID: configuration.projectID))
         if !configuration.corsOrigins.isEmpty {
@@ -40,6 +42,18 @@ public enum FunctionServer {
 
         let routes = FunctionRoutes(router: router)
         routes.on(.get, "/healthz") { _ in ["status": "ok"] }
+        if configuration.metricsAccess != .closed {
+            let access = configuration.metricsAccess
+            routes.on(.get, "/metrics") { call -> Response in
+                guard ProcessMetrics.admits(call.request, access) else {
+                    throw FunctionError.unauthorized("GET /metrics needs METRICS_TOKEN as a bearer token")
+                }
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: ProcessMetrics.text())))
+            }
+        }
         routes.on(.get, "/readyz") { call -> [String: String] in
             do {
                 try await readiness()

@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// the connection's peer is the client). Behind Google's external Application Load Balancer
     /// it is 2: the client is the second-to-last entry, the balancer itself the last.
     public var trustedProxies: Int
+    /// Who may read `GET /metrics` (``MetricsAccess``): anyone in development; in production
+    /// only with `METRICS_TOKEN` as a bearer token, and nobody when it is not set.
+    public var metricsAccess: MetricsAccess = .open
 
     /// Creates a configuration from values.
     /// - Parameters:
@@ -79,5 +82,11 @@ public struct ServerConfiguration: Sendable, Equatable {
             trustedProxies: try variables.integer(
                 "TRUSTED_PROXIES", default: variables["K_SERVICE"] == nil ? 0 : 1, in: 0...16)
         )
+        let token = variables["METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let token, token.count < 16 {
+            throw ConfigurationError(variable: "METRICS_TOKEN", reason: "must be at least 16 characters")
+        }
+        let production = variables["ENVIRONMENT"] == "production"
+        metricsAccess = token.map(MetricsAccess.bearer) ?? (production ? .closed : .open)
     }
 }

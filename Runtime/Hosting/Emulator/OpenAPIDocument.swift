@@ -61,6 +61,22 @@ public enum OpenAPIDocument {
     static var paths: [String: JSONValue] {
         [
             "/healthz": ["get": operation("operations", "Liveness", public: true, responses: ["200": status])],
+            "/metrics": [
+                "get": operation(
+                    "operations",
+                    """
+                    The process's metrics in the Prometheus text format: open in development; in production \
+                    only with METRICS_TOKEN as a bearer token, and not served without it
+                    """,
+                    public: true,
+                    responses: [
+                        "200": [
+                            "description": "The metrics",
+                            "content": ["text/plain; version=0.0.4; charset=utf-8": ["schema": ["type": "string"]]],
+                        ],
+                        "401": error("METRICS_TOKEN is set and the bearer token is not it"),
+                    ])
+            ],
             "/readyz": [
                 "get": operation(
                     "operations", "Readiness: the metadata store answers", public: true,
