@@ -120,6 +120,7 @@ let package = Package(
                 "Locking", "RuntimeSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Runtime/Domain/ImageAPICore",
             swiftSettings: swiftSettings

@@ -4,10 +4,13 @@
     check-metrics.py BASE_URL
 
 Scrapes once, runs a scripted session (health checks, refused requests, an upload processed to
-success, a search), scrapes again, and checks that the request counts of
-http_server_request_duration_seconds moved by exactly what the session did, by route template
-(never a raw path), method and status; that every histogram's buckets rise to its count; and that
-http_server_active_requests counts the scrape in flight. Run by scripts/check-metrics.sh.
+success, the same bytes again, a file that is no image, one search twice), scrapes again, and
+checks that the request counts of http_server_request_duration_seconds moved by exactly what the
+session did, by route template (never a raw path), method and status; that the pipeline's
+counters (uploads by outcome, processing deliveries, each stage's duration, outbox deliveries and
+publish durations, query-embedding cache hits and misses) moved by exactly what happened too; that
+every histogram's buckets rise to its count; and that http_server_active_requests counts the
+scrape in flight. Run by scripts/check-metrics.sh (the emulator with the tests' tiny CLIP model).
 """
 import json
 import os
@@ -41,13 +44,17 @@ def scrape():
     assert status == 200, status
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers["Content-Type"]
     families = {family.name: family for family in text_string_to_metric_families(body.decode())}
-    counts = {}
+    counts, pipeline = {}, {}
+    for family in families.values():
+        for sample in family.samples:
+            if sample.name.endswith("_total") or (sample.name.endswith("_count") and sample.name != DURATION + "_count"):
+                pipeline[(sample.name,) + tuple(sorted(sample.labels.items()))] = sample.value
     for sample in families[DURATION].samples if DURATION in families else []:
         if sample.name == DURATION + "_count":
             key = (sample.labels["http_route"], sample.labels["http_request_method"],
                    sample.labels["http_response_status_code"])
             counts[key] = sample.value
-    return families, counts, body.decode()
+    return families, counts, pipeline, body.decode()
 
 
 def check_histograms(families):
@@ -76,7 +83,7 @@ def main():
     status, body, _ = call("POST", f"/api/v1/auth/api-keys?user_id={user}&team_id={team}", {"name": "metrics"})
     key = {"X-API-Key": json.loads(body)["key"]}
 
-    before, counts_before, _ = scrape()
+    before, counts_before, pipeline_before, _ = scrape()
     expected = {("/metrics", "GET", "200"): 1}  # the first scrape itself
 
     def did(route, method, status_code, times=1):
@@ -97,14 +104,22 @@ def main():
     did("/api/v1/images", "GET", 401)
 
     boundary = "metricsboundary"
+
+    def upload(data, filename):
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        return call("POST", "/api/v1/images", form, key, f"multipart/form-data; boundary={boundary}")
+
     with open(os.path.join(FIXTURES, "sunset.jpg"), "rb") as handle:
         image = handle.read()
-    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sunset.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    status, body, _ = call("POST", "/api/v1/images", form, key, f"multipart/form-data; boundary={boundary}")
+    status, body, _ = upload(image, "sunset.jpg")
     assert status == 201, (status, body)
     did("/api/v1/images", "POST", 201)
     image_id = json.loads(body)["id"]
+    assert upload(image, "again.jpg")[0] == 409
+    did("/api/v1/images", "POST", 409)
+    assert upload(b"plain words, no picture", "notes.txt")[0] == 415
+    did("/api/v1/images", "POST", 415)
     polls = 0
     for _ in range(300):
         polls += 1
@@ -114,10 +129,11 @@ def main():
         time.sleep(0.1)
     assert state == "success", state
     did("/api/v1/images/{image_id}", "GET", 200, polls)
-    assert call("GET", "/api/v1/search?q=sunset", headers=key)[0] == 200
-    did("/api/v1/search", "GET", 200)
+    for _ in range(2):
+        assert call("GET", "/api/v1/search?q=sunset&mode=semantic", headers=key)[0] == 200
+    did("/api/v1/search", "GET", 200, 2)
 
-    after, counts_after, text = scrape()
+    after, counts_after, pipeline_after, text = scrape()
     moved = {key: counts_after.get(key, 0) - counts_before.get(key, 0) for key in set(counts_after) | set(counts_before)}
     moved = {key: value for key, value in moved.items() if value}
     # The local Pub/Sub pushes the processing event to the function over HTTP too.
@@ -126,11 +142,29 @@ def main():
     others = {key: value for key, value in moved.items() if key not in events}
     assert others == expected, f"moved {sorted(others.items())}, expected {sorted(expected.items())}"
     assert missing not in text and image_id not in text, "a raw path reached a label"
+    pipeline = {key: pipeline_after.get(key, 0) - pipeline_before.get(key, 0) for key in pipeline_after}
+    pipeline = {key: value for key, value in pipeline.items() if value}
+    expected_pipeline = {
+        ("image_uploads_total", ("outcome", "stored")): 1,
+        ("image_uploads_total", ("outcome", "duplicate")): 1,
+        ("image_uploads_total", ("outcome", "unsupported_format")): 1,
+        ("image_processing_deliveries_total", ("outcome", "embedded")): 1,
+        ("image_processing_stage_duration_seconds_count", ("stage", "thumbnail")): 1,
+        ("image_processing_stage_duration_seconds_count", ("stage", "phash")): 1,
+        ("image_processing_stage_duration_seconds_count", ("stage", "embed")): 1,
+        ("image_processing_stage_duration_seconds_count", ("stage", "index")): 1,
+        ("outbox_deliveries_total", ("outcome", "delivered")): 1,
+        ("outbox_publish_duration_seconds_count",): 1,
+        ("query_embedding_cache_lookups_total", ("result", "miss")): 1,
+        ("query_embedding_cache_lookups_total", ("result", "hit")): 1,
+    }
+    assert pipeline == expected_pipeline, f"moved {sorted(pipeline.items())}, expected {sorted(expected_pipeline.items())}"
     check_histograms(after)
     active = [s for s in after["http_server_active_requests"].samples
               if s.labels.get("http_request_method") == "GET"]
     assert active and active[0].value == 1, active  # the scrape in flight
-    print(f"metrics: {len(expected)} request series moved by exactly the session's "
+    print(f"metrics: {len(expected_pipeline)} pipeline series and "
+          f"{len(expected)} request series moved by exactly the session's "
           f"{int(sum(expected.values()))} requests (processing events: {int(sum(events.values()))}); "
           f"{sum(1 for f in after.values() if f.type == 'histogram')} histograms well formed")
 

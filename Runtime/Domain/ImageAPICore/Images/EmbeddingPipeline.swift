@@ -109,6 +109,12 @@ public struct EmbeddingPipeline: Sendable {
     /// - Returns: What it did.
     /// - Throws: The errors of the stores while recording the attempt.
     public func process(_ delivery: ProcessingDelivery) async throws -> ProcessingOutcome {
+        let outcome = try await processNow(delivery)
+        PipelineMetrics.processing(outcome)
+        return outcome
+    }
+
+    private func processNow(_ delivery: ProcessingDelivery) async throws -> ProcessingOutcome {
         let request = delivery.request
         let limit = images.settings.maxProcessingAttempts
         let startedAt = clock.now()
@@ -174,20 +180,25 @@ public struct EmbeddingPipeline: Sendable {
         guard let original = try await images.blobs.data(at: image.originalBlobKey) else {
             throw ProcessingError("the original image bytes are missing from the blob store")
         }
-        let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
-        try await images.blobs.put(
-            thumbnail, at: image.thumbnailBlobKey, attributes: BlobAttributes(contentType: "image/jpeg"))
-        let grey = try await images.codec.greyLevels(of: original, side: PerceptualHash.side)
-        let hash = PerceptualHash.of(grey: grey)
-        let vector = try await images.embedder.embed(image: original)
+        try await PipelineMetrics.stage("thumbnail") {
+            let thumbnail = try await images.codec.thumbnail(of: original, size: images.settings.thumbnailSize)
+            try await images.blobs.put(
+                thumbnail, at: image.thumbnailBlobKey, attributes: BlobAttributes(contentType: "image/jpeg"))
+        }
+        let hash = try await PipelineMetrics.stage("phash") {
+            PerceptualHash.of(grey: try await images.codec.greyLevels(of: original, side: PerceptualHash.side))
+        }
+        let vector = try await PipelineMetrics.stage("embed") { try await images.embedder.embed(image: original) }
         guard vector.count == images.embedder.dimensions else {
             throw ProcessingError(
                 "the embedder returned \(vector.count) values, expected \(images.embedder.dimensions)")
         }
-        try await images.vectors.upsert(
-            VectorEntry(
-                imageID: image.id, teamID: image.teamID, collectionID: image.collectionID, tags: image.tags,
-                createdAt: image.createdAt, model: images.embedder.modelID, vector: vector))
+        try await PipelineMetrics.stage("index") {
+            try await images.vectors.upsert(
+                VectorEntry(
+                    imageID: image.id, teamID: image.teamID, collectionID: image.collectionID, tags: image.tags,
+                    createdAt: image.createdAt, model: images.embedder.modelID, vector: vector))
+        }
         try await images.store.completeProcessing(
             id: image.id, teamID: image.teamID, model: images.embedder.modelID, dimensions: vector.count,
             perceptualHash: hash, at: clock.now())
@@ -265,6 +276,7 @@ public struct EmbeddingPipeline: Sendable {
             DeadLetter(
                 messageID: messageID, topic: ImageProcessingRequest.topic, data: data, attempts: attempts,
                 lastError: reason, source: "handler", deadAt: clock.now()))
+        PipelineMetrics.deadLettered(source: "handler")
     }
 
     private static func seconds(_ duration: Duration) -> Double {

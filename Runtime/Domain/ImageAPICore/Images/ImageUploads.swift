@@ -102,6 +102,14 @@ public struct ImageUploads: Sendable {
     public func accept(
         _ file: StagedUpload, _ details: UploadDetails, teamID: TeamID, uploaderID: UserID
     ) async throws -> UploadOutcome {
+        let outcome = try await decide(file, details, teamID: teamID, uploaderID: uploaderID)
+        PipelineMetrics.upload(outcome)
+        return outcome
+    }
+
+    private func decide(
+        _ file: StagedUpload, _ details: UploadDetails, teamID: TeamID, uploaderID: UserID
+    ) async throws -> UploadOutcome {
         guard file.size > 0 else { return .empty }
         guard let format = ImageFormat(sniffing: file.prefix) else { return .unsupportedFormat }
         if let collection = details.collectionID,

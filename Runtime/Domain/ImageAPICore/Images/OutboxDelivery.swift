@@ -96,6 +96,7 @@ public struct OutboxDelivery: Sendable {
             try await publisher.publish(queued)
             let took = ContinuousClock.now - began
             try await queue.acknowledge(messageID: message.messageID)
+            PipelineMetrics.published(took)
             logger.debug(
                 "Delivered",
                 metadata: [
@@ -115,6 +116,8 @@ public struct OutboxDelivery: Sendable {
         do {
             if queued.attempts >= policy.maxAttempts, !outage {
                 try await queue.moveToDeadLetters(messageID: message.messageID, error: reason, at: clock.now())
+                PipelineMetrics.deadLettered(source: "transport")
+                PipelineMetrics.delivery("dead_lettered")
                 logger.error(
                     "Message dead-lettered",
                     metadata: [
@@ -128,6 +131,7 @@ public struct OutboxDelivery: Sendable {
                     outage ? Self.longestOutageRetry : .infinity)
                 try await queue.scheduleRetry(
                     messageID: message.messageID, error: reason, at: clock.now().addingTimeInterval(delay))
+                PipelineMetrics.delivery(outage ? "waiting" : "retried")
                 logger.warning(
                     "Delivery failed; will retry",
                     metadata: [

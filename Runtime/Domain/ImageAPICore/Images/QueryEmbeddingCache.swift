@@ -65,6 +65,7 @@ public final class QueryEmbeddingCache: Embedder {
     }
 
     private func record(hit: Bool) {
+        PipelineMetrics.queryCache(hit: hit)
         let now = counts.withLock { counts in
             if hit { counts.hits += 1 } else { counts.misses += 1 }
             return counts
