@@ -139,13 +139,9 @@ public struct UpdateCollectionRequest: Decodable, Sendable {
     /// Decodes the fields that are present.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        func field<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> ImageUpdate.Field<T> {
-            guard container.contains(key) else { return .absent }
-            return .set(try container.decodeIfPresent(T.self, forKey: key))
-        }
-        name = try field(.name, String.self)
-        description = try field(.description, String.self)
-        coverImageID = try field(.coverImageID, ImageID.self)
+        name = try container.field(.name)
+        description = try container.field(.description)
+        coverImageID = try container.field(.coverImageID)
     }
 }
 

@@ -407,13 +407,17 @@ public struct ImageUpdate: Decodable, Sendable {
     /// Decodes the fields that are present.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        func field<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> Field<T> {
-            guard container.contains(key) else { return .absent }
-            return .set(try container.decodeIfPresent(T.self, forKey: key))
-        }
-        description = try field(.description, String.self)
-        tags = try field(.tags, [String].self)
-        collectionID = try field(.collectionID, UUID.self)
+        description = try container.field(.description)
+        tags = try container.field(.tags)
+        collectionID = try container.field(.collectionID)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A field that may be absent, `null`, or a value.
+    func field<T: Decodable>(_ key: Key) throws -> ImageUpdate.Field<T> {
+        guard contains(key) else { return .absent }
+        return .set(try decodeIfPresent(T.self, forKey: key))
     }
 }
 

@@ -151,6 +151,24 @@ int vshim_thumbnail_jpeg(const void *bytes, size_t length, int size, int quality
     return 0;
 }
 
+// Writes an 8-bit image of exactly width x height x bands bytes to `out` and releases it; -1 with
+// a libvips error naming `what` when its size is not that.
+static int write_exactly(VipsImage *image, int width, int height, int bands, unsigned char *out, const char *what) {
+    size_t written = 0;
+    void *pixels = vips_image_write_to_memory(image, &written);
+    int ok = pixels && written == (size_t)width * (size_t)height * (size_t)bands &&
+             vips_image_get_width(image) == width && vips_image_get_height(image) == height &&
+             vips_image_get_bands(image) == bands;
+    if (ok) memcpy(out, pixels, written);
+    g_free(pixels);
+    g_object_unref(image);
+    if (!ok) {
+        vips_error("vshim", "%s produced an unexpected size", what);
+        return -1;
+    }
+    return 0;
+}
+
 int vshim_render_srgb(const void *bytes, size_t length, int width, int height, unsigned char *out) {
     VipsImage *small = NULL;
     if (vips_thumbnail_buffer(
@@ -158,18 +176,7 @@ int vshim_render_srgb(const void *bytes, size_t length, int width, int height, u
         return -1;
     VipsImage *rgb = to_srgb8(small, 1);
     if (!rgb) return -1;
-    size_t written = 0;
-    void *pixels = vips_image_write_to_memory(rgb, &written);
-    int ok = pixels && written == (size_t)width * (size_t)height * 3 && vips_image_get_width(rgb) == width &&
-             vips_image_get_height(rgb) == height;
-    if (ok) memcpy(out, pixels, written);
-    g_free(pixels);
-    g_object_unref(rgb);
-    if (!ok) {
-        vips_error("vshim", "rendering produced an unexpected size");
-        return -1;
-    }
-    return 0;
+    return write_exactly(rgb, width, height, 3, out, "rendering");
 }
 
 int vshim_decode_rgb(const void *bytes, size_t length, int max_pixels, int *width, int *height, unsigned char **out) {
@@ -242,19 +249,7 @@ int vshim_grey_square(const void *bytes, size_t length, int side, unsigned char 
     double vshrink = (double)vips_image_get_height(current) / side;
     if (vips_reduce(current, &next, hshrink, vshrink, "kernel", VIPS_KERNEL_LANCZOS3, NULL)) goto fail;
     g_object_unref(current);
-    current = next;
-    size_t written = 0;
-    void *pixels = vips_image_write_to_memory(current, &written);
-    int ok = pixels && written == (size_t)side * (size_t)side && vips_image_get_width(current) == side &&
-             vips_image_get_height(current) == side && vips_image_get_bands(current) == 1;
-    if (ok) memcpy(out, pixels, written);
-    g_free(pixels);
-    g_object_unref(current);
-    if (!ok) {
-        vips_error("vshim", "reducing to grey produced an unexpected size");
-        return -1;
-    }
-    return 0;
+    return write_exactly(next, side, side, 1, out, "reducing to grey");
 fail:
     g_object_unref(current);
     return -1;
