@@ -224,6 +224,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Runtime/Engines/OutboundHTTP",
             swiftSettings: swiftSettings
@@ -311,6 +312,7 @@ let package = Package(
                 "VertexAI", "ImageProcessing",
                 "CLIPInference", "CLIPEmbedding", "EmbeddedVectorIndex", "MemoryStorage", "QdrantVectorIndex",
                 "PostgresStorage", "SQLiteStorage", "RuntimeSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Runtime/Hosting/ImageHosting",
             swiftSettings: swiftSettings
@@ -474,7 +476,7 @@ let package = Package(
             dependencies: [
                 "Locking", "ImageAPICore", "RuntimeSupport", "SQLiteStorage", "MemoryStorage", "EmbeddedVectorIndex",
                 "FileSystemStorage", "CloudStorage", "PubSub", "QdrantVectorIndex", "FirestoreStorage",
-                "PostgresStorage",
+                "PostgresStorage", "FunctionsFramework", "OutboundHTTP",
                 "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -57,7 +57,7 @@ public final class QdrantVectorIndex: VectorIndex {
     public init(settings: QdrantSettings, client: HTTPClient = ServiceCaller.client) {
         self.settings = settings
         self.caller = ServiceCaller(
-            api: "Qdrant at \(settings.baseURL)", client: client,
+            api: "Qdrant at \(settings.baseURL)", dependency: "Qdrant", client: client,
             headers: settings.apiKey.map { ["api-key": $0] } ?? [:])
     }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -65,6 +66,8 @@ public struct ServiceCaller: Sendable {
 
     /// The service's name, for errors.
     public let api: String
+    /// The service's name in metrics: one per kind of service, whatever its address.
+    public let dependency: String
     private let client: HTTPClient
     private let headers: HTTPHeaders
     private let authorization: @Sendable () async throws -> String?
@@ -72,15 +75,17 @@ public struct ServiceCaller: Sendable {
     /// Creates a caller.
     /// - Parameters:
     ///   - api: The service's name, for errors.
+    ///   - dependency: The service's name in metrics (`api` when not given).
     ///   - client: The HTTP client.
     ///   - headers: Headers sent with every call (a service's own key header).
     ///   - authorization: The `Authorization` header's value for each call (`Bearer` and a token
     ///     from Google's credentials); `nil` sends none (an emulator).
     public init(
-        api: String, client: HTTPClient = ServiceCaller.client, headers: HTTPHeaders = [:],
-        authorization: @escaping @Sendable () async throws -> String? = { nil }
+        api: String, dependency: String? = nil, client: HTTPClient = ServiceCaller.client,
+        headers: HTTPHeaders = [:], authorization: @escaping @Sendable () async throws -> String? = { nil }
     ) {
         self.api = api
+        self.dependency = dependency ?? api
         self.client = client
         self.headers = headers
         self.authorization = authorization
@@ -140,14 +145,17 @@ public struct ServiceCaller: Sendable {
             request.body = streaming()
             let base = 0.1 * Double(1 << min(attempt - 1, 3))
             let pause = Duration.seconds(base + Double.random(in: 0..<base))
+            let began = ContinuousClock.now
             do {
                 let response = try await client.execute(request, timeout: timeout)
+                record(since: began, status: String(response.status.code))
                 let retriable = response.status == .tooManyRequests || response.status.code >= 500
                 guard retriable, attempt < attempts else { return response }
                 _ = try? await response.body.collect(upTo: 1 << 20)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                record(since: began, status: "error")
                 let again: Bool
                 if let error = error as? HTTPClientError, error == .getConnectionFromPoolTimeout {
                     // Every connection was busy: the service is up, and the call waits on for one.
@@ -161,6 +169,15 @@ public struct ServiceCaller: Sendable {
             }
             try await Task.sleep(for: pause)
         }
+    }
+
+    /// Records one attempt as `outbound_request_duration_seconds` by `dependency` (the service's
+    /// name) and `http_response_status_code` (`error` when no answer came).
+    private func record(since start: ContinuousClock.Instant, status: String) {
+        Timer(
+            label: "outbound_request_duration_seconds",
+            dimensions: [("dependency", dependency), ("http_response_status_code", status)]
+        ).recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
     }
 
     /// The error for an answer that was not the one hoped for, with the start of its body.

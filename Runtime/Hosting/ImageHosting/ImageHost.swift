@@ -141,6 +141,7 @@ public enum ImageHost {
         } catch let error as CLIPModelError {
             throw UnusableEmbeddingModel(error: error, directory: configuration.images.clipModelDirectory)
         }
+        chosen = MeasuredEmbedder(embedder: chosen)
         if chosen.supportsText, configuration.images.queryCacheSize > 0 {
             chosen = QueryEmbeddingCache(
                 chosen, capacity: configuration.images.queryCacheSize, logger: services.logger)
@@ -155,7 +156,8 @@ public enum ImageHost {
         services.background.add(blobs.background + vectors.background)
         let images = ImageServices(
             store: services.imageStore, blobs: blobs.adapter, codec: codec(configuration.images), embedder: chosen,
-            vectors: vectors.adapter, deadLetters: services.deadLetters, settings: configuration.images,
+            vectors: MeasuredVectorIndex(index: vectors.adapter, backend: configuration.backends.vectors.rawValue),
+            deadLetters: services.deadLetters, settings: configuration.images,
             outages: .adapters)
         if preparesEmbedder { try await images.embedder.prepare() }
         return images
