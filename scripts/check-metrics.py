@@ -9,9 +9,10 @@ checks that the request counts of http_server_request_duration_seconds moved by 
 session did, by route template (never a raw path), method and status; that the pipeline's
 counters (uploads by outcome, processing deliveries, each stage's duration, outbox deliveries and
 publish durations, query-embedding cache hits and misses, embedder calls, vector index operations)
-moved by exactly what happened too; that
-every histogram's buckets rise to its count; and that http_server_active_requests counts the
-scrape in flight. Run by scripts/check-metrics.sh (the emulator with the tests' tiny CLIP model).
+moved by exactly what happened too; that every histogram's buckets rise to its count; that the
+outbox's depth and age, read from the store at scrape time, are 0 once everything is delivered; and
+that http_server_active_requests counts the scrape in flight. Run by scripts/check-metrics.sh (the
+emulator with the tests' tiny CLIP model).
 """
 import json
 import os
@@ -168,6 +169,10 @@ def main():
     }
     assert pipeline == expected_pipeline, f"moved {sorted(pipeline.items())}, expected {sorted(expected_pipeline.items())}"
     check_histograms(after)
+    # Read from the store at scrape time: everything was delivered.
+    gauges = {family.name: family.samples[0].value for family in after.values() if family.type == "gauge"
+              and family.name.startswith("outbox_")}
+    assert gauges == {"outbox_messages": 0, "outbox_oldest_message_age_seconds": 0}, gauges
     active = [s for s in after["http_server_active_requests"].samples
               if s.labels.get("http_request_method") == "GET"]
     assert active and active[0].value == 1, active  # the scrape in flight

@@ -393,6 +393,7 @@ struct ImageStoreContractTests {
                 try await store.insertImage(image, publishing: message, allowDuplicate: false)
             }
             #expect(try await store.nextDueDate() == Make.date(0))
+            #expect(try await store.backlog() == OutboxBacklog(messages: 2, oldestPublishedAt: Make.date(0)))
             let first = try await store.claimDueMessages(now: Make.date(0), leaseUntil: Make.date(60), limit: 10)
             #expect(first.map(\.message.messageID) == [messages[0].messageID])
             // Claimed messages are hidden until their lease ends.
@@ -400,12 +401,15 @@ struct ImageStoreContractTests {
             #expect(second.map(\.message.messageID) == [messages[1].messageID])
             #expect(try await store.claimDueMessages(now: Make.date(2), leaseUntil: Make.date(62), limit: 10).isEmpty)
             try await store.acknowledge(messageID: messages[1].messageID)
+            // Leased messages still wait.
+            #expect(try await store.backlog() == OutboxBacklog(messages: 1, oldestPublishedAt: Make.date(0)))
             try await store.scheduleRetry(messageID: messages[0].messageID, error: "503", at: Make.date(10))
             #expect(try await store.nextDueDate() == Make.date(10))
             let retried = try await store.claimDueMessages(now: Make.date(10), leaseUntil: Make.date(70), limit: 10)
             #expect(retried.map(\.attempts) == [2])
             try await store.moveToDeadLetters(messageID: messages[0].messageID, error: "gave up", at: Make.date(11))
             #expect(try await store.nextDueDate() == nil)
+            #expect(try await store.backlog() == OutboxBacklog(messages: 0, oldestPublishedAt: nil))
             let dead = try await store.deadLetters(teamID: team.id, PageRequest()).items
             #expect(dead.map(\.messageID) == [messages[0].messageID])
             #expect(dead.first?.teamID == team.id)

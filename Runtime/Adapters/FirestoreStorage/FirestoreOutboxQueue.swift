@@ -96,6 +96,15 @@ extension FirestoreMetadataStore: OutboxQueue, DeadLetterQueue {
         return try FieldReader(document: first).date("next_attempt_at")
     }
 
+    /// How many messages wait (a count aggregation), and when the oldest was published.
+    public func backlog() async throws -> OutboxBacklog {
+        var query = FirestoreQuery(collection: FirestoreCollection.outbox)
+        query.orderBy = [("published_at", true)]
+        query.limit = 1
+        let oldest = try await client.run(query).first.map { try FieldReader(document: $0).date("published_at") }
+        return OutboxBacklog(messages: try await client.count(query), oldestPublishedAt: oldest)
+    }
+
     /// Adds or replaces a dead letter.
     public func deadLetter(_ letter: DeadLetter) async throws {
         try await client.commit([

@@ -453,6 +453,11 @@ public actor MemoryMetadataStore: MetadataStore, ImageStore, OutboxQueue, DeadLe
     /// When the next message falls due.
     public func nextDueDate() async throws -> Date? { outbox.values.map(\.nextAttemptAt).min() }
 
+    /// How many messages wait, and when the oldest was published.
+    public func backlog() async throws -> OutboxBacklog {
+        OutboxBacklog(messages: outbox.count, oldestPublishedAt: outbox.values.map(\.publishedAt).min())
+    }
+
     /// Adds or replaces a dead letter.
     public func deadLetter(_ letter: DeadLetter) async throws {
         deadLettersByID[letter.messageID] = letter

@@ -64,6 +64,13 @@ extension PostgresMetadataStore: OutboxQueue, DeadLetterQueue {
         try await rows("SELECT min(next_attempt_at) FROM outbox").first?.decode(Date?.self)
     }
 
+    /// How many messages wait, and when the oldest was published.
+    public func backlog() async throws -> OutboxBacklog {
+        let row = try await rows("SELECT count(*)::bigint, min(published_at) FROM outbox").first
+        let (count, oldest) = try row?.decode((Int, Date?).self) ?? (0, nil)
+        return OutboxBacklog(messages: count, oldestPublishedAt: oldest)
+    }
+
     /// The outbox notifications (`NOTIFY`, sent when any process commits a message) heard so
     /// far; 0 when the store does not listen.
     public var enqueuedHere: Int { outboxChanges.count }

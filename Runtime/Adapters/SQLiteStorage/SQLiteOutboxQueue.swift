@@ -62,6 +62,14 @@ extension SQLiteMetadataStore: OutboxQueue, DeadLetterQueue {
         try await pool.read { db in try Date.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM outbox") }
     }
 
+    /// How many messages wait, and when the oldest was published.
+    public func backlog() async throws -> OutboxBacklog {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), MIN(published_at) FROM outbox")
+            return OutboxBacklog(messages: row?[0] ?? 0, oldestPublishedAt: row?[1])
+        }
+    }
+
     /// Adds or replaces a dead letter.
     public func deadLetter(_ letter: DeadLetter) async throws {
         try await pool.write { db in

@@ -51,7 +51,7 @@ public enum FunctionServer {
                 return Response(
                     status: .ok,
                     headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(string: ProcessMetrics.text())))
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: await ProcessMetrics.scrape())))
             }
         }
         routes.on(.get, "/readyz") { call -> [String: String] in

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Locking
 import Metrics
 import Prometheus
 
@@ -36,6 +37,41 @@ public enum ProcessMetrics {
     /// Routes swift-metrics to ``registry`` (the first call does; later ones do nothing).
     public static func bootstrap() {
         _ = bootstrapped
+    }
+
+    /// Reads gauges at scrape time: their names and values now.
+    public typealias GaugeReader = @Sendable () async throws -> [(name: String, value: Double)]
+
+    private static let gaugeReaders = Locked<[String: GaugeReader]>([:])
+
+    /// Sets what is read into gauges before each scrape, under a name (a later reader of the same
+    /// name replaces it): values that live in a store, such as the outbox's depth.
+    public static func readGauges(_ name: String, _ reader: @escaping GaugeReader) {
+        gaugeReaders.withLock { $0[name] = reader }
+    }
+
+    /// Runs the gauge readers, each given at most `timeout` (one that fails or is late leaves its
+    /// gauges as they were), then writes the registry in the Prometheus text format.
+    public static func scrape(timeout: Duration = .seconds(2)) async -> String {
+        let readers = gaugeReaders.withLock { Array($0.values) }
+        await withTaskGroup(of: Void.self) { group in
+            for reader in readers {
+                group.addTask {
+                    let values = await withTaskGroup(of: [(name: String, value: Double)]?.self) { race in
+                        race.addTask { try? await reader() }
+                        race.addTask {
+                            try? await Task.sleep(for: timeout)
+                            return nil
+                        }
+                        let first = await race.next() ?? nil
+                        race.cancelAll()
+                        return first
+                    }
+                    for (name, value) in values ?? [] { Gauge(label: name).record(value) }
+                }
+            }
+        }
+        return text()
     }
 
     /// The registry in the Prometheus text format.

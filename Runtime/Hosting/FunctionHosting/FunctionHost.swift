@@ -276,6 +276,15 @@ public enum FunctionHost {
         _ makeFunctions: @Sendable (HostedServices) async throws -> [any HTTPFunction]
     ) async throws -> ProcessPlan {
         var services = try await makeServices(configuration, logger: logger, relaysOutbox: relaysOutbox)
+        if relaysOutbox {
+            // What waits in the outbox, read when /metrics is scraped.
+            let outbox = services.outbox
+            ProcessMetrics.readGauges("outbox") {
+                let backlog = try await outbox.backlog()
+                let age = backlog.oldestPublishedAt.map { max(0, Date().timeIntervalSince($0)) } ?? 0
+                return [("outbox_messages", Double(backlog.messages)), ("outbox_oldest_message_age_seconds", age)]
+            }
+        }
         let pushToken = configuration.pushAuthentication.token ?? localDelivery?.token
         services.eventAuthenticator = configuration.pushAuthentication.makeAuthenticator(extraToken: pushToken)
         var functions = try await makeFunctions(services)

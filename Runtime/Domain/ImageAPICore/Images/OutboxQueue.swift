@@ -17,6 +17,20 @@ public struct QueuedMessage: Sendable, Equatable {
     }
 }
 
+/// What waits in the outbox.
+public struct OutboxBacklog: Sendable, Equatable {
+    /// Messages not yet delivered (nor dead-lettered).
+    public var messages: Int
+    /// When the oldest of them was published, if any waits.
+    public var oldestPublishedAt: Date?
+
+    /// Creates a backlog.
+    public init(messages: Int, oldestPublishedAt: Date?) {
+        self.messages = messages
+        self.oldestPublishedAt = oldestPublishedAt
+    }
+}
+
 /// The outbox read as a durable queue: what the emulator's Pub/Sub delivers from.
 public protocol OutboxQueue: Sendable {
     /// Claims messages that are due: each gets one more attempt counted and is hidden from other
@@ -30,6 +44,9 @@ public protocol OutboxQueue: Sendable {
     func moveToDeadLetters(messageID: String, error: String, at date: Date) async throws
     /// When the next message falls due, if any is waiting.
     func nextDueDate() async throws -> Date?
+    /// How many messages wait in the outbox (leased ones included), and when the oldest was
+    /// published.
+    func backlog() async throws -> OutboxBacklog
     /// How many messages this process has put in the outbox since it started: a relay that
     /// found nothing due asks the store again as soon as this changes.
     var enqueuedHere: Int { get }
