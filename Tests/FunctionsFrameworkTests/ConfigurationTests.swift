@@ -15,6 +15,19 @@ struct ConfigurationTests {
         #expect(configuration.logLevel == .info)
     }
 
+    @Test("logs are text lines on a terminal outside production, JSON lines otherwise, unless LOG_FORMAT says")
+    func logFormat() throws {
+        func format(_ variables: [String: String], terminal: Bool) throws -> LogFormat {
+            try ServerConfiguration(EnvironmentVariables(variables), standardOutputIsTerminal: terminal).logFormat
+        }
+        #expect(try format([:], terminal: true) == .text)
+        #expect(try format([:], terminal: false) == .json)
+        #expect(try format(["ENVIRONMENT": "production"], terminal: true) == .json)
+        #expect(try format(["LOG_FORMAT": "text"], terminal: false) == .text)
+        #expect(try format(["LOG_FORMAT": "json"], terminal: true) == .json)
+        #expect(throws: ConfigurationError.self) { try format(["LOG_FORMAT": "xml"], terminal: false) }
+    }
+
     @Test("every server variable is read")
     func allVariables() throws {
         let configuration = try ServerConfiguration(

@@ -206,6 +206,20 @@ struct LoggingTests {
         #expect(!line.contains("\n"))
     }
 
+    @Test("a text line: time, level, message, then the fields that matter, quoted where needed")
+    func textLine() {
+        let line = CloudLoggingLogHandler.textLine(
+            level: .warning, message: "metadata store (PostgreSQL at 127.0.0.1:1) unreachable",
+            metadata: [
+                "team_id": "t1", "reason": "connection refused", "logging.googleapis.com/trace": "projects/p/traces/1",
+                "httpRequest": ["status": "200"],
+            ], time: Date(timeIntervalSince1970: 0))
+        #expect(
+            line
+                == #"1970-01-01T00:00:00.000Z WARNING metadata store (PostgreSQL at 127.0.0.1:1) unreachable reason="connection refused" team_id=t1"#
+        )
+    }
+
     @Test("levels map to Cloud Logging severities")
     func severities() {
         #expect(CloudLoggingLogHandler.severity(.trace) == "DEBUG")
@@ -234,11 +248,15 @@ struct LoggingTests {
         let logger = Logger(label: "probe") { label in
             CloudLoggingLogHandler(label: label, level: .info) { line in lines.append(line) }
         }
+        let item = UUID().uuidString
         _ = try await probe(
-            .get, "/healthz",
+            .get, "/items/\(item)",
             headers: [HTTPField.Name("X-Cloud-Trace-Context")!: "105445aa7843bc8bf206b12000100000/7;o=1"],
             configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
-        let line = try #require(lines.withLock { $0.first { $0.contains("GET /healthz 200") } })
+        // Health checks succeed every few seconds: at debug, below this logger's level.
+        _ = try await probe(.get, "/healthz", configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
+        #expect(lines.withLock { $0.allSatisfy { !$0.contains("/healthz") } })
+        let line = try #require(lines.withLock { $0.first { $0.contains("GET /items/\(item) 200") } })
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(
             object["logging.googleapis.com/trace"] as? String

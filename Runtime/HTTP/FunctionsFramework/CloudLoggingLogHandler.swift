@@ -2,6 +2,14 @@ import Foundation
 import Locking
 import Logging
 
+/// How log entries are written: JSON lines for Cloud Logging, or text lines for people.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line (``CloudLoggingLogHandler/format(level:message:label:metadata:time:)``).
+    case json
+    /// One readable line per entry (``CloudLoggingLogHandler/textLine(level:message:metadata:time:)``).
+    case text
+}
+
 /// A `LogHandler` writing one JSON object per line in the structured format Cloud Logging reads:
 /// `severity`, `message`, `time`, the logger label, and every metadata field at the top level
 /// (so `logging.googleapis.com/trace` and `httpRequest` are recognised).
@@ -17,6 +25,8 @@ public struct CloudLoggingLogHandler: LogHandler {
     public var metadata: Logger.Metadata
     /// The logger's label, written as `logger`.
     public let label: String
+    /// How entries are written.
+    public let format: LogFormat
     private let sink: Sink
 
     /// Creates a handler.
@@ -24,17 +34,24 @@ public struct CloudLoggingLogHandler: LogHandler {
     ///   - label: The logger label.
     ///   - level: The lowest level written.
     ///   - sink: Where lines go.
-    public init(label: String, level: Logger.Level, sink: @escaping Sink = CloudLoggingLogHandler.standardOutput) {
+    ///   - format: JSON lines (the default) or text lines.
+    public init(
+        label: String, level: Logger.Level, format: LogFormat = .json,
+        sink: @escaping Sink = CloudLoggingLogHandler.standardOutput
+    ) {
         self.label = label
+        self.format = format
         self.logLevel = level
         self.metadata = [:]
         self.sink = sink
     }
 
     /// Makes every logger of the process a Cloud Logging handler. Call once, from `main`.
-    /// - Parameter level: The lowest level written.
-    public static func bootstrap(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in CloudLoggingLogHandler(label: label, level: level) }
+    /// - Parameters:
+    ///   - level: The lowest level written.
+    ///   - format: JSON lines or text lines (`LOG_FORMAT`).
+    public static func bootstrap(level: Logger.Level, format: LogFormat = .json) {
+        LoggingSystem.bootstrap { label in CloudLoggingLogHandler(label: label, level: level, format: format) }
     }
 
     private static let outputLock = Locked(())
@@ -59,9 +76,41 @@ public struct CloudLoggingLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata.merging(event.metadata ?? [:]) { $1 }
         if let error = event.error { fields["error"] = .string(String(describing: error)) }
-        sink(
-            Self.format(
-                level: event.level, message: event.message.description, label: label, metadata: fields, time: Date()))
+        switch format {
+        case .json:
+            sink(
+                Self.format(
+                    level: event.level, message: event.message.description, label: label, metadata: fields,
+                    time: Date()))
+        case .text:
+            sink(Self.textLine(level: event.level, message: event.message.description, metadata: fields, time: Date()))
+        }
+    }
+
+    /// Formats one entry as a line for people: the time, the level, the message, then the fields
+    /// that matter as `key=value` (trace ids and the request record, which repeat the message, left
+    /// out).
+    /// - Parameters:
+    ///   - level: The level.
+    ///   - message: The message.
+    ///   - metadata: The fields.
+    ///   - time: When the entry was made.
+    /// - Returns: The line, without a newline.
+    public static func textLine(level: Logger.Level, message: String, metadata: Logger.Metadata, time: Date) -> String {
+        let fields = metadata.filter { key, _ in !key.hasPrefix("logging.googleapis.com/") && key != "httpRequest" }
+            .sorted { $0.key < $1.key }
+            .map { key, value in "\(key)=\(quoted(value.description))" }
+        let levelName = severity(level)
+        let padded = levelName + String(repeating: " ", count: max(0, 8 - levelName.count))
+        return ([JSONCoding.timestamp(time), padded + message] + fields).joined(separator: " ")
+    }
+
+    /// A value as is, or in double quotes when it holds a space, a quote or `=`.
+    private static func quoted(_ text: String) -> String {
+        guard text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else { return text }
+        let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+        return "\"" + escaped + "\""
     }
 
     /// Formats one entry as a JSON line.

@@ -172,7 +172,9 @@ public struct RequestLoggingMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let level: Logger.Level = response.status.code >= 500 ? .error : .info
+        // Probes and scrapes come every few seconds: at debug, unless they fail.
+        let routine = Self.routinePaths.contains(request.uri.path) && response.status.code < 400
+        let level: Logger.Level = response.status.code >= 500 ? .error : routine ? .debug : .info
         context.logger.log(
             level: level, "\(request.method.rawValue) \(request.uri.path) \(response.status.code)",
             metadata: [
@@ -186,6 +188,9 @@ public struct RequestLoggingMiddleware: RouterMiddleware {
             ])
         return response
     }
+
+    /// Health checks and metric scrapes: logged at debug when they succeed.
+    public static let routinePaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     /// Query parameters whose values are credentials (compared without case): never logged.
     public static let credentialParameters: Set<String> = [

@@ -32,6 +32,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Who may read `GET /metrics` (``MetricsAccess``): anyone in development; in production
     /// only with `METRICS_TOKEN` as a bearer token, and nobody when it is not set.
     public var metricsAccess: MetricsAccess = .open
+    /// `LOG_FORMAT`: `json` or `text`; by default text when standard output is a terminal and
+    /// `ENVIRONMENT` is not `production`, else JSON.
+    public var logFormat: LogFormat = .json
 
     /// Creates a configuration from values.
     /// - Parameters:
@@ -63,9 +66,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     }
 
     /// Reads and validates the server variables.
-    /// - Parameter variables: The process's configuration variables.
+    /// - Parameters:
+    ///   - variables: The process's configuration variables.
+    ///   - standardOutputIsTerminal: Whether logs go to a terminal (text lines by default then).
     /// - Throws: ``ConfigurationError`` naming the first invalid variable.
-    public init(_ variables: EnvironmentVariables) throws {
+    public init(
+        _ variables: EnvironmentVariables, standardOutputIsTerminal: Bool = isatty(STDOUT_FILENO) == 1
+    ) throws {
         let levelNames = Logger.Level.allCases.map(\.rawValue)
         let levelName = try variables.choice("LOG_LEVEL", default: "info", allowed: levelNames)
         self.init(
@@ -88,5 +95,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         let production = variables["ENVIRONMENT"] == "production"
         metricsAccess = token.map(MetricsAccess.bearer) ?? (production ? .closed : .open)
+        let terminal = standardOutputIsTerminal && !production
+        let format = try variables.choice(
+            "LOG_FORMAT", default: terminal ? LogFormat.text.rawValue : LogFormat.json.rawValue,
+            allowed: LogFormat.allCases.map(\.rawValue))
+        logFormat = LogFormat(rawValue: format) ?? .json
     }
 }

@@ -394,7 +394,7 @@ public enum FunctionHost {
         _ makeFunctions: @escaping @Sendable (HostedServices) async throws -> [any HTTPFunction]
     ) async {
         let configuration = configuration ?? HostConfiguration.loadOrExit()
-        CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
+        CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel, format: configuration.server.logFormat)
         let logger = Logger(label: configuration.server.service ?? "image-api")
         do {
             logManagementMode(configuration.settings, host: configuration.server.host, logger: logger)

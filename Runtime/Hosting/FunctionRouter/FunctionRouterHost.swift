@@ -120,7 +120,7 @@ public enum FunctionRouterHost {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             exit(78)
         }
-        CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel)
+        CloudLoggingLogHandler.bootstrap(level: configuration.server.logLevel, format: configuration.server.logFormat)
         let logger = Logger(label: "router")
         do {
             try await FunctionServer.run(
