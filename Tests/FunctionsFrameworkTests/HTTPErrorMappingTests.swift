@@ -254,7 +254,8 @@ struct LoggingTests {
             headers: [HTTPField.Name("X-Cloud-Trace-Context")!: "105445aa7843bc8bf206b12000100000/7;o=1"],
             configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
         // Health checks succeed every few seconds: at debug, below this logger's level.
-        _ = try await probe(.get, "/healthz", configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
+        _ = try await probe(
+            .get, "/healthz", configuration: ServerConfiguration(projectID: "my-project"), logger: logger)
         #expect(lines.withLock { $0.allSatisfy { !$0.contains("/healthz") } })
         let line = try #require(lines.withLock { $0.first { $0.contains("GET /items/\(item) 200") } })
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
