@@ -157,6 +157,14 @@ struct HTTPErrorMappingTests {
             try await client.execute(uri: "/readyz", method: .get) { $0.status }
         }
         #expect(status == .serviceUnavailable)
+        let (named, _) = FunctionServer.buildRouter(
+            functions: [], configuration: ServerConfiguration(),
+            readiness: { throw DependencyUnavailable(dependency: "the metadata store (PostgreSQL)", detail: "refused") }
+        )
+        let body = try await Application(router: named).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { String(buffer: $0.body) }
+        }
+        #expect(try detail(body) == "Not ready: the metadata store (PostgreSQL) does not answer")
     }
 }
 

@@ -57,8 +57,11 @@ public enum FunctionServer {
         routes.on(.get, "/readyz") { call -> [String: String] in
             do {
                 try await readiness()
+            } catch let error as DependencyUnavailable {
+                // A stable sentence naming what does not answer; the log has the error itself.
+                throw FunctionError(
+                    .serviceUnavailable, "Not ready: \(error.dependency) does not answer", logDetail: error.detail)
             } catch {
-                // Unauthenticated callers see that it is not ready; the log says why.
                 throw FunctionError(.serviceUnavailable, "Not ready", logDetail: "\(error)")
             }
             return ["status": "ready"]
@@ -160,4 +163,22 @@ public enum FunctionServer {
         try await ServiceGroup(configuration: groupConfiguration).run()
         logger.info("Stopped")
     }
+}
+
+/// A readiness check that failed because a dependency does not answer: `/readyz` names it in
+/// its answer (`Not ready: the metadata store (PostgreSQL) does not answer`) and logs the error.
+public struct DependencyUnavailable: Error, CustomStringConvertible {
+    /// What does not answer, for people: `the metadata store (PostgreSQL)`.
+    public let dependency: String
+    /// The error met, for the log.
+    public let detail: String
+
+    /// Creates the failure.
+    public init(dependency: String, detail: String) {
+        self.dependency = dependency
+        self.detail = detail
+    }
+
+    /// The dependency and the error.
+    public var description: String { "\(dependency) does not answer: \(detail)" }
 }

@@ -6,6 +6,16 @@ import FunctionsFramework
 public struct BackendSelection: Sendable, Equatable {
     /// Where teams, users, keys, images, the outbox and dead letters are kept.
     public enum Metadata: String, Sendable, CaseIterable {
+        /// The backend's name for people: `SQLite`, `memory`, `Firestore`, `PostgreSQL`.
+        public var displayName: String {
+            switch self {
+            case .sqlite: "SQLite"
+            case .memory: "memory"
+            case .firestore: "Firestore"
+            case .postgres: "PostgreSQL"
+            }
+        }
+
         /// One SQLite file under `DATA_DIR` (the default): durable, shared by processes on one machine.
         case sqlite
         /// This process's memory: nothing survives a restart and nothing is shared with another

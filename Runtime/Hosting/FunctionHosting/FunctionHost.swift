@@ -344,13 +344,20 @@ public enum FunctionHost {
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let store = plan.services.api.store
+        let metadata = plan.services.configuration.backends.metadata.displayName
         let localDelivery = plan.localDelivery
         let ownPushPath = plan.ownPushPath
         let useLocalPushEndpoint = plan.useLocalPushEndpoint
         let subscribe = plan.subscribeOnListening
         return FunctionServer.buildApplication(
             functions: plan.functions, configuration: configuration,
-            readiness: { try await store.checkReady() }, logger: logger,
+            readiness: {
+                do {
+                    try await store.checkReady()
+                } catch {
+                    throw DependencyUnavailable(dependency: "the metadata store (\(metadata))", detail: "\(error)")
+                }
+            }, logger: logger,
             onListening: { host, port in
                 if let url = localDelivery?.endpoint(host, port) { useLocalPushEndpoint(url) }
                 let ownPush = ownPushPath.flatMap { path in
