@@ -293,6 +293,7 @@ public enum FunctionHost {
         let localPush = LocalPushFactory.build(
             endpoints: configuration.pubSub.pushEndpoints.compactMap(URL.init(string:)),
             timeout: .seconds(Int64(configuration.pubSub.ackDeadlineSeconds)), bearerToken: pushToken)
+        let storeName = "the metadata store (\(configuration.backends.metadata.displayName))"
         let relay: OutboxRelay?
         var subscribeOnListening: (@Sendable (URL) async throws -> Void)?
         switch relaysOutbox ? configuration.backends.events : nil {
@@ -303,12 +304,13 @@ public enum FunctionHost {
                 localDelivery != nil || !configuration.pubSub.pushEndpoints.isEmpty
                 ? OutboxRelay(
                     queue: services.outbox, settings: configuration.pubSub, publisher: localPush.publisher,
-                    logger: logger)
+                    logger: logger, storeName: storeName)
                 : nil
         case .pubsub:
             let topic = try services.pubSub ?? PubSubTopic(PubSubFactory.events(from: configuration.variables))
             let pubSubRelay = OutboxRelay(
-                queue: services.outbox, settings: configuration.pubSub, publisher: topic.publisher, logger: logger)
+                queue: services.outbox, settings: configuration.pubSub, publisher: topic.publisher, logger: logger,
+                storeName: storeName)
             relay = pubSubRelay
             if services.eventAuthenticator != nil || configuration.settings.environment != .production {
                 functions.append(OutboxRelayEndpoint(relay: pubSubRelay, authenticator: services.eventAuthenticator))

@@ -10,6 +10,8 @@ public final class OutboxRelay: Service, Sendable {
     private let queue: any OutboxQueue
     private let delivery: OutboxDelivery
     private let logger: Logger
+    /// The outbox's store, for people: `the metadata store (PostgreSQL)`.
+    private let storeName: String
 
     /// Creates the relay.
     /// - Parameters:
@@ -18,12 +20,14 @@ public final class OutboxRelay: Service, Sendable {
     ///   - publisher: Where messages are published.
     ///   - clock: The time source for due dates and backoff.
     ///   - logger: Where deliveries are logged.
+    ///   - storeName: The outbox's store, for people, named when it does not answer.
     public init(
         queue: any OutboxQueue, settings: LocalPubSubSettings, publisher: any EventPublisher,
-        clock: any TimeSource = SystemTimeSource(), logger: Logger
+        clock: any TimeSource = SystemTimeSource(), logger: Logger, storeName: String = "the metadata store"
     ) {
         self.queue = queue
         self.logger = logger
+        self.storeName = storeName
         self.delivery = OutboxDelivery(
             queue: queue, publisher: publisher,
             policy: OutboxDeliveryPolicy(
@@ -55,7 +59,10 @@ public final class OutboxRelay: Service, Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
-                    logger.error("Pub/Sub delivery loop failed", metadata: ["error": "\(error)"])
+                    // What did not answer, not the loop that met it.
+                    logger.error(
+                        "\(storeName.prefix(1).uppercased() + storeName.dropFirst()) does not answer: the outbox is not read; trying again in 1 s",
+                        metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
