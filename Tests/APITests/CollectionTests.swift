@@ -1,12 +1,15 @@
 import Foundation
+import FunctionHosting
 import ImageAPICore
 import Testing
 
 @Suite("Collections")
 struct CollectionTests {
-    @Test("create, list, read, rename, choose a cover and delete; images stay, their label cleared")
-    func lifecycle() async throws {
-        let api = try TestAPI()
+    @Test(
+        "create, list, read, rename, choose a cover and delete; images stay, their label cleared",
+        arguments: TestAPI.metadataBackends)
+    func lifecycle(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let created = try await client.createCollection(
@@ -57,9 +60,11 @@ struct CollectionTests {
         }
     }
 
-    @Test("a collection_id that names no collection of the team is refused on upload and on change; nothing is stored")
-    func unknownCollections() async throws {
-        let api = try TestAPI()
+    @Test(
+        "a collection_id that names no collection of the team is refused on upload and on change; nothing is stored",
+        arguments: TestAPI.metadataBackends)
+    func unknownCollections(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let bob = try await client.member(email: "bob@example.com")
@@ -90,9 +95,11 @@ struct CollectionTests {
         }
     }
 
-    @Test("a label images carry from before collections had names is listed unnamed, and naming it keeps its images")
-    func unnamedLabels() async throws {
-        let api = try TestAPI()
+    @Test(
+        "a label images carry from before collections had names is listed unnamed, and naming it keeps its images",
+        arguments: TestAPI.metadataBackends)
+    func unnamedLabels(metadata: BackendSelection.Metadata) async throws {
+        let api = try TestAPI(metadata: metadata)
         try await api.run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             var image = try await client.upload("sunset.jpg", key: ann.key).decode(ImageRecord.self)

@@ -1,4 +1,5 @@
 import Foundation
+import FunctionHosting
 import ImageAPICore
 import TestSupport
 import Testing
@@ -18,9 +19,11 @@ struct NearDuplicateEndpointTests {
         return try await client.getImage(image.id, key: key).decode(ImageRecord.self)
     }
 
-    @Test("an image's near-duplicates and the team's groups: resized copies found, others not, other teams never")
-    func duplicatesAndGroups() async throws {
-        try await TestAPI().run { (client) async throws in
+    @Test(
+        "an image's near-duplicates and the team's groups: resized copies found, others not, other teams never",
+        arguments: TestAPI.metadataBackends)
+    func duplicatesAndGroups(metadata: BackendSelection.Metadata) async throws {
+        try await TestAPI(metadata: metadata).run { (client) async throws in
             let ann = try await client.member(email: "ann@example.com")
             let bob = try await client.member(email: "bob@example.com")
             // Picture 1 at three sizes, picture 2 at two, pictures 3 and 4 once.
