@@ -293,6 +293,34 @@ struct VectorIndexTests {
         #expect(hits.isEmpty)
     }
 
+    @Test("a repeated query is answered from memory until a write, in any process, changes the index")
+    func rememberedAnswers() async throws {
+        let api = try TestAPI()
+        let other = try SQLiteVectorIndex(path: api.databasePath)
+        let team = TeamID()
+        let image = ImageID()
+        try await api.vectors.upsert(
+            VectorEntry(
+                imageID: image, teamID: team, collectionID: nil, tags: [], createdAt: Date(), model: "m",
+                vector: unit([1, 0, 0])))
+        let tagged = VectorQuery(
+            vector: unit([1, 0, 0]), model: "m", teamID: team, filter: ImageFilter(tags: ["x"]), minimumCosine: -1,
+            limit: 10)
+        #expect(try await other.search(tagged).hits.isEmpty)
+        #expect(try await other.search(tagged).hits.isEmpty)
+        #expect(other.answeredFromMemory == 1)
+        // Retagged by the first process: the remembered answer is not used.
+        try await api.vectors.updatePayload(imageID: image, collectionID: nil, tags: ["x"])
+        #expect(try await other.search(tagged).hits.map(\.imageID) == [image])
+        #expect(other.answeredFromMemory == 1)
+        // Another query is another answer; the same one again comes from memory.
+        var shifted = tagged
+        shifted.minimumCosine = 0.5
+        #expect(try await other.search(shifted).hits.map(\.imageID) == [image])
+        #expect(try await other.search(tagged).hits.map(\.imageID) == [image])
+        #expect(other.answeredFromMemory == 2)
+    }
+
     @Test("exact top-k matches a brute-force ranking; a trimmed change log forces a full reload")
     func exactAndReload() async throws {
         let api = try TestAPI()

@@ -12,12 +12,23 @@ import VectorMath
 /// changes past the last sequence it applied, so a vector written by another process (a
 /// separately started Search binary) is seen at once. When the change log has been trimmed past
 /// what a process saw, it reloads everything.
+///
+/// The last ``rememberedAnswers`` answers are remembered with the change they were computed at:
+/// the same query asked again before any write (in any process) is answered without a scan, and
+/// any write makes every remembered answer unusable, so an answer is never stale.
 public final class SQLiteVectorIndex: VectorIndex {
     /// How many change-log entries are kept for other processes to catch up from.
     public static let retainedChanges = 10_000
 
+    /// How many recent answers are remembered.
+    public static let rememberedAnswers = 64
+
     private let pool: DatabasePool
     private let state: Locked<State>
+    private let answers = Locked(RecentAnswers(capacity: SQLiteVectorIndex.rememberedAnswers))
+
+    /// How many searches were answered from memory, without a scan.
+    public var answeredFromMemory: Int { answers.withLock { $0.reused } }
 
     struct Bucket: Hashable, Sendable {
         var teamID: TeamID
@@ -186,7 +197,19 @@ public final class SQLiteVectorIndex: VectorIndex {
         try await catchUp()
         let bucket = Bucket(teamID: query.teamID, model: query.model)
         // Copy out (copy-on-write: no vector is copied) and score outside the lock.
-        let (matrix, payloads) = state.withLock { state in (state.matrices[bucket], state.payloads) }
+        let (matrix, payloads, sequence) = state.withLock { state in
+            (state.matrices[bucket], state.payloads, state.lastSequence)
+        }
+        if let known = answers.withLock({ $0.answer(to: query, at: sequence) }) { return known }
+        let matches = Self.scan(query, matrix: matrix, payloads: payloads)
+        answers.withLock { $0.remember(matches, for: query, at: sequence) }
+        return matches
+    }
+
+    private static func scan(
+        _ query: VectorQuery, matrix: VectorMatrix<ImageID>?,
+        payloads: [ImageID: (bucket: Bucket, payload: VectorPayload)]
+    ) -> VectorMatches {
         guard let matrix, matrix.dimensions == query.vector.count else { return VectorMatches(hits: [], total: 0) }
         // Nothing to filter beyond team and model (the bucket): no payload is looked up.
         let unfiltered = query.filter == ImageFilter() && query.excluding == nil
@@ -294,5 +317,39 @@ public final class SQLiteVectorIndex: VectorIndex {
             throw DatabaseError(message: "column \(column) holds '\(text)', which is not a UUID")
         }
         return id
+    }
+}
+
+/// The last answers of an index, each with the change it was computed at.
+struct RecentAnswers: Sendable {
+    private struct Entry: Sendable {
+        var query: VectorQuery
+        var sequence: Int64
+        var matches: VectorMatches
+    }
+
+    let capacity: Int
+    private var entries: [Entry] = []
+    /// How many answers were given again.
+    private(set) var reused = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The answer remembered for this query at this change, if any (then the most recent).
+    mutating func answer(to query: VectorQuery, at sequence: Int64) -> VectorMatches? {
+        guard let index = entries.lastIndex(where: { $0.sequence == sequence && $0.query == query }) else {
+            return nil
+        }
+        let entry = entries.remove(at: index)
+        entries.append(entry)
+        reused += 1
+        return entry.matches
+    }
+
+    /// Remembers an answer; answers computed before this change are forgotten, then the oldest.
+    mutating func remember(_ matches: VectorMatches, for query: VectorQuery, at sequence: Int64) {
+        entries.removeAll { $0.sequence < sequence }
+        entries.append(Entry(query: query, sequence: sequence, matches: matches))
+        if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
     }
 }
