@@ -203,15 +203,11 @@ public struct ImageLibrary: Sendable {
         }
         var removed = 0
         for (team, blobsByImage) in candidates {
-            let ids = Array(blobsByImage.keys)
-            for start in stride(from: 0, to: ids.count, by: 100) {
-                let chunk = Array(ids[start..<min(start + 100, ids.count)])
-                let recorded = Set(try await images.store.images(ids: chunk, teamID: team).map(\.id))
-                for id in chunk where !recorded.contains(id) {
-                    for key in blobsByImage[id] ?? [] {
-                        try await images.blobs.delete(at: key)
-                        removed += 1
-                    }
+            let recorded = try await records(Array(blobsByImage.keys), teamID: team)
+            for (id, keys) in blobsByImage where recorded[id] == nil {
+                for key in keys {
+                    try await images.blobs.delete(at: key)
+                    removed += 1
                 }
             }
         }
